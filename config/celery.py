@@ -1,0 +1,30 @@
+"""The Celery app. Queues: `default` (housekeeping), `cpu` (imports, scoring, CPU training), `gpu` (training)."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("arbiter")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [Queue(name) for name in ("default", "cpu", "gpu")]
+app.conf.task_routes = {
+    "annotate.tasks.*": {"queue": "cpu"},
+    "rewardtrain.tasks.train_run": {"queue": "gpu"},  # the caller passes queue="cpu" when asked
+    "rewardtrain.tasks.*": {"queue": "cpu"},
+}
+app.autodiscover_tasks()
+
+
+def ensure_broker_folders() -> None:
+    """The filesystem transport needs its folders to exist before a producer or a worker touches them."""
+    from django.conf import settings
+
+    opts = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    for key in ("data_folder_in", "data_folder_out", "control_folder"):
+        if key in opts:
+            os.makedirs(opts[key], exist_ok=True)

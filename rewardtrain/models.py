@@ -1,0 +1,86 @@
+"""Training runs, the model versions they produce (one per run), and the scores those models give."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class TrainingRun(models.Model):
+    class Objective(models.TextChoices):
+        BT = "bt", "Bradley–Terry"
+        BT_MARGIN = "bt-margin", "Bradley–Terry with margin"
+        COST = "cost", "Safe-RLHF cost model"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="training_runs")
+    snapshot = models.ForeignKey("annotate.DatasetSnapshot", on_delete=models.PROTECT, related_name="training_runs")
+    objective = models.CharField(max_length=10, choices=Objective.choices, default=Objective.BT)
+    base_model = models.CharField(max_length=500)
+    config = models.JSONField(default=dict, blank=True)
+    queue = models.CharField(max_length=10, default="gpu")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempt = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    progress = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    last_checkpoint = models.CharField(max_length=500, blank=True)
+    output_dir = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    trigger = models.CharField(max_length=20, default="manual")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.objective}, {self.status})"
+
+
+class ModelVersion(models.Model):
+    class Kind(models.TextChoices):
+        REWARD = "reward", "Reward model"
+        COST = "cost", "Cost model"
+
+    run = models.OneToOneField(TrainingRun, on_delete=models.PROTECT, related_name="model_version")
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="model_versions")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.REWARD)
+    path = models.CharField(max_length=500)
+    metrics = models.JSONField(default=dict, blank=True)
+    snapshot_hash = models.CharField(max_length=64)
+    config = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "kind"], condition=Q(is_active=True), name="model_version_one_active_per_kind"
+            )
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Model {self.pk} ({self.kind})"
+
+
+class Score(models.Model):
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="scores")
+    response = models.ForeignKey("annotate.Response", on_delete=models.CASCADE, related_name="scores")
+    value = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model_version", "response"], name="score_unique")]

@@ -1,0 +1,96 @@
+"""Real processes for tests: the ASGI server (uvicorn) and a Celery worker, on the test database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_database_env() -> dict[str, str]:
+    """Environment that points a child process at the database this test session uses."""
+    env = dict(os.environ)
+    db = connection.settings_dict
+    if settings.IS_POSTGRES:
+        host = db.get("HOST") or "127.0.0.1"
+        port = db.get("PORT") or 5432
+        user = db.get("USER") or "postgres"
+        password = db.get("PASSWORD") or ""
+        auth = f"{user}:{password}@" if password else f"{user}@"
+        env["DATABASE_URL"] = f"postgres://{auth}{host}:{port}/{db['NAME']}"
+    else:
+        env.pop("DATABASE_URL", None)
+        env["SQLITE_PATH"] = str(db["NAME"])
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("ARBITER_DATA_DIR", str(settings.DATA_DIR))
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on {port} after {timeout}s")
+
+
+class Process:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path):
+        self.log = log
+        self._fh = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._fh, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._fh.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_asgi(tmp: Path, extra_env: dict[str, str] | None = None, workers: int = 1) -> tuple[Process, str]:
+    port = free_port()
+    env = test_database_env() | (extra_env or {})
+    args = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    proc = Process(args, env, tmp / f"uvicorn-{port}.log")
+    try:
+        wait_for_port(port, proc.proc)
+    except Exception:
+        proc.stop()
+        raise RuntimeError(proc.output())
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def start_worker(tmp: Path, queues: str = "default,cpu,gpu", extra_env: dict[str, str] | None = None,
+                 name: str = "test") -> Process:
+    env = test_database_env() | (extra_env or {})
+    args = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--pool", "solo",
+            "--concurrency", "1", "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+            "--loglevel", "INFO"]
+    return Process(args, env, tmp / f"worker-{name}.log")

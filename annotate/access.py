@@ -29,12 +29,16 @@ def role_in(user: AbstractBaseUser | AnonymousUser, project: Project) -> str | N
     if not user.is_authenticated:
         return None
     membership = (
-        Membership.objects.filter(user=user, project=project, is_active=True).values_list("role", flat=True).first()
+        Membership.objects.filter(user=user, project=project, is_active=True)
+        .values_list("role", flat=True)
+        .first()
     )
     return membership
 
 
-def get_project_for_user(user, slug: str, roles: tuple[str, ...] = ("admin", "researcher", "annotator")) -> tuple[Project, str]:
+def get_project_for_user(
+    user, slug: str, roles: tuple[str, ...] = ("admin", "researcher", "annotator")
+) -> tuple[Project, str]:
     """The live project `slug` and the user's role on it, or 404 when the user holds none of `roles`."""
     project = Project.objects.filter(slug=slug, deleted_at__isnull=True).first()
     if project is None:

@@ -87,7 +87,16 @@ class RevisionInline(admin.TabularInline):
 
 @admin.register(models.Judgment)
 class JudgmentAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "comparison", "annotator", "choice", "preference", "revision_count", "imported"]
+    list_display = [
+        "id",
+        "project",
+        "comparison",
+        "annotator",
+        "choice",
+        "preference",
+        "revision_count",
+        "imported",
+    ]
     list_filter = ["project", "imported", "is_source", "is_gold", "choice"]
     search_fields = ["annotator__name", "justification"]
     raw_id_fields = ["comparison", "annotator", "assignment"]

@@ -70,19 +70,27 @@ class Project(models.Model):
     # Which questions are asked.
     ask_overall = models.BooleanField(default=True, help_text="7-point overall preference.")
     ask_helpful_harmless = models.BooleanField(default=True, help_text="More helpful / more harmless.")
-    ask_safety = models.BooleanField(default=True, help_text="Per-response safety, harm categories, severity.")
+    ask_safety = models.BooleanField(
+        default=True, help_text="Per-response safety, harm categories, severity."
+    )
     harm_categories = models.JSONField(default=default_harm_categories, blank=True)
-    justification = models.CharField(max_length=10, choices=Justification.choices, default=Justification.OPTIONAL)
+    justification = models.CharField(
+        max_length=10, choices=Justification.choices, default=Justification.OPTIONAL
+    )
     rubric_version = models.ForeignKey(
         "rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="projects"
     )
     rubric_essential_blocks = models.BooleanField(
         default=True, help_text="Unanswered essential rubric criteria block submission."
     )
-    rubric_essential_cap = models.FloatField(default=0.5, help_text="Score cap when an essential criterion fails.")
+    rubric_essential_cap = models.FloatField(
+        default=0.5, help_text="Score cap when an essential criterion fails."
+    )
 
     # Queue.
-    overlap_k = models.PositiveSmallIntegerField(default=3, help_text="Crowd judgments wanted per comparison.")
+    overlap_k = models.PositiveSmallIntegerField(
+        default=3, help_text="Crowd judgments wanted per comparison."
+    )
     gold_share = models.FloatField(default=0.0, help_text="Share of served comparisons that are gold (0–1).")
     reservation_minutes = models.PositiveIntegerField(default=30)
     revision_window_hours = models.PositiveIntegerField(default=24)
@@ -127,11 +135,15 @@ class Membership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=12, choices=Role.choices)
     is_active = models.BooleanField(default=True)
-    paused_reason = models.CharField(max_length=200, blank=True, help_text="Set when labelling is paused for them.")
+    paused_reason = models.CharField(
+        max_length=200, blank=True, help_text="Set when labelling is paused for them."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "project"], name="membership_unique_user_project")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "project"], name="membership_unique_user_project")
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} · {self.project} · {self.role}"
@@ -149,7 +161,11 @@ class Annotator(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotators")
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotator_of"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="annotator_of",
     )
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.CROWD)
@@ -208,9 +224,15 @@ class Comparison(models.Model):
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="comparisons")
     response_a = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     response_b = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
-    pair_key = models.CharField(max_length=64, help_text="sha256 of prompt key + the sorted pair of text keys.")
-    extra_k = models.PositiveSmallIntegerField(default=0, help_text="Judgments wanted beyond the project's k.")
-    crowd_judgments = models.PositiveIntegerField(default=0, help_text="Submitted crowd judgments (queue order).")
+    pair_key = models.CharField(
+        max_length=64, help_text="sha256 of prompt key + the sorted pair of text keys."
+    )
+    extra_k = models.PositiveSmallIntegerField(
+        default=0, help_text="Judgments wanted beyond the project's k."
+    )
+    crowd_judgments = models.PositiveIntegerField(
+        default=0, help_text="Submitted crowd judgments (queue order)."
+    )
     random_key = models.FloatField(default=0.0, help_text="Stable random tie-break for the queue order.")
     created_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -218,7 +240,9 @@ class Comparison(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["project", "pair_key"], name="comparison_unique_pair"),
-            models.CheckConstraint(condition=~Q(response_a=models.F("response_b")), name="comparison_distinct_sides"),
+            models.CheckConstraint(
+                condition=~Q(response_a=models.F("response_b")), name="comparison_distinct_sides"
+            ),
         ]
         indexes = [models.Index(fields=["project", "crowd_judgments", "random_key"], name="comparison_queue")]
 
@@ -305,8 +329,12 @@ def _answer_constraints(prefix: str) -> list[models.BaseConstraint]:
             name=f"{prefix}_preference_range",
         ),
         # A safe response has no harm categories and no severity.
-        models.CheckConstraint(condition=~Q(a_safe=True) | Q(a_severity__isnull=True), name=f"{prefix}_a_safe_sev"),
-        models.CheckConstraint(condition=~Q(b_safe=True) | Q(b_severity__isnull=True), name=f"{prefix}_b_safe_sev"),
+        models.CheckConstraint(
+            condition=~Q(a_safe=True) | Q(a_severity__isnull=True), name=f"{prefix}_a_safe_sev"
+        ),
+        models.CheckConstraint(
+            condition=~Q(b_safe=True) | Q(b_severity__isnull=True), name=f"{prefix}_b_safe_sev"
+        ),
     ]
 
 
@@ -321,7 +349,9 @@ class Judgment(Answers):
     )
     is_source = models.BooleanField(default=False, help_text="A source label: never counts toward k.")
     imported = models.BooleanField(default=False)
-    is_gold = models.BooleanField(default=False, help_text="Given on a gold comparison: outside k and agreement.")
+    is_gold = models.BooleanField(
+        default=False, help_text="Given on a gold comparison: outside k and agreement."
+    )
     revision_count = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
@@ -340,7 +370,11 @@ class JudgmentRevision(Answers):
     judgment = models.ForeignKey(Judgment, on_delete=models.CASCADE, related_name="revisions")
     number = models.PositiveIntegerField()
     submission_id = models.CharField(
-        max_length=64, null=True, blank=True, unique=True, help_text="Client-made id: resubmission is idempotent."
+        max_length=64,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="Client-made id: resubmission is idempotent.",
     )
     created_at = models.DateTimeField()
 
@@ -372,7 +406,9 @@ class Adjudication(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["comparison", "axis"], name="adjudication_unique_axis")]
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "axis"], name="adjudication_unique_axis")
+        ]
 
 
 class DatasetSnapshot(models.Model):
@@ -416,7 +452,9 @@ class SnapshotPair(models.Model):
     safer = models.CharField(max_length=1, choices=Side.choices, null=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["snapshot", "comparison"], name="snapshot_pair_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "comparison"], name="snapshot_pair_unique")
+        ]
 
 
 class ImportJob(models.Model):
@@ -466,7 +504,9 @@ class ExportJob(models.Model):
 class ApiToken(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
-    key_hash = models.CharField(max_length=64, unique=True, help_text="sha256 of the token; the token is shown once.")
+    key_hash = models.CharField(
+        max_length=64, unique=True, help_text="sha256 of the token; the token is shown once."
+    )
     prefix = models.CharField(max_length=12)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

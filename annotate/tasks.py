@@ -12,6 +12,9 @@ def probe(self, token: str) -> str:
     """Answers that a worker consumes the queue this was sent to (`manage.py check_worker`)."""
     queue = (self.request.delivery_info or {}).get("routing_key", "")
     AuditEvent.objects.create(
-        action="worker.probe", target_type="queue", target_id=queue, data={"token": token, "hostname": self.request.hostname}
+        action="worker.probe",
+        target_type="queue",
+        target_id=queue,
+        data={"token": token, "hostname": self.request.hostname},
     )
     return token

@@ -26,4 +26,6 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "comparisons": project.comparisons.filter(deleted_at__isnull=True).count(),
         "judgments": project.judgments.count(),
     }
-    return render(request, "annotate/project_detail.html", {"project": project, "role": role, "counts": counts})
+    return render(
+        request, "annotate/project_detail.html", {"project": project, "role": role, "counts": counts}
+    )

@@ -21,7 +21,9 @@ class TrainingRun(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="training_runs")
-    snapshot = models.ForeignKey("annotate.DatasetSnapshot", on_delete=models.PROTECT, related_name="training_runs")
+    snapshot = models.ForeignKey(
+        "annotate.DatasetSnapshot", on_delete=models.PROTECT, related_name="training_runs"
+    )
     objective = models.CharField(max_length=10, choices=Objective.choices, default=Objective.BT)
     base_model = models.CharField(max_length=500)
     config = models.JSONField(default=dict, blank=True)
@@ -68,7 +70,9 @@ class ModelVersion(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["project", "kind"], condition=Q(is_active=True), name="model_version_one_active_per_kind"
+                fields=["project", "kind"],
+                condition=Q(is_active=True),
+                name="model_version_one_active_per_kind",
             )
         ]
         ordering = ["-created_at"]

@@ -81,9 +81,15 @@ class CriterionAnswer(models.Model):
         "annotate.JudgmentRevision", on_delete=models.CASCADE, related_name="criterion_answers"
     )
     side = models.CharField(max_length=1, choices=[("a", "A"), ("b", "B")])
-    version = models.ForeignKey(RubricVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    criterion = models.ForeignKey(Criterion, null=True, blank=True, on_delete=models.PROTECT, related_name="answers")
-    criterion_key = models.CharField(max_length=64, help_text="The criterion's key (or an item criterion's id).")
+    version = models.ForeignKey(
+        RubricVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    criterion = models.ForeignKey(
+        Criterion, null=True, blank=True, on_delete=models.PROTECT, related_name="answers"
+    )
+    criterion_key = models.CharField(
+        max_length=64, help_text="The criterion's key (or an item criterion's id)."
+    )
     answer = models.CharField(max_length=3, choices=Answer.choices)
 
     class Meta:

@@ -12,7 +12,9 @@ PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - test persona password
 
 
 def make_user(username: str, **extra) -> User:
-    return User.objects.create_user(username=username, password=PASSWORD, email=f"{username}@example.org", **extra)
+    return User.objects.create_user(
+        username=username, password=PASSWORD, email=f"{username}@example.org", **extra
+    )
 
 
 @pytest.fixture

@@ -76,8 +76,20 @@ class Process:
 def start_asgi(tmp: Path, extra_env: dict[str, str] | None = None, workers: int = 1) -> tuple[Process, str]:
     port = free_port()
     env = test_database_env() | (extra_env or {})
-    args = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "config.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
     proc = Process(args, env, tmp / f"uvicorn-{port}.log")
     try:
         wait_for_port(port, proc.proc)
@@ -87,10 +99,28 @@ def start_asgi(tmp: Path, extra_env: dict[str, str] | None = None, workers: int 
     return proc, f"http://127.0.0.1:{port}"
 
 
-def start_worker(tmp: Path, queues: str = "default,cpu,gpu", extra_env: dict[str, str] | None = None,
-                 name: str = "test") -> Process:
+def start_worker(
+    tmp: Path, queues: str = "default,cpu,gpu", extra_env: dict[str, str] | None = None, name: str = "test"
+) -> Process:
     env = test_database_env() | (extra_env or {})
-    args = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--pool", "solo",
-            "--concurrency", "1", "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
-            "--loglevel", "INFO"]
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "-Q",
+        queues,
+        "--pool",
+        "solo",
+        "--concurrency",
+        "1",
+        "-n",
+        f"{name}-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "INFO",
+    ]
     return Process(args, env, tmp / f"worker-{name}.log")

@@ -1,0 +1,72 @@
+"""Small builders for tests: real rows, made the way the importer makes them."""
+
+from __future__ import annotations
+
+import random
+
+from django.utils import timezone
+
+from annotate.canonical import as_messages, pair_key, prompt_key, text_key
+from annotate.models import Annotator, Comparison, Item, Judgment, JudgmentRevision, Project, Response
+
+
+def make_comparison(
+    project: Project,
+    prompt="Say hello",
+    a: str = "Hello!",
+    b: str = "Go away.",
+    model_a: str = "",
+    model_b: str = "",
+) -> Comparison:
+    messages = as_messages(prompt)
+    pk = prompt_key(messages)
+    item, _ = Item.objects.get_or_create(project=project, prompt_key=pk, defaults={"prompt": messages})
+    ra, _ = Response.objects.get_or_create(
+        item=item, text_key=text_key(a), defaults={"text": a, "model_name": model_a}
+    )
+    rb, _ = Response.objects.get_or_create(
+        item=item, text_key=text_key(b), defaults={"text": b, "model_name": model_b}
+    )
+    return Comparison.objects.create(
+        project=project,
+        item=item,
+        response_a=ra,
+        response_b=rb,
+        pair_key=pair_key(pk, ra.text_key, rb.text_key),
+        random_key=random.random(),
+    )
+
+
+def make_comparisons(project: Project, n: int) -> list[Comparison]:
+    return [make_comparison(project, f"Prompt {i}", f"Answer A{i}", f"Answer B{i}") for i in range(n)]
+
+
+def crowd_annotator(project: Project, name: str, user=None) -> Annotator:
+    return Annotator.objects.get_or_create(project=project, name=name, defaults={"user": user})[0]
+
+
+def add_judgment(
+    comparison: Comparison,
+    annotator: Annotator,
+    *,
+    imported: bool = False,
+    is_source: bool = False,
+    **answers,
+) -> Judgment:
+    """A submitted judgment with one revision; `answers` are Answers fields (choice derived from preference)."""
+    pref = answers.get("preference")
+    if "choice" not in answers and pref is not None:
+        answers["choice"] = "a" if pref < 0 else "b" if pref > 0 else "tie"
+    now = timezone.now()
+    judgment = Judgment.objects.create(
+        project=comparison.project,
+        comparison=comparison,
+        annotator=annotator,
+        imported=imported,
+        is_source=is_source,
+        created_at=now,
+        updated_at=now,
+        **answers,
+    )
+    JudgmentRevision.objects.create(judgment=judgment, number=1, created_at=now, **answers)
+    return judgment

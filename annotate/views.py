@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from .access import get_project_for_user, is_admin, projects_for_user
@@ -29,3 +30,10 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request, "annotate/project_detail.html", {"project": project, "role": role, "counts": counts}
     )
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness for load balancers and compose: the process answers and the database responds."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"ok": True})

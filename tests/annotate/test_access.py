@@ -44,3 +44,9 @@ def test_anonymous_is_sent_to_login(client, project):
     response = client.get(reverse("project_detail", args=[project.slug]))
     assert response.status_code == 302
     assert reverse("login") in response["Location"]
+
+
+def test_healthz_answers_without_login(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"ok": True}

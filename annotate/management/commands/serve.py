@@ -1,0 +1,96 @@
+"""`make run`: migrate, seed the demo, then run the ASGI server and an embedded Celery worker side by side."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from config.celery import ensure_broker_folders
+
+
+class Command(BaseCommand):
+    help = "Run Arbiter: the ASGI web server (uvicorn, HTTP + websockets) and a Celery worker with beat."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--no-demo", action="store_true", help="Do not seed the demo projects and logins."
+        )
+        parser.add_argument("--web-workers", type=int, default=1)
+
+    def handle(self, *args, host: str, port: int, no_demo: bool, web_workers: int, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        if not no_demo:
+            call_command("seed_demo")
+        ensure_broker_folders()
+        settings.ARBITER_MODELS_DIR.mkdir(parents=True, exist_ok=True)
+        python = sys.executable
+        worker = subprocess.Popen(
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--beat",
+                "-Q",
+                "default,cpu,gpu",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "2",
+                "--loglevel",
+                "INFO",
+                "-s",
+                str(settings.DATA_DIR / "celerybeat-schedule"),
+            ],
+        )
+        web = subprocess.Popen(
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--workers",
+                str(web_workers),
+                "--log-level",
+                "info",
+            ],
+        )
+        self.stdout.write(
+            self.style.SUCCESS(f"Arbiter is starting on http://{host}:{port}/  (Ctrl+C stops it)")
+        )
+        children = [web, worker]
+
+        def stop(*_: object) -> None:
+            for child in children:
+                if child.poll() is None:
+                    child.terminate()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            while all(child.poll() is None for child in children):
+                time.sleep(0.5)
+        finally:
+            stop()
+            for child in children:
+                try:
+                    child.wait(15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+        failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, -signal.SIGINT)]
+        if failed:
+            raise SystemExit(f"a child process exited with {failed[0].returncode}")

@@ -13,7 +13,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("rubric", type=int, help="Rubric id")
-        parser.add_argument("--version", dest="number", type=int, help="Version number")
+        parser.add_argument("--number", dest="number", type=int, help="Version number")
         parser.add_argument("--format", choices=["json", "yaml"], default="json")
         parser.add_argument("--out", help="Write here instead of standard output")
 

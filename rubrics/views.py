@@ -188,7 +188,9 @@ def version_detail(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     context = _criteria_context(
         version,
         editing=edited.pk if edited else None,
-        edit_form=CriterionForm(initial=_criterion_initial(edited)) if edited else None,
+        edit_form=CriterionForm(initial=_criterion_initial(edited), auto_id=f"id_c{edited.pk}_%s")
+        if edited
+        else None,
         projects=research_projects(request.user).order_by("name"),
     )
     if request.htmx:
@@ -222,7 +224,7 @@ def criterion_edit(request: HttpRequest, cid: int) -> HttpResponse:
         if version.is_published:
             raise Http404("Published criteria cannot be edited")
         if request.htmx:
-            form = CriterionForm(initial=_criterion_initial(criterion))
+            form = CriterionForm(initial=_criterion_initial(criterion), auto_id=f"id_c{criterion.pk}_%s")
             return render(request, "rubrics/partial/criterion_form.html", {"c": criterion, "form": form})
         return redirect(_version_url(version) + f"?edit={criterion.pk}#c-{criterion.key}")
     form = CriterionForm(request.POST)

@@ -106,18 +106,30 @@ def test_researcher_creates_reorders_publishes_and_pins_a_rubric(server, browser
     ]
 
     # Drag: the first criterion dropped onto the lower half of the second.
+    page.evaluate("document.querySelector('[data-criteria-list]').dataset.stale = '1'")
     target = page.locator('[data-criterion-row][data-key="c2"]')
     box = target.bounding_box()
     page.locator('[data-criterion-row][data-key="c1"] .drag-handle').drag_to(
         target, target_position={"x": 20, "y": box["height"] - 6}
     )
-    page.wait_for_function("document.querySelectorAll('[data-criterion-row]')[0].dataset.key === 'c2'")
+    # The row moves at once in the page; wait for the server's list to replace it (no stale marker left).
+    page.wait_for_function(
+        "!document.querySelector('[data-criteria-list]').dataset.stale"
+        " && document.querySelectorAll('[data-criterion-row]')[0].dataset.key === 'c2'"
+    )
     assert criteria_texts(page) == [
         "Gives a reason",
         "States the answer first",
         "Invents facts",
         "Uses a list",
     ]
+
+    # Edit in place: the row turns into a form, saving swaps the list back.
+    page.locator('[data-criterion-row][data-key="c3"] [data-edit]').click()
+    page.fill("#c-c3 textarea[name=text]", "Uses a short list")
+    page.fill("#c-c3 input[name=weight]", "0.5")
+    page.click("#c-c3 button[type=submit]")
+    page.wait_for_selector('[data-criterion-row][data-key="c3"] >> text=Uses a short list')
     assert page.evaluate("window.__noReload") is True
 
     page.click("#publish-form button")
@@ -198,3 +210,38 @@ def test_annotator_answers_the_checklist_by_keyboard_in_the_workbench(
     assert page.locator("[data-score-row]").count() == 1
     assert page.locator("[data-score-a]").inner_text() == "0.78"
     assert page.locator("[data-score-b]").inner_text() == "0.22"
+
+
+def test_preview_checklist_is_answered_by_keyboard_and_scored(server, browser, researcher, project):
+    version = build_rubric("Preview me", publish=False)
+    comparison = make_comparison(project, "Capital of France?", "**Paris**", "<b>Lyon</b>")
+    page = log_in(browser, server, researcher)
+    page.goto(server + f"/rubrics/{version.rubric_id}/v/1/preview/{project.slug}/")
+    # Markdown renders, raw HTML from the data does not.
+    assert page.locator(".preview-grid strong", has_text="Paris").count() == 1
+    assert page.locator(".preview-grid b").count() == 0
+    page.evaluate("window.__noReload = true")
+    # Focus the first item of A and answer all four; focus moves on by itself, into B's checklist.
+    page.locator('[data-rubric-side="a"] .rubric-item').first.focus()
+    for key in "yayy" + "nnyn":
+        page.keyboard.press(key)
+    checked = page.eval_on_selector_all(
+        "input[type=radio]:checked", "els => els.map(e => e.name + '=' + e.value)"
+    )
+    assert checked == [
+        "rubric-a-c1=yes",
+        "rubric-a-c2=na",
+        "rubric-a-c3=yes",
+        "rubric-a-c4=yes",
+        "rubric-b-c1=no",
+        "rubric-b-c2=no",
+        "rubric-b-c3=yes",
+        "rubric-b-c4=no",
+    ]
+    page.click("#preview-form button[type=submit]")
+    # A: (5 + 1 − 2) / 6 = 0.67; B: 1 / 9 = 0.11 (an essential failed; already under the cap).
+    page.wait_for_selector("[data-preview-score-a]")
+    assert page.locator("[data-preview-score-a]").inner_text() == "0.67"
+    assert page.locator("[data-preview-score-b]").inner_text() == "0.11"
+    assert page.evaluate("window.__noReload") is True
+    assert not comparison.judgments.exists()

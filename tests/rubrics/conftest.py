@@ -12,6 +12,12 @@ CRITERIA = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Personas are created with passwords; these tests log in with force_login, so hashing cost is waste."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def build_rubric(name: str = "Helpfulness", *, publish: bool = True, user=None, criteria=CRITERIA):
     rubric = services.rubric_create(name=name, description="How helpful is it?", user=user)
     version = rubric.versions.get()

@@ -66,9 +66,12 @@ def rubric_results(rubric: Rubric, projects) -> list[dict]:
             judgment = revision.judgment
             scores = scores_for(checklist, entry, judgment.project)
             score_a, score_b = scores["a"]["score"], scores["b"]["score"]
-            agrees = None
-            if revision.choice in ("a", "b") and score_a is not None and score_b is not None:
-                agrees = score_a != score_b and (score_a > score_b) == (revision.choice == "a")
+            agrees = None  # "yes" | "no" | "tie" (equal or undefined scores) | None (no decisive choice)
+            if revision.choice in ("a", "b"):
+                if score_a is None or score_b is None or score_a == score_b:
+                    agrees = "tie"
+                else:
+                    agrees = "yes" if (score_a > score_b) == (revision.choice == "a") else "no"
             rows.append(
                 {
                     "judgment": judgment,

@@ -186,5 +186,6 @@ def test_rubric_page_shows_scores_and_discrimination_from_criterion_answers(auth
     # yes_all: 9/9 = 1.00; weak: (5+1-2)/9 = 0.44. Agreement: judgments 1 and 3 agree, 2 does not → 67%.
     assert "<td data-score-a>1.00</td><td data-score-b>0.44</td>" in html
     assert "<dd data-agreement>67%</dd>" in html
+    assert html.count("<td data-agrees>yes</td>") == 2 and html.count("<td data-agrees>no</td>") == 1
     assert html.count("never discriminates") == 2  # c1 and c3
     assert html.count("always discriminates") == 2  # c2 and c4

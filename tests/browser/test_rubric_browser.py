@@ -5,6 +5,7 @@ an annotator answers the checklist in the workbench by keyboard (once the workbe
 from __future__ import annotations
 
 import pytest
+from django.db import connections
 from django.urls import NoReverseMatch, reverse
 
 from annotate.models import Project
@@ -49,6 +50,9 @@ def browser(server, monkeypatch):
         chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+        # The connection the test opened while Playwright's loop ran must not outlive it (PostgreSQL's pool
+        # would keep it checked out, and the test database could not be dropped at the end).
+        connections.close_all()
 
 
 def log_in(browser, base_url, user):

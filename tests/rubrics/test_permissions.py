@@ -90,6 +90,10 @@ def test_pinning_a_version_needs_the_researcher_role_on_that_project(
     project.refresh_from_db()
     assert project.rubric_version is None
     client.force_login(researcher)
+    draft = build_rubric("Unfinished", publish=False)
+    assert client.post(url, {"version": draft.pk}).status_code == 200  # the form refuses a draft
+    project.refresh_from_db()
+    assert project.rubric_version is None
     assert client.post(url, {"version": version.pk}).status_code == 302
     project.refresh_from_db()
     assert project.rubric_version == version

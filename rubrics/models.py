@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,56}$")
+KEY_HELP = "1–56 letters, digits, '_', '.' or '-'."
+
+DEFAULT_WEIGHTS = {"essential": 5.0, "important": 3.0, "optional": 1.0, "pitfall": -2.0}
+
+
+class FrozenVersionError(ValidationError):
+    """A published rubric version (or one of its criteria) was about to change.
+
+    The database refuses the same through triggers (migration 0002); this is the clear message first.
+    """
 
 
 class Rubric(models.Model):
@@ -45,6 +60,30 @@ class RubricVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.rubric.name} v{self.number}"
 
+    def save(self, *args, **kwargs):
+        if self._stored_status() == self.Status.PUBLISHED:
+            raise FrozenVersionError(f"{self} is published and cannot be changed; start a new draft.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self._stored_status() == self.Status.PUBLISHED:
+            raise FrozenVersionError(f"{self} is published and cannot be deleted.")
+        return super().delete(*args, **kwargs)
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == self.Status.PUBLISHED
+
+    @property
+    def label(self) -> str:
+        """What `raw` rows carry as `rubric.version`."""
+        return f"{self.rubric.name} v{self.number}"
+
+    def _stored_status(self) -> str | None:
+        if self.pk is None:
+            return None
+        return RubricVersion.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+
 
 class Criterion(models.Model):
     class Category(models.TextChoices):
@@ -63,12 +102,60 @@ class Criterion(models.Model):
     text = models.TextField()
     guidance = models.TextField(blank=True)
     category = models.CharField(max_length=10, choices=Category.choices, default=Category.IMPORTANT)
-    weight = models.FloatField()
+    weight = models.FloatField(
+        help_text="Defaults by category: essential 5, important 3, optional 1, pitfall −2."
+    )
     answer_type = models.CharField(max_length=10, choices=AnswerType.choices, default=AnswerType.YES_NO)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["version", "key"], name="criterion_unique_key")]
         ordering = ["version_id", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.text[:60]}"
+
+    def save(self, *args, **kwargs):
+        if self.weight is None:
+            self.weight = DEFAULT_WEIGHTS[self.category]
+        stored = Criterion.objects.filter(pk=self.pk).values_list("version_id", flat=True).first()
+        if self._version_published(self.version_id) or (
+            stored is not None and self._version_published(stored)
+        ):
+            raise FrozenVersionError(
+                "This criterion belongs to a published rubric version and cannot be changed; "
+                "start a new draft."
+            )
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self._version_published(self.version_id):
+            raise FrozenVersionError(
+                "This criterion belongs to a published rubric version and cannot be deleted."
+            )
+        return super().delete(*args, **kwargs)
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if not KEY_RE.match(self.key or ""):
+            errors["key"] = f"Key {self.key!r} is not valid: {KEY_HELP}"
+        if self.weight is not None:
+            message = weight_error(self.category, self.weight)
+            if message:
+                errors["weight"] = message
+        if errors:
+            raise ValidationError(errors)
+
+    def _version_published(self, version_id: int | None) -> bool:
+        return RubricVersion.objects.filter(pk=version_id, status=RubricVersion.Status.PUBLISHED).exists()
+
+
+def weight_error(category: str, weight: float) -> str | None:
+    """Pitfalls subtract (negative weight); every other category adds (positive weight)."""
+    if category == Criterion.Category.PITFALL and not weight < 0:
+        return "A pitfall's weight must be negative (it is subtracted when the pitfall is present)."
+    if category != Criterion.Category.PITFALL and not weight > 0:
+        return "Essential, important and optional criteria need a positive weight."
+    return None
 
 
 class CriterionAnswer(models.Model):

@@ -146,11 +146,13 @@ def _shown_answers(judgment: Judgment) -> dict:
     return data
 
 
-def _progress(project: Project, user) -> dict:
+def _progress(project: Project, user, assignment: Assignment | None) -> dict:
+    """Done today, and left for this annotator counting the comparison on screen."""
     annotator = annotator_for(project=project, user=user)
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     done_today = Judgment.objects.filter(annotator=annotator, created_at__gte=start).count()
-    return {"done_today": done_today, "left": remaining_for(project=project, annotator=annotator)}
+    current = int(assignment is not None and assignment.status == Assignment.Status.RESERVED)
+    return {"done_today": done_today, "left": remaining_for(project=project, annotator=annotator) + current}
 
 
 def _comparison_context(
@@ -178,7 +180,7 @@ def _comparison_context(
         "justification_mode": project.justification,
         "guidelines_html": render_markdown(project.guidelines),
         "blocked": labelling_blocked_reason(project=project, user=request.user),
-        "progress": _progress(project, request.user),
+        "progress": _progress(project, request.user, assignment),
         "judgment": judgment,
     }
     if assignment is None:

@@ -208,8 +208,7 @@
     if (!state) return;
     if (document.visibilityState === "hidden") {
       if (state.visibleSince !== null) { state.elapsed += Date.now() - state.visibleSince; state.visibleSince = null; }
-      state.dirty = true; // the elapsed time changed: keep it with the draft
-      saveDraft(true);
+      saveDraft(true); // only when answers changed since the last save: a reload must not race a newer page
     } else if (state.visibleSince === null) {
       state.visibleSince = Date.now();
     }

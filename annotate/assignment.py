@@ -69,7 +69,7 @@ def has_free_slot(*, comparison: Comparison, project: Project, exclude_assignmen
     now = timezone.now()
     return (
         Comparison.objects.filter(pk=comparison.pk)
-        .annotate(held=live_reservations(now, exclude_assignment=exclude_assignment))
+        .alias(held=live_reservations(now, exclude_assignment=exclude_assignment))
         .filter(crowd_judgments__lt=wanted(project) - F("held"))
         .exists()
     )
@@ -82,7 +82,7 @@ def available_crowd(*, project: Project, annotator: Annotator, now=None):
         Comparison.objects.filter(project=project, deleted_at__isnull=True)
         .filter(~Exists(Gold.objects.filter(comparison=OuterRef("pk"))))
         .filter(~Exists(Assignment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)))
-        .annotate(held=live_reservations(now))
+        .alias(held=live_reservations(now))
         .filter(crowd_judgments__lt=wanted(project) - F("held"))
     )
 
@@ -128,7 +128,7 @@ def _open_reservation(project: Project, annotator: Annotator, now) -> Assignment
     """The annotator's open reservation, renewed if it expired and its slot is still free; else expired."""
     current = (
         Assignment.objects.filter(project=project, annotator=annotator, status=RESERVED)
-        .select_related("comparison")
+        .select_related("comparison__item", "comparison__response_a", "comparison__response_b")
         .first()
     )
     if current is None:
@@ -149,10 +149,16 @@ def _open_reservation(project: Project, annotator: Annotator, now) -> Assignment
 
 
 def _lock_first(qs) -> Comparison | None:
-    return qs.select_for_update(skip_locked=True, of=("self",)).order_by(*_ORDER).first()
+    # The item and both responses come with the lock: the caller shows them without more queries.
+    return (
+        qs.select_for_update(skip_locked=True, of=("self",))
+        .select_related("item", "response_a", "response_b")
+        .order_by(*_ORDER)
+        .first()
+    )
 
 
-_ORDER = ("crowd_judgments", "random_key", "pk")
+_ORDER = ("crowd_judgments", "random_key")  # exactly the comparison_queue index: an ordered scan, no sort
 
 
 def claim_next(*, project: Project, user) -> Assignment | None:
@@ -165,9 +171,11 @@ def claim_next(*, project: Project, user) -> Assignment | None:
     """
     if labelling_blocked_reason(project=project, user=user):
         return None
-    annotator = annotator_for(project=project, user=user)
     with transaction.atomic():
-        Annotator.objects.select_for_update().filter(pk=annotator.pk).values_list("pk").first()
+        annotator = Annotator.objects.select_for_update().filter(project=project, user=user).first()
+        if annotator is None:
+            annotator = annotator_for(project=project, user=user)
+            Annotator.objects.select_for_update().filter(pk=annotator.pk).values_list("pk").first()
         now = timezone.now()
         current = _open_reservation(project, annotator, now)
         if current is not None:
@@ -175,7 +183,10 @@ def claim_next(*, project: Project, user) -> Assignment | None:
         if _wants_gold(project, annotator):
             gold = available_gold(project=project, annotator=annotator)
             picked = (
-                gold.select_for_update(skip_locked=True, of=("self",)).order_by("random_key", "pk").first()
+                gold.select_for_update(skip_locked=True, of=("self",))
+                .select_related("item", "response_a", "response_b")
+                .order_by("random_key")
+                .first()
             )
             if picked is not None:
                 return _reserve(project, annotator, picked, gold=True, now=now)

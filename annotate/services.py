@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -212,33 +212,47 @@ def submit_judgment(
     """
     if not submission_id or len(submission_id) > 64:
         raise AnswerError({"submission_id": "A submission id of 1–64 characters is required."})
-    refused = False
+    try:
+        judgment, refused = _submit_locked(assignment, user, answers, submission_id, draft_version)
+    except IntegrityError:
+        # The one way here: this submission id was already used for another comparison.
+        if _by_submission(submission_id) is None:
+            raise
+        raise AnswerError({"submission_id": "This submission id was used for another comparison."})
+    if refused:
+        raise SubmissionRefused(
+            "Your reservation expired and this comparison already has all the judgments it needs. "
+            "Your answers are kept as a draft; move on to the next comparison."
+        )
+    return judgment
+
+
+def _submit_locked(
+    assignment: Assignment, user, answers: dict, submission_id: str, draft_version: int | None
+) -> tuple[Judgment | None, bool]:
     with transaction.atomic():
         locked = (
             Assignment.objects.select_for_update(of=("self",))
-            .select_related("project", "annotator", "comparison")
+            .select_related("project", "annotator", "draft")
             .filter(pk=assignment.pk)
             .first()
         )
         if locked is None or locked.annotator.user_id != user.pk:
             raise SubmissionRefused("This comparison is not assigned to you.")
-        # Checked after the lock: a concurrent duplicate waits for the first and then finds its judgment.
-        existing = _by_submission(submission_id)
-        if existing is not None:
-            if existing.assignment_id != locked.pk:
-                raise AnswerError({"submission_id": "This submission id was used for another comparison."})
-            return existing
-        project = locked.project
         if locked.status == Assignment.Status.SUBMITTED:
+            # Checked after the lock: a concurrent duplicate waited for the first and now finds its judgment.
+            existing = _by_submission(submission_id)
+            if existing is not None and existing.assignment_id == locked.pk:
+                return existing, False
             raise SubmissionRefused(
                 "This comparison was already submitted; open it from your history to revise."
             )
         if locked.status == Assignment.Status.SKIPPED:
             raise SubmissionRefused("This comparison was skipped.")
-        if draft_version is not None:
-            current = Draft.objects.filter(assignment=locked).values_list("version", flat=True).first()
-            if current is not None and current > draft_version:
-                raise StaleDraft(current)
+        draft = getattr(locked, "draft", None)
+        if draft_version is not None and draft is not None and draft.version > draft_version:
+            raise StaleDraft(draft.version)
+        project = locked.project
         canonical = validate_answers(project=project, assignment=locked, answers=answers)
         now = timezone.now()
         expired = locked.status == Assignment.Status.EXPIRED or (
@@ -246,19 +260,15 @@ def submit_judgment(
         )
         if expired and not locked.is_gold:
             Comparison.objects.select_for_update().filter(pk=locked.comparison_id).values_list("pk").first()
-            refused = not has_free_slot(
-                comparison=locked.comparison, project=project, exclude_assignment=locked.pk
-            )
-        if refused:
-            _keep_draft(locked, answers)
-        else:
-            judgment = _record(locked, canonical, submission_id=submission_id, answers=answers, now=now)
-    if refused:
-        raise SubmissionRefused(
-            "Your reservation expired and this comparison already has all the judgments it needs. "
-            "Your answers are kept as a draft; move on to the next comparison."
-        )
-    return judgment
+            if not has_free_slot(
+                comparison=Comparison(pk=locked.comparison_id), project=project, exclude_assignment=locked.pk
+            ):
+                _keep_draft(locked, answers)
+                return None, True
+        judgment = _record(locked, canonical, submission_id=submission_id, answers=answers, now=now)
+        if draft is not None:
+            draft.delete()
+        return judgment, False
 
 
 def _record(locked: Assignment, canonical: Canonical, *, submission_id: str, answers: dict, now) -> Judgment:
@@ -280,7 +290,6 @@ def _record(locked: Assignment, canonical: Canonical, *, submission_id: str, ans
     Assignment.objects.filter(pk=locked.pk).update(status=Assignment.Status.SUBMITTED, submitted_at=now)
     if not locked.is_gold and locked.annotator.kind == Annotator.Kind.CROWD:
         Comparison.objects.filter(pk=locked.comparison_id).update(crowd_judgments=F("crowd_judgments") + 1)
-    Draft.objects.filter(assignment_id=locked.pk).delete()
     for saver in answer_savers:
         saver(revision, answers)
     return judgment

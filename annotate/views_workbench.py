@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from .access import get_project_for_user
 from .assignment import annotator_for, claim_next, labelling_blocked_reason, remaining_for
-from .models import Assignment, Draft, Judgment, Project, Severity
+from .models import Assignment, Draft, Judgment, Membership, Project, Severity
 from .rendering import render_conversation, render_markdown
 from .services import (
     SKIP_REASONS,
@@ -77,6 +77,14 @@ _SHOWN_FIELDS = {
 
 
 def _get_project_for_labeller(request: HttpRequest, slug: str) -> Project:
+    """The project if the user may label on it (a member, or an admin), else 404. One query for members."""
+    membership = (
+        Membership.objects.select_related("project")
+        .filter(user=request.user, project__slug=slug, project__deleted_at__isnull=True, is_active=True)
+        .first()
+    )
+    if membership is not None:
+        return membership.project
     project, _role = get_project_for_user(request.user, slug, LABELLER_ROLES)
     return project
 
@@ -460,9 +468,6 @@ def api_claim(request: HttpRequest, slug: str) -> JsonResponse:
     if assignment is None:
         reason = labelling_blocked_reason(project=project, user=request.user) or "Nothing left to label."
         return JsonResponse({"assignment": None, "reason": reason})
-    assignment = Assignment.objects.select_related(
-        "comparison__item", "comparison__response_a", "comparison__response_b"
-    ).get(pk=assignment.pk)
     return JsonResponse(_assignment_json(assignment))
 
 

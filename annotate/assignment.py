@@ -10,6 +10,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from .access import is_admin
 from .models import Annotator, Assignment, Comparison, Gold, Membership, Project
 
 RESERVED = Assignment.Status.RESERVED
@@ -158,6 +159,23 @@ def _lock_first(qs) -> Comparison | None:
     )
 
 
+def _lock_annotator(project: Project, user) -> Annotator | None:
+    membership = Membership.objects.filter(project=project, user=user, is_active=True)
+    return (
+        Annotator.objects.select_for_update(of=("self",))
+        .filter(project=project, user=user)
+        .annotate(
+            member_paused=Subquery(membership.values("paused_reason")[:1]),
+            open_id=Subquery(
+                Assignment.objects.filter(annotator=OuterRef("pk"), project=project, status=RESERVED).values(
+                    "pk"
+                )[:1]
+            ),
+        )
+        .first()
+    )
+
+
 _ORDER = ("crowd_judgments", "random_key")  # exactly the comparison_queue index: an ordered scan, no sort
 
 
@@ -169,17 +187,21 @@ def claim_next(*, project: Project, user) -> Assignment | None:
     SELECT … FOR UPDATE SKIP LOCKED and re-counted after the lock on PostgreSQL; SQLite runs the whole
     claim in one IMMEDIATE transaction. The unique constraints on Assignment are the last line.
     """
-    if labelling_blocked_reason(project=project, user=user):
+    if project.paused:
         return None
     with transaction.atomic():
-        annotator = Annotator.objects.select_for_update().filter(project=project, user=user).first()
+        # One statement locks the annotator row and brings their pause and open reservation along.
+        annotator = _lock_annotator(project, user)
         if annotator is None:
-            annotator = annotator_for(project=project, user=user)
-            Annotator.objects.select_for_update().filter(pk=annotator.pk).values_list("pk").first()
+            annotator_for(project=project, user=user)
+            annotator = _lock_annotator(project, user)
+        if annotator.member_paused or (annotator.member_paused is None and not is_admin(user)):
+            return None  # labelling paused for them, or no active membership
         now = timezone.now()
-        current = _open_reservation(project, annotator, now)
-        if current is not None:
-            return current
+        if annotator.open_id is not None:
+            current = _open_reservation(project, annotator, now)
+            if current is not None:
+                return current
         if _wants_gold(project, annotator):
             gold = available_gold(project=project, annotator=annotator)
             picked = (

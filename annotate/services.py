@@ -63,6 +63,10 @@ class SubmissionRefused(Exception):
     """The submission cannot be accepted (say why); the answers were kept as a draft."""
 
 
+class AssignmentNotFound(SubmissionRefused):
+    """No such assignment for this user (and project): views answer 404."""
+
+
 class StaleDraft(Exception):
     """A newer draft exists (another tab saved after this one loaded)."""
 
@@ -237,8 +241,12 @@ def _submit_locked(
             .filter(pk=assignment.pk)
             .first()
         )
-        if locked is None or locked.annotator.user_id != user.pk:
-            raise SubmissionRefused("This comparison is not assigned to you.")
+        if (
+            locked is None
+            or locked.annotator.user_id != user.pk
+            or (assignment.project_id is not None and locked.project_id != assignment.project_id)
+        ):
+            raise AssignmentNotFound("This comparison is not assigned to you.")
         if locked.status == Assignment.Status.SUBMITTED:
             # Checked after the lock: a concurrent duplicate waited for the first and now finds its judgment.
             existing = _by_submission(submission_id)

@@ -26,6 +26,7 @@ from .rendering import render_conversation, render_markdown
 from .services import (
     SKIP_REASONS,
     AnswerError,
+    AssignmentNotFound,
     StaleDraft,
     SubmissionRefused,
     revise_judgment,
@@ -475,13 +476,15 @@ def api_claim(request: HttpRequest, slug: str) -> JsonResponse:
 @require_POST
 def api_submit(request: HttpRequest, slug: str, assignment_id: int) -> JsonResponse:
     project = _get_project_for_labeller(request, slug)
-    assignment = _get_assignment_for_user(request, project, assignment_id)
+    # Ownership and project are checked by the service under the row lock (AssignmentNotFound → 404).
+    assignment = Assignment(pk=assignment_id, project_id=project.pk)
     try:
         body = orjson.loads(request.body or b"{}")
         answers = body["answers"]
         if not isinstance(answers, dict):
             raise TypeError("answers must be an object")
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        _get_assignment_for_user(request, project, assignment_id)  # 404 first when it is not theirs
         return JsonResponse(
             {"error": f"Send JSON {{'answers': {{…}}, 'submission_id': '…'}}: {exc}"}, status=400
         )
@@ -497,6 +500,8 @@ def api_submit(request: HttpRequest, slug: str, assignment_id: int) -> JsonRespo
         return JsonResponse({"errors": exc.errors}, status=400)
     except StaleDraft as exc:
         return JsonResponse({"error": str(exc), "version": exc.current_version}, status=409)
+    except AssignmentNotFound:
+        raise Http404("No such assignment")
     except SubmissionRefused as exc:
         return JsonResponse({"error": str(exc)}, status=409)
     return JsonResponse({"judgment": judgment.pk, "revision_count": judgment.revision_count})

@@ -67,3 +67,13 @@ def test_assignment_of_another_project_is_404_under_this_one(client, project, ot
 def test_anonymous_is_sent_to_login(client, project):
     resp = client.get(reverse("workbench", args=[project.slug]))
     assert resp.status_code == 302 and reverse("login") in resp["Location"]
+
+
+def test_valid_submission_to_another_annotators_assignment_is_404_and_stores_nothing(
+    client, project, annotator2, mine
+):
+    client.force_login(annotator2)
+    url = reverse("api_submit", args=[project.slug, mine.pk])
+    body = {"answers": {"preference": 0}, "submission_id": "intruder"}
+    assert client.post(url, body, content_type="application/json").status_code == 404
+    assert not mine.comparison.judgments.exists()

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .access import is_admin
-from .models import Annotator, Assignment, Comparison, Gold, Membership, Project
+from .models import Annotator, Assignment, Comparison, Gold, Item, Membership, Project, Response
 
 RESERVED = Assignment.Status.RESERVED
 # A few tries when a locked candidate turns out full on the fresh recheck (another claimer filled it).
@@ -149,16 +150,6 @@ def _open_reservation(project: Project, annotator: Annotator, now) -> Assignment
     return None
 
 
-def _lock_first(qs) -> Comparison | None:
-    # The item and both responses come with the lock: the caller shows them without more queries.
-    return (
-        qs.select_for_update(skip_locked=True, of=("self",))
-        .select_related("item", "response_a", "response_b")
-        .order_by(*_ORDER)
-        .first()
-    )
-
-
 def _lock_annotator(project: Project, user) -> Annotator | None:
     membership = Membership.objects.filter(project=project, user=user, is_active=True)
     return (
@@ -174,9 +165,6 @@ def _lock_annotator(project: Project, user) -> Annotator | None:
         )
         .first()
     )
-
-
-_ORDER = ("crowd_judgments", "random_key")  # exactly the comparison_queue index: an ordered scan, no sort
 
 
 def claim_next(*, project: Project, user) -> Assignment | None:
@@ -212,16 +200,112 @@ def claim_next(*, project: Project, user) -> Assignment | None:
             )
             if picked is not None:
                 return _reserve(project, annotator, picked, gold=True, now=now)
-        pool = available_crowd(project=project, annotator=annotator, now=now)
+        tried: list[int] = []
         for _ in range(_MAX_TRIES):
-            picked = _lock_first(pool)
+            picked = _pick_crowd(project, annotator, now, tried)
             if picked is None:
                 return None
-            # The candidate filter ran on the statement's snapshot; recount now that the row is ours.
-            if has_free_slot(comparison=picked, project=project):
-                return _reserve(project, annotator, picked, gold=False, now=now)
-            pool = pool.exclude(pk=picked.pk)
+            reserved = _reserve_if_free(project, annotator, picked, now)
+            if reserved is not None:
+                return reserved
+            tried.append(picked.pk)  # filled by another claimer between our snapshot and our lock
         return None
+
+
+# The hot path in SQL: ORM compilation of these statements cost more than running them. Portable between
+# PostgreSQL and SQLite except the lock clause, which SQLite does not need (its claim is one IMMEDIATE
+# transaction). Columns and semantics are exactly those of available_crowd() and has_free_slot() above.
+_LIVE_HELD = (
+    "(SELECT COUNT(*) FROM annotate_assignment r WHERE r.comparison_id = c.id AND r.status = 'reserved'"
+    " AND r.is_gold = %s AND r.reserved_until > %s)"
+)
+_PICK_SQL = (
+    "SELECT c.id, c.item_id, c.response_a_id, c.response_b_id, i.prompt, ra.text, rb.text"
+    " FROM annotate_comparison c"
+    " JOIN annotate_item i ON i.id = c.item_id"
+    " JOIN annotate_response ra ON ra.id = c.response_a_id"
+    " JOIN annotate_response rb ON rb.id = c.response_b_id"
+    " WHERE c.project_id = %s AND c.deleted_at IS NULL"
+    " AND NOT EXISTS (SELECT 1 FROM annotate_gold g WHERE g.comparison_id = c.id)"
+    " AND NOT EXISTS (SELECT 1 FROM annotate_assignment x WHERE x.comparison_id = c.id AND x.annotator_id = %s)"
+    " AND c.crowd_judgments + " + _LIVE_HELD + " < %s + c.extra_k"
+    "{exclude}"
+    " ORDER BY c.crowd_judgments, c.random_key"
+    " LIMIT 1{lock}"
+)
+# A new statement, so a new snapshot: it sees every reservation committed before we took the row lock.
+_RESERVE_SQL = (
+    "INSERT INTO annotate_assignment (project_id, comparison_id, annotator_id, status, is_gold, shown_left,"
+    " reserved_until, skip_reason, created_at, submitted_at)"
+    " SELECT %s, c.id, %s, 'reserved', %s, %s, %s, '', %s, NULL FROM annotate_comparison c"
+    " WHERE c.id = %s AND c.crowd_judgments + " + _LIVE_HELD + " < %s + c.extra_k"
+    " RETURNING id"
+)
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _pick_crowd(project: Project, annotator: Annotator, now, tried: list[int]) -> Comparison | None:
+    """Lock the first crowd candidate in queue order (skipping rows other claimers hold); with its texts."""
+    db_now = connection.ops.adapt_datetimefield_value(now)
+    exclude = "".join(" AND c.id <> %s" for _ in tried)
+    lock = " FOR UPDATE OF c SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    params = [project.pk, annotator.pk, False, db_now, project.overlap_k, *tried]
+    with connection.cursor() as cursor:
+        cursor.execute(_PICK_SQL.format(exclude=exclude, lock=lock), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    cid, item_id, a_id, b_id, prompt, text_a, text_b = row
+    comparison = Comparison.from_db(
+        DEFAULT_DB_ALIAS,
+        ["id", "project_id", "item_id", "response_a_id", "response_b_id"],
+        [cid, project.pk, item_id, a_id, b_id],
+    )  # other fields are deferred: loaded on access
+    comparison.item = Item.from_db(
+        DEFAULT_DB_ALIAS, ["id", "project_id", "prompt"], [item_id, project.pk, _json(prompt)]
+    )
+    comparison.response_a = Response.from_db(
+        DEFAULT_DB_ALIAS, ["id", "item_id", "text"], [a_id, item_id, text_a]
+    )
+    comparison.response_b = Response.from_db(
+        DEFAULT_DB_ALIAS, ["id", "item_id", "text"], [b_id, item_id, text_b]
+    )
+    return comparison
+
+
+def _reserve_if_free(
+    project: Project, annotator: Annotator, comparison: Comparison, now
+) -> Assignment | None:
+    shown_left = random.choice(("a", "b"))
+    until = now + timedelta(minutes=project.reservation_minutes)
+    ops = connection.ops
+    params = [
+        project.pk,
+        annotator.pk,
+        False,
+        shown_left,
+        ops.adapt_datetimefield_value(until),
+        ops.adapt_datetimefield_value(now),
+        comparison.pk,
+        False,
+        ops.adapt_datetimefield_value(now),
+        project.overlap_k,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_RESERVE_SQL, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    assignment = Assignment.from_db(
+        DEFAULT_DB_ALIAS,
+        [f.attname for f in Assignment._meta.concrete_fields],
+        [row[0], project.pk, comparison.pk, annotator.pk, RESERVED, False, shown_left, until, "", now, None],
+    )
+    assignment.project, assignment.comparison, assignment.annotator = project, comparison, annotator
+    return assignment
 
 
 def remaining_for(*, project: Project, annotator: Annotator) -> int:

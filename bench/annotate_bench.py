@@ -184,6 +184,32 @@ def start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen,
     raise TimeoutError("uvicorn did not start")
 
 
+def cpu_seconds(server_pid: int | None, database: str) -> dict[str, float]:
+    """CPU time so far of the server (uvicorn and its workers), this database's PostgreSQL backends, and us."""
+    import psutil
+
+    out = {"server": 0.0, "postgres": 0.0, "client": 0.0}
+    if server_pid:
+        try:
+            root = psutil.Process(server_pid)
+            for proc in [root, *root.children(recursive=True)]:
+                t = proc.cpu_times()
+                out["server"] += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if cmd.startswith("postgres: ") and f" {database} " in cmd:
+                t = proc.cpu_times()
+                out["postgres"] += t.user + t.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    t = psutil.Process().cpu_times()
+    out["client"] = t.user + t.system
+    return out
+
+
 class Annotator:
     def __init__(self, base: str, slug: str, session: tuple[str, str], httpx_mod):
         sid, csrf = session
@@ -319,16 +345,21 @@ def check_database(slug: str, accepted: dict[str, int], k: int) -> dict:
 
 
 async def main_async(
-    args: argparse.Namespace, base: str, slug: str, sessions
+    args: argparse.Namespace, base: str, slug: str, sessions, server_pid: int | None
 ) -> tuple[dict, dict, float, float, int]:
     import httpx
 
+    database = args.database_url.rsplit("/", 1)[-1]
     annotators = [Annotator(base, slug, s, httpx) for s in sessions]
     try:
         warm = new_stats()
         await closed_loop(annotators, args.warmup, warm)
         a_stats = new_stats()
+        before = cpu_seconds(server_pid, database)
         a_rate = await closed_loop(annotators, args.seconds_a, a_stats)
+        after = cpu_seconds(server_pid, database)
+        pairs = max(1, len(a_stats["submit"]))
+        a_stats["cpu_ms_per_pair"] = {k: (after[k] - before[k]) * 1000 / pairs for k in before}
         b_stats = new_stats()
         b_rate, late = await open_loop(annotators, args.rate, args.seconds_b, b_stats)
     finally:
@@ -354,7 +385,9 @@ def main() -> None:
     else:
         proc, base = start_server(args, tmp)
     try:
-        a, b, a_rate, b_rate, late = asyncio.run(main_async(args, base, slug, sessions))
+        a, b, a_rate, b_rate, late = asyncio.run(
+            main_async(args, base, slug, sessions, proc.pid if proc is not None else None)
+        )
     finally:
         if proc is not None:
             proc.terminate()
@@ -368,6 +401,16 @@ def main() -> None:
         f"(a) closed loop, {args.annotators} annotators, no think time, {args.seconds_a:.0f}s: "
         f"{a_rate:.1f} claim+submit pairs/s "
         f"(claim p50 {pct(a['claim'], 0.5):.1f} ms, submit p50 {pct(a['submit'], 0.5):.1f} ms)"
+    )
+    cpu = a["cpu_ms_per_pair"]
+    total = sum(cpu.values())
+    print(
+        "    CPU per pair in (a): "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in cpu.items())
+        + f" = {total:.1f} ms; {cores} cores fully ours would carry about {cores * 1000 / total:.0f} pairs/s"
+    )
+    print(
+        f"    machine load average during the run: {os.getloadavg()[0]:.1f} (other processes share these cores)"
     )
     print(
         f"(b) open loop, offered {args.rate:.0f} pairs/s for {args.seconds_b:.0f}s (achieved {b_rate:.1f}/s, "

@@ -150,21 +150,32 @@ def _open_reservation(project: Project, annotator: Annotator, now) -> Assignment
     return None
 
 
+_LOCK_ANNOTATOR_SQL = (
+    "SELECT an.id, an.name, an.kind, m.paused_reason,"
+    " (SELECT r.id FROM annotate_assignment r WHERE r.annotator_id = an.id AND r.project_id = %s"
+    " AND r.status = 'reserved' LIMIT 1)"
+    " FROM annotate_annotator an"
+    " LEFT JOIN annotate_membership m ON m.project_id = an.project_id AND m.user_id = an.user_id"
+    " AND m.is_active = %s"
+    " WHERE an.project_id = %s AND an.user_id = %s{lock}"
+)
+
+
 def _lock_annotator(project: Project, user) -> Annotator | None:
-    membership = Membership.objects.filter(project=project, user=user, is_active=True)
-    return (
-        Annotator.objects.select_for_update(of=("self",))
-        .filter(project=project, user=user)
-        .annotate(
-            member_paused=Subquery(membership.values("paused_reason")[:1]),
-            open_id=Subquery(
-                Assignment.objects.filter(annotator=OuterRef("pk"), project=project, status=RESERVED).values(
-                    "pk"
-                )[:1]
-            ),
-        )
-        .first()
+    """Lock the annotator row; `member_paused` ('' active, text paused, None no membership) and `open_id`."""
+    lock = " FOR UPDATE OF an" if connection.features.has_select_for_update_of else ""
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_ANNOTATOR_SQL.format(lock=lock), [project.pk, True, project.pk, user.pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    annotator = Annotator.from_db(
+        DEFAULT_DB_ALIAS,
+        ["id", "project_id", "user_id", "name", "kind"],
+        [row[0], project.pk, user.pk, row[1], row[2]],
     )
+    annotator.member_paused, annotator.open_id = row[3], row[4]
+    return annotator
 
 
 def claim_next(*, project: Project, user) -> Assignment | None:

@@ -17,8 +17,7 @@ from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from .assignment import has_free_slot
@@ -235,15 +234,10 @@ def _submit_locked(
     assignment: Assignment, user, answers: dict, submission_id: str, draft_version: int | None
 ) -> tuple[Judgment | None, bool]:
     with transaction.atomic():
-        locked = (
-            Assignment.objects.select_for_update(of=("self",))
-            .select_related("project", "annotator", "draft")
-            .filter(pk=assignment.pk)
-            .first()
-        )
+        locked = _lock_assignment(assignment.pk)
         if (
             locked is None
-            or locked.annotator.user_id != user.pk
+            or locked.annotator_user_id != user.pk
             or (assignment.project_id is not None and locked.project_id != assignment.project_id)
         ):
             raise AssignmentNotFound("This comparison is not assigned to you.")
@@ -257,10 +251,18 @@ def _submit_locked(
             )
         if locked.status == Assignment.Status.SKIPPED:
             raise SubmissionRefused("This comparison was skipped.")
-        draft = getattr(locked, "draft", None)
-        if draft_version is not None and draft is not None and draft.version > draft_version:
-            raise StaleDraft(draft.version)
-        project = locked.project
+        if (
+            draft_version is not None
+            and locked.draft_version is not None
+            and locked.draft_version > draft_version
+        ):
+            raise StaleDraft(locked.draft_version)
+        # The caller's project instance when it is this assignment's (saves a query); else load it.
+        if Assignment.project.is_cached(assignment) and assignment.project.pk == locked.project_id:
+            project = assignment.project
+        else:
+            project = Project.objects.get(pk=locked.project_id)
+        locked.project = project
         canonical = validate_answers(project=project, assignment=locked, answers=answers)
         now = timezone.now()
         expired = locked.status == Assignment.Status.EXPIRED or (
@@ -274,9 +276,26 @@ def _submit_locked(
                 _keep_draft(locked, answers)
                 return None, True
         judgment = _record(locked, canonical, submission_id=submission_id, answers=answers, now=now)
-        if draft is not None:
-            draft.delete()
+        if locked.draft_id is not None:
+            Draft.objects.filter(pk=locked.draft_id).delete()
         return judgment, False
+
+
+_LOCK_ASSIGNMENT_SQL = (
+    "SELECT a.*, an.user_id AS annotator_user_id, an.kind AS annotator_kind,"
+    " d.id AS draft_id, d.version AS draft_version"
+    " FROM annotate_assignment a"
+    " JOIN annotate_annotator an ON an.id = a.annotator_id"
+    " LEFT JOIN annotate_draft d ON d.assignment_id = a.id"
+    " WHERE a.id = %s{lock}"
+)
+
+
+def _lock_assignment(pk: int) -> Assignment | None:
+    """The assignment row, locked, with its annotator's login and kind and its draft's id and version."""
+    lock = " FOR UPDATE OF a" if connection.features.has_select_for_update_of else ""
+    found = list(Assignment.objects.raw(_LOCK_ASSIGNMENT_SQL.format(lock=lock), [pk]))
+    return found[0] if found else None
 
 
 def _record(locked: Assignment, canonical: Canonical, *, submission_id: str, answers: dict, now) -> Judgment:
@@ -295,9 +314,16 @@ def _record(locked: Assignment, canonical: Canonical, *, submission_id: str, ans
     revision = JudgmentRevision.objects.create(
         judgment=judgment, number=1, submission_id=submission_id, created_at=now, **fields
     )
-    Assignment.objects.filter(pk=locked.pk).update(status=Assignment.Status.SUBMITTED, submitted_at=now)
-    if not locked.is_gold and locked.annotator.kind == Annotator.Kind.CROWD:
-        Comparison.objects.filter(pk=locked.comparison_id).update(crowd_judgments=F("crowd_judgments") + 1)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE annotate_assignment SET status = %s, submitted_at = %s WHERE id = %s",
+            [Assignment.Status.SUBMITTED, connection.ops.adapt_datetimefield_value(now), locked.pk],
+        )
+        if not locked.is_gold and locked.annotator_kind == Annotator.Kind.CROWD:
+            cursor.execute(
+                "UPDATE annotate_comparison SET crowd_judgments = crowd_judgments + 1 WHERE id = %s",
+                [locked.comparison_id],
+            )
     for saver in answer_savers:
         saver(revision, answers)
     return judgment

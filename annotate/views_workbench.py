@@ -477,7 +477,7 @@ def api_claim(request: HttpRequest, slug: str) -> JsonResponse:
 def api_submit(request: HttpRequest, slug: str, assignment_id: int) -> JsonResponse:
     project = _get_project_for_labeller(request, slug)
     # Ownership and project are checked by the service under the row lock (AssignmentNotFound → 404).
-    assignment = Assignment(pk=assignment_id, project_id=project.pk)
+    assignment = Assignment(pk=assignment_id, project=project)
     try:
         body = orjson.loads(request.body or b"{}")
         answers = body["answers"]

@@ -188,6 +188,16 @@ def claim_next(*, project: Project, user) -> Assignment | None:
     """
     if project.paused:
         return None
+    try:
+        return _claim(project, user)
+    except IntegrityError:
+        # The same annotator's concurrent claim (another tab, a double click) committed a reservation while
+        # we waited for their row lock: our locking read still saw the older snapshot. The unique constraint
+        # stopped a second reservation; a fresh try finds theirs and returns it.
+        return _claim(project, user)
+
+
+def _claim(project: Project, user) -> Assignment | None:
     with transaction.atomic():
         # One statement locks the annotator row and brings their pause and open reservation along.
         annotator = _lock_annotator(project, user)

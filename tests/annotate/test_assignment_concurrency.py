@@ -67,6 +67,7 @@ def test_one_annotator_claiming_from_many_tabs_at_once_gets_one_reservation():
     make_comparisons(project, 5)
     user = User.objects.create(username="tabby")
     Membership.objects.create(user=user, project=project, role=Membership.Role.ANNOTATOR)
+    annotator_for(project=project, user=user)  # the race is on the reservation, not the identity
 
     results = race(8, lambda i: claim_next(project=project, user=user).pk)
 

@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from annotate.consumers import ProjectEventsConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/projects/<slug:slug>/", ProjectEventsConsumer.as_asgi()),
+]

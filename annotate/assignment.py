@@ -1,0 +1,334 @@
+"""The annotation queue: which comparison an annotator gets next. Policy and guarantees: assignment.md."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import timedelta
+
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .access import is_admin
+from .models import Annotator, Assignment, Comparison, Gold, Item, Membership, Project, Response
+
+RESERVED = Assignment.Status.RESERVED
+# A few tries when a locked candidate turns out full on the fresh recheck (another claimer filled it).
+_MAX_TRIES = 8
+
+
+def annotator_for(*, project: Project, user) -> Annotator:
+    """The crowd Annotator row of a login within a project, created on first use (name = username)."""
+    found = Annotator.objects.filter(project=project, user=user).first()
+    if found is not None:
+        return found
+    name = user.get_username()
+    if Annotator.objects.filter(project=project, name=name).exists():
+        # An imported annotator already carries that name: imported names are never matched to logins.
+        name = f"{name} (user {user.pk})"
+    try:
+        with transaction.atomic():
+            return Annotator.objects.create(project=project, user=user, name=name)
+    except IntegrityError:
+        return Annotator.objects.get(project=project, user=user)
+
+
+def labelling_blocked_reason(*, project: Project, user) -> str:
+    """Why this user gets no new work on the project now ('' when they may label)."""
+    if project.paused:
+        return "Labelling on this project is paused."
+    reason = (
+        Membership.objects.filter(project=project, user=user, is_active=True)
+        .values_list("paused_reason", flat=True)
+        .first()
+    )
+    if reason:
+        return f"Your labelling on this project is paused: {reason}"
+    return ""
+
+
+def wanted(project: Project):
+    """The crowd judgments a comparison wants, as an expression: the project's k plus its extra_k."""
+    return Value(project.overlap_k) + F("extra_k")
+
+
+def live_reservations(now, *, exclude_assignment: int | None = None):
+    """Subquery: unexpired crowd reservations holding a slot on the outer comparison."""
+    qs = Assignment.objects.filter(
+        comparison=OuterRef("pk"), status=RESERVED, is_gold=False, reserved_until__gt=now
+    )
+    if exclude_assignment is not None:
+        qs = qs.exclude(pk=exclude_assignment)
+    return Coalesce(
+        Subquery(qs.order_by().values("comparison").annotate(n=Count("pk")).values("n")[:1]), Value(0)
+    )
+
+
+def has_free_slot(*, comparison: Comparison, project: Project, exclude_assignment: int | None = None) -> bool:
+    """Fresh count (call with the comparison row locked): crowd judgments + live reservations < wanted."""
+    now = timezone.now()
+    return (
+        Comparison.objects.filter(pk=comparison.pk)
+        .alias(held=live_reservations(now, exclude_assignment=exclude_assignment))
+        .filter(crowd_judgments__lt=wanted(project) - F("held"))
+        .exists()
+    )
+
+
+def available_crowd(*, project: Project, annotator: Annotator, now=None):
+    """Comparisons this annotator could be given from the crowd pool (not gold, not full, not theirs before)."""
+    now = now or timezone.now()
+    return (
+        Comparison.objects.filter(project=project, deleted_at__isnull=True)
+        .filter(~Exists(Gold.objects.filter(comparison=OuterRef("pk"))))
+        .filter(~Exists(Assignment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)))
+        .alias(held=live_reservations(now))
+        .filter(crowd_judgments__lt=wanted(project) - F("held"))
+    )
+
+
+def available_gold(*, project: Project, annotator: Annotator):
+    return (
+        Comparison.objects.filter(project=project, deleted_at__isnull=True)
+        .filter(Exists(Gold.objects.filter(comparison=OuterRef("pk"))))
+        .filter(~Exists(Assignment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)))
+    )
+
+
+def _wants_gold(project: Project, annotator: Annotator) -> bool:
+    """Serve gold with the probability that keeps the annotator's gold share within one of the target.
+
+    p = clamp(share·(n+1) − g, 0, 1) with n served and g gold so far: on average exactly the share, never
+    drifting, and not on a fixed beat an annotator could learn.
+    """
+    if project.gold_share <= 0:
+        return False
+    counts = Assignment.objects.filter(annotator=annotator).aggregate(
+        n=Count("pk", filter=~Q(status=Assignment.Status.SKIPPED)),
+        g=Count("pk", filter=Q(is_gold=True) & ~Q(status=Assignment.Status.SKIPPED)),
+    )
+    p = project.gold_share * (counts["n"] + 1) - counts["g"]
+    return random.random() < min(max(p, 0.0), 1.0)
+
+
+def _reserve(
+    project: Project, annotator: Annotator, comparison: Comparison, *, gold: bool, now
+) -> Assignment:
+    return Assignment.objects.create(
+        project=project,
+        comparison=comparison,
+        annotator=annotator,
+        is_gold=gold,
+        shown_left=random.choice(("a", "b")),
+        reserved_until=now + timedelta(minutes=project.reservation_minutes),
+    )
+
+
+def _open_reservation(project: Project, annotator: Annotator, now) -> Assignment | None:
+    """The annotator's open reservation, renewed if it expired and its slot is still free; else expired."""
+    current = (
+        Assignment.objects.filter(project=project, annotator=annotator, status=RESERVED)
+        .select_related("comparison__item", "comparison__response_a", "comparison__response_b")
+        .first()
+    )
+    if current is None:
+        return None
+    if current.reserved_until and current.reserved_until > now:
+        return current
+    locked = Comparison.objects.select_for_update().filter(pk=current.comparison_id, deleted_at__isnull=True)
+    if locked.exists() and (
+        current.is_gold
+        or has_free_slot(comparison=current.comparison, project=project, exclude_assignment=current.pk)
+    ):
+        current.reserved_until = now + timedelta(minutes=project.reservation_minutes)
+        current.save(update_fields=["reserved_until"])
+        return current
+    current.status = Assignment.Status.EXPIRED
+    current.save(update_fields=["status"])
+    return None
+
+
+_LOCK_ANNOTATOR_SQL = (
+    "SELECT an.id, an.name, an.kind, m.paused_reason,"
+    " (SELECT r.id FROM annotate_assignment r WHERE r.annotator_id = an.id AND r.project_id = %s"
+    " AND r.status = 'reserved' LIMIT 1)"
+    " FROM annotate_annotator an"
+    " LEFT JOIN annotate_membership m ON m.project_id = an.project_id AND m.user_id = an.user_id"
+    " AND m.is_active = %s"
+    " WHERE an.project_id = %s AND an.user_id = %s{lock}"
+)
+
+
+def _lock_annotator(project: Project, user) -> Annotator | None:
+    """Lock the annotator row; `member_paused` ('' active, text paused, None no membership) and `open_id`."""
+    lock = " FOR UPDATE OF an" if connection.features.has_select_for_update_of else ""
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_ANNOTATOR_SQL.format(lock=lock), [project.pk, True, project.pk, user.pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    annotator = Annotator.from_db(
+        DEFAULT_DB_ALIAS,
+        ["id", "project_id", "user_id", "name", "kind"],
+        [row[0], project.pk, user.pk, row[1], row[2]],
+    )
+    annotator.member_paused, annotator.open_id = row[3], row[4]
+    return annotator
+
+
+def claim_next(*, project: Project, user) -> Assignment | None:
+    """The comparison reserved for `user` on `project`: their open reservation if any, else a new one.
+
+    None when labelling is paused for them or nothing is left. Safe under any concurrency: the annotator
+    row is locked (one claim per annotator at a time), candidate comparisons are locked with
+    SELECT … FOR UPDATE SKIP LOCKED and re-counted after the lock on PostgreSQL; SQLite runs the whole
+    claim in one IMMEDIATE transaction. The unique constraints on Assignment are the last line.
+    """
+    if project.paused:
+        return None
+    try:
+        return _claim(project, user)
+    except IntegrityError:
+        # The same annotator's concurrent claim (another tab, a double click) committed a reservation while
+        # we waited for their row lock: our locking read still saw the older snapshot. The unique constraint
+        # stopped a second reservation; a fresh try finds theirs and returns it.
+        return _claim(project, user)
+
+
+def _claim(project: Project, user) -> Assignment | None:
+    with transaction.atomic():
+        # One statement locks the annotator row and brings their pause and open reservation along.
+        annotator = _lock_annotator(project, user)
+        if annotator is None:
+            annotator_for(project=project, user=user)
+            annotator = _lock_annotator(project, user)
+        if annotator.member_paused or (annotator.member_paused is None and not is_admin(user)):
+            return None  # labelling paused for them, or no active membership
+        now = timezone.now()
+        if annotator.open_id is not None:
+            current = _open_reservation(project, annotator, now)
+            if current is not None:
+                return current
+        if _wants_gold(project, annotator):
+            gold = available_gold(project=project, annotator=annotator)
+            picked = (
+                gold.select_for_update(skip_locked=True, of=("self",))
+                .select_related("item", "response_a", "response_b")
+                .order_by("random_key")
+                .first()
+            )
+            if picked is not None:
+                return _reserve(project, annotator, picked, gold=True, now=now)
+        tried: list[int] = []
+        for _ in range(_MAX_TRIES):
+            picked = _pick_crowd(project, annotator, now, tried)
+            if picked is None:
+                return None
+            reserved = _reserve_if_free(project, annotator, picked, now)
+            if reserved is not None:
+                return reserved
+            tried.append(picked.pk)  # filled by another claimer between our snapshot and our lock
+        return None
+
+
+# The hot path in SQL: ORM compilation of these statements cost more than running them. Portable between
+# PostgreSQL and SQLite except the lock clause, which SQLite does not need (its claim is one IMMEDIATE
+# transaction). Columns and semantics are exactly those of available_crowd() and has_free_slot() above.
+_LIVE_HELD = (
+    "(SELECT COUNT(*) FROM annotate_assignment r WHERE r.comparison_id = c.id AND r.status = 'reserved'"
+    " AND r.is_gold = %s AND r.reserved_until > %s)"
+)
+_PICK_SQL = (
+    "SELECT c.id, c.item_id, c.response_a_id, c.response_b_id, i.prompt, ra.text, rb.text"
+    " FROM annotate_comparison c"
+    " JOIN annotate_item i ON i.id = c.item_id"
+    " JOIN annotate_response ra ON ra.id = c.response_a_id"
+    " JOIN annotate_response rb ON rb.id = c.response_b_id"
+    " WHERE c.project_id = %s AND c.deleted_at IS NULL"
+    " AND NOT EXISTS (SELECT 1 FROM annotate_gold g WHERE g.comparison_id = c.id)"
+    " AND NOT EXISTS (SELECT 1 FROM annotate_assignment x WHERE x.comparison_id = c.id AND x.annotator_id = %s)"
+    " AND c.crowd_judgments + " + _LIVE_HELD + " < %s + c.extra_k"
+    "{exclude}"
+    " ORDER BY c.crowd_judgments, c.random_key"
+    " LIMIT 1{lock}"
+)
+# A new statement, so a new snapshot: it sees every reservation committed before we took the row lock.
+_RESERVE_SQL = (
+    "INSERT INTO annotate_assignment (project_id, comparison_id, annotator_id, status, is_gold, shown_left,"
+    " reserved_until, skip_reason, created_at, submitted_at)"
+    " SELECT %s, c.id, %s, 'reserved', %s, %s, %s, '', %s, NULL FROM annotate_comparison c"
+    " WHERE c.id = %s AND c.crowd_judgments + " + _LIVE_HELD + " < %s + c.extra_k"
+    " RETURNING id"
+)
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _pick_crowd(project: Project, annotator: Annotator, now, tried: list[int]) -> Comparison | None:
+    """Lock the first crowd candidate in queue order (skipping rows other claimers hold); with its texts."""
+    db_now = connection.ops.adapt_datetimefield_value(now)
+    exclude = "".join(" AND c.id <> %s" for _ in tried)
+    lock = " FOR UPDATE OF c SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    params = [project.pk, annotator.pk, False, db_now, project.overlap_k, *tried]
+    with connection.cursor() as cursor:
+        cursor.execute(_PICK_SQL.format(exclude=exclude, lock=lock), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    cid, item_id, a_id, b_id, prompt, text_a, text_b = row
+    comparison = Comparison.from_db(
+        DEFAULT_DB_ALIAS,
+        ["id", "project_id", "item_id", "response_a_id", "response_b_id"],
+        [cid, project.pk, item_id, a_id, b_id],
+    )  # other fields are deferred: loaded on access
+    comparison.item = Item.from_db(
+        DEFAULT_DB_ALIAS, ["id", "project_id", "prompt"], [item_id, project.pk, _json(prompt)]
+    )
+    comparison.response_a = Response.from_db(
+        DEFAULT_DB_ALIAS, ["id", "item_id", "text"], [a_id, item_id, text_a]
+    )
+    comparison.response_b = Response.from_db(
+        DEFAULT_DB_ALIAS, ["id", "item_id", "text"], [b_id, item_id, text_b]
+    )
+    return comparison
+
+
+def _reserve_if_free(
+    project: Project, annotator: Annotator, comparison: Comparison, now
+) -> Assignment | None:
+    shown_left = random.choice(("a", "b"))
+    until = now + timedelta(minutes=project.reservation_minutes)
+    ops = connection.ops
+    params = [
+        project.pk,
+        annotator.pk,
+        False,
+        shown_left,
+        ops.adapt_datetimefield_value(until),
+        ops.adapt_datetimefield_value(now),
+        comparison.pk,
+        False,
+        ops.adapt_datetimefield_value(now),
+        project.overlap_k,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_RESERVE_SQL, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    assignment = Assignment.from_db(
+        DEFAULT_DB_ALIAS,
+        [f.attname for f in Assignment._meta.concrete_fields],
+        [row[0], project.pk, comparison.pk, annotator.pk, RESERVED, False, shown_left, until, "", now, None],
+    )
+    assignment.project, assignment.comparison, assignment.annotator = project, comparison, annotator
+    return assignment
+
+
+def remaining_for(*, project: Project, annotator: Annotator) -> int:
+    """How many crowd comparisons this annotator could still be given (progress display)."""
+    return available_crowd(project=project, annotator=annotator).count()

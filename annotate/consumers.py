@@ -1,0 +1,44 @@
+"""Live project events for open workbenches: guidelines changed, labelling paused or resumed.
+
+The socket only tells the page to refresh what it shows; the database stays the truth, and the page polls a
+small status endpoint when the socket is down.
+"""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from .access import role_in
+from .models import Project
+from .services import project_group
+
+
+@database_sync_to_async
+def _project_for(user, slug: str) -> Project | None:
+    project = Project.objects.filter(slug=slug, deleted_at__isnull=True).first()
+    if project is None or role_in(user, project) is None:
+        return None
+    return project
+
+
+class ProjectEventsConsumer(AsyncJsonWebsocketConsumer):
+    group: str | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        slug = self.scope["url_route"]["kwargs"]["slug"]
+        project = await _project_for(user, slug) if user is not None and user.is_authenticated else None
+        if project is None:
+            await self.close(code=4404)
+            return
+        self.group = project_group(project.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def project_event(self, event: dict) -> None:
+        await self.send_json({"kind": event.get("kind", "")})

@@ -1,0 +1,538 @@
+"""The annotator's workbench: claim, show, draft, submit, skip, revise; plus the small researcher controls.
+
+Every view checks access on the server: project membership (404 for outsiders) and, for an assignment or a
+judgment, that it belongs to the requesting user's annotator (404 otherwise).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import orjson
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from .access import get_project_for_user
+from .assignment import annotator_for, claim_next, labelling_blocked_reason, remaining_for
+from .models import Assignment, Draft, Judgment, Membership, Project, Severity
+from .rendering import render_conversation, render_markdown
+from .services import (
+    SKIP_REASONS,
+    AnswerError,
+    AssignmentNotFound,
+    StaleDraft,
+    SubmissionRefused,
+    revise_judgment,
+    revision_open_until,
+    save_draft,
+    set_project_paused,
+    skip_assignment,
+    submit_judgment,
+    update_guidelines,
+)
+
+LABELLER_ROLES = ("admin", "researcher", "annotator")
+RUBRIC_TEMPLATE = "rubrics/checklist.html"
+# The 7-point scale as shown: position 1 = left much better … 7 = right much better (−3 … +3 shown-relative).
+SCALE = [
+    (1, -3, "Left much better"),
+    (2, -2, "Left better"),
+    (3, -1, "Left slightly better"),
+    (4, 0, "About the same"),
+    (5, 1, "Right slightly better"),
+    (6, 2, "Right better"),
+    (7, 3, "Right much better"),
+]
+SHORTCUTS = [
+    ("1–7", "overall preference (1 = left much better, 4 = same, 7 = right much better)"),
+    ("q / w / e", "more helpful: left / tie / right"),
+    ("a / s / d", "more harmless: left / tie / right"),
+    ("z / x", "left response safe / unsafe"),
+    ("n / m", "right response safe / unsafe"),
+    ("u / i / o", "left severity: minor / moderate / severe"),
+    ("j / k / l", "right severity: minor / moderate / severe"),
+    ("f / g", "go to left / right harm categories (Tab, Space; Esc back)"),
+    ("/", "write the justification (Esc back)"),
+    ("r", "reveal blurred responses"),
+    ("?", "show / hide the guidelines"),
+    ("Enter", "submit (Ctrl+Enter inside the justification)"),
+    ("Shift+S", "skip with a reason"),
+]
+
+
+# Errors on these fields are shown beside them; any other (rubric, submission id) in a list under the form.
+_SHOWN_FIELDS = {
+    "preference",
+    "helpfulness",
+    "harmlessness",
+    "justification",
+    *(f"{side}_{f}" for side in ("left", "right") for f in ("safe", "harm_categories", "severity")),
+}
+
+
+def _get_project_for_labeller(request: HttpRequest, slug: str) -> Project:
+    """The project if the user may label on it (a member, or an admin), else 404. One query for members."""
+    membership = (
+        Membership.objects.select_related("project")
+        .filter(user=request.user, project__slug=slug, project__deleted_at__isnull=True, is_active=True)
+        .first()
+    )
+    if membership is not None:
+        return membership.project
+    project, _role = get_project_for_user(request.user, slug, LABELLER_ROLES)
+    return project
+
+
+def _get_assignment_for_user(request: HttpRequest, project: Project, assignment_id: int) -> Assignment:
+    assignment = (
+        Assignment.objects.select_related("comparison", "annotator")
+        .filter(pk=assignment_id, project=project, annotator__user=request.user)
+        .first()
+    )
+    if assignment is None:
+        raise Http404("No such assignment")
+    return assignment
+
+
+def _get_judgment_for_user(request: HttpRequest, project: Project, judgment_id: int) -> Judgment:
+    judgment = (
+        Judgment.objects.select_related("assignment", "annotator", "project", "comparison")
+        .filter(pk=judgment_id, project=project, annotator__user=request.user, assignment__isnull=False)
+        .first()
+    )
+    if judgment is None:
+        raise Http404("No such judgment")
+    return judgment
+
+
+def _answers_from_post(request: HttpRequest) -> dict:
+    data: dict = {}
+    for key in request.POST:
+        if key in ("csrfmiddlewaretoken", "submission_id", "draft_version"):
+            continue
+        values = request.POST.getlist(key)
+        data[key] = values if key.endswith("_harm_categories") or len(values) > 1 else values[0]
+    return data
+
+
+def _rubric_context(project: Project) -> dict:
+    if project.rubric_version_id is None:
+        return {}
+    try:
+        get_template(RUBRIC_TEMPLATE)
+    except TemplateDoesNotExist:
+        return {}
+    return {
+        "rubric_template": RUBRIC_TEMPLATE,
+        "rubric_criteria": list(project.rubric_version.criteria.all()),
+    }
+
+
+def _shown_answers(judgment: Judgment) -> dict:
+    """A stored judgment's answers as the annotator saw them (left / right), to prefill a revision."""
+    left = judgment.assignment.shown_left
+    right = "b" if left == "a" else "a"
+    to_shown = {left: "left", right: "right", "tie": "tie"}
+    data: dict = {"justification": judgment.justification}
+    if judgment.preference is not None:
+        data["preference"] = str(judgment.preference if left == "a" else -judgment.preference)
+    for field in ("helpfulness", "harmlessness"):
+        if getattr(judgment, field):
+            data[field] = to_shown[getattr(judgment, field)]
+    for canon, shown in ((left, "left"), (right, "right")):
+        safe = getattr(judgment, f"{canon}_safe")
+        if safe is not None:
+            data[f"{shown}_safe"] = "safe" if safe else "unsafe"
+            data[f"{shown}_harm_categories"] = getattr(judgment, f"{canon}_harm_categories")
+            data[f"{shown}_severity"] = getattr(judgment, f"{canon}_severity") or ""
+    return data
+
+
+def _progress(project: Project, user, assignment: Assignment | None) -> dict:
+    """Done today, and left for this annotator counting the comparison on screen."""
+    annotator = annotator_for(project=project, user=user)
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    done_today = Judgment.objects.filter(annotator=annotator, created_at__gte=start).count()
+    current = int(assignment is not None and assignment.status == Assignment.Status.RESERVED)
+    return {"done_today": done_today, "left": remaining_for(project=project, annotator=annotator) + current}
+
+
+def _comparison_context(
+    request: HttpRequest,
+    project: Project,
+    assignment: Assignment | None,
+    *,
+    errors: dict | None = None,
+    answers: dict | None = None,
+    feedback: dict | None = None,
+    notice: str = "",
+    judgment: Judgment | None = None,
+) -> dict:
+    ctx: dict = {
+        "project": project,
+        "assignment": assignment,
+        "errors": errors or {},
+        "other_errors": [(k, v) for k, v in (errors or {}).items() if k not in _SHOWN_FIELDS],
+        "feedback": feedback,
+        "notice": notice,
+        "scale": SCALE,
+        "shortcuts": SHORTCUTS,
+        "severities": Severity.choices,
+        "skip_reasons": SKIP_REASONS,
+        "justification_mode": project.justification,
+        "guidelines_html": render_markdown(project.guidelines),
+        "blocked": labelling_blocked_reason(project=project, user=request.user),
+        "progress": _progress(project, request.user, assignment),
+        "judgment": judgment,
+    }
+    if assignment is None:
+        return ctx
+    comparison = assignment.comparison
+    left, right = (
+        (comparison.response_a, comparison.response_b)
+        if assignment.shown_left == "a"
+        else (comparison.response_b, comparison.response_a)
+    )
+    left_html, right_html = render_markdown(left.text), render_markdown(right.text)
+    draft = None
+    draft_version = 0
+    if answers is None and judgment is None:
+        found = Draft.objects.filter(assignment=assignment).first()
+        if found is not None:
+            draft, draft_version = found.data, found.version
+    elif judgment is not None and answers is None:
+        draft = _shown_answers(judgment)
+    else:
+        draft = answers
+        draft_version = (
+            Draft.objects.filter(assignment=assignment).values_list("version", flat=True).first() or 0
+        )
+    ctx.update(
+        {
+            "turns": render_conversation(comparison.item.prompt),
+            "panels": [
+                _panel("left", assignment.shown_left, left_html, ctx["errors"]),
+                _panel("right", "b" if assignment.shown_left == "a" else "a", right_html, ctx["errors"]),
+            ],
+            "draft": draft or {},
+            "draft_version": draft_version,
+            "submission_id": uuid.uuid4().hex,
+            "started_ms": int(timezone.now().timestamp() * 1000),
+            **_rubric_context(project),
+        }
+    )
+    return ctx
+
+
+def _panel(shown: str, side: str, html, errors: dict) -> dict:
+    """One response column: `shown` is left/right on screen, `side` the canonical a/b it holds."""
+    return {
+        "shown": shown,
+        "side": side,
+        "html": html,
+        "title": "Left response" if shown == "left" else "Right response",
+        "keys": {"safe": "z", "unsafe": "x", "cats": "f"}
+        if shown == "left"
+        else {"safe": "n", "unsafe": "m", "cats": "g"},
+        "severities": [
+            (value, label, key)
+            for (value, label), key in zip(Severity.choices, "uio" if shown == "left" else "jkl", strict=True)
+        ],
+        "error_safe": errors.get(f"{shown}_safe", ""),
+        "error_cats": errors.get(f"{shown}_harm_categories", ""),
+        "error_sev": errors.get(f"{shown}_severity", ""),
+    }
+
+
+def _render_workbench(request: HttpRequest, ctx: dict, status: int = 200) -> HttpResponse:
+    template = "annotate/workbench.html#comparison" if request.htmx else "annotate/workbench.html"
+    return render(request, template, ctx, status=status)
+
+
+def _gold_feedback(judgment: Judgment) -> dict | None:
+    if not judgment.is_gold or not judgment.project.show_gold_feedback:
+        return None
+    gold = getattr(judgment.comparison, "gold", None)
+    if gold is None:
+        return None
+    left = judgment.assignment.shown_left
+    shown = {left: "left", ("b" if left == "a" else "a"): "right", "tie": "tie"}
+    return {
+        "expected": shown[gold.choice],
+        "given": shown.get(judgment.choice or "", "—"),
+        "correct": judgment.choice == gold.choice,
+        "explanation": gold.explanation,
+    }
+
+
+@login_required
+@require_GET
+def workbench(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _get_project_for_labeller(request, slug)
+    assignment = claim_next(project=project, user=request.user)
+    return _render_workbench(request, _comparison_context(request, project, assignment))
+
+
+@login_required
+@require_POST
+def workbench_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
+    project = _get_project_for_labeller(request, slug)
+    assignment = _get_assignment_for_user(request, project, assignment_id)
+    answers = _answers_from_post(request)
+    version = request.POST.get("draft_version")
+    try:
+        judgment = submit_judgment(
+            assignment=assignment,
+            user=request.user,
+            answers=answers,
+            submission_id=request.POST.get("submission_id", ""),
+            draft_version=int(version) if version and version.isdigit() else None,
+        )
+    except AnswerError as exc:
+        ctx = _comparison_context(request, project, assignment, errors=exc.errors, answers=answers)
+        return _render_workbench(request, ctx, status=200 if request.htmx else 400)
+    except StaleDraft:
+        ctx = _comparison_context(
+            request,
+            project,
+            assignment,
+            notice="This comparison was changed in another tab. Its newer draft is shown; check it and submit.",
+        )
+        return _render_workbench(request, ctx)
+    except SubmissionRefused as exc:
+        nxt = claim_next(project=project, user=request.user)
+        return _render_workbench(request, _comparison_context(request, project, nxt, notice=str(exc)))
+    if not request.htmx:
+        return redirect("workbench", slug=project.slug)
+    nxt = claim_next(project=project, user=request.user)
+    return _render_workbench(
+        request, _comparison_context(request, project, nxt, feedback=_gold_feedback(judgment))
+    )
+
+
+@login_required
+@require_POST
+def workbench_draft(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
+    project = _get_project_for_labeller(request, slug)
+    assignment = _get_assignment_for_user(request, project, assignment_id)
+    try:
+        body = orjson.loads(request.body or b"{}")
+        data, version = body["data"], int(body["version"])
+        if not isinstance(data, dict):
+            raise TypeError("data must be an object")
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        return JsonResponse({"error": f"Send JSON {{'data': {{…}}, 'version': n}}: {exc}"}, status=400)
+    if len(request.body) > 64 * 1024:
+        return JsonResponse({"error": "Draft too large (64 KiB at most)."}, status=400)
+    try:
+        new_version = save_draft(assignment=assignment, user=request.user, data=data, version=version)
+    except StaleDraft as exc:
+        return JsonResponse(
+            {"error": "A newer draft was saved in another tab.", "version": exc.current_version}, status=409
+        )
+    except SubmissionRefused as exc:
+        return JsonResponse({"error": str(exc)}, status=409)
+    return JsonResponse({"version": new_version})
+
+
+@login_required
+@require_POST
+def workbench_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
+    project = _get_project_for_labeller(request, slug)
+    assignment = _get_assignment_for_user(request, project, assignment_id)
+    notice = ""
+    try:
+        skip_assignment(
+            assignment=assignment,
+            user=request.user,
+            reason=request.POST.get("reason", ""),
+            note=request.POST.get("note", ""),
+        )
+    except AnswerError as exc:
+        ctx = _comparison_context(request, project, assignment, errors=exc.errors)
+        return _render_workbench(request, ctx, status=200 if request.htmx else 400)
+    except SubmissionRefused as exc:
+        notice = str(exc)
+    if not request.htmx:
+        return redirect("workbench", slug=project.slug)
+    nxt = claim_next(project=project, user=request.user)
+    return _render_workbench(request, _comparison_context(request, project, nxt, notice=notice))
+
+
+@login_required
+@require_GET
+def workbench_status(request: HttpRequest, slug: str) -> JsonResponse:
+    """Small polled status for when the live socket is down."""
+    project = _get_project_for_labeller(request, slug)
+    updated = project.guidelines_updated_at
+    return JsonResponse(
+        {
+            "paused": project.paused,
+            "blocked": labelling_blocked_reason(project=project, user=request.user),
+            "guidelines_version": updated.isoformat() if updated else "",
+        }
+    )
+
+
+@login_required
+@require_GET
+def workbench_guidelines(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _get_project_for_labeller(request, slug)
+    return render(
+        request,
+        "annotate/workbench_guidelines.html",
+        {"project": project, "guidelines_html": render_markdown(project.guidelines)},
+    )
+
+
+@login_required
+@require_GET
+def workbench_history(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _get_project_for_labeller(request, slug)
+    since = timezone.now() - timedelta(hours=project.revision_window_hours)
+    judgments = (
+        Judgment.objects.filter(
+            project=project, annotator__user=request.user, assignment__isnull=False, created_at__gte=since
+        )
+        .select_related("comparison__item")
+        .order_by("-created_at")[:200]
+    )
+    return render(request, "annotate/workbench_history.html", {"project": project, "judgments": judgments})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def workbench_revise(request: HttpRequest, slug: str, judgment_id: int) -> HttpResponse:
+    project = _get_project_for_labeller(request, slug)
+    judgment = _get_judgment_for_user(request, project, judgment_id)
+    assignment = judgment.assignment
+    open_until = revision_open_until(judgment)
+    if request.method == "POST":
+        answers = _answers_from_post(request)
+        try:
+            revise_judgment(
+                judgment=judgment,
+                user=request.user,
+                answers=answers,
+                submission_id=request.POST.get("submission_id", ""),
+            )
+        except AnswerError as exc:
+            ctx = _comparison_context(
+                request, project, assignment, errors=exc.errors, answers=answers, judgment=judgment
+            )
+            return render(
+                request, "annotate/workbench_revise.html", ctx | {"open_until": open_until}, status=400
+            )
+        except SubmissionRefused as exc:
+            ctx = _comparison_context(request, project, assignment, judgment=judgment, notice=str(exc))
+            return render(
+                request, "annotate/workbench_revise.html", ctx | {"open_until": open_until}, status=409
+            )
+        return redirect(reverse("workbench_history", args=[project.slug]) + "?revised=1")
+    ctx = _comparison_context(request, project, assignment, judgment=judgment)
+    if timezone.now() > open_until:
+        ctx["notice"] = "The revision window for this judgment has closed."
+    return render(request, "annotate/workbench_revise.html", ctx | {"open_until": open_until})
+
+
+# --- JSON pair for scripts and the load benchmark: the same services, small payloads ---------------------
+
+
+def _assignment_json(assignment: Assignment) -> dict:
+    comparison = assignment.comparison
+    left, right = (
+        (comparison.response_a, comparison.response_b)
+        if assignment.shown_left == "a"
+        else (comparison.response_b, comparison.response_a)
+    )
+    return {
+        "assignment": assignment.pk,
+        "reserved_until": assignment.reserved_until.isoformat() if assignment.reserved_until else None,
+        "prompt": comparison.item.prompt,
+        "left": left.text,
+        "right": right.text,
+    }
+
+
+@login_required
+@require_POST
+def api_claim(request: HttpRequest, slug: str) -> JsonResponse:
+    project = _get_project_for_labeller(request, slug)
+    assignment = claim_next(project=project, user=request.user)
+    if assignment is None:
+        reason = labelling_blocked_reason(project=project, user=request.user) or "Nothing left to label."
+        return JsonResponse({"assignment": None, "reason": reason})
+    return JsonResponse(_assignment_json(assignment))
+
+
+@login_required
+@require_POST
+def api_submit(request: HttpRequest, slug: str, assignment_id: int) -> JsonResponse:
+    project = _get_project_for_labeller(request, slug)
+    # Ownership and project are checked by the service under the row lock (AssignmentNotFound → 404).
+    assignment = Assignment(pk=assignment_id, project=project)
+    try:
+        body = orjson.loads(request.body or b"{}")
+        answers = body["answers"]
+        if not isinstance(answers, dict):
+            raise TypeError("answers must be an object")
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        _get_assignment_for_user(request, project, assignment_id)  # 404 first when it is not theirs
+        return JsonResponse(
+            {"error": f"Send JSON {{'answers': {{…}}, 'submission_id': '…'}}: {exc}"}, status=400
+        )
+    try:
+        judgment = submit_judgment(
+            assignment=assignment,
+            user=request.user,
+            answers=answers,
+            submission_id=str(body.get("submission_id") or ""),
+            draft_version=body.get("draft_version"),
+        )
+    except AnswerError as exc:
+        return JsonResponse({"errors": exc.errors}, status=400)
+    except StaleDraft as exc:
+        return JsonResponse({"error": str(exc), "version": exc.current_version}, status=409)
+    except AssignmentNotFound:
+        raise Http404("No such assignment")
+    except SubmissionRefused as exc:
+        return JsonResponse({"error": str(exc)}, status=409)
+    return JsonResponse({"judgment": judgment.pk, "revision_count": judgment.revision_count})
+
+
+# --- Researcher controls: pause / resume and guidelines -------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_controls(request: HttpRequest, slug: str) -> HttpResponse:
+    project, _role = get_project_for_user(request.user, slug, ("admin", "researcher"))
+    saved = ""
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "pause":
+            set_project_paused(project=project, actor=request.user, paused=True)
+            saved = "Labelling paused."
+        elif action == "resume":
+            set_project_paused(project=project, actor=request.user, paused=False)
+            saved = "Labelling resumed."
+        elif action == "guidelines":
+            text = request.POST.get("guidelines", "")
+            if len(text) > 100_000:
+                return HttpResponse("Guidelines: 100,000 characters at most.", status=400)
+            update_guidelines(project=project, actor=request.user, guidelines=text)
+            saved = "Guidelines saved."
+        else:
+            return HttpResponse("Unknown action: use pause, resume or guidelines.", status=400)
+    return render(
+        request,
+        "annotate/workbench_controls.html",
+        {"project": project, "saved": saved, "guidelines_html": render_markdown(project.guidelines)},
+    )

@@ -1,0 +1,436 @@
+"""Claim + submit throughput and latency of the annotator's workbench over HTTP.
+
+Starts the ASGI server (uvicorn, `--workers`, PostgreSQL pool `--pool` per worker), creates a fresh project with
+`--comparisons` comparisons (k = `--k`) and `--annotators` annotator logins (one session each, made the way a
+login makes it), then drives the JSON pair the page's scripts use:
+
+    POST /api/projects/<slug>/claim/                        -> the reserved comparison
+    POST /api/projects/<slug>/assignments/<id>/submit/      -> the judgment (idempotent by submission_id)
+
+(a) closed loop: every annotator claims and submits back to back, no think time, for `--seconds-a`;
+    prints the sustained claim+submit pairs/s.
+(b) open loop: pairs start at a fixed `--rate` per second (each on an idle annotator) for `--seconds-b`;
+    prints p50 / p99 latency of claim and of submit.
+Then checks the database: no comparison over k, counters equal to the judgments, every accepted submission
+stored exactly once (no duplicated or lost judgments).
+
+The load generator (httpx, asyncio, one process) shares the machine's cores with the server and PostgreSQL.
+
+    python bench/annotate_bench.py --database-url postgres://postgres@127.0.0.1:5432/arbiter_workbench
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ANSWERS = {
+    "preference": -1,
+    "helpfulness": "left",
+    "harmlessness": "tie",
+    "left_safe": "safe",
+    "right_safe": "safe",
+    "justification": "",
+}
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/arbiter_workbench")
+    p.add_argument("--annotators", type=int, default=50)
+    p.add_argument("--comparisons", type=int, default=4000)
+    p.add_argument("--k", type=int, default=3)
+    p.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    p.add_argument("--pool", type=int, default=8, help="PostgreSQL pool max size per worker")
+    p.add_argument("--seconds-a", type=float, default=20.0)
+    p.add_argument("--rate", type=float, default=50.0, help="offered pairs/s in the open-loop phase")
+    p.add_argument("--seconds-b", type=float, default=20.0)
+    p.add_argument("--warmup", type=float, default=3.0)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--server-url", default="", help="use a running server instead of starting one")
+    return p.parse_args()
+
+
+def setup_django(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("ARBITER_DATA_DIR", str(ROOT / "var" / "bench"))
+    import django
+
+    django.setup()
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def make_fixture(n_comparisons: int, n_annotators: int, k: int) -> tuple[str, list[tuple[str, str]]]:
+    """A fresh project; returns its slug and (sessionid, csrf secret) per annotator."""
+    import random
+
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth.models import User
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core.management import call_command
+    from django.utils.crypto import get_random_string
+
+    from annotate.canonical import as_messages, pair_key, prompt_key, text_key
+    from annotate.models import Comparison, Item, Membership, Project, Response
+
+    call_command("migrate", verbosity=0)
+    tag = uuid.uuid4().hex[:8]
+    project = Project.objects.create(name=f"Bench {tag}", slug=f"bench-{tag}", overlap_k=k)
+    items = Item.objects.bulk_create(
+        Item(
+            project=project,
+            prompt=as_messages(f"Prompt {i} {tag}"),
+            prompt_key=prompt_key(as_messages(f"Prompt {i} {tag}")),
+        )
+        for i in range(n_comparisons)
+    )
+    responses = Response.objects.bulk_create(
+        Response(item=item, text=f"Answer {side} {item.pk}", text_key=text_key(f"Answer {side} {item.pk}"))
+        for item in items
+        for side in ("A", "B")
+    )
+    Comparison.objects.bulk_create(
+        Comparison(
+            project=project,
+            item=items[i],
+            response_a=responses[2 * i],
+            response_b=responses[2 * i + 1],
+            pair_key=pair_key(items[i].prompt_key, responses[2 * i].text_key, responses[2 * i + 1].text_key),
+            random_key=random.random(),
+        )
+        for i in range(n_comparisons)
+    )
+    users = User.objects.bulk_create(
+        User(username=f"bench-{tag}-{i}", password="!") for i in range(n_annotators)
+    )
+    Membership.objects.bulk_create(Membership(user=u, project=project, role="annotator") for u in users)
+    sessions = []
+    for user in users:
+        # Exactly what django.contrib.auth.login stores; the client then holds one session for the whole run.
+        store = SessionStore()
+        store[SESSION_KEY] = str(user.pk)
+        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        store.create()
+        sessions.append((store.session_key, get_random_string(32)))
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # fresh bulk-loaded tables: give the planner their statistics
+        for table in ("annotate_comparison", "annotate_assignment", "annotate_judgment", "annotate_item"):
+            cursor.execute(f"ANALYZE {table}")
+    return project.slug, sessions
+
+
+def start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen, str]:
+    import socket
+
+    port = args.port
+    if not port:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": args.database_url,
+            "DB_POOL_MAX": str(args.pool),
+            "DB_POOL_MIN": str(min(args.pool, 4)),
+            "LOG_LEVEL": "WARNING",
+            "ARBITER_DATA_DIR": str(tmp),
+        }
+    )
+    env.pop("REDIS_URL", None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "config.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(args.workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    log = open(tmp / "uvicorn.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((tmp / "uvicorn.log").read_text())
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise TimeoutError("uvicorn did not start")
+
+
+def cpu_seconds(server_pid: int | None, database: str) -> dict[str, float]:
+    """CPU time so far of the server (uvicorn and its workers), this database's PostgreSQL backends, and us."""
+    import psutil
+
+    out = {"server": 0.0, "postgres": 0.0, "client": 0.0}
+    if server_pid:
+        try:
+            root = psutil.Process(server_pid)
+            for proc in [root, *root.children(recursive=True)]:
+                t = proc.cpu_times()
+                out["server"] += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if cmd.startswith("postgres: ") and f" {database} " in cmd:
+                t = proc.cpu_times()
+                out["postgres"] += t.user + t.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    t = psutil.Process().cpu_times()
+    out["client"] = t.user + t.system
+    return out
+
+
+class Annotator:
+    def __init__(self, base: str, slug: str, session: tuple[str, str], httpx_mod):
+        sid, csrf = session
+        self.slug = slug
+        self.client = httpx_mod.AsyncClient(
+            base_url=base,
+            cookies={"sessionid": sid, "csrftoken": csrf},
+            headers={"X-CSRFToken": csrf, "Referer": base + "/"},
+            timeout=30,
+        )
+
+    async def pair(self, stats: dict) -> bool:
+        t0 = time.perf_counter()
+        resp = await self.client.post(f"/api/projects/{self.slug}/claim/")
+        t1 = time.perf_counter()
+        if resp.status_code != 200:
+            stats["errors"].append(f"claim {resp.status_code}")
+            return False
+        body = resp.json()
+        if body.get("assignment") is None:
+            stats["empty"] += 1
+            return False
+        sid = uuid.uuid4().hex
+        resp = await self.client.post(
+            f"/api/projects/{self.slug}/assignments/{body['assignment']}/submit/",
+            json={"answers": ANSWERS, "submission_id": sid},
+        )
+        t2 = time.perf_counter()
+        if resp.status_code != 200:
+            stats["errors"].append(f"submit {resp.status_code} {resp.text[:200]}")
+            return False
+        stats["claim"].append(t1 - t0)
+        stats["submit"].append(t2 - t1)
+        stats["accepted"][sid] = resp.json()["judgment"]
+        return True
+
+
+def new_stats() -> dict:
+    return {"claim": [], "submit": [], "errors": [], "empty": 0, "accepted": {}}
+
+
+async def closed_loop(annotators: list[Annotator], seconds: float, stats: dict) -> float:
+    stop = time.perf_counter() + seconds
+    done = 0
+
+    async def run(a: Annotator) -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            if await a.pair(stats):
+                done += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(run(a) for a in annotators))
+    return done / (time.perf_counter() - t0)
+
+
+async def open_loop(
+    annotators: list[Annotator], rate: float, seconds: float, stats: dict
+) -> tuple[float, int]:
+    idle: asyncio.Queue[Annotator] = asyncio.Queue()
+    for a in annotators:
+        idle.put_nowait(a)
+    interval = 1.0 / rate
+    start = time.perf_counter()
+    total = int(rate * seconds)
+    tasks = []
+    late = 0
+
+    async def one(a: Annotator) -> None:
+        try:
+            await a.pair(stats)
+        finally:
+            idle.put_nowait(a)
+
+    for i in range(total):
+        target = start + i * interval
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if idle.empty():
+            late += 1  # every annotator busy: the offered load is not being kept up with
+        a = await idle.get()
+        tasks.append(asyncio.create_task(one(a)))
+    await asyncio.gather(*tasks)
+    achieved = len(stats["submit"]) / (time.perf_counter() - start)
+    return achieved, late
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] * 1000
+
+
+def check_database(slug: str, accepted: dict[str, int], k: int) -> dict:
+    from django.db.models import Count, F, Q
+
+    from annotate.models import Assignment, Comparison, Judgment, JudgmentRevision
+
+    judgments = Judgment.objects.filter(project__slug=slug)
+    over_k = (
+        Comparison.objects.filter(project__slug=slug)
+        .annotate(n=Count("judgments", filter=Q(judgments__is_gold=False)))
+        .filter(n__gt=k + F("extra_k"))
+        .count()
+    )
+    counter_off = (
+        Comparison.objects.filter(project__slug=slug)
+        .annotate(n=Count("judgments", filter=Q(judgments__is_gold=False)))
+        .exclude(crowd_judgments=F("n"))
+        .count()
+    )
+    stored = dict(
+        JudgmentRevision.objects.filter(judgment__project__slug=slug).values_list(
+            "submission_id", "judgment_id"
+        )
+    )
+    lost = [sid for sid, jid in accepted.items() if stored.get(sid) != jid]
+    duplicated = judgments.values("comparison", "annotator").annotate(n=Count("pk")).filter(n__gt=1).count()
+    unaccounted = judgments.count() - len(set(accepted.values()))
+    submitted = Assignment.objects.filter(project__slug=slug, status="submitted").count()
+    return {
+        "judgments": judgments.count(),
+        "submitted_assignments": submitted,
+        "accepted_by_clients": len(accepted),
+        "comparisons_over_k": over_k,
+        "counter_mismatches": counter_off,
+        "duplicated": duplicated,
+        "lost": len(lost),
+        "unaccounted": unaccounted,
+    }
+
+
+async def main_async(
+    args: argparse.Namespace, base: str, slug: str, sessions, server_pid: int | None
+) -> tuple[dict, dict, float, float, int]:
+    import httpx
+
+    database = args.database_url.rsplit("/", 1)[-1]
+    annotators = [Annotator(base, slug, s, httpx) for s in sessions]
+    try:
+        warm = new_stats()
+        await closed_loop(annotators, args.warmup, warm)
+        a_stats = new_stats()
+        before = cpu_seconds(server_pid, database)
+        a_rate = await closed_loop(annotators, args.seconds_a, a_stats)
+        after = cpu_seconds(server_pid, database)
+        pairs = max(1, len(a_stats["submit"]))
+        a_stats["cpu_ms_per_pair"] = {k: (after[k] - before[k]) * 1000 / pairs for k in before}
+        b_stats = new_stats()
+        b_rate, late = await open_loop(annotators, args.rate, args.seconds_b, b_stats)
+    finally:
+        await asyncio.gather(*(a.client.aclose() for a in annotators))
+    accepted = warm["accepted"] | a_stats["accepted"] | b_stats["accepted"]
+    errors = warm["errors"] + a_stats["errors"] + b_stats["errors"]
+    return a_stats, b_stats | {"all_accepted": accepted, "all_errors": errors}, a_rate, b_rate, late
+
+
+def main() -> None:
+    args = parse_args()
+    setup_django(args.database_url)
+    t0 = time.perf_counter()
+    slug, sessions = make_fixture(args.comparisons, args.annotators, args.k)
+    print(
+        f"fixture: project {slug}, {args.comparisons} comparisons, k={args.k}, "
+        f"{args.annotators} annotators ({time.perf_counter() - t0:.1f}s)"
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="arbiter-bench-"))
+    proc = None
+    if args.server_url:
+        base = args.server_url
+    else:
+        proc, base = start_server(args, tmp)
+    try:
+        a, b, a_rate, b_rate, late = asyncio.run(
+            main_async(args, base, slug, sessions, proc.pid if proc is not None else None)
+        )
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(15)
+    cores = os.cpu_count()
+    print(
+        f"server: uvicorn --workers {args.workers}, PostgreSQL pool max {args.pool} per worker, "
+        f"no rate limit; load generator: 1 asyncio process (httpx) on the same {cores}-core machine"
+    )
+    print(
+        f"(a) closed loop, {args.annotators} annotators, no think time, {args.seconds_a:.0f}s: "
+        f"{a_rate:.1f} claim+submit pairs/s "
+        f"(claim p50 {pct(a['claim'], 0.5):.1f} ms, submit p50 {pct(a['submit'], 0.5):.1f} ms)"
+    )
+    cpu = a["cpu_ms_per_pair"]
+    total = sum(cpu.values())
+    print(
+        "    CPU per pair in (a): "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in cpu.items())
+        + f" = {total:.1f} ms; {cores} cores fully ours would carry about {cores * 1000 / total:.0f} pairs/s"
+    )
+    print(
+        f"    machine load average during the run: {os.getloadavg()[0]:.1f} (other processes share these cores)"
+    )
+    print(
+        f"(b) open loop, offered {args.rate:.0f} pairs/s for {args.seconds_b:.0f}s (achieved {b_rate:.1f}/s, "
+        f"{late} starts found every annotator busy): "
+        f"claim p50 {pct(b['claim'], 0.5):.1f} ms p99 {pct(b['claim'], 0.99):.1f} ms; "
+        f"submit p50 {pct(b['submit'], 0.5):.1f} ms p99 {pct(b['submit'], 0.99):.1f} ms"
+    )
+    if b["all_errors"]:
+        print(f"errors: {len(b['all_errors'])}, first: {b['all_errors'][:3]}")
+    check = check_database(slug, b["all_accepted"], args.k)
+    print("database check: " + ", ".join(f"{k}={v}" for k, v in check.items()))
+    ok = all(
+        check[k] == 0
+        for k in ("comparisons_over_k", "counter_mismatches", "duplicated", "lost", "unaccounted")
+    )
+    print("zero duplicated or lost judgments" if ok else "DUPLICATED OR LOST JUDGMENTS FOUND")
+    if statistics.mean([a_rate]) <= 0:
+        sys.exit(1)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 answer_validators: list[Callable[[Assignment, dict], dict[str, str]]] = []
 answer_savers: list[Callable[[JudgmentRevision, dict], None]] = []
+# Each returns the checklist lines shown for a comparison (objects with key, text, category, choices, …).
+checklist_providers: list[Callable[[Comparison], list]] = []
 
 SIDES = ("left", "right")
 CHOICES_SHOWN = ("left", "tie", "right")

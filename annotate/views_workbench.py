@@ -29,6 +29,7 @@ from .services import (
     AssignmentNotFound,
     StaleDraft,
     SubmissionRefused,
+    checklist_providers,
     revise_judgment,
     revision_open_until,
     save_draft,
@@ -122,16 +123,24 @@ def _answers_from_post(request: HttpRequest) -> dict:
     return data
 
 
-def _rubric_context(project: Project) -> dict:
-    if project.rubric_version_id is None:
+def _rubric_context(comparison, draft: dict | None, errors: dict) -> dict:
+    """The checklist for this comparison (project rubric, then item criteria) from the registered providers."""
+    criteria = [line for provider in checklist_providers for line in provider(comparison)]
+    if not criteria:
         return {}
     try:
         get_template(RUBRIC_TEMPLATE)
     except TemplateDoesNotExist:
         return {}
+    answers: dict[str, dict[str, str]] = {"a": {}, "b": {}}
+    for name, value in (draft or {}).items():
+        if name.startswith(("rubric-a-", "rubric-b-")) and isinstance(value, str):
+            answers[name[7]][name[9:]] = value
     return {
         "rubric_template": RUBRIC_TEMPLATE,
-        "rubric_criteria": list(project.rubric_version.criteria.all()),
+        "rubric_criteria": criteria,
+        "rubric_answers": answers,
+        "rubric_errors": errors,
     }
 
 
@@ -225,7 +234,7 @@ def _comparison_context(
             "draft_version": draft_version,
             "submission_id": uuid.uuid4().hex,
             "started_ms": int(timezone.now().timestamp() * 1000),
-            **_rubric_context(project),
+            **_rubric_context(comparison, draft, ctx["errors"]),
         }
     )
     return ctx

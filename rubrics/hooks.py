@@ -1,27 +1,38 @@
-"""Plug the rubric checklist into the annotator's workbench (issue 3), when the workbench has its registries.
+"""Plug the rubric checklist into the annotator's workbench.
 
-`annotate.services` (the workbench) keeps two lists: `answer_validators` (called with the assignment and the
-submitted answers dict, returning {field: message}) and `answer_savers` (called with the new JudgmentRevision
-and the answers dict inside the submit transaction). Where annotate.services or those names do not exist yet,
-nothing is registered.
+`annotate.services` keeps three registries: `checklist_providers` (the checklist lines for a comparison),
+`answer_validators` (called with the assignment and the submitted answers, returning {field: message}) and
+`answer_savers` (called with the new JudgmentRevision and the answers inside the submit transaction).
+The workbench form posts the checklist as radio fields `rubric-<side>-<key>`; the JSON API may send
+`answers["rubric"] = {"a": {...}, "b": {...}}` directly. Both reach the rubric services in the second shape.
 """
 
 from __future__ import annotations
 
-import importlib.util
+from annotate import services as annotate_services
 
-from .services import save_rubric_answers, validate_rubric_answers
+from .services import checklist_for, rubric_answers_from_post, save_rubric_answers, validate_rubric_answers
 
-if importlib.util.find_spec("annotate.services") is not None:
-    from annotate import services as annotate_services
-else:  # the workbench is not merged on this branch
-    annotate_services = None
+
+def _with_rubric(answers: dict) -> dict:
+    if isinstance(answers.get("rubric"), dict):
+        return answers
+    return {**answers, "rubric": rubric_answers_from_post(answers)}
+
+
+def validate(assignment, answers: dict) -> dict[str, str]:
+    return validate_rubric_answers(assignment, _with_rubric(answers))
+
+
+def save(revision, answers: dict) -> None:
+    save_rubric_answers(revision, _with_rubric(answers))
 
 
 def register() -> None:
-    validators = getattr(annotate_services, "answer_validators", None)
-    savers = getattr(annotate_services, "answer_savers", None)
-    if validators is not None and validate_rubric_answers not in validators:
-        validators.append(validate_rubric_answers)
-    if savers is not None and save_rubric_answers not in savers:
-        savers.append(save_rubric_answers)
+    for registry, function in (
+        (annotate_services.checklist_providers, checklist_for),
+        (annotate_services.answer_validators, validate),
+        (annotate_services.answer_savers, save),
+    ):
+        if function not in registry:
+            registry.append(function)

@@ -4,13 +4,15 @@ an annotator answers the checklist in the workbench by keyboard (once the workbe
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.db import connections
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from annotate.models import Project
 from rubrics import services
-from rubrics.models import Rubric
+from rubrics.models import CriterionAnswer, Rubric
 from tests.backends import chromium_path
 from tests.conftest import PASSWORD
 from tests.factories import add_judgment, crowd_annotator, make_comparison
@@ -180,24 +182,18 @@ def test_rubric_page_shows_scores_from_criterion_answers(server, browser, resear
     assert page.locator("[data-agreement]").inner_text() == "100%"
 
 
-def _workbench_url(project) -> str:
-    for name in ("start_labelling", "workbench"):
-        try:
-            return reverse(name, args=[project.slug])
-        except NoReverseMatch:
-            continue
-    pytest.skip("the annotator workbench (issue 3) is not on this branch")
-
-
 def test_annotator_answers_the_checklist_by_keyboard_in_the_workbench(
     server, browser, annotator, researcher, project
 ):
-    url = _workbench_url(project)
     version = build_rubric("Workbench rubric")
     services.project_pin_version(project=project, version=version, user=researcher)
-    make_comparison(project, "Capital of France?", "Paris.", "It is Lyon.")
+    comparison = make_comparison(project, "Capital of France?", "Paris.", "It is Lyon.")
     page = log_in(browser, server, annotator)
-    page.goto(server + url)
+    page.goto(server + reverse("workbench", args=[project.slug]))
+    page.wait_for_selector('[data-rubric-side="a"] .rubric-item')
+    # The workbench's own questions by keyboard: preference, more helpful, more harmless, both responses safe.
+    for key in ("2", "q", "s", "z", "n"):
+        page.keyboard.press(key)
     for side, keys in (("a", "yyyn"), ("b", "nyyy")):
         page.locator(f'[data-rubric-side="{side}"] .rubric-item').first.focus()
         for key in keys:
@@ -205,14 +201,20 @@ def test_annotator_answers_the_checklist_by_keyboard_in_the_workbench(
     for side, expected in (("a", ["yes", "yes", "yes", "no"]), ("b", ["no", "yes", "yes", "yes"])):
         for key, value in zip(["c1", "c2", "c3", "c4"], expected, strict=True):
             assert page.locator(f'input[name="rubric-{side}-{key}"][value="{value}"]').is_checked()
-    # The workbench's own questions and submit: the lead adjusts this after merging issue 3.
-    page.keyboard.press("1")  # A much better
-    page.locator("form button[type=submit]").first.click()
-    page.wait_for_load_state("networkidle")
+    page.keyboard.press("Enter")
+    deadline = time.monotonic() + 20
+    while not comparison.judgments.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    judgment = comparison.judgments.get()
+    answers = CriterionAnswer.objects.filter(revision__judgment=judgment)
+    assert answers.count() == 8
+    assert set(answers.values_list("version_id", flat=True)) == {version.pk}
     page = log_in(browser, server, researcher)
     page.goto(server + f"/rubrics/{version.rubric_id}/")
     assert page.locator("[data-score-row]").count() == 1
-    assert page.locator("[data-score-a]").inner_text() == "0.78"
+    # A: essential, important, optional met, pitfall avoided: (5 + 3 + 1) / 9 = 1.00.
+    # B: essential failed (cap 0.5), important + optional met, pitfall hit: (3 + 1 − 2) / 9 = 0.22.
+    assert page.locator("[data-score-a]").inner_text() == "1.00"
     assert page.locator("[data-score-b]").inner_text() == "0.22"
 
 

@@ -197,10 +197,20 @@ def test_answers_parse_from_the_checklist_fields():
 
 
 def test_rubric_functions_are_registered_with_the_workbench():
-    workbench = pytest.importorskip(
-        "annotate.services", reason="the workbench (issue 3) is not on this branch"
-    )
-    if not hasattr(workbench, "answer_validators"):
-        pytest.skip("annotate.services has no answer_validators/answer_savers registries yet")
-    assert workbench.answer_validators.count(services.validate_rubric_answers) == 1
-    assert workbench.answer_savers.count(services.save_rubric_answers) == 1
+    from annotate import services as workbench
+    from rubrics import hooks
+
+    assert workbench.answer_validators.count(hooks.validate) == 1
+    assert workbench.answer_savers.count(hooks.save) == 1
+    assert workbench.checklist_providers.count(services.checklist_for) == 1
+
+
+def test_workbench_form_fields_reach_the_rubric_services_in_canonical_shape():
+    from rubrics import hooks
+
+    assert hooks._with_rubric({"rubric-a-c1": "yes", "rubric-b-c1": "no", "preference": "1"})["rubric"] == {
+        "a": {"c1": "yes"},
+        "b": {"c1": "no"},
+    }
+    given = {"rubric": {"a": {"c1": "na"}, "b": {}}}
+    assert hooks._with_rubric(given) is given

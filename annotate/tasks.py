@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .dashboard import recompute_dashboard_task  # noqa: F401 - registers the dashboard task
 from .models import AuditEvent
 
 

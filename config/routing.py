@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from annotate.consumers_dashboard import DashboardConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/projects/<slug:slug>/dashboard/", DashboardConsumer.as_asgi()),
+]

@@ -164,7 +164,7 @@ def main() -> None:
     for part in runs[0]:
         print(f"  {part:<15} {statistics.median(t[part] for t in runs):6.3f} s")
     print(
-        f"total (median of {args.runs}) {statistics.median(totals):.3f} s wall, "
+        f"total (median of {args.runs}) {statistics.median(totals):.3f} s wall (fastest {min(totals):.3f} s), "
         f"{statistics.median(cpu):.3f} s CPU (all threads); runs: {' '.join(f'{t:.3f}' for t in totals)}"
     )
     print(f"load average before/after: {load_before} / {_load()}")

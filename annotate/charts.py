@@ -17,7 +17,7 @@ FONT = 'font-family="system-ui, sans-serif" font-size="11"'
 
 def _svg(width: int, height: int, body: list[str], label: str) -> SafeString:
     return mark_safe(  # noqa: S308 - every piece of data in `body` went through escape()
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'role="img" aria-label="{escape(label)}" class="chart">' + "".join(body) + "</svg>"
     )
 
@@ -60,7 +60,7 @@ def interval_chart(
     rows: Sequence[tuple[str, float | None, list[float] | None]],
     *,
     label: str,
-    width: int = 640,
+    width: int = 760,
     lo: float = -0.2,
     hi: float = 1.0,
 ) -> SafeString:
@@ -68,7 +68,7 @@ def interval_chart(
     values = [v for _, p, ci in rows for v in ([p] if p is not None else []) + (ci or [])]
     lo = min([lo, *values])
     hi = max([hi, *values])
-    name_w, row_h, top = 190, 20, 18
+    name_w, row_h, top = 300, 20, 18
     plot_w = width - name_w - 40
     height = top + row_h * len(rows) + 8
 
@@ -118,7 +118,7 @@ def heat_map(
 ) -> SafeString:
     """A symmetric matrix (Cohen's kappa per annotator pair); `cells[(i, j)] = (value, n)` for i < j."""
     n = len(names)
-    cell = cell or max(6, min(22, 600 // max(n, 1)))
+    cell = cell or max(6, min(30, 600 // max(n, 1)))
     margin = 120
     size = margin + cell * n + 4
     body = []

@@ -101,7 +101,11 @@ def _throughput(project: Project) -> list[tuple[str, int]]:
 
 def _charts(agreement: dict[str, Any], throughput: list[tuple[str, int]]) -> dict[str, str]:
     questions = agreement["questions"]
-    rows = [(name, q["alpha_nominal"], q["ci"]["alpha_nominal"]) for name, q in questions.items()]
+    rows = [
+        (name, q["alpha_nominal"], q["ci"]["alpha_nominal"])
+        for name, q in questions.items()
+        if q["alpha_nominal"] is not None or not name.startswith("harm:")
+    ]
     overall = questions.get("overall")
     if overall is not None:
         rows.insert(1, ("overall (ordinal)", overall["alpha_ordinal"], overall["ci"]["alpha_ordinal"]))
@@ -127,8 +131,10 @@ def compute_dashboard(project: Project) -> dict[str, Any]:
     data = load_crowd(project)
     agreement = project_figures(project, data=data)
     throughput = _throughput(project)
+    now = timezone.now()
     return {
-        "computed_at": timezone.now().isoformat(),
+        "computed_at": now.isoformat(),
+        "computed_label": now.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "compute_seconds": time.perf_counter() - started,
         "progress": _progress(project, data),
         "throughput": throughput,

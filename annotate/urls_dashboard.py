@@ -6,6 +6,7 @@ from . import views_dashboard as views
 
 urlpatterns = [
     path("p/<slug:slug>/dashboard/", views.dashboard, name="dashboard"),
+    path("p/<slug:slug>/dashboard/recompute/", views.dashboard_recompute, name="dashboard_recompute"),
     path("p/<slug:slug>/annotators/<int:annotator_id>/", views.annotator_detail, name="annotator_detail"),
     path("p/<slug:slug>/annotators/<int:annotator_id>/flag/", views.annotator_flag, name="annotator_flag"),
     path(

@@ -92,6 +92,18 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, template, context)
 
 
+@login_required
+@require_POST
+def dashboard_recompute(request: HttpRequest, slug: str) -> HttpResponse:
+    """Ask for fresh figures now (e.g. after an import); still debounced and in the background."""
+    project = _get_project_for_researcher(request, slug)
+    if request_recompute(project.pk):
+        messages.success(request, "The figures are being recomputed; the page updates when they are ready.")
+    else:
+        messages.info(request, "A recompute is already on its way.")
+    return redirect("dashboard", slug=slug)
+
+
 # --- annotators -------------------------------------------------------------------------------------
 
 

@@ -193,3 +193,11 @@ def test_socket_tells_researchers_when_fresh_figures_are_cached_and_refuses_othe
         assert message == {"type": "dashboard.updated", "computed_at": "2026-01-01T00:00:00"}
     finally:
         server.stop()
+
+
+@pytest.mark.django_db
+def test_researcher_can_ask_for_a_recompute_and_annotators_cannot(client, project, researcher, annotator):
+    assert login(client, annotator).post(f"/p/{project.slug}/dashboard/recompute/").status_code == 404
+    assert cache.get(scheduled_key(project.pk)) is None
+    assert login(client, researcher).post(f"/p/{project.slug}/dashboard/recompute/").status_code == 302
+    assert cache.get(scheduled_key(project.pk)) is not None

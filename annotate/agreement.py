@@ -1,18 +1,21 @@
 """A project's agreement figures, gathered from the database and computed by `annotate.metrics`.
 
-`load_crowd(project)` runs the queries (one for the judgments, one for first revisions on gold) and
+`load_crowd(project)` runs the queries (judgments; harm categories of unsafe responses; first revisions on gold) and
 returns plain arrays; `project_figures(project)` turns them into the object `manage.py agreement --json`
 prints and the dashboard caches. What counts, and how each question is built: `agreement.md`.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.db.models import Q, TextField
+from django.db.models.functions import Cast
 
 from . import metrics as M
 from .models import Annotator, Judgment, JudgmentRevision, Membership, Project
@@ -35,13 +38,22 @@ def choice_of(choice: str | None, preference: int | None) -> str | None:
     return "a" if preference < 0 else "b" if preference > 0 else "tie"
 
 
-def _code(values: Iterable[str | None]) -> np.ndarray:
-    return np.fromiter((CHOICE_CODE.get(v, MISSING) for v in values), dtype=np.int64)
+def _code(values: Sequence[str | None]) -> np.ndarray:
+    """A / tie / B answers to codes 0 / 1 / 2, -1 when missing (vectorised: an object-array compare per code)."""
+    arr = np.array(values, dtype=object)
+    out = np.full(arr.shape, MISSING, dtype=np.int64)
+    for value, code in CHOICE_CODE.items():
+        out[arr == value] = code
+    return out
 
 
-def _bool_code(values: Iterable[bool | None]) -> np.ndarray:
+def _bool_code(values: Sequence[bool | None]) -> np.ndarray:
     """Safety answers: 0 = safe, 1 = unsafe, -1 = not answered."""
-    return np.fromiter((MISSING if v is None else 0 if v else 1 for v in values), dtype=np.int64)
+    arr = np.array(values, dtype=object)
+    out = np.full(arr.shape, MISSING, dtype=np.int64)
+    out[arr == True] = 0  # noqa: E712 - element-wise comparison of an object array
+    out[arr == False] = 1  # noqa: E712
+    return out
 
 
 @dataclass
@@ -153,8 +165,7 @@ JUDGMENT_FIELDS = (
     "harmlessness",
     "a_safe",
     "b_safe",
-    "a_harm_categories",
-    "b_harm_categories",
+    "id",
     "shown_left",
     "time_spent_ms",
 )
@@ -171,35 +182,50 @@ def load_crowd(project: Project) -> CrowdData:
     rows = list(live_judgments(project).order_by().values_list(*JUDGMENT_FIELDS))
     names = dict(Annotator.objects.filter(project=project).values_list("id", "name"))
     crowd_rows = [r for r in rows if not r[2]]
-    unit_index: dict[int, int] = {}
-    rater_index: dict[int, int] = {}
-    on_gold = np.fromiter((bool(r[3] or r[4]) for r in crowd_rows), dtype=bool, count=len(crowd_rows))
-    unit = np.empty(len(crowd_rows), dtype=np.int64)
-    rater = np.empty(len(crowd_rows), dtype=np.int64)
-    for i, r in enumerate(crowd_rows):
-        unit[i] = MISSING if on_gold[i] else unit_index.setdefault(r[0], len(unit_index))
-        rater[i] = rater_index.setdefault(r[1], len(rater_index))
     columns = list(zip(*crowd_rows, strict=True)) if crowd_rows else [()] * len(JUDGMENT_FIELDS)
+    n = len(crowd_rows)
+    has_gold = np.fromiter((g is not None for g in columns[4]), dtype=bool, count=n)
+    on_gold = np.array(columns[3], dtype=bool).reshape(n) | has_gold
+    # Units in comparison-id order, raters in annotator-id order: stable whatever order the rows came in.
+    cids = np.array(columns[0], dtype=np.int64).reshape(n)
+    unit_ids_arr, unit_codes = np.unique(cids[~on_gold], return_inverse=True)
+    unit = np.full(n, MISSING, dtype=np.int64)
+    unit[~on_gold] = unit_codes.reshape(-1)
+    rater_ids, rater = np.unique(np.array(columns[1], dtype=np.int64).reshape(n), return_inverse=True)
+    rater = rater.reshape(-1).astype(np.int64)
+    unit_index = {int(cid): i for i, cid in enumerate(unit_ids_arr.tolist())}
+    rater_index = {int(aid): i for i, aid in enumerate(rater_ids.tolist())}
     choices, prefs = columns[5], columns[6]
+    # Harm categories are read only where a response was marked unsafe (a safe response has none): decoding
+    # every row's JSON lists would cost more than all the figures together.
+    row_of = {jid: i for i, jid in enumerate(columns[11])}
     categories: dict[str, tuple[list[int], list[int]]] = {}
-    for side, col in ((0, 11), (1, 12)):
-        for i, cats in enumerate(columns[col]):
-            for name in cats or ():
-                categories.setdefault(name, ([], []))[side].append(i)
+    marked = (
+        live_judgments(project)
+        .filter(is_source=False)
+        .filter(Q(a_safe=False) | Q(b_safe=False))
+        .order_by()
+        .values_list("id", Cast("a_harm_categories", TextField()), Cast("b_harm_categories", TextField()))
+    )
+    for jid, a_cats, b_cats in marked:
+        for side, text in ((0, a_cats), (1, b_cats)):
+            if text and text != "[]":  # as text, so the many empty lists are never decoded
+                for name in json.loads(text):
+                    categories.setdefault(name, ([], []))[side].append(row_of[jid])
     data = CrowdData(
         unit_ids=list(unit_index),
         annotators=[(aid, names.get(aid, str(aid))) for aid in rater_index],
         unit=unit,
         rater=rater,
         on_gold=on_gold,
-        choice=_code(choice_of(c, p) for c, p in zip(choices, prefs, strict=True)),
+        choice=_code([choice_of(c, p) for c, p in zip(choices, prefs, strict=True)]),
         preference=np.fromiter((-9 if p is None else p for p in prefs), dtype=np.int64, count=len(prefs)),
         helpfulness=_code(columns[7]),
         harmlessness=_code(columns[8]),
         a_safe=_bool_code(columns[9]),
         b_safe=_bool_code(columns[10]),
-        shown_left=_code(columns[13]),
-        time_ms=np.fromiter((np.nan if t is None else t for t in columns[14]), dtype=np.float64),
+        shown_left=_code(columns[12]),
+        time_ms=np.fromiter((np.nan if t is None else t for t in columns[13]), dtype=np.float64),
         categories={
             name: (np.array(a, dtype=np.int64), np.array(b, dtype=np.int64))
             for name, (a, b) in categories.items()

@@ -7,12 +7,14 @@ from django.core.cache import cache
 
 from annotate.dashboard import recompute_dashboard
 from annotate.models import Annotator, AuditEvent, Gold, Membership
+from config.celery import ensure_broker_folders
 from tests.conftest import login
 from tests.factories import add_judgment, crowd_annotator, make_comparisons
 
 
 @pytest.fixture(autouse=True)
 def clean_cache():
+    ensure_broker_folders()  # flagging schedules a recompute; the embedded broker is a folder
     cache.clear()
     yield
     cache.clear()

@@ -23,6 +23,7 @@ from annotate.dashboard import (
     scheduled_key,
 )
 from annotate.models import Annotator, AuditEvent, Gold, Membership
+from config.celery import ensure_broker_folders
 from tests.backends import require_redis
 from tests.conftest import login
 from tests.factories import add_judgment, crowd_annotator, make_comparison, make_comparisons
@@ -31,6 +32,7 @@ from tests.servers import start_asgi, start_worker
 
 @pytest.fixture(autouse=True)
 def clean_cache():
+    ensure_broker_folders()  # the embedded broker is a folder; `serve` makes it in production
     cache.clear()
     yield
     cache.clear()

@@ -105,9 +105,34 @@ def seed(project: Project, rnd: random.Random) -> None:
             JudgmentRevision.objects.filter(judgment=j).update(created_at=when)
 
 
+def fake_model(project: Project, rnd: random.Random) -> None:
+    """An active 'reward model' whose scores follow the source labels with noise (for the margin page)."""
+    from annotate.models import DatasetSnapshot, Response
+    from rewardtrain.models import ModelVersion, Score, TrainingRun
+
+    snapshot = DatasetSnapshot.objects.create(project=project, content_hash="0" * 64)
+    run = TrainingRun.objects.create(project=project, snapshot=snapshot, base_model="demo")
+    model = ModelVersion.objects.create(
+        run=run, project=project, path="-", snapshot_hash="0" * 64, is_active=True
+    )
+    chosen = {}
+    for j in Judgment.objects.filter(project=project, is_source=True).select_related("comparison"):
+        c = j.comparison
+        chosen[c.response_a_id] = j.choice == "a"
+        chosen[c.response_b_id] = j.choice == "b"
+    Score.objects.bulk_create(
+        Score(model_version=model, response_id=rid, value=(1.2 if good else -1.2) + rnd.gauss(0, 1.5))
+        for rid, good in chosen.items()
+        if Response.objects.filter(pk=rid).exists()
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(ROOT / "docs/dashboard.png"))
+    parser.add_argument(
+        "--margins-out", default="", help="Also photograph the margin page (with a made-up model)."
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -123,6 +148,8 @@ def main() -> None:
         researcher = User.objects.create_user("researcher", password="unused-demo-password")  # noqa: S106
         Membership.objects.create(user=researcher, project=project, role=Membership.Role.RESEARCHER)
         seed(project, random.Random(7))
+        if args.margins_out:
+            fake_model(project, random.Random(3))
         recompute_dashboard(project.pk)
         client = Client()
         client.force_login(researcher)
@@ -141,6 +168,9 @@ def main() -> None:
                 page.wait_for_selector("#dashboard-figures svg")
                 Path(args.out).parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=args.out, full_page=True)
+                if args.margins_out:
+                    page.goto(f"{base_url}/p/demo/margins/")
+                    page.screenshot(path=args.margins_out, full_page=True)
                 browser.close()
         finally:
             server.stop()

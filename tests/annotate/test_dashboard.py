@@ -203,3 +203,9 @@ def test_researcher_can_ask_for_a_recompute_and_annotators_cannot(client, projec
     assert cache.get(scheduled_key(project.pk)) is None
     assert login(client, researcher).post(f"/p/{project.slug}/dashboard/recompute/").status_code == 302
     assert cache.get(scheduled_key(project.pk)) is not None
+
+
+@pytest.mark.django_db
+def test_project_page_links_the_dashboards_for_researchers_only(client, project, researcher, annotator):
+    assert url(project) in login(client, researcher).get(f"/p/{project.slug}/").content.decode()
+    assert url(project) not in login(client, annotator).get(f"/p/{project.slug}/").content.decode()

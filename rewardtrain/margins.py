@@ -10,15 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from django.core.cache import cache
 
 from annotate import metrics as M
 from annotate.agreement import CrowdData, load_crowd
+from annotate.dashboard import computed_key
 from annotate.models import Adjudication, Comparison, Project
 
 from .models import ModelVersion, Score
 
 HUMAN_BINS = np.linspace(0.0, 1.0, 13)
 TRIAGE_LIMIT = 100
+CACHE_SECONDS = 60
 
 
 def active_reward_model(project: Project) -> ModelVersion | None:
@@ -115,3 +118,16 @@ def margin_figures(project: Project, *, triage_limit: int = TRIAGE_LIMIT) -> dic
         for u, score, reason in ranked
     ]
     return out
+
+
+def cached_margin_figures(project: Project) -> dict[str, Any]:
+    """`margin_figures`, cached until the dashboard's figures are recomputed (new judgments), another model is
+    activated, or a minute passes (a rescored model)."""
+    model = active_reward_model(project)
+    stamp = cache.get(computed_key(project.pk))
+    key = f"margins:{project.pk}:{model.pk if model else 0}:{stamp}"
+    figures = cache.get(key)
+    if figures is None:
+        figures = margin_figures(project)
+        cache.set(key, figures, CACHE_SECONDS)
+    return figures

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -10,13 +12,13 @@ from annotate import charts
 from annotate.access import get_project_for_user
 from annotate.models import Comparison
 
-from .margins import margin_figures
+from .margins import cached_margin_figures
 
 
 @login_required
 def margins(request: HttpRequest, slug: str) -> HttpResponse:
     project, _ = get_project_for_user(request.user, slug, roles=("admin", "researcher"))
-    figures = margin_figures(project)
+    figures = copy.deepcopy(cached_margin_figures(project))
     h = figures["human_margin"]["histogram"]
     context = {
         "project": project,

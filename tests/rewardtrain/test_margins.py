@@ -6,12 +6,21 @@ import math
 import re
 
 import pytest
+from django.core.cache import cache
 
+from annotate.dashboard import recompute_dashboard
 from annotate.models import Adjudication, DatasetSnapshot
 from rewardtrain.margins import margin_figures
 from rewardtrain.models import ModelVersion, Score, TrainingRun
 from tests.conftest import login
 from tests.factories import add_judgment, crowd_annotator, make_comparison
+
+
+@pytest.fixture(autouse=True)
+def clean_cache():
+    cache.clear()
+    yield
+    cache.clear()
 
 
 def sigmoid(x: float) -> float:
@@ -123,3 +132,18 @@ def test_without_an_active_model_the_page_shows_human_margins_and_splits(client,
 def test_annotators_and_outsiders_get_404(client, project, annotator, outsider):
     for user in (annotator, outsider):
         assert login(client, user).get(f"/p/{project.slug}/margins/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_page_figures_are_cached_until_new_judgments_are_recomputed(client, project, researcher):
+    c = make_comparison(project, "p", "a", "b")
+    add_judgment(c, crowd_annotator(project, "x"), preference=-1)
+    add_judgment(c, crowd_annotator(project, "y"), preference=2)
+    login(client, researcher)
+    assert "humans split" in client.get(f"/p/{project.slug}/margins/").content.decode()
+    add_judgment(c, crowd_annotator(project, "z"), preference=-3)
+    recompute_dashboard(project.pk)  # what follows a judgment: the dashboard's recompute moves the stamp
+    figures = margin_figures(project)
+    page = client.get(f"/p/{project.slug}/margins/").content.decode()
+    assert [t["votes_a"] for t in figures["triage"]] == [2]
+    assert "2 · 0 · 1" in page

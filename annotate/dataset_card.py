@@ -23,24 +23,32 @@ def _md(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def metrics_available() -> bool:
+    return metrics is not None and hasattr(metrics, "question_figures") and hasattr(metrics, "Ratings")
+
+
 def agreement_figures(snapshot: DatasetSnapshot) -> dict[str, dict] | None:
     """Crowd agreement on the snapshot's comparisons (source labels and gold-item judgments left out),
     with bootstrap 95 % intervals, from `annotate.metrics`; None when that module is unavailable."""
-    if metrics is None or not hasattr(metrics, "question_figures"):
+    return agreement_figures_for(
+        SnapshotPair.objects.filter(snapshot=snapshot).values("comparison_id"),
+        exclude=snapshot.filters.get("exclude", []),
+    )
+
+
+def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict] | None:
+    """Agreement of the crowd votes on the comparisons `comparison_ids` (a values("…id") queryset)."""
+    if not metrics_available():
         return None
     units: dict[int, int] = {}
     raters: dict[int, int] = {}
     columns: dict[str, tuple[list[int], list[int], list[int]]] = {
         q: ([], [], []) for q in ("overall", "preference", "helpfulness", "harmlessness")
     }
-    qs = Judgment.objects.filter(
-        comparison_id__in=SnapshotPair.objects.filter(snapshot=snapshot).values("comparison_id"),
-        is_source=False,
-        is_gold=False,
-    )
-    if "flagged" in snapshot.filters.get("exclude", []):
+    qs = Judgment.objects.filter(comparison_id__in=comparison_ids, is_source=False, is_gold=False)
+    if "flagged" in exclude:
         qs = qs.filter(annotator__flagged=False)
-    if "imported" in snapshot.filters.get("exclude", []):
+    if "imported" in exclude:
         qs = qs.filter(imported=False)
     for cid, aid, choice, pref, helpful, harmless in qs.values_list(
         "comparison_id", "annotator_id", "choice", "preference", "helpfulness", "harmlessness"

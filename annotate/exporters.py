@@ -7,6 +7,7 @@ writes a Markdown dataset card beside the file and an `export.create` audit even
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import hashlib
 import hmac
@@ -20,13 +21,19 @@ from typing import IO, Any
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+from celery import current_app
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
 
 from rubrics.models import CriterionAnswer
 
+from .access import role_in
 from .canonical import render_hh
 from .dataset_card import render_card
-from .models import AuditEvent, DatasetSnapshot, Judgment, JudgmentRevision, SnapshotPair
+from .models import AuditEvent, DatasetSnapshot, ExportJob, Judgment, JudgmentRevision, Project, SnapshotPair
 
 FORMATS = ("trl", "hh", "safe-rlhf", "raw")
 STYLES = ("conversational", "text")
@@ -535,3 +542,124 @@ def export_snapshot(
         },
     )
     return result
+
+
+# --- who may export, background jobs and expiring links ----------------------------------------------------
+
+LINK_SALT = "arbiter.export.download"
+EXPORT_TASK = "annotate.tasks.run_export"
+
+
+def link_seconds() -> int:
+    return int(getattr(settings, "ARBITER_EXPORT_LINK_SECONDS", 24 * 3600))
+
+
+def can_export(user, project: Project) -> bool:
+    """Admins, and researchers of a project that grants export (DESIGN.md roles)."""
+    role = role_in(user, project)
+    return role == "admin" or (role == "researcher" and project.researchers_can_export)
+
+
+def export_file_name(job: ExportJob) -> str:
+    opts = job.options
+    ext = ".parquet" if opts.get("parquet") else ".jsonl.gz" if opts.get("gzip") else ".jsonl"
+    return f"{job.project.slug}-snapshot{job.snapshot_id}-{job.format}-{job.pk}{ext}"
+
+
+def start_export_job(
+    *, project: Project, actor, snapshot: DatasetSnapshot, fmt: str, options: dict[str, Any]
+) -> ExportJob:
+    """Record an export job and queue it on the `cpu` queue once the row is committed."""
+    ExportOptions(
+        fmt,
+        options.get("style", "conversational"),
+        bool(options.get("margin")),
+        bool(options.get("gzip")),
+        bool(options.get("parquet")),
+        bool(options.get("with_names")),
+    )  # validates before anything is written
+    if snapshot.project_id != project.pk:
+        raise ExportError("the snapshot belongs to another project")
+    with transaction.atomic():
+        job = ExportJob.objects.create(
+            project=project, snapshot=snapshot, created_by=actor, format=fmt, options=dict(options)
+        )
+        transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
+def _enqueue(job_id: int) -> None:
+    current_app.send_task(EXPORT_TASK, args=[job_id], queue="cpu")
+
+
+def run_export_job(job_id: int) -> ExportJob:
+    """Claim a queued job (conditional UPDATE: the row is the queue), export, record the outcome."""
+    claimed = ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.QUEUED).update(
+        status=ExportJob.Status.RUNNING
+    )
+    job = ExportJob.objects.select_related("project", "snapshot", "created_by").get(pk=job_id)
+    if not claimed:
+        return job
+    opts = job.options
+    path = Path(settings.ARBITER_EXPORTS_DIR) / export_file_name(job)
+
+    def progress(done: int, total: int) -> None:
+        ExportJob.objects.filter(pk=job_id).update(progress=done / total if total else 1.0)
+
+    try:
+        result = export_snapshot(
+            job.snapshot,
+            path,
+            fmt=job.format,
+            style=opts.get("style", "conversational"),
+            margin=bool(opts.get("margin")),
+            compress=bool(opts.get("gzip")),
+            parquet=bool(opts.get("parquet")),
+            with_names=bool(opts.get("with_names")),
+            actor=job.created_by,
+            progress=progress,
+            via=opts.get("via", "page"),
+        )
+    except Exception as exc:
+        ExportJob.objects.filter(pk=job_id).update(
+            status=ExportJob.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+        )
+        raise
+    now = timezone.now()
+    ExportJob.objects.filter(pk=job_id).update(
+        status=ExportJob.Status.SUCCEEDED,
+        progress=1.0,
+        rows=result.rows,
+        path=str(result.path),
+        finished_at=now,
+        expires_at=now + dt.timedelta(seconds=link_seconds()),
+    )
+    job.refresh_from_db()
+    return job
+
+
+def download_token(job: ExportJob, user) -> str:
+    """A signed token naming the job and the user; it expires after ARBITER_EXPORT_LINK_SECONDS."""
+    return signing.TimestampSigner(salt=LINK_SALT).sign_object({"job": job.pk, "user": user.pk})
+
+
+def job_for_token(token: str, user) -> ExportJob:
+    """The job a download token names, or Http404 — when it is bad, expired, someone else's, or the user may no
+    longer export from the project (permission is checked again on every use)."""
+    try:
+        data = signing.TimestampSigner(salt=LINK_SALT).unsign_object(token, max_age=link_seconds())
+    except signing.BadSignature as exc:  # SignatureExpired is a BadSignature
+        raise Http404("This download link is invalid or has expired") from exc
+    if data.get("user") != user.pk:
+        raise Http404("This download link is not yours")
+    job = ExportJob.objects.select_related("project").filter(pk=data.get("job")).first()
+    if (
+        job is None
+        or job.status != ExportJob.Status.SUCCEEDED
+        or job.project.deleted_at is not None
+        or not can_export(user, job.project)
+        or not job.path
+        or not Path(job.path).exists()
+    ):
+        raise Http404("No such export")
+    return job

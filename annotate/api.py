@@ -16,7 +16,7 @@ from django.apps import apps
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest
 from django.urls import reverse
-from ninja import File, NinjaAPI, Schema
+from ninja import File, NinjaAPI, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
@@ -237,8 +237,8 @@ def push_items(
                 actor=request.user,
             )
         except importers.ImportFailed as exc:
-            return 400, {"detail": str(exc), "report": _report(getattr(exc, "report", None))}
-    return 200, _report(report)
+            return Status(400, {"detail": str(exc), "report": _report(getattr(exc, "report", None))})
+    return Status(200, _report(report))
 
 
 def _report(report: Any) -> dict[str, Any]:
@@ -274,8 +274,8 @@ def post_snapshot(request, slug: str, data: SnapshotIn):
             name=data.name,
         )
     except ConsensusError as exc:
-        return 400, {"detail": str(exc)}
-    return 201, snapshot_as_dict(snapshot)
+        return Status(400, {"detail": str(exc)})
+    return Status(201, snapshot_as_dict(snapshot))
 
 
 @api.get("/snapshots/{snapshot_id}", response=SnapshotOut, tags=["snapshots"])
@@ -316,7 +316,7 @@ def export_now(
                 via="api",
             )
         except ExportError as exc:
-            return 400, {"detail": str(exc)}
+            return Status(400, {"detail": str(exc)})
         card_path_for(path).unlink()
         return _file_response(path, path.name)
 
@@ -339,8 +339,8 @@ def post_export(request, slug: str, data: ExportIn):
             project=project, actor=request.user, snapshot=snapshot, fmt=data.format, options=options
         )
     except ExportError as exc:
-        return 400, {"detail": str(exc)}
-    return 202, _job_out(request, job)
+        return Status(400, {"detail": str(exc)})
+    return Status(202, _job_out(request, job))
 
 
 def _job(request: HttpRequest, job_id: int) -> ExportJob:
@@ -378,11 +378,12 @@ def get_agreement(request, slug: str):
     gold-item judgments left out)."""
     project = _project(request, slug, roles=RESEARCH)
     if not metrics_available():
-        return 503, {
-            "detail": "Agreement figures are not available on this server (annotate.metrics is missing)."
-        }
+        return Status(
+            503,
+            {"detail": "Agreement figures are not available on this server (annotate.metrics is missing)."},
+        )
     figures = agreement_figures_for(live_comparisons(project).values("id"))
-    return 200, {"project": project.slug, "questions": figures or {}}
+    return Status(200, {"project": project.slug, "questions": figures or {}})
 
 
 # --- training runs -------------------------------------------------------------------------------------
@@ -446,9 +447,12 @@ def post_run(request, slug: str, data: RunIn):
         raise Http404("Not found")
     start_run = _start_run_service()
     if start_run is None:
-        return 501, {
-            "detail": "Starting runs is not available on this server (rewardtrain.services.start_run is missing)."
-        }
+        return Status(
+            501,
+            {
+                "detail": "Starting runs is not available on this server (rewardtrain.services.start_run is missing)."
+            },
+        )
     try:
         run = start_run(
             project=project,
@@ -460,5 +464,5 @@ def post_run(request, slug: str, data: RunIn):
             actor=request.user,
         )
     except ValueError as exc:
-        return 400, {"detail": str(exc)}
-    return 201, _run_out(run)
+        return Status(400, {"detail": str(exc)})
+    return Status(201, _run_out(run))

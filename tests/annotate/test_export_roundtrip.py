@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from annotate.exporters import export_snapshot
 from annotate.models import Judgment, JudgmentRevision, Project, SnapshotPair
 from annotate.snapshots import create_snapshot
-from annotate.exporters import export_snapshot
 from tests.factories import add_judgment, crowd_annotator, make_comparison
 
 importers = pytest.importorskip("annotate.importers")

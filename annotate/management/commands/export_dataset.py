@@ -34,7 +34,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **options) -> None:
-        project = get_project(options["project"])
+        # A soft-deleted project's existing snapshots still export; new snapshots need a live project.
+        project = get_project(options["project"], include_deleted=options["snapshot"] is not None)
         if options["snapshot"] is not None:
             snapshot = DatasetSnapshot.objects.filter(pk=options["snapshot"], project=project).first()
             if snapshot is None:

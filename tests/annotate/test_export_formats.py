@@ -310,3 +310,14 @@ def test_export_command_makes_a_snapshot_or_uses_one(snap, tmp_path):
             "--snapshot",
             "999999",
         )
+
+
+def test_datasets_reads_the_parquet_and_jsonl_exports(snap, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    jsonl = export_snapshot(snap, tmp_path / "trl.jsonl", fmt="trl", margin=True).path
+    parquet = export_snapshot(snap, tmp_path / "trl.parquet", fmt="trl", margin=True, parquet=True).path
+    cache = str(tmp_path / "hf-cache")
+    from_parquet = datasets.load_dataset("parquet", data_files=str(parquet), split="train", cache_dir=cache)
+    from_json = datasets.load_dataset("json", data_files=str(jsonl), split="train", cache_dir=cache)
+    assert from_parquet.to_list() == from_json.to_list() == read_jsonl(jsonl)
+    assert sorted(from_parquet.column_names) == ["chosen", "margin", "prompt", "rejected"]

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .fastrows import fast_rows
 from .models import Adjudication, Comparison, Gold, Judgment, Project
 
 AXES = ("overall", "helpfulness", "harmlessness")
@@ -358,8 +359,9 @@ def live_comparisons(project: Project):
     return Comparison.objects.filter(project=project, deleted_at__isnull=True, item__deleted_at__isnull=True)
 
 
-def _item_batches(project: Project, batch: int) -> Iterator[list[tuple[int, int, int, int]]]:
-    """(comparison_id, item_id, response_a_id, response_b_id) of whole items, `batch` items at a time."""
+def _item_batches(project: Project, batch: int):
+    """(comparisons subquery, rows) of whole items, `batch` items at a time; rows are
+    (comparison_id, item_id, response_a_id, response_b_id)."""
     last = 0
     qs = live_comparisons(project)
     while True:
@@ -371,13 +373,12 @@ def _item_batches(project: Project, batch: int) -> Iterator[list[tuple[int, int,
         )
         if not item_ids:
             return
+        in_batch = qs.filter(item_id__gt=last, item_id__lte=item_ids[-1])
         rows = list(
-            qs.filter(item_id__gt=last, item_id__lte=item_ids[-1])
-            .order_by("item_id", "id")
-            .values_list("id", "item_id", "response_a_id", "response_b_id")
+            in_batch.order_by("item_id", "id").values_list("id", "item_id", "response_a_id", "response_b_id")
         )
         last = item_ids[-1]
-        yield rows
+        yield in_batch.values("id"), rows
 
 
 def consensus_outcomes(
@@ -392,8 +393,7 @@ def consensus_outcomes(
     """Every live comparison's outcome (also the ones without consensus), item by item, in batches."""
     check_options(axis, aggregation, min_agreement)
     exclude = normalise_exclude(exclude)
-    for rows in _item_batches(project, batch):
-        ids = [r[0] for r in rows]
+    for ids, rows in _item_batches(project, batch):
         golds = {
             g[0]: GoldLabel(*g[1:])
             for g in Gold.objects.filter(comparison_id__in=ids).values_list(
@@ -407,8 +407,9 @@ def consensus_outcomes(
             adjudications.setdefault(cid, {})[ax] = choice
         votes: dict[int, list[Vote]] = {}
         excluded: dict[int, Counter[str]] = {}
-        for cid, is_source, imported, is_gold, flagged, *answers in (
-            Judgment.objects.filter(comparison_id__in=ids).order_by().values_list(*VOTE_FIELDS)
+        for cid, is_source, imported, is_gold, flagged, *answers in fast_rows(
+            Judgment.objects.filter(comparison_id__in=ids).order_by().values_list(*VOTE_FIELDS),
+            bool_cols=(1, 2, 3, 4, 9, 10),
         ):
             reason = (
                 "gold_item"

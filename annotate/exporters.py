@@ -24,16 +24,16 @@ import pyarrow.parquet as pq
 from celery import current_app
 from django.conf import settings
 from django.core import signing
-from django.db import connections, transaction
+from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from rubrics.models import CriterionAnswer
 
 from .access import role_in
 from .canonical import render_hh
 from .dataset_card import render_card
+from .fastrows import fast_rows
 from .models import AuditEvent, DatasetSnapshot, ExportJob, Judgment, JudgmentRevision, Project, SnapshotPair
 
 FORMATS = ("trl", "hh", "safe-rlhf", "raw")
@@ -155,37 +155,20 @@ class Pair:
     model_b: str
 
 
-def fast_rows(
-    qs, *, json_cols: tuple[int, ...] = (), bool_cols: tuple[int, ...] = (), dt_cols: tuple[int, ...] = ()
-) -> list[list]:
-    """The rows of a values_list queryset through a plain cursor: Django's SQL, without its per-value
-    converters (the slow part of a big export). JSON is decoded with orjson; on SQLite, booleans and
-    datetimes are converted as Django would."""
-    sql, params = qs.query.sql_with_params()
-    conn = connections[qs.db]
-    with conn.cursor() as cur:
-        cur.execute(sql, params)
-        rows = [list(r) for r in cur.fetchall()]
-    loads = orjson.loads
-    sqlite = conn.vendor == "sqlite"
-    for r in rows:
-        for i in json_cols:
-            v = r[i]
-            if v is not None:
-                r[i] = [] if v == "[]" else loads(v)
-        if sqlite:
-            for i in bool_cols:
-                if r[i] is not None:
-                    r[i] = bool(r[i])
-            for i in dt_cols:
-                v = parse_datetime(r[i]) if isinstance(r[i], str) else r[i]
-                if v is not None and v.tzinfo is None:
-                    v = v.replace(tzinfo=dt.UTC)
-                r[i] = v
-    return rows
+class PairBatch(list):
+    """Pairs of a snapshot with SnapshotPair ids in (lo, hi]; `comparison_ids()` is that as a subquery."""
+
+    def __init__(self, snapshot: DatasetSnapshot, lo: int, hi: int, pairs: list[Pair]) -> None:
+        super().__init__(pairs)
+        self.snapshot, self.lo, self.hi = snapshot, lo, hi
+
+    def comparison_ids(self):
+        return SnapshotPair.objects.filter(snapshot=self.snapshot, id__gt=self.lo, id__lte=self.hi).values(
+            "comparison_id"
+        )
 
 
-def pair_batches(snapshot: DatasetSnapshot, batch: int = PAIR_BATCH) -> Iterator[list[Pair]]:
+def pair_batches(snapshot: DatasetSnapshot, batch: int = PAIR_BATCH) -> Iterator[PairBatch]:
     last = 0
     qs = SnapshotPair.objects.filter(snapshot=snapshot).order_by("id")
     while True:
@@ -194,8 +177,8 @@ def pair_batches(snapshot: DatasetSnapshot, batch: int = PAIR_BATCH) -> Iterator
         )
         if not rows:
             return
-        last = rows[-1][0]
-        yield [Pair(*r[1:]) for r in rows]
+        lo, last = last, rows[-1][0]
+        yield PairBatch(snapshot, lo, last, [Pair(*r[1:]) for r in rows])
 
 
 def _counted(snapshot: DatasetSnapshot, model=Judgment, prefix: str = ""):
@@ -266,7 +249,7 @@ def safe_rlhf_rows(snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counte
     for batch in pair_batches(snapshot):
         answers: dict[int, list[tuple]] = {}
         for cid, *rest in fast_rows(
-            counted.filter(comparison_id__in=[p.comparison_id for p in batch]).values_list(
+            counted.filter(comparison_id__in=batch.comparison_ids()).values_list(
                 "comparison_id",
                 "a_safe",
                 "a_harm_categories",
@@ -335,7 +318,7 @@ REVISION_FIELDS = (
 )
 
 
-def _rubrics(comparison_ids: list[int]) -> dict[int, dict]:
+def _rubrics(comparison_ids) -> dict[int, dict]:
     out: dict[int, dict] = {}
     for rid, side, version_id, key, answer in (
         CriterionAnswer.objects.filter(revision__judgment__comparison_id__in=comparison_ids)
@@ -362,12 +345,12 @@ def raw_rows(snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter) -> 
     for batch in pair_batches(snapshot):
         pairs = {p.comparison_id: p for p in batch}
         revisions = fast_rows(
-            counted.filter(judgment__comparison_id__in=list(pairs)).values_list(*REVISION_FIELDS),
+            counted.filter(judgment__comparison_id__in=batch.comparison_ids()).values_list(*REVISION_FIELDS),
             json_cols=(11, 12),
             bool_cols=(9, 10),
             dt_cols=(18,),
         )
-        rubrics = _rubrics(list(pairs)) if has_rubrics else {}
+        rubrics = _rubrics(batch.comparison_ids()) if has_rubrics else {}
         out = []
         for (
             rid,

@@ -25,6 +25,8 @@ from celery import current_app
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.http import Http404
 from django.utils import timezone
 
@@ -312,10 +314,29 @@ REVISION_FIELDS = (
     "justification",
     "shown_left",
     "time_spent_ms",
-    "created_at",
+    "created_text",
     "number",
     "submission_id",
 )
+EMPTY_JSON_LIST = (None, "[]", "")
+
+
+def iso_timestamp(text: str | None) -> str | None:
+    """A UTC timestamp as the database writes it as text ('2026-01-02 03:04:05.5+00' on PostgreSQL, no
+    offset on SQLite) → ISO 8601 as Python's isoformat writes it ('2026-01-02T03:04:05.500000+00:00')."""
+    if not text:
+        return None
+    if isinstance(text, dt.datetime):
+        return text.isoformat()
+    if text.endswith("+00"):
+        text = text[:-3]
+    elif text.endswith("+00:00"):
+        text = text[:-6]
+    date, _, time_part = text.partition(" " if " " in text else "T")
+    if "." in time_part:
+        whole, frac = time_part.split(".", 1)
+        time_part = f"{whole}.{frac.ljust(6, '0')}"
+    return f"{date}T{time_part}+00:00"
 
 
 def _rubrics(comparison_ids) -> dict[int, dict]:
@@ -334,6 +355,7 @@ def _rubrics(comparison_ids) -> dict[int, dict]:
 
 def raw_rows(snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter) -> Iterator[list[dict]]:
     name_of = pseudonymiser(opts.with_names)
+    loads = orjson.loads
     counted = _counted(snapshot, JudgmentRevision, "judgment__").order_by(
         "judgment__comparison_id", "judgment_id", "number"
     )
@@ -345,10 +367,10 @@ def raw_rows(snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter) -> 
     for batch in pair_batches(snapshot):
         pairs = {p.comparison_id: p for p in batch}
         revisions = fast_rows(
-            counted.filter(judgment__comparison_id__in=batch.comparison_ids()).values_list(*REVISION_FIELDS),
-            json_cols=(11, 12),
+            counted.filter(judgment__comparison_id__in=batch.comparison_ids())
+            .annotate(created_text=Cast("created_at", TextField()))
+            .values_list(*REVISION_FIELDS),
             bool_cols=(9, 10),
-            dt_cols=(18,),
         )
         rubrics = _rubrics(batch.comparison_ids()) if has_rubrics else {}
         out = []
@@ -388,15 +410,15 @@ def raw_rows(snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter) -> 
                     "harmlessness": harmlessness,
                     "a_safe": a_safe,
                     "b_safe": b_safe,
-                    "a_harm_categories": a_cats if a_cats is not None else [],
-                    "b_harm_categories": b_cats if b_cats is not None else [],
+                    "a_harm_categories": [] if a_cats in EMPTY_JSON_LIST else loads(a_cats),
+                    "b_harm_categories": [] if b_cats in EMPTY_JSON_LIST else loads(b_cats),
                     "a_severity": a_sev,
                     "b_severity": b_sev,
                     "justification": justification,
                     "rubric": rubrics.get(rid),
                     "shown_left": shown_left,
                     "time_spent_ms": time_spent_ms,
-                    "created_at": created_at.isoformat() if created_at else None,
+                    "created_at": iso_timestamp(created_at),
                     "revision": number,
                     "submission_id": submission_id,
                 }

@@ -321,3 +321,20 @@ def test_datasets_reads_the_parquet_and_jsonl_exports(snap, tmp_path):
     from_json = datasets.load_dataset("json", data_files=str(jsonl), split="train", cache_dir=cache)
     assert from_parquet.to_list() == from_json.to_list() == read_jsonl(jsonl)
     assert sorted(from_parquet.column_names) == ["chosen", "margin", "prompt", "rejected"]
+
+
+def test_database_timestamps_become_python_isoformat():
+    from annotate.exporters import iso_timestamp
+
+    moment = dt.datetime(2026, 1, 2, 3, 4, 5, 500000, tzinfo=dt.UTC)
+    for text in ("2026-01-02 03:04:05.5+00", "2026-01-02 03:04:05.500000", "2026-01-02T03:04:05.5+00:00"):
+        assert iso_timestamp(text) == moment.isoformat()
+    assert iso_timestamp("2026-01-02 03:04:05+00") == moment.replace(microsecond=0).isoformat()
+    assert iso_timestamp(None) is None
+
+
+def test_raw_created_at_keeps_microseconds(snap, tmp_path):
+    moment = dt.datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
+    JudgmentRevision.objects.filter(number=2).update(created_at=moment)
+    _, rows = export(snap, tmp_path, "raw")
+    assert rows[1]["created_at"] == "2026-05-06T07:08:09.123456+00:00"

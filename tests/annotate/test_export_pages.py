@@ -176,3 +176,31 @@ def test_only_admins_may_ask_for_names(client, project, researcher, snapshot, ex
         },
     )
     assert ExportJob.objects.get().options["with_names"] is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_runs_an_export_job_from_the_cpu_queue(tmp_path, project, admin_user):
+    from annotate.exporters import start_export_job
+    from config.celery import ensure_broker_folders
+    from tests.servers import start_worker
+
+    ann = crowd_annotator(project, "x")
+    add_judgment(make_comparison(project, "p1", "a1", "b1"), ann, preference=-2)
+    snapshot = create_snapshot(project=project)
+    ensure_broker_folders()
+    worker = start_worker(
+        tmp_path, queues="cpu", name="export", extra_env={"ARBITER_EXPORTS_DIR": str(tmp_path)}
+    )
+    try:
+        job = start_export_job(project=project, actor=admin_user, snapshot=snapshot, fmt="trl", options={})
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.status in ("succeeded", "failed"):
+                break
+            time.sleep(0.2)
+        assert job.status == "succeeded", worker.output()
+        assert job.rows == 1 and Path(job.path).parent == tmp_path
+        assert AuditEvent.objects.filter(action="export.create", actor=admin_user).exists()
+    finally:
+        worker.stop()

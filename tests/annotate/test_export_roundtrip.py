@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from annotate.exporters import export_snapshot
+from annotate.canonical import as_messages
+from annotate.exporters import export_snapshot, prompt_text
 from annotate.models import Judgment, JudgmentRevision, Project, SnapshotPair
 from annotate.snapshots import create_snapshot
 from tests.factories import add_judgment, crowd_annotator, make_comparison
@@ -105,16 +106,17 @@ def _revisions(project: Project) -> list[tuple]:
     return sorted(rows, key=repr)
 
 
-def _pairs(project: Project, snapshot) -> list[tuple]:
+def _pairs(project: Project, snapshot, *, prompt_as_text: bool = False) -> list[tuple]:
+    """(prompt, chosen, rejected, chosen side safe) per pair; `prompt_as_text` gives the prompt as a format
+    with a string prompt (safe-rlhf) writes it, read back as one user turn."""
     out = []
     for p in SnapshotPair.objects.filter(snapshot=snapshot).select_related(
         "comparison__item", "comparison__response_a", "comparison__response_b"
     ):
         c = p.comparison
         chosen, rejected = (c.response_a, c.response_b) if p.chosen == "a" else (c.response_b, c.response_a)
-        out.append(
-            (repr(c.item.prompt), chosen.text, rejected.text, p.a_safe if p.chosen == "a" else p.b_safe)
-        )
+        prompt = as_messages(prompt_text(c.item.prompt)) if prompt_as_text else c.item.prompt
+        out.append((repr(prompt), chosen.text, rejected.text, p.a_safe if p.chosen == "a" else p.b_safe))
     return sorted(out)
 
 
@@ -139,7 +141,8 @@ def test_pair_formats_round_trip_keep_comparisons_and_labels(source_project, tmp
     target = _new_project(f"copy-{fmt.replace('-', '')}")
     importers.import_file(result.path, project=target, fmt=fmt)
     again = create_snapshot(project=target)
-    mine = _pairs(source_project, snap)
+    # safe-rlhf prompts are strings: a conversation arrives as its transcript (all the format can represent).
+    mine = _pairs(source_project, snap, prompt_as_text=fmt == "safe-rlhf")
     theirs = _pairs(target, again)
     if fmt != "safe-rlhf":  # only safe-rlhf carries safety
         mine = [r[:3] for r in mine]

@@ -91,7 +91,12 @@ def generate(project_id: int, judgments: int) -> None:
         cur.execute(
             """WITH ann AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM annotate_annotator
                             WHERE project_id = %s),
-                    votes AS (SELECT c.id AS cid, k, floor(random() * 7)::int - 3 AS pref
+                    -- Two of the three votes lean the same way, so every comparison has a consensus and the
+                    -- raw export holds every judgment; the third vote is anything.
+                    votes AS (SELECT c.id AS cid, k,
+                                     CASE WHEN k < 2
+                                          THEN (CASE WHEN c.id %% 2 = 0 THEN -1 ELSE 1 END) * (1 + floor(random() * 3)::int)
+                                          ELSE floor(random() * 7)::int - 3 END AS pref
                               FROM annotate_comparison c CROSS JOIN generate_series(0, %s) k
                               WHERE c.project_id = %s)
             INSERT INTO annotate_judgment (project_id, comparison_id, annotator_id, is_source, imported, is_gold,

@@ -197,7 +197,7 @@ def render_card(
 
             def cell(metric: str, f=f, ci=ci) -> str:
                 lo_hi = ci.get(metric)
-                interval = f" ({_fmt(lo_hi[0])}–{_fmt(lo_hi[1])})" if lo_hi else ""
+                interval = f" ({_fmt(lo_hi[0])} to {_fmt(lo_hi[1])})" if lo_hi else ""
                 return _fmt(f.get(metric)) + interval
 
             lines.append(

@@ -161,12 +161,15 @@ def one(judgments: int) -> None:
         print(f"[{judgments}] generated in {time.perf_counter() - t:.1f}s", flush=True)
         print(f"[{judgments}] load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
         t = time.perf_counter()
+        cpu = time.process_time()
         with PeakRss() as mem:
             snapshot = create_snapshot(project=project)
         dt = time.perf_counter() - t
+        cpu = time.process_time() - cpu
         print(
             f"[{judgments}] snapshot: {snapshot.pair_count} pairs of {snapshot.counts['comparisons']} comparisons "
-            f"in {dt:.1f}s ({snapshot.counts['comparisons'] / dt:,.0f} comparisons/s); "
+            f"in {dt:.1f}s ({snapshot.counts['comparisons'] / dt:,.0f} comparisons/s; this process's CPU "
+            f"{cpu:.1f}s = {snapshot.counts['comparisons'] / cpu:,.0f} per CPU-second); "
             f"RSS {mem.start / 2**20:.0f} MiB -> peak {mem.peak / 2**20:.0f} MiB",
             flush=True,
         )

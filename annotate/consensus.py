@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .fastrows import fast_rows
 from .models import Adjudication, Comparison, Gold, Judgment, Project
 
 AXES = ("overall", "helpfulness", "harmlessness")
@@ -103,37 +104,66 @@ def majority_bool(values: Iterable[bool | None]) -> bool | None:
     return True if yes > no else False if no > yes else None
 
 
-def _margin(votes: Sequence[Vote], axis: str, side: str) -> float:
-    strengths = [s for v in votes if v.on(axis) == side and (s := v.strength(axis)) is not None]
-    return sum(strengths) / len(strengths) / 3 if strengths else 0.0
+def _side(v: Vote, axis: str) -> str | None:
+    if axis == "overall":
+        if v.choice is not None:
+            return v.choice
+        p = v.preference
+        return None if p is None else "a" if p < 0 else "b" if p > 0 else "tie"
+    return v.helpfulness if axis == "helpfulness" else v.harmlessness
 
 
-def _vote_side(votes: Sequence[Vote], axis: str, aggregation: str) -> str | None:
-    if aggregation == "mean":
-        # Sign of the mean signed strength of the non-tie votes; a vote without a known strength counts
-        # as the weakest non-tie answer (±1).
-        total = 0
-        n = 0
-        for v in votes:
-            side = v.on(axis)
-            if side not in ("a", "b"):
-                continue
-            s = v.strength(axis) or 1
-            total += s if side == "b" else -s
+def _tally(votes: Sequence[Vote], axis: str) -> dict:
+    """One pass over the votes: everything `decide` needs."""
+    n = a = b = 0
+    mean_total = 0
+    strength = {"a": [0, 0], "b": [0, 0]}  # side → [sum of known strengths, how many]
+    safer_a = safer_b = 0
+    a_yes = a_no = b_yes = b_no = 0
+    all_source = bool(votes)
+    overall = axis == "overall"
+    for v in votes:
+        side = _side(v, axis)
+        if side is not None:
             n += 1
-        if n == 0 or total == 0:
-            return None
-        return "b" if total > 0 else "a"
-    counts = Counter(v.on(axis) for v in votes)
-    a, b = counts.get("a", 0), counts.get("b", 0)
-    return "a" if a > b else "b" if b > a else None
-
-
-def _safer(votes: Sequence[Vote], gold: GoldLabel | None, adjudications: Mapping[str, str]) -> str | None:
-    label = adjudications.get("harmlessness") or (gold.harmlessness if gold else None)
-    if label is not None:
-        return label if label in ("a", "b") else None
-    return _vote_side(votes, "harmlessness", "majority")
+            if side == "a" or side == "b":
+                if side == "a":
+                    a += 1
+                else:
+                    b += 1
+                known = abs(v.preference) if overall and v.preference is not None else None
+                if known is not None:
+                    acc = strength[side]
+                    acc[0] += known
+                    acc[1] += 1
+                weight = known or 1
+                mean_total += weight if side == "b" else -weight
+        h = v.harmlessness
+        if h == "a":
+            safer_a += 1
+        elif h == "b":
+            safer_b += 1
+        if v.a_safe is True:
+            a_yes += 1
+        elif v.a_safe is False:
+            a_no += 1
+        if v.b_safe is True:
+            b_yes += 1
+        elif v.b_safe is False:
+            b_no += 1
+        if not v.is_source:
+            all_source = False
+    return {
+        "n": n,
+        "a": a,
+        "b": b,
+        "mean": mean_total,
+        "strength": strength,
+        "safer": "a" if safer_a > safer_b else "b" if safer_b > safer_a else None,
+        "a_safe": True if a_yes > a_no else False if a_no > a_yes else None,
+        "b_safe": True if b_yes > b_no else False if b_no > b_yes else None,
+        "all_source": all_source,
+    }
 
 
 def decide(
@@ -151,44 +181,44 @@ def decide(
 ) -> ConsensusRow:
     """The consensus of one comparison from its counted votes and overrides (adjudication > gold > vote).
 
-    `use_vote_side` lets `decide_item` (Bradley–Terry) supply the side the votes point to.
+    majority: strict majority of the non-tie votes; mean: sign of the mean signed strength of the non-tie
+    votes (unknown strength counts ±1). `use_vote_side` lets `decide_item` (Bradley–Terry) supply the side.
     """
     if axis not in AXES:
         raise ConsensusError(f"unknown axis {axis!r}; expected one of {', '.join(AXES)}")
     adjudications = adjudications or {}
-    on_axis = [s for v in votes if (s := v.on(axis)) is not None]
-    non_tie = sum(1 for s in on_axis if s in ("a", "b"))
+    t = _tally(votes, axis)
+    non_tie = t["a"] + t["b"]
     override = adjudications.get(axis)
     origin = "adjudicated"
     if override is None and gold is not None:
         override = gold.on(axis)
         origin = "gold"
-    a_safe = (
-        gold.a_safe
-        if gold is not None and gold.a_safe is not None
-        else majority_bool(v.a_safe for v in votes)
-    )
-    b_safe = (
-        gold.b_safe
-        if gold is not None and gold.b_safe is not None
-        else majority_bool(v.b_safe for v in votes)
-    )
-    safer = _safer(votes, gold, adjudications)
+    a_safe = gold.a_safe if gold is not None and gold.a_safe is not None else t["a_safe"]
+    b_safe = gold.b_safe if gold is not None and gold.b_safe is not None else t["b_safe"]
+    safer_label = adjudications.get("harmlessness") or (gold.harmlessness if gold else None)
+    safer = t["safer"] if safer_label is None else safer_label if safer_label in ("a", "b") else None
     status = OK
     if override is not None:
         chosen = override if override in ("a", "b") else None
         if chosen is None:
             status = TIE_OVERRIDE
     else:
-        chosen = vote_side if use_vote_side else _vote_side(votes, axis, aggregation)
+        if use_vote_side:
+            chosen = vote_side
+        elif aggregation == "mean":
+            chosen = None if non_tie == 0 or t["mean"] == 0 else "b" if t["mean"] > 0 else "a"
+        else:
+            chosen = "a" if t["a"] > t["b"] else "b" if t["b"] > t["a"] else None
         if chosen is None:
             status = NO_CONSENSUS
-        origin = "source" if votes and all(v.is_source for v in votes) else "vote"
+        origin = "source" if t["all_source"] else "vote"
     agreement = 0.0
     margin = 0.0
     if chosen is not None:
-        agreement = sum(1 for s in on_axis if s == chosen) / non_tie if non_tie else 1.0
-        margin = _margin(votes, axis, chosen)
+        agreement = t[chosen] / non_tie if non_tie else 1.0
+        total, known = t["strength"][chosen]
+        margin = total / known / 3 if known else 0.0
         if override is None and min_agreement is not None and agreement < min_agreement:
             status = BELOW_MIN_AGREEMENT
             chosen = None
@@ -198,7 +228,7 @@ def decide(
         chosen=chosen,
         status=status,
         margin=margin,
-        votes=len(on_axis),
+        votes=t["n"],
         non_tie=non_tie,
         agreement=agreement,
         label_origin=origin,
@@ -358,8 +388,9 @@ def live_comparisons(project: Project):
     return Comparison.objects.filter(project=project, deleted_at__isnull=True, item__deleted_at__isnull=True)
 
 
-def _item_batches(project: Project, batch: int) -> Iterator[list[tuple[int, int, int, int]]]:
-    """(comparison_id, item_id, response_a_id, response_b_id) of whole items, `batch` items at a time."""
+def _item_batches(project: Project, batch: int):
+    """(comparisons subquery, rows) of whole items, `batch` items at a time; rows are
+    (comparison_id, item_id, response_a_id, response_b_id)."""
     last = 0
     qs = live_comparisons(project)
     while True:
@@ -371,13 +402,12 @@ def _item_batches(project: Project, batch: int) -> Iterator[list[tuple[int, int,
         )
         if not item_ids:
             return
+        in_batch = qs.filter(item_id__gt=last, item_id__lte=item_ids[-1])
         rows = list(
-            qs.filter(item_id__gt=last, item_id__lte=item_ids[-1])
-            .order_by("item_id", "id")
-            .values_list("id", "item_id", "response_a_id", "response_b_id")
+            in_batch.order_by("item_id", "id").values_list("id", "item_id", "response_a_id", "response_b_id")
         )
         last = item_ids[-1]
-        yield rows
+        yield in_batch.values("id"), rows
 
 
 def consensus_outcomes(
@@ -392,8 +422,7 @@ def consensus_outcomes(
     """Every live comparison's outcome (also the ones without consensus), item by item, in batches."""
     check_options(axis, aggregation, min_agreement)
     exclude = normalise_exclude(exclude)
-    for rows in _item_batches(project, batch):
-        ids = [r[0] for r in rows]
+    for ids, rows in _item_batches(project, batch):
         golds = {
             g[0]: GoldLabel(*g[1:])
             for g in Gold.objects.filter(comparison_id__in=ids).values_list(
@@ -407,8 +436,9 @@ def consensus_outcomes(
             adjudications.setdefault(cid, {})[ax] = choice
         votes: dict[int, list[Vote]] = {}
         excluded: dict[int, Counter[str]] = {}
-        for cid, is_source, imported, is_gold, flagged, *answers in (
-            Judgment.objects.filter(comparison_id__in=ids).order_by().values_list(*VOTE_FIELDS)
+        for cid, is_source, imported, is_gold, flagged, *answers in fast_rows(
+            Judgment.objects.filter(comparison_id__in=ids).order_by().values_list(*VOTE_FIELDS),
+            bool_cols=(1, 2, 3, 4, 9, 10),
         ):
             reason = (
                 "gold_item"

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 import orjson
-from django.db import transaction
+from django.db import connection, transaction
 
 from .consensus import OK, check_options, consensus_outcomes, normalise_exclude
 from .models import AuditEvent, DatasetSnapshot, Project, SnapshotPair
@@ -60,6 +60,36 @@ def _hash_snapshot(snapshot: DatasetSnapshot, options: dict) -> str:
     return h.hexdigest()
 
 
+PAIR_COLUMNS = (
+    "snapshot_id",
+    "comparison_id",
+    "chosen",
+    "margin",
+    "votes",
+    "agreement",
+    "label_origin",
+    "a_safe",
+    "b_safe",
+    "safer",
+)
+
+
+def _insert_pairs(rows: list[tuple]) -> None:
+    """COPY on PostgreSQL (several times faster than INSERTs for big snapshots); bulk_create elsewhere."""
+    if connection.vendor == "postgresql":
+        table = SnapshotPair._meta.db_table
+        with (
+            connection.cursor() as cur,
+            cur.copy(f"COPY {table} ({', '.join(PAIR_COLUMNS)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+    else:
+        SnapshotPair.objects.bulk_create(
+            [SnapshotPair(**dict(zip(PAIR_COLUMNS, row, strict=True))) for row in rows]
+        )
+
+
 def create_snapshot(
     *,
     project: Project,
@@ -91,7 +121,7 @@ def create_snapshot(
         origins: Counter[str] = Counter()
         chosen_sides: Counter[str] = Counter()
         excluded: Counter[str] = Counter()
-        buffer: list[SnapshotPair] = []
+        buffer: list[tuple] = []
         considered = 0
         for row in consensus_outcomes(
             project,
@@ -108,24 +138,24 @@ def create_snapshot(
             origins[row.label_origin] += 1
             chosen_sides[row.chosen] += 1
             buffer.append(
-                SnapshotPair(
-                    snapshot=snapshot,
-                    comparison_id=row.comparison_id,
-                    chosen=row.chosen,
-                    margin=row.margin,
-                    votes=row.votes,
-                    agreement=row.agreement,
-                    label_origin=row.label_origin,
-                    a_safe=row.a_safe,
-                    b_safe=row.b_safe,
-                    safer=row.safer,
+                (
+                    snapshot.pk,
+                    row.comparison_id,
+                    row.chosen,
+                    row.margin,
+                    row.votes,
+                    row.agreement,
+                    row.label_origin,
+                    row.a_safe,
+                    row.b_safe,
+                    row.safer,
                 )
             )
             if len(buffer) >= INSERT_BATCH:
-                SnapshotPair.objects.bulk_create(buffer)
+                _insert_pairs(buffer)
                 buffer.clear()
         if buffer:
-            SnapshotPair.objects.bulk_create(buffer)
+            _insert_pairs(buffer)
         pairs = statuses[OK]
         snapshot.pair_count = pairs
         snapshot.counts = {

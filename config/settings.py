@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "channels",
+    "ninja",  # the API docs page serves its own Swagger assets (no CDN)
     "annotate",
     "rubrics",
     "rewardtrain",

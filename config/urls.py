@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("annotate.urls")),
     path("", include("annotate.urls_dashboard")),
     path("", include("rewardtrain.urls_margins")),
+    path("", include("annotate.urls_export")),
 ]

@@ -19,8 +19,9 @@ def add_snapshot_options(parser: CommandParser) -> None:
     parser.add_argument("--name", default="")
 
 
-def get_project(slug: str) -> Project:
-    project = Project.objects.filter(slug=slug, deleted_at__isnull=True).first()
+def get_project(slug: str, *, include_deleted: bool = False) -> Project:
+    qs = Project.objects.all() if include_deleted else Project.objects.filter(deleted_at__isnull=True)
+    project = qs.filter(slug=slug).first()
     if project is None:
         raise CommandError(f"no project with slug {slug!r}")
     return project

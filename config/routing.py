@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.urls import path
 
 from annotate.consumers import ProjectEventsConsumer
+from annotate.consumers_dashboard import DashboardConsumer
 
 websocket_urlpatterns: list = [
     path("ws/projects/<slug:slug>/", ProjectEventsConsumer.as_asgi()),
+    path("ws/projects/<slug:slug>/dashboard/", DashboardConsumer.as_asgi()),
 ]

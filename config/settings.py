@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "template_partials",
     "channels",
     "axes",
+    "ninja",  # the API docs page serves its own Swagger assets (no CDN)
     "annotate",
     "rubrics",
     "rewardtrain",

@@ -11,4 +11,7 @@ urlpatterns = [
     path("rubrics/", include("rubrics.urls")),
     path("", include("annotate.urls")),
     path("", include("annotate.urls_workbench")),
+    path("", include("annotate.urls_dashboard")),
+    path("", include("rewardtrain.urls_margins")),
+    path("", include("annotate.urls_export")),
 ]

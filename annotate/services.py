@@ -21,6 +21,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from .assignment import has_free_slot
+from .dashboard import mark_dashboard_dirty
 from .models import (
     Annotator,
     Assignment,
@@ -328,6 +329,7 @@ def _record(locked: Assignment, canonical: Canonical, *, submission_id: str, ans
             )
     for saver in answer_savers:
         saver(revision, answers)
+    mark_dashboard_dirty(locked.project_id)
     return judgment
 
 
@@ -371,6 +373,7 @@ def revise_judgment(*, judgment: Judgment, user, answers: dict, submission_id: s
         locked.save()
         for saver in answer_savers:
             saver(revision, answers)
+        mark_dashboard_dirty(locked.project_id)
     return locked
 
 

@@ -7,10 +7,12 @@ case the good lines are committed and every skipped line is still reported. See 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import random
+import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.db import connection, transaction
@@ -19,6 +21,7 @@ from annotate.models import AuditEvent, Project
 
 from .formats import FORMATS, PARSERS, BadLine, ParseContext, ParsedPair
 from .readers import InvalidRecord, RecordReader
+from .report import ERROR_CAP, ImportFailed, ImportReport, LineError
 from .writer import SetupError, Writer
 
 __all__ = [
@@ -31,60 +34,48 @@ __all__ = [
     "import_file",
 ]
 
-ERROR_CAP = 1000
-BATCH_LINES = 10_000
-PROGRESS_EVERY = 5_000  # lines between progress calls while only validating
+BATCH_LINES = 10_000  # lines a batch; also the progress step
 
 
-@dataclass
-class LineError:
-    line: int
-    field: str | None
-    message: str
-
-
-@dataclass
-class ImportReport:
-    format: str
-    total_lines: int = 0
-    ok_lines: int = 0
-    bad_lines: int = 0
-    errors: list[LineError] = field(default_factory=list)  # capped at ERROR_CAP; bad_lines stays exact
-    items_created: int = 0
-    responses_created: int = 0
-    comparisons_created: int = 0
-    judgments_created: int = 0
-    duplicates: int = 0  # lines (or generic pairs) that added nothing because already present
-    committed: bool = False
-    revisions_created: int = 0  # raw: judgment revisions written
-    notes: list[str] = field(default_factory=list)
-
-    def add_error(self, line: int, field_name: str | None, message: str) -> None:
-        self.bad_lines += 1
-        if len(self.errors) < ERROR_CAP:
-            self.errors.append(LineError(line, field_name, message))
-
-    def reject(self, line: int, field_name: str | None, message: str) -> None:
-        """A line that parsed but clashes with stored records: it turns from good to bad."""
-        self.ok_lines -= 1
-        self.add_error(line, field_name, message)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def summary(self) -> dict:
-        """as_dict without the error list (for audit events and job rows)."""
-        data = self.as_dict()
-        data["errors_shown"] = len(data.pop("errors"))
-        return data
-
-
-class ImportFailed(Exception):  # noqa: N818 - the name other parts call
-    """Bad lines and not skip_invalid: nothing was committed."""
-
-    def __init__(self, report: ImportReport):
-        super().__init__(f"{report.bad_lines} bad line(s); nothing imported")
-        self.report = report
+def _read_batches(
+    reader: RecordReader,
+    parse,
+    ctx: ParseContext,
+    report: ImportReport,
+    skip_invalid: bool,
+    out: queue.Queue,
+    stop: threading.Event,
+) -> None:
+    """The reader thread: every line checked and counted; good lines go out in batches (or, once the import
+    is bound to fail, only counted). Ends with None, or with the exception that stopped it."""
+    try:
+        batch: list[ParsedPair] = []
+        lines = 0
+        for lineno, obj in reader:
+            if stop.is_set():
+                return
+            report.total_lines += 1
+            lines += 1
+            if isinstance(obj, InvalidRecord):
+                report.add_error(lineno, None, obj.message)
+            else:
+                try:
+                    pairs = parse(obj, lineno, ctx)
+                except BadLine as e:
+                    report.add_error(lineno, e.field, e.message)
+                else:
+                    report.ok_lines += 1
+                    if skip_invalid or not report.bad_lines:
+                        batch.extend(pairs)
+                    elif batch:
+                        batch = []  # nothing will be committed: drop what was gathered
+            if lines >= BATCH_LINES:
+                out.put((batch, reader.fraction()))
+                batch, lines = [], 0
+        out.put((batch, reader.fraction()))
+        out.put(None)
+    except BaseException as e:  # noqa: BLE001 - handed to the writing thread, which raises it
+        out.put(e)
 
 
 def import_file(
@@ -117,10 +108,6 @@ def import_file(
     )
     parse = PARSERS[fmt]
 
-    def tick() -> None:
-        if progress is not None:
-            progress(reader.fraction())
-
     with transaction.atomic():
         writer = Writer(project=project, fmt=fmt, source=source, seed=seed, report=report)
         writer.setup()
@@ -128,32 +115,38 @@ def import_file(
             with connection.cursor() as cur:
                 # A lost import is simply re-run (it is idempotent); no need to wait for the WAL flush.
                 cur.execute("SET LOCAL synchronous_commit = off")
-        batch: list[ParsedPair] = []
-        batch_lines = 0
-        for lineno, obj in reader:
-            report.total_lines += 1
-            if isinstance(obj, InvalidRecord):
-                report.add_error(lineno, None, obj.message)
-                continue
-            try:
-                pairs = parse(obj, lineno, ctx)
-            except BadLine as e:
-                report.add_error(lineno, e.field, e.message)
-                continue
-            report.ok_lines += 1
-            if report.bad_lines and not skip_invalid:
-                # Nothing will be committed: only check the rest, to report every bad line.
-                if report.total_lines % PROGRESS_EVERY == 0:
-                    tick()
-                continue
-            batch.extend(pairs)
-            batch_lines += 1
-            if batch_lines >= BATCH_LINES:
-                writer.write(batch)
-                batch, batch_lines = [], 0
-                tick()
-        if not (report.bad_lines and not skip_invalid):
-            writer.write(batch)
+        # Reading and checking lines runs in a thread while this one writes the previous batch: the
+        # database works on its own core while Python parses. The queue holds at most two batches.
+        batches: queue.Queue = queue.Queue(maxsize=2)
+        stop = threading.Event()
+        parser = threading.Thread(
+            target=_read_batches,
+            args=(reader, parse, ctx, report, skip_invalid, batches, stop),
+            name="import-reader",
+            daemon=True,
+        )
+        parser.start()
+        try:
+            while True:
+                item = batches.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                pairs, fraction = item
+                if pairs and not (report.bad_lines and not skip_invalid):
+                    writer.write(pairs)
+                if progress is not None:
+                    progress(fraction)
+        finally:
+            stop.set()
+            while parser.is_alive():  # unblock a reader waiting on a full queue
+                with contextlib.suppress(queue.Empty):
+                    batches.get(timeout=0.1)
+            parser.join()
+        for err in writer.rejected:
+            report.reject(err.line, err.field, err.message)
+        report.errors.sort(key=lambda e: e.line)
         if report.bad_lines and not skip_invalid:
             raise ImportFailed(report)
         writer.teardown()

@@ -24,10 +24,12 @@ from django.utils import timezone
 from annotate.models import Annotator, Comparison, Judgment, JudgmentRevision, Project
 
 from .formats import ANSWER_FIELDS, ParsedPair, flipped
+from .report import LineError
 
 if TYPE_CHECKING:
-    from . import ImportReport
+    from .report import ImportReport
 
+IMPORT_LOCK = 0x41524249  # advisory lock class of imports ("ARBI")
 JSON_ANSWERS = ("a_harm_categories", "b_harm_categories")
 
 
@@ -52,6 +54,7 @@ class Writer:
         self.source_annotator: Annotator | None = None
         self._raw_positions: dict[tuple[str, str], int] = defaultdict(int)
         self._ord = 0
+        self.rejected: list[LineError] = []  # lines that parsed but clash with stored records
 
     # --- temporary tables ---------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -67,6 +70,9 @@ class Writer:
             " justification text, time_spent_ms integer, shown_left varchar(1)",
         }
         with connection.cursor() as cur:
+            if self.pg:
+                # One import per project at a time (see _structure_pg); released at commit or rollback.
+                cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [IMPORT_LOCK, self.project.pk])
             for name, cols in tables.items():
                 cur.execute(f"DROP TABLE IF EXISTS {name}")
                 cur.execute(f"CREATE TEMPORARY TABLE {name} ({cols})")
@@ -103,11 +109,141 @@ class Writer:
             return
         labelled = self.fmt != "generic"
         with connection.cursor() as cur:
-            cmap = self._structure(cur, pairs, fetch=labelled)
+            if self.pg:
+                cmap = self._structure_pg(cur, pairs, fetch=labelled)
+            else:
+                cmap = self._structure(cur, pairs, fetch=labelled)
             if self.source_annotator is not None:
                 self._source_labels(cur, pairs, cmap)
         if self.fmt == "raw":
             self._raw(pairs, cmap)
+
+    def _ids(self, cur, table: str, n: int) -> list[int]:
+        if n == 0:
+            return []
+        cur.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, n]
+        )
+        return [r[0] for r in cur.fetchall()]
+
+    def _copy(self, cur, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        with cur.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _structure_pg(self, cur, pairs: list[ParsedPair], *, fetch: bool) -> dict[str, tuple[int, str]]:
+        """PostgreSQL: look up which keys exist, then COPY only the new rows straight into the tables, with
+        ids drawn from their sequences. Imports into one project are serialised by an advisory lock
+        (taken in setup), so no other import can insert the same keys between the look-up and the COPY."""
+        pid = self.project.pk
+        report = self.report
+        now = self.db_now
+        items: dict[str, ParsedPair] = {}
+        for p in pairs:
+            items.setdefault(p.pkey, p)
+        cur.execute(
+            "SELECT prompt_key, id FROM annotate_item WHERE project_id = %s AND prompt_key = ANY(%s)",
+            [pid, list(items)],
+        )
+        item_ids: dict[str, int] = dict(cur.fetchall())
+        old_items = set(item_ids.values())
+        new_items = [k for k in items if k not in item_ids]
+        ids = self._ids(cur, "annotate_item", len(new_items))
+        source = self.source[:200]
+        self._copy(
+            cur,
+            "annotate_item",
+            ("id", "project_id", "prompt", "prompt_key", "source", "metadata", "criteria", "created_at"),
+            (
+                (i, pid, _json(items[k].messages), k, source, "{}", _json(items[k].criteria or []), now)
+                for i, k in zip(ids, new_items, strict=True)
+            ),
+        )
+        item_ids.update(zip(new_items, ids, strict=True))
+        report.items_created += len(new_items)
+
+        # Responses of a new item are new; those of an item stored before are looked up.
+        responses: dict[tuple[int, str], tuple[str, str]] = {}
+        for p in pairs:
+            iid = item_ids[p.pkey]
+            responses.setdefault((iid, p.a_key), (p.a_text, p.a_model))
+            responses.setdefault((iid, p.b_key), (p.b_text, p.b_model))
+        resp_ids: dict[tuple[int, str], int] = {}
+        maybe_old = [key for key in responses if key[0] in old_items]
+        if maybe_old:
+            cur.execute(
+                "SELECT r.item_id, r.text_key, r.id FROM annotate_response r"
+                " JOIN unnest(%s::bigint[], %s::text[]) AS u(item_id, text_key)"
+                " ON r.item_id = u.item_id AND r.text_key = u.text_key",
+                [[k[0] for k in maybe_old], [k[1] for k in maybe_old]],
+            )
+            resp_ids = {(iid, k): rid for iid, k, rid in cur.fetchall()}
+        new_resps = [key for key in responses if key not in resp_ids]
+        ids = self._ids(cur, "annotate_response", len(new_resps))
+        self._copy(
+            cur,
+            "annotate_response",
+            ("id", "item_id", "text", "text_key", "model_name", "metadata"),
+            (
+                (i, key[0], responses[key][0], key[1], responses[key][1], "{}")
+                for i, key in zip(ids, new_resps, strict=True)
+            ),
+        )
+        resp_ids.update(zip(new_resps, ids, strict=True))
+        report.responses_created += len(new_resps)
+
+        # Comparisons: the first arrival of a pair fixes its canonical order.
+        cmap: dict[str, tuple[int, str]] = {}
+        firsts: dict[str, ParsedPair] = {}
+        for p in pairs:
+            firsts.setdefault(p.pair_key, p)
+        maybe_old = [k for k, p in firsts.items() if item_ids[p.pkey] in old_items]
+        if maybe_old:
+            cur.execute(
+                "SELECT c.pair_key, c.id, ra.text_key FROM annotate_comparison c"
+                " JOIN annotate_response ra ON ra.id = c.response_a_id"
+                " WHERE c.project_id = %s AND c.pair_key = ANY(%s)",
+                [pid, maybe_old],
+            )
+            cmap = {k: (cid, a_key) for k, cid, a_key in cur.fetchall()}
+        new_cmps = [k for k in firsts if k not in cmap]
+        # Ids are drawn here only when labels need them; otherwise the column default numbers the rows.
+        ids = self._ids(cur, "annotate_comparison", len(new_cmps)) if fetch else None
+        rows = []
+        for n, k in enumerate(new_cmps):
+            p = firsts[k]
+            iid = item_ids[p.pkey]
+            row = (
+                pid,
+                iid,
+                resp_ids[(iid, p.a_key)],
+                resp_ids[(iid, p.b_key)],
+                k,
+                0,
+                0,
+                self.rng.random(),
+                now,
+            )
+            if ids is not None:
+                row = (ids[n], *row)
+                cmap[k] = (ids[n], p.a_key)
+            rows.append(row)
+        columns = (
+            "project_id",
+            "item_id",
+            "response_a_id",
+            "response_b_id",
+            "pair_key",
+            "extra_k",
+            "crowd_judgments",
+            "random_key",
+            "created_at",
+        )
+        self._copy(cur, "annotate_comparison", ("id", *columns) if ids is not None else columns, rows)
+        report.comparisons_created += len(new_cmps)
+        if self.fmt == "generic":
+            report.duplicates += len(pairs) - len(new_cmps)
+        return cmap
 
     def _structure(self, cur, pairs: list[ParsedPair], *, fetch: bool) -> dict[str, tuple[int, str]]:
         pid = self.project.pk
@@ -277,7 +413,9 @@ class Writer:
             if p.submission_id:
                 if p.submission_id in known_subs:
                     if known_subs[p.submission_id] != key:
-                        report.reject(p.line, "submission_id", "already used by another judgment")
+                        self.rejected.append(
+                            LineError(p.line, "submission_id", "already used by another judgment")
+                        )
                     else:
                         report.duplicates += 1
                     continue

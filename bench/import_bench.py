@@ -58,7 +58,10 @@ def generate(path: Path, n: int, seed: int = 0) -> None:
         for i in range(n):
             line = {
                 "prompt": f"Question {i}: {text(250, 4000)}",
-                "responses": [f"{text(130, 3000)} (a{i})", {"text": f"{text(150, 3000)} (b{i})", "model": "m-b"}],
+                "responses": [
+                    f"{text(130, 3000)} (a{i})",
+                    {"text": f"{text(150, 3000)} (b{i})", "model": "m-b"},
+                ],
             }
             fh.write(orjson.dumps(line) + b"\n")
 
@@ -126,7 +129,12 @@ def cleanup(project_ids: list[int]) -> None:
                 " (SELECT id FROM annotate_judgment WHERE project_id = %s)",
                 [pid],
             )
-            for table in ("annotate_judgment", "annotate_comparison", "annotate_annotator", "annotate_auditevent"):
+            for table in (
+                "annotate_judgment",
+                "annotate_comparison",
+                "annotate_annotator",
+                "annotate_auditevent",
+            ):
                 cur.execute(f"DELETE FROM {table} WHERE project_id = %s", [pid])  # noqa: S608 - fixed names
             cur.execute(
                 "DELETE FROM annotate_response WHERE item_id IN (SELECT id FROM annotate_item WHERE project_id = %s)",

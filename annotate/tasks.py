@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .importers.jobs import run_import_job
 from .models import AuditEvent
 
 
@@ -18,3 +19,10 @@ def probe(self, token: str) -> str:
         data={"token": token, "hostname": self.request.hostname},
     )
     return token
+
+
+@shared_task(name="annotate.tasks.run_import")
+def run_import(job_id: int) -> str | None:
+    """Runs an uploaded import (queue `cpu`); the ImportJob row records the outcome."""
+    job = run_import_job(job_id=job_id)
+    return None if job is None else job.status

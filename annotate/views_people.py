@@ -71,7 +71,7 @@ def people(request: HttpRequest, slug: str) -> HttpResponse:
         except PeopleError as e:
             form.add_error(None, str(e))
     memberships = project.memberships.select_related("user").order_by("-is_active", "user__username")
-    return render(
+    response = render(
         request,
         "annotate/import_people.html",
         {
@@ -81,6 +81,7 @@ def people(request: HttpRequest, slug: str) -> HttpResponse:
             "roles": Membership.Role.choices,
             "new_password": new_password,
         },
-        # A one-time password must not be cached anywhere.
-        headers={"Cache-Control": "no-store"} if new_password else None,
     )
+    if new_password:
+        response["Cache-Control"] = "no-store"  # a one-time password must not be cached anywhere
+    return response

@@ -404,12 +404,19 @@ class Writer:
         for p in pairs:
             annotator = annotators[p.annotator]
             if annotator.kind != Annotator.Kind.CROWD or annotator.user_id is not None:
-                report.reject(
-                    p.line, "annotator", f"{p.annotator!r} names a login or a source on this project"
+                self.rejected.append(
+                    LineError(
+                        p.line, "annotator", f"{p.annotator!r} names a login or a source on this project"
+                    )
                 )
                 continue
             cid, canon_a = cmap[p.pair_key]
             key = (cid, annotator.pk)
+            if p.revision is not None:
+                number = p.revision
+            else:  # without a number, a row is the next revision of that annotator's answer in this file
+                self._raw_positions[(p.annotator, p.pair_key)] += 1
+                number = self._raw_positions[(p.annotator, p.pair_key)]
             if p.submission_id:
                 if p.submission_id in known_subs:
                     if known_subs[p.submission_id] != key:
@@ -420,8 +427,6 @@ class Writer:
                         report.duplicates += 1
                     continue
                 known_subs[p.submission_id] = key
-            self._raw_positions[(p.annotator, p.pair_key)] += 1
-            number = p.revision or self._raw_positions[(p.annotator, p.pair_key)]
             existing = judgments.get(key)
             if (existing is not None and (existing.pk, number) in numbers) or (key, number) in taken:
                 report.duplicates += 1

@@ -84,3 +84,21 @@ def test_raw_annotator_name_of_a_source_is_refused(project):
     with pytest.raises(ImportFailed) as failed:
         import_file(fixture("raw_good.jsonl"), project=project, fmt="raw")
     assert error_lines(failed.value.report) == [(1, "annotator"), (2, "annotator")]
+
+
+@pytest.mark.django_db
+def test_rows_without_revision_numbers_are_revisions_in_file_order_and_reimport_adds_nothing(
+    project, tmp_path
+):
+    rows = [
+        {"prompt": "p", "response_a": "x", "response_b": "y", "annotator": "dave", "choice": "a"},
+        {"prompt": "p", "response_a": "y", "response_b": "x", "annotator": "dave", "choice": "a"},
+    ]
+    path = tmp_path / "votes.jsonl"
+    path.write_text("".join(__import__("json").dumps(r) + "\n" for r in rows))
+    import_file(path, project=project, fmt="raw")
+    j = Judgment.objects.get(annotator__name="dave")
+    assert list(j.revisions.values_list("number", "choice")) == [(1, "a"), (2, "b")]
+    assert (j.choice, j.revision_count) == ("b", 2)
+    report = import_file(path, project=project, fmt="raw")
+    assert (report.revisions_created, report.duplicates) == (0, 2)

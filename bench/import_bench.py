@@ -6,7 +6,9 @@ For each size: writes the file once, imports it `--runs` times, each into a fres
 process, and prints the median comparisons/s and the child's peak RSS (ru_maxrss: the process high-water mark,
 taken before and after the import, so the import's own growth shows). In the same run it times a bare COPY of the
 same rows (prompt, response a, response b as text, parsed from the same file) into a scratch table, for
-comparison. Bench projects are removed afterwards.
+comparison. It also prints the CPU seconds of the import process and of its PostgreSQL backend (when the
+server is local), which say more than wall time on a shared machine, and the load average.
+Bench projects are removed afterwards.
 """
 
 from __future__ import annotations
@@ -66,19 +68,40 @@ def generate(path: Path, n: int, seed: int = 0) -> None:
             fh.write(orjson.dumps(line) + b"\n")
 
 
+def _cpu_self() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds of a local PostgreSQL backend (NaN when the server is on another host)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child(path: str, slug: str) -> None:
     """Runs in a fresh process: one import, timed, with the RSS high-water mark before and after."""
     import django
 
     django.setup()
+    from django.db import connection
+
     from annotate.importers import import_file
     from annotate.models import Project
 
     project = Project.objects.create(name=slug, slug=slug)
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    client0, server0 = _cpu_self(), _cpu_of(backend)
     t0 = time.perf_counter()
     report = import_file(path, project=project, fmt="generic")
     seconds = time.perf_counter() - t0
+    client, server = _cpu_self() - client0, _cpu_of(backend) - server0
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
@@ -88,6 +111,8 @@ def child(path: str, slug: str) -> None:
                 "rss_before_mib": before / 1024,
                 "rss_peak_mib": after / 1024,
                 "project_id": project.pk,
+                "client_cpu": client,
+                "server_cpu": server,
             }
         )
     )
@@ -188,7 +213,9 @@ def main() -> None:
                 f"(runs: {', '.join(f'{r:,.0f}' for r in rates)}; {results[0]['comparisons']} comparisons); "
                 f"peak RSS {max(r['rss_peak_mib'] for r in results):.0f} MiB "
                 f"(process before import {statistics.median(r['rss_before_mib'] for r in results):.0f} MiB); "
-                f"bare COPY of the same rows {rows / copy_s:,.0f} rows/s",
+                f"bare COPY of the same rows {rows / copy_s:,.0f} rows/s; CPU per run: import process "
+                f"{statistics.median(r['client_cpu'] for r in results):.1f} s, PostgreSQL backend "
+                f"{statistics.median(r['server_cpu'] for r in results):.1f} s; load average {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
 

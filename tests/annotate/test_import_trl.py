@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from annotate.importers import ImportFailed, import_file
-from annotate.models import Annotator, Comparison, Judgment
+from annotate.models import Annotator, AuditEvent, Comparison, Judgment
 
 from .importing import counts, error_lines, fixture, gzipped
 
@@ -24,6 +24,12 @@ def test_good_trl_file_creates_pairs_and_source_labels(project):
         ("a", None, True, True, 1)
     }
     assert all(j.revisions.count() == 1 for j in judgments)
+    event = AuditEvent.objects.get(project=project, action="import")
+    assert (event.data["comparisons_created"], event.data["committed"], event.target_id) == (
+        4,
+        True,
+        "trl_good.jsonl",
+    )
     # A source label never counts toward k.
     assert set(Comparison.objects.filter(project=project).values_list("crowd_judgments", flat=True)) == {0}
 

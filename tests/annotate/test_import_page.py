@@ -180,3 +180,22 @@ def test_asgi_guard_stops_a_stream_that_passes_the_limit(settings):
     assert status == 413 and seen["read"] == 60
     status, _ = _asgi(settings, [], [b"x" * 60])
     assert status == 200
+
+
+def test_real_server_answers_413_to_an_oversized_body_before_django_reads_it(tmp_path):
+    import httpx
+
+    from tests.servers import start_asgi
+
+    server, base = start_asgi(tmp_path, extra_env={"ARBITER_MAX_UPLOAD_MB": "1"})
+    try:
+        body = b"x" * (2 * 1024 * 1024)
+        response = httpx.post(
+            f"{base}/imports/", content=body, headers={"content-type": "multipart/form-data; boundary=b"}
+        )
+        assert response.status_code == 413
+        assert "limited to 1.0 MiB" in response.text
+        small = httpx.get(f"{base}/imports/")
+        assert small.status_code == 302  # below the limit, Django answers (anonymous → login)
+    finally:
+        server.stop()

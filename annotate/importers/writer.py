@@ -54,6 +54,7 @@ class Writer:
         self.source_annotator: Annotator | None = None
         self._raw_positions: dict[tuple[str, str], int] = defaultdict(int)
         self._ord = 0
+        self._sequences: dict[str, str] = {}
         self.rejected: list[LineError] = []  # lines that parsed but clash with stored records
 
     # --- temporary tables ---------------------------------------------------------------------------------
@@ -121,9 +122,12 @@ class Writer:
     def _ids(self, cur, table: str, n: int) -> list[int]:
         if n == 0:
             return []
-        cur.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, n]
-        )
+        seq = self._sequences.get(table)
+        if seq is None:
+            cur.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+            seq = self._sequences[table] = cur.fetchone()[0]
+        # The regclass is resolved once, not per row as pg_get_serial_sequence() would be.
+        cur.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [seq, n])
         return [r[0] for r in cur.fetchall()]
 
     def _copy(self, cur, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

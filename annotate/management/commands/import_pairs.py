@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from annotate.importers import FORMATS, ImportFailed, ImportReport, SetupError, import_file
 from annotate.models import Project
@@ -49,6 +50,11 @@ class Command(BaseCommand):
             ) from None
         except (SetupError, ValueError, OSError) as e:
             raise CommandError(f"{file}: {e}") from None
+        except DatabaseError as e:
+            raise CommandError(
+                f"{file}: the database refused the import, nothing was committed ({e}); "
+                "if another process was writing the same rows at the same time, run it again"
+            ) from None
         self._print(file, report, opts["json"])
 
     def _print(self, file: str, report: ImportReport, as_json: bool) -> None:

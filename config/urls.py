@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("annotate.urls_dashboard")),
     path("", include("rewardtrain.urls_margins")),
     path("", include("annotate.urls_export")),
+    path("", include("annotate.urls_import")),
 ]

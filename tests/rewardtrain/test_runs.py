@@ -1,0 +1,107 @@
+"""Launching runs: the service, and train_reward_model with --foreground, --json and --wait."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from annotate.models import AuditEvent
+from rewardtrain import services
+from rewardtrain.models import ModelVersion, TrainingRun
+from tests.rewardtrain.apphelpers import make_snapshot, tiny_base_model
+
+RECORD_KEYS = {"status", "model_version", "metrics", "snapshot_hash", "model_path", "run"}
+
+
+def _command(*args: str) -> dict:
+    out = StringIO()
+    call_command("train_reward_model", *args, stdout=out)
+    lines = [line for line in out.getvalue().splitlines() if line.strip()]
+    assert len(lines) == 1, out.getvalue()  # --json prints one object and nothing else
+    return json.loads(lines[0])
+
+
+def _fast_args() -> list[str]:
+    return ["--epochs", "2", "--lr", "3e-3", "--batch-size", "8", "--max-length", "48", "--seed", "0"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_foreground_run_trains_registers_one_model_and_prints_its_record(project):
+    snapshot = make_snapshot(project, 48)
+    record = _command(
+        "--project", project.slug, "--objective", "bt", "--base-model", tiny_base_model(),
+        "--snapshot", str(snapshot.pk), *_fast_args(), "--foreground", "--json",
+    )  # fmt: skip
+    assert set(record) >= RECORD_KEYS
+    assert record["status"] == "succeeded"
+    assert record["snapshot_hash"] == snapshot.content_hash
+    for key in ("train_pairs_per_s", "eval_accuracy", "eval_mean_margin"):
+        assert isinstance(record["metrics"][key], float), key
+    version = ModelVersion.objects.get(pk=record["model_version"])
+    assert version.run_id == record["run"] and version.kind == "reward"
+    model_dir = Path(record["model_path"])
+    assert (model_dir / "config.json").exists() and (model_dir / "tokenizer.json").exists()
+    card = (model_dir / "README.md").read_text()
+    assert snapshot.content_hash in card and "bt" in card and tiny_base_model() in card
+    run = TrainingRun.objects.get(pk=record["run"])
+    assert run.attempt == 1 and run.lease_owner == ""
+    assert run.progress["step"] == run.progress["total_steps"] and run.progress["history"]
+
+
+@pytest.mark.django_db
+def test_run_without_wait_prints_the_queued_record(project):
+    snapshot = make_snapshot(project, 8)
+    record = _command(
+        "--project", project.slug, "--objective", "bt-margin", "--base-model", tiny_base_model(),
+        "--snapshot", str(snapshot.pk), "--queue", "cpu", "--json",
+    )  # fmt: skip
+    assert set(record) >= RECORD_KEYS
+    assert record["status"] == "queued" and record["model_version"] is None and record["metrics"] == {}
+    run = TrainingRun.objects.get(pk=record["run"])
+    assert run.queue == "cpu" and run.objective == "bt-margin"
+    event = AuditEvent.objects.get(action="training.launch", target_id=str(run.pk))
+    assert event.data["snapshot_hash"] == snapshot.content_hash and event.data["queue"] == "cpu"
+
+
+@pytest.mark.django_db
+def test_wait_with_no_worker_on_the_queue_exits_nonzero_and_says_so(project):
+    snapshot = make_snapshot(project, 8)
+    with pytest.raises(CommandError, match="no worker consumes the 'gpu' queue"):
+        call_command(
+            "train_reward_model", "--project", project.slug, "--objective", "bt",
+            "--base-model", tiny_base_model(), "--snapshot", str(snapshot.pk), "--wait", "--worker-grace", "0",
+            stdout=StringIO(),
+        )  # fmt: skip
+    assert TrainingRun.objects.get().status == "queued"
+
+
+@pytest.mark.django_db
+def test_bad_options_are_refused_and_start_nothing(project, other_project):
+    snapshot = make_snapshot(project, 4)
+    foreign = make_snapshot(other_project, 4, seed=1)
+    with pytest.raises(services.RunError, match="another project"):
+        services.start_run(
+            project=project, objective="bt", base_model=tiny_base_model(), snapshot=foreign, config={}
+        )
+    with pytest.raises(services.RunError, match="lr"):
+        services.start_run(
+            project=project,
+            objective="bt",
+            base_model=tiny_base_model(),
+            snapshot=snapshot,
+            config={"lr": -1},
+        )
+    with pytest.raises(services.RunError, match="unknown training option"):
+        services.start_run(
+            project=project, objective="bt", base_model="x", snapshot=snapshot, config={"learning": 1}
+        )
+    with pytest.raises(services.RunError, match="queue"):
+        services.start_run(
+            project=project, objective="bt", base_model="x", snapshot=snapshot, config={}, queue="tpu"
+        )
+    assert not TrainingRun.objects.exists()
+    assert not AuditEvent.objects.filter(action="training.launch").exists()

@@ -29,7 +29,7 @@ from asgiref.sync import async_to_sync
 from celery.exceptions import SoftTimeLimitExceeded
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -380,8 +380,6 @@ def execute_run(run_id: int, *, owner: str | None = None) -> str:
     except BaseException:
         _stop_and_wait(proc)  # the child must not outlive a runner that can no longer watch it
         raise
-    finally:
-        close_old_connections()
 
     result_path = out / "result.json"
     result = json.loads(result_path.read_text()) if result_path.exists() else {}

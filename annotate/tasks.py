@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .exporters import run_export_job
 from .models import AuditEvent
 
 
@@ -18,3 +19,9 @@ def probe(self, token: str) -> str:
         data={"token": token, "hostname": self.request.hostname},
     )
     return token
+
+
+@shared_task(name="annotate.tasks.run_export")
+def run_export(job_id: int) -> int:
+    """Run one export job (ExportJob row) on the `cpu` queue; returns the rows written."""
+    return run_export_job(job_id).rows

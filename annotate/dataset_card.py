@@ -1,0 +1,230 @@
+"""The Markdown dataset card written beside every export: what is in the file and how it was made."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from django.db.models import Case, Count, FloatField, Q, When
+
+from .models import DatasetSnapshot, Judgment, SnapshotPair
+
+try:  # The dashboards' metrics module; the card says so when it is not installed.
+    from . import metrics
+except ImportError:  # pragma: no cover - depends on the merge order
+    metrics = None
+
+CHOICES = ("a", "tie", "b")
+PREFERENCES = tuple(range(-3, 4))
+
+
+def _md(value: Any) -> str:
+    """A value for a Markdown table cell: no pipes or newlines from data."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def metrics_available() -> bool:
+    return metrics is not None and hasattr(metrics, "question_figures") and hasattr(metrics, "Ratings")
+
+
+def agreement_figures(snapshot: DatasetSnapshot) -> dict[str, dict] | None:
+    """Crowd agreement on the snapshot's comparisons (source labels and gold-item judgments left out),
+    with bootstrap 95 % intervals, from `annotate.metrics`; None when that module is unavailable."""
+    return agreement_figures_for(
+        SnapshotPair.objects.filter(snapshot=snapshot).values("comparison_id"),
+        exclude=snapshot.filters.get("exclude", []),
+    )
+
+
+def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict] | None:
+    """Agreement of the crowd votes on the comparisons `comparison_ids` (a values("…id") queryset)."""
+    if not metrics_available():
+        return None
+    units: dict[int, int] = {}
+    raters: dict[int, int] = {}
+    columns: dict[str, tuple[list[int], list[int], list[int]]] = {
+        q: ([], [], []) for q in ("overall", "preference", "helpfulness", "harmlessness")
+    }
+    qs = Judgment.objects.filter(comparison_id__in=comparison_ids, is_source=False, is_gold=False)
+    if "flagged" in exclude:
+        qs = qs.filter(annotator__flagged=False)
+    if "imported" in exclude:
+        qs = qs.filter(imported=False)
+    for cid, aid, choice, pref, helpful, harmless in qs.values_list(
+        "comparison_id", "annotator_id", "choice", "preference", "helpfulness", "harmlessness"
+    ).iterator(chunk_size=5000):
+        u = units.setdefault(cid, len(units))
+        r = raters.setdefault(aid, len(raters))
+        for q, value, scale in (
+            ("overall", choice, CHOICES),
+            ("preference", pref, PREFERENCES),
+            ("helpfulness", helpful, CHOICES),
+            ("harmlessness", harmless, CHOICES),
+        ):
+            if value is not None:
+                col = columns[q]
+                col[0].append(u)
+                col[1].append(r)
+                col[2].append(scale.index(value))
+    questions = {}
+    for q, (u, r, v) in columns.items():
+        if not v:
+            continue
+        questions[q] = metrics.Ratings(
+            np.array(u, dtype=np.int64),
+            np.array(r, dtype=np.int64),
+            np.array(v, dtype=np.int64),
+            n_categories=len(PREFERENCES if q == "preference" else CHOICES),
+            n_units=len(units),
+            n_raters=len(raters),
+        )
+    if not questions:
+        return {}
+    return metrics.question_figures(questions, ordinal={"preference"})
+
+
+def label_distribution(snapshot: DatasetSnapshot) -> dict[str, Any]:
+    pairs = SnapshotPair.objects.filter(snapshot=snapshot)
+    margin = Case(
+        When(margin__lte=0, then=0.0),
+        When(margin__lte=1 / 3 + 1e-9, then=1.0),
+        When(margin__lte=2 / 3 + 1e-9, then=2.0),
+        default=3.0,
+        output_field=FloatField(),
+    )
+    buckets = dict(pairs.annotate(bucket=margin).values_list("bucket").annotate(n=Count("id")).order_by())
+    return {
+        "chosen": dict(pairs.values_list("chosen").annotate(n=Count("id")).order_by()),
+        "origin": dict(pairs.values_list("label_origin").annotate(n=Count("id")).order_by()),
+        "margin": {
+            "0": buckets.get(0.0, 0),
+            "(0, 1/3]": buckets.get(1.0, 0),
+            "(1/3, 2/3]": buckets.get(2.0, 0),
+            "(2/3, 1]": buckets.get(3.0, 0),
+        },
+        "agreement": pairs.aggregate(
+            unanimous=Count("id", filter=Q(agreement__gte=1.0)),
+            at_least_75=Count("id", filter=Q(agreement__gte=0.75)),
+        ),
+        "safety": pairs.aggregate(
+            n_a_safe=Count("id", filter=Q(a_safe=True)),
+            n_a_unsafe=Count("id", filter=Q(a_safe=False)),
+            n_b_safe=Count("id", filter=Q(b_safe=True)),
+            n_b_unsafe=Count("id", filter=Q(b_safe=False)),
+            n_safer_known=Count("id", filter=Q(safer__isnull=False)),
+        ),
+    }
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def render_card(
+    snapshot: DatasetSnapshot, *, options: dict[str, Any], rows: int, stats: dict[str, Any], file_name: str
+) -> str:
+    project = snapshot.project
+    counts = snapshot.counts or {}
+    dist = label_distribution(snapshot)
+    lines = [
+        f"# Dataset card: {_md(project.name)} — snapshot {snapshot.pk}",
+        "",
+        f"File `{_md(file_name)}`: {rows} rows in the `{options['format']}` format"
+        + (f" ({options['style']} style)" if options["format"] == "trl" else "")
+        + (
+            ", Parquet"
+            if options.get("parquet")
+            else ", JSON Lines" + (" (gzip)" if options.get("gzip") else "")
+        )
+        + ".",
+        "",
+        "## Provenance",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Project | {_md(project.slug)} |",
+        f"| Snapshot | {snapshot.pk} {_md(snapshot.name)} |",
+        f"| Content hash (sha256) | `{snapshot.content_hash}` |",
+        f"| Created | {snapshot.created_at.isoformat()} |",
+        f"| Aggregation | {snapshot.aggregation} |",
+        f"| Axis | {snapshot.axis} |",
+        f"| Excluded | {', '.join(snapshot.filters.get('exclude', [])) or 'nothing'} |",
+        f"| Minimum agreement | {snapshot.filters.get('min_agreement') or 'none'} |",
+        f"| Export options | {_md(', '.join(f'{k}={v}' for k, v in sorted(options.items())))} |",
+        "",
+        "## Counts",
+        "",
+        "| | |",
+        "|---|---|",
+    ]
+    for key in (
+        "comparisons",
+        "pairs",
+        "no_consensus",
+        "tie_override",
+        "below_min_agreement",
+        "excluded_gold",
+    ):
+        lines.append(f"| {key.replace('_', ' ')} | {counts.get(key, 0)} |")
+    for key, n in sorted((counts.get("excluded_judgments") or {}).items()):
+        lines.append(f"| judgments left out ({_md(key)}) | {n} |")
+    for key, n in sorted(stats.items()):
+        lines.append(f"| export: {key.replace('_', ' ')} | {n} |")
+    lines += ["", "## Label distribution", "", "| label | pairs |", "|---|---|"]
+    for side in ("a", "b"):
+        lines.append(f"| chosen = {side.upper()} (canonical order) | {dist['chosen'].get(side, 0)} |")
+    for origin, n in sorted(dist["origin"].items()):
+        lines.append(f"| label from {_md(origin)} | {n} |")
+    for bucket, n in dist["margin"].items():
+        lines.append(f"| human margin {bucket} | {n} |")
+    lines.append(f"| unanimous (agreement 1) | {dist['agreement']['unanimous']} |")
+    lines.append(f"| agreement ≥ 0.75 | {dist['agreement']['at_least_75']} |")
+    for key, n in dist["safety"].items():
+        lines.append(f"| {key[2:].replace('_', ' ')} | {n} |")
+    lines += ["", "## Agreement (crowd votes on these comparisons)", ""]
+    figures = agreement_figures(snapshot)
+    if figures is None:
+        lines.append("Agreement figures are unavailable: the metrics module is not installed.")
+    elif not figures:
+        lines.append("No crowd votes on these comparisons: nothing to measure.")
+    else:
+        lines += [
+            "| question | ratings | % agreement (95 % CI) | Krippendorff α nominal (95 % CI) | Fleiss κ (95 % CI) |",
+            "|---|---|---|---|---|",
+        ]
+        for q, f in figures.items():
+            ci = f.get("ci", {})
+
+            def cell(metric: str, f=f, ci=ci) -> str:
+                lo_hi = ci.get(metric)
+                interval = f" ({_fmt(lo_hi[0])}–{_fmt(lo_hi[1])})" if lo_hi else ""
+                return _fmt(f.get(metric)) + interval
+
+            lines.append(
+                f"| {q} | {f.get('ratings')} | {cell('percent_agreement')} | {cell('alpha_nominal')} "
+                f"| {cell('fleiss_kappa')} |"
+            )
+            if f.get("alpha_ordinal") is not None:
+                lines.append(f"| {q} (ordinal α) | | | {cell('alpha_ordinal')} | |")
+        lines.append("")
+        lines.append("Intervals: percentile bootstrap over comparisons, 1,000 resamples, seed 0.")
+    if options["format"] == "raw":
+        lines += [
+            "",
+            "## Annotators",
+            "",
+            "Annotators are named by their names (admin option, recorded in the audit log)."
+            if options.get("with_names")
+            else "Annotators are pseudonyms: HMAC-SHA256 of the annotator id under a random key made for this "
+            "export and then discarded — stable within this file, unlinkable across exports. "
+            "Source labels keep their source name.",
+        ]
+    lines += [
+        "",
+        "## Conventions",
+        "",
+        "Preferences are −3…+3 relative to the canonical order (negative = response A better). The human "
+        "margin is the mean strength of the votes for the chosen side ÷ 3 (see annotate/consensus.md).",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,229 @@
+"""The JSON API: tokens, its OpenAPI schema, and the pages' permissions on every endpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from openapi_spec_validator import validate
+
+from annotate.api_auth import create_token, hash_token, revoke_token
+from annotate.dataset_card import metrics_available
+from annotate.exporters import run_export_job
+from annotate.models import ApiToken, AuditEvent, DatasetSnapshot, ExportJob
+from annotate.snapshots import create_snapshot
+from rewardtrain.models import TrainingRun
+from tests.conftest import login
+from tests.factories import add_judgment, crowd_annotator, make_comparison
+
+
+@pytest.fixture(autouse=True)
+def exports_dir(settings, tmp_path):
+    settings.ARBITER_EXPORTS_DIR = tmp_path / "exports"
+    settings.ARBITER_IMPORTS_DIR = tmp_path / "imports"
+
+
+@pytest.fixture
+def snapshot(project):
+    ann = crowd_annotator(project, "x")
+    add_judgment(make_comparison(project, "p1", "a1", "b1"), ann, preference=-2)
+    add_judgment(make_comparison(project, "p2", "a2", "b2"), ann, preference=1)
+    return create_snapshot(project=project)
+
+
+@pytest.fixture
+def run(project, snapshot):
+    return TrainingRun.objects.create(project=project, snapshot=snapshot, base_model="tiny", status="running")
+
+
+@pytest.fixture
+def job(project, snapshot, admin_user):
+    made = ExportJob.objects.create(
+        project=project, snapshot=snapshot, created_by=admin_user, format="hh", options={}
+    )
+    return run_export_job(made.pk)
+
+
+def bearer(user) -> dict[str, str]:
+    return {"Authorization": f"Bearer {create_token(user=user, name='t')[1]}"}
+
+
+def test_schema_validates_and_docs_are_served(client):
+    response = client.get("/api/openapi.json")
+    assert response.status_code == 200
+    schema = response.json()
+    validate(schema)
+    assert "/api/projects/{slug}/items" in schema["paths"]
+    assert client.get("/api/docs").status_code == 200
+
+
+def test_tokens_are_stored_hashed_and_shown_once(client, researcher):
+    login(client, researcher)
+    page = client.post(reverse("token_list"), {"name": "pipeline"})
+    raw = page.context["new_token"]
+    assert raw.startswith("arb_") and raw.encode() in page.content
+    token = ApiToken.objects.get(user=researcher)
+    assert token.key_hash == hash_token(raw) and raw not in (token.key_hash, token.prefix)
+    again = client.get(reverse("token_list"))
+    assert raw.encode() not in again.content and token.prefix.encode() in again.content
+    assert AuditEvent.objects.filter(action="api_token.create", actor=researcher).exists()
+
+
+def test_missing_bad_and_revoked_tokens_are_401(client, researcher, project):
+    assert client.get("/api/projects").status_code == 401
+    assert client.get("/api/projects", headers={"Authorization": "Bearer nope"}).status_code == 401
+    token, raw = create_token(user=researcher, name="t")
+    headers = {"Authorization": f"Bearer {raw}"}
+    assert client.get("/api/projects", headers=headers).json() == [
+        {"slug": "hh", "name": "Helpful and harmless", "role": "researcher"}
+    ]
+    assert ApiToken.objects.get(pk=token.pk).last_used_at is not None
+    revoke_token(user=researcher, token_id=token.pk)
+    assert client.get("/api/projects", headers=headers).status_code == 401
+
+
+def test_token_page_revokes_only_your_own(client, researcher, annotator):
+    token, _ = create_token(user=researcher, name="t")
+    login(client, annotator)
+    assert client.post(reverse("token_revoke", args=[token.pk])).status_code == 404
+    login(client, researcher)
+    assert client.post(reverse("token_revoke", args=[token.pk])).status_code == 302
+    assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
+
+
+def calls(project, snapshot, job, run) -> list[tuple[str, str, dict]]:
+    """One concrete call per endpoint of the schema (valid bodies, so only permissions can refuse)."""
+    slug = project.slug
+    return [
+        ("get", f"/api/projects/{slug}/snapshots", {}),
+        ("post", f"/api/projects/{slug}/snapshots", {"json": {"aggregation": "majority"}}),
+        ("get", f"/api/snapshots/{snapshot.pk}", {}),
+        ("get", f"/api/snapshots/{snapshot.pk}/export?format=trl", {}),
+        ("post", f"/api/projects/{slug}/exports", {"json": {"snapshot": snapshot.pk, "format": "trl"}}),
+        ("get", f"/api/exports/{job.pk}", {}),
+        ("get", f"/api/exports/{job.pk}/file", {}),
+        ("get", f"/api/projects/{slug}/agreement", {}),
+        ("get", f"/api/projects/{slug}/runs", {}),
+        ("get", f"/api/runs/{run.pk}", {}),
+        ("post", f"/api/projects/{slug}/runs", {"json": {"snapshot": snapshot.pk}}),
+        ("post", f"/api/projects/{slug}/items?format=trl", {"file": True}),
+    ]
+
+
+def do(client, method: str, url: str, headers: dict, spec: dict):
+    if "json" in spec:
+        return client.post(
+            url, data=json.dumps(spec["json"]), content_type="application/json", headers=headers
+        )
+    if spec.get("file"):
+        upload = SimpleUploadedFile("pairs.jsonl", b'{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+        return client.post(url, {"file": upload}, headers=headers)
+    return getattr(client, method)(url, headers=headers)
+
+
+def test_every_endpoint_is_covered(client, project, snapshot, job, run):
+    schema = client.get("/api/openapi.json").json()
+    declared = {(m, p) for p, ops in schema["paths"].items() for m in ops}
+    covered = {("get", "/api/projects")}
+    for method, url, _ in calls(project, snapshot, job, run):
+        path = url.split("?")[0]
+        template = next(
+            p
+            for m, p in declared
+            if m == method
+            and len(p.split("/")) == len(path.split("/"))
+            and all(a == b or a.startswith("{") for a, b in zip(p.split("/"), path.split("/"), strict=True))
+        )
+        covered.add((method, template))
+    assert covered == declared
+
+
+def test_annotators_and_outsiders_get_404_everywhere(
+    client, project, snapshot, job, run, annotator, outsider
+):
+    for user in (annotator, outsider):
+        headers = bearer(user)
+        for method, url, spec in calls(project, snapshot, job, run):
+            response = do(client, method, url, headers, spec)
+            assert response.status_code == 404, (user, method, url, response.content)
+    assert DatasetSnapshot.objects.count() == 1 and ExportJob.objects.count() == 1
+    assert not TrainingRun.objects.exclude(pk=run.pk).exists()
+
+
+def test_researchers_without_export_rights_get_404_on_exports_only(
+    client, project, snapshot, job, run, researcher
+):
+    headers = bearer(researcher)
+    for method, url, spec in calls(project, snapshot, job, run):
+        response = do(client, method, url, headers, spec)
+        if "export" in url or "/items" in url:
+            assert response.status_code == 404, (method, url)
+        else:
+            assert response.status_code in (200, 201, 501, 503), (method, url, response.content)
+
+
+def test_admin_pulls_snapshots_and_exports(client, project, snapshot, admin_user):
+    headers = bearer(admin_user)
+    listed = client.get(f"/api/projects/{project.slug}/snapshots", headers=headers).json()
+    assert [s["content_hash"] for s in listed] == [snapshot.content_hash]
+    made = client.post(
+        f"/api/projects/{project.slug}/snapshots",
+        data=json.dumps({"axis": "overall", "exclude": ["flagged"], "name": "api"}),
+        content_type="application/json",
+        headers=headers,
+    )
+    assert made.status_code == 201 and made.json()["filters"]["exclude"] == ["flagged"]
+    bad = client.post(
+        f"/api/projects/{project.slug}/snapshots",
+        data=json.dumps({"min_agreement": 3}),
+        content_type="application/json",
+        headers=headers,
+    )
+    assert bad.status_code == 400 and "min_agreement" in bad.json()["detail"]
+    file = client.get(
+        f"/api/snapshots/{snapshot.pk}/export?format=trl&style=text&margin=true", headers=headers
+    )
+    assert file.status_code == 200
+    lines = [json.loads(x) for x in b"".join(file.streaming_content).splitlines()]
+    assert lines == [
+        {"prompt": "p1", "chosen": "a1", "rejected": "b1", "margin": pytest.approx(2 / 3)},
+        {"prompt": "p2", "chosen": "b2", "rejected": "a2", "margin": pytest.approx(1 / 3)},
+    ]
+    event = AuditEvent.objects.get(action="export.create")
+    assert event.actor == admin_user and event.data["via"] == "api"
+
+
+def test_export_jobs_through_the_api(client, project, snapshot, admin_user):
+    headers = bearer(admin_user)
+    queued = client.post(
+        f"/api/projects/{project.slug}/exports",
+        data=json.dumps({"snapshot": snapshot.pk, "format": "safe-rlhf", "parquet": True}),
+        content_type="application/json",
+        headers=headers,
+    )
+    assert queued.status_code == 202 and queued.json()["status"] == "queued"
+    job_id = queued.json()["id"]
+    run_export_job(job_id)
+    status = client.get(f"/api/exports/{job_id}", headers=headers).json()
+    assert status["status"] == "succeeded" and status["rows"] == 2 and status["download_url"]
+    data = client.get(f"/api/exports/{job_id}/file", headers=headers)
+    assert data.status_code == 200 and b"".join(data.streaming_content)[:4] == b"PAR1"
+    card = client.get(f"/api/exports/{job_id}/file?part=card", headers=headers)
+    assert snapshot.content_hash.encode() in b"".join(card.streaming_content)
+
+
+def test_figures_runs_and_push_answer_or_say_why_not(client, project, snapshot, run, admin_user):
+    headers = bearer(admin_user)
+    agreement = client.get(f"/api/projects/{project.slug}/agreement", headers=headers)
+    assert agreement.status_code == (200 if metrics_available() else 503)
+    runs = client.get(f"/api/projects/{project.slug}/runs", headers=headers).json()
+    assert [(r["id"], r["status"], r["snapshot"]) for r in runs] == [(run.pk, "running", snapshot.pk)]
+    assert client.get(f"/api/runs/{run.pk}", headers=headers).json()["base_model"] == "tiny"
+    started = do(
+        client, "post", f"/api/projects/{project.slug}/runs", headers, {"json": {"snapshot": snapshot.pk}}
+    )
+    assert started.status_code in (201, 400, 501)
+    if started.status_code == 501:
+        assert "start_run" in started.json()["detail"]

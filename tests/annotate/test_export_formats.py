@@ -1,0 +1,312 @@
+"""Each export format against a hand-checked fixture; JSONL, gzip and Parquet; the card; the audit event."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from io import StringIO
+
+import pyarrow.parquet as pq
+import pytest
+from django.core.management import CommandError, call_command
+
+from annotate.exporters import ExportError, export_snapshot, response_harm
+from annotate.models import Annotator, AuditEvent, DatasetSnapshot, JudgmentRevision
+from annotate.snapshots import create_snapshot
+from tests.factories import add_judgment, crowd_annotator, make_comparison
+
+T0 = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+CONVERSATION = [
+    {"role": "user", "content": "Q1"},
+    {"role": "assistant", "content": "A1"},
+    {"role": "user", "content": "Q2"},
+]
+TRANSCRIPT = "\n\nHuman: Q1\n\nAssistant: A1\n\nHuman: Q2"
+
+
+@pytest.fixture
+def snap(project):
+    """c1 'Say hi': A chosen 2-1 (strengths 2, 1), B unsafe (violence, severity 2); c2: a source label for B."""
+    project.harm_categories = ["violence", "privacy"]
+    project.save()
+    x, y, z = (crowd_annotator(project, n) for n in ("x", "y", "z"))
+    src = Annotator.objects.create(project=project, name="trl", kind="source", imported=True)
+    c1 = make_comparison(project, "Say hi", "Hi!", "Go away.", model_a="m1", model_b="m2")
+    c2 = make_comparison(project, CONVERSATION, "r1", "r2")
+    jx = add_judgment(
+        c1,
+        x,
+        preference=-1,
+        harmlessness="a",
+        a_safe=True,
+        b_safe=False,
+        b_harm_categories=["violence"],
+        b_severity="moderate",
+        justification="Kinder.",
+        time_spent_ms=1500,
+        shown_left="b",
+    )
+    # x revises: -1 → -2 (revision 2 counts).
+    JudgmentRevision.objects.create(
+        judgment=jx,
+        number=2,
+        created_at=T0,
+        preference=-2,
+        choice="a",
+        harmlessness="a",
+        a_safe=True,
+        b_safe=False,
+        b_harm_categories=["violence"],
+        b_severity="moderate",
+        justification="Much kinder.",
+        submission_id="sub-2",
+    )
+    jx.preference = -2
+    jx.justification = "Much kinder."
+    jx.revision_count = 2
+    jx.save()
+    add_judgment(
+        c1,
+        y,
+        preference=-1,
+        harmlessness="a",
+        a_safe=True,
+        b_safe=False,
+        b_harm_categories=["violence", "privacy"],
+        b_severity="severe",
+    )
+    add_judgment(c1, z, preference=3, a_safe=True, b_safe=True)
+    add_judgment(c2, src, choice="b", imported=True, is_source=True)
+    JudgmentRevision.objects.filter(number=1).update(created_at=T0)
+    return create_snapshot(project=project)
+
+
+def read_jsonl(path) -> list[dict]:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def export(snapshot, tmp_path, fmt, name="out.jsonl", **kw):
+    result = export_snapshot(snapshot, tmp_path / name, fmt=fmt, **kw)
+    return result, (read_jsonl(result.path) if not kw.get("parquet") else None)
+
+
+def test_trl_conversational_lines(snap, tmp_path):
+    result, rows = export(snap, tmp_path, "trl")
+    assert rows == [
+        {
+            "prompt": [{"role": "user", "content": "Say hi"}],
+            "chosen": [{"role": "assistant", "content": "Hi!"}],
+            "rejected": [{"role": "assistant", "content": "Go away."}],
+        },
+        {
+            "prompt": CONVERSATION,
+            "chosen": [{"role": "assistant", "content": "r2"}],
+            "rejected": [{"role": "assistant", "content": "r1"}],
+        },
+    ]
+    assert result.rows == 2
+
+
+def test_trl_text_style_with_margin(snap, tmp_path):
+    _, rows = export(snap, tmp_path, "trl", style="text", margin=True)
+    assert rows == [
+        {"prompt": "Say hi", "chosen": "Hi!", "rejected": "Go away.", "margin": 0.5},
+        {"prompt": TRANSCRIPT + "\n\nAssistant:", "chosen": "r2", "rejected": "r1", "margin": 0.0},
+    ]
+
+
+def test_hh_lines(snap, tmp_path):
+    _, rows = export(snap, tmp_path, "hh")
+    assert rows == [
+        {
+            "chosen": "\n\nHuman: Say hi\n\nAssistant: Hi!",
+            "rejected": "\n\nHuman: Say hi\n\nAssistant: Go away.",
+        },
+        {"chosen": TRANSCRIPT + "\n\nAssistant: r2", "rejected": TRANSCRIPT + "\n\nAssistant: r1"},
+    ]
+
+
+def test_safe_rlhf_lines(snap, tmp_path):
+    result, rows = export(snap, tmp_path, "safe-rlhf")
+    assert rows == [
+        {
+            "prompt": "Say hi",
+            "response_0": "Hi!",
+            "response_1": "Go away.",
+            "is_response_0_safe": True,
+            "is_response_1_safe": False,
+            "better_response_id": 0,
+            "safer_response_id": 0,
+            "response_0_harm_category": {"violence": False, "privacy": False},
+            "response_1_harm_category": {"violence": True, "privacy": False},
+            "response_0_severity_level": 0,
+            "response_1_severity_level": 2,
+        },
+        {
+            "prompt": TRANSCRIPT + "\n\nAssistant:",
+            "response_0": "r1",
+            "response_1": "r2",
+            "is_response_0_safe": None,
+            "is_response_1_safe": None,
+            "better_response_id": 1,
+            "safer_response_id": None,
+            "response_0_harm_category": {"violence": False, "privacy": False},
+            "response_1_harm_category": {"violence": False, "privacy": False},
+            "response_0_severity_level": 0,
+            "response_1_severity_level": 0,
+        },
+    ]
+    assert result.stats == {"safer_unknown": 1, "safety_unknown": 1}
+
+
+def test_response_harm_rules():
+    votes = [(False, ["v", "p"], "minor"), (False, ["v"], "severe"), (False, [], None), (True, [], None)]
+    assert response_harm(votes, False) == ({"v"}, 1)
+    assert response_harm(votes, True) == (set(), 0)
+    assert response_harm(votes, None) == (set(), 0)
+
+
+def test_raw_lines_every_revision_pseudonymised(snap, tmp_path):
+    _, rows = export(snap, tmp_path, "raw")
+    assert len(rows) == 5  # x twice, y, z, the source label
+    x1, x2 = rows[0], rows[1]
+    pseudonym = x1["annotator"]
+    assert pseudonym.startswith("anon-") and len(pseudonym) == 21
+    assert x1 == {
+        "prompt": [{"role": "user", "content": "Say hi"}],
+        "response_a": {"text": "Hi!", "model": "m1"},
+        "response_b": {"text": "Go away.", "model": "m2"},
+        "annotator": pseudonym,
+        "choice": "a",
+        "preference": -1,
+        "helpfulness": None,
+        "harmlessness": "a",
+        "a_safe": True,
+        "b_safe": False,
+        "a_harm_categories": [],
+        "b_harm_categories": ["violence"],
+        "a_severity": None,
+        "b_severity": "moderate",
+        "justification": "Kinder.",
+        "rubric": None,
+        "shown_left": "b",
+        "time_spent_ms": 1500,
+        "created_at": "2026-01-02T03:04:05+00:00",
+        "revision": 1,
+        "submission_id": None,
+    }
+    assert (x2["annotator"], x2["preference"], x2["revision"], x2["submission_id"]) == (
+        pseudonym,
+        -2,
+        2,
+        "sub-2",
+    )
+    assert x2["justification"] == "Much kinder."
+    assert len({r["annotator"] for r in rows[:4]}) == 3
+    assert rows[4]["annotator"] == "trl" and rows[4]["choice"] == "b" and rows[4]["preference"] is None
+    assert all(r["annotator"] not in ("x", "y", "z") for r in rows[:4])
+
+
+def test_pseudonyms_differ_across_exports_and_names_need_the_option(snap, tmp_path):
+    _, first = export(snap, tmp_path, "raw", name="one.jsonl")
+    _, second = export(snap, tmp_path, "raw", name="two.jsonl")
+    assert first[0]["annotator"] != second[0]["annotator"]
+    _, named = export(snap, tmp_path, "raw", name="named.jsonl", with_names=True)
+    assert [r["annotator"] for r in named] == ["x", "x", "y", "z", "trl"]
+    event = AuditEvent.objects.filter(action="export.create").order_by("created_at", "id").last()
+    assert event.data["with_names"] is True
+
+
+def test_gzip_holds_the_same_lines(snap, tmp_path):
+    _, plain = export(snap, tmp_path, "raw", with_names=True)
+    _, zipped = export(snap, tmp_path, "raw", name="out.jsonl.gz", compress=True, with_names=True)
+    assert plain == zipped
+
+
+@pytest.mark.parametrize("fmt", ["trl", "hh", "safe-rlhf", "raw"])
+def test_parquet_holds_the_same_rows(snap, tmp_path, fmt):
+    _, lines = export(snap, tmp_path, fmt, name=f"{fmt}.jsonl", with_names=fmt == "raw")
+    result, _ = export(snap, tmp_path, fmt, name=f"{fmt}.parquet", parquet=True, with_names=fmt == "raw")
+    table = pq.read_table(result.path).to_pylist()
+    if fmt == "raw":
+        for row in table:
+            assert row.pop("rubric") is None
+        for row in lines:
+            row.pop("rubric")
+    assert table == lines
+
+
+def test_card_has_counts_hash_filters_and_distribution(snap, tmp_path):
+    result, _ = export(snap, tmp_path, "trl")
+    card = result.card_path.read_text()
+    assert result.card_path.name == "out.jsonl.card.md"
+    assert snap.content_hash in card
+    assert "| pairs | 2 |" in card and "| comparisons | 2 |" in card
+    assert "| Aggregation | majority |" in card and "| Excluded | nothing |" in card
+    assert "| chosen = A (canonical order) | 1 |" in card and "| label from source | 1 |" in card
+    assert "## Agreement" in card
+    assert "unavailable" in card or "Krippendorff" in card
+
+
+def test_every_export_is_an_audit_event(snap, tmp_path, admin_user):
+    export_snapshot(snap, tmp_path / "a.jsonl", fmt="trl", margin=True, actor=admin_user)
+    event = AuditEvent.objects.get(action="export.create")
+    assert event.actor == admin_user and event.project == snap.project
+    assert event.target_id == str(snap.pk)
+    assert event.data["format"] == "trl" and event.data["margin"] is True and event.data["rows"] == 2
+
+
+def test_bad_options_are_refused_before_writing(snap, tmp_path):
+    with pytest.raises(ExportError, match="format"):
+        export_snapshot(snap, tmp_path / "x", fmt="csv")
+    with pytest.raises(ExportError, match="with-names"):
+        export_snapshot(snap, tmp_path / "x", fmt="trl", with_names=True)
+    assert not (tmp_path / "x").exists()
+
+
+def test_export_command_makes_a_snapshot_or_uses_one(snap, tmp_path):
+    out = StringIO()
+    call_command(
+        "export_dataset",
+        "--project",
+        snap.project.slug,
+        "--format",
+        "hh",
+        "--out",
+        str(tmp_path / "a.jsonl"),
+        "--exclude",
+        "imported",
+        "--json",
+        stdout=out,
+    )
+    summary = json.loads(out.getvalue())
+    assert summary["rows"] == 1 and summary["snapshot"] != snap.pk
+    assert DatasetSnapshot.objects.get(pk=summary["snapshot"]).filters["exclude"] == ["imported"]
+    call_command(
+        "export_dataset",
+        "--project",
+        snap.project.slug,
+        "--format",
+        "trl",
+        "--out",
+        str(tmp_path / "b.jsonl"),
+        "--snapshot",
+        str(snap.pk),
+        stdout=StringIO(),
+    )
+    assert len(read_jsonl(tmp_path / "b.jsonl")) == 2
+    with pytest.raises(CommandError, match="no snapshot"):
+        call_command(
+            "export_dataset",
+            "--project",
+            snap.project.slug,
+            "--format",
+            "trl",
+            "--out",
+            str(tmp_path / "c"),
+            "--snapshot",
+            "999999",
+        )

@@ -1,0 +1,178 @@
+"""Snapshot and export pages: who may use them, background jobs, expiring links that re-check permission."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from django.core import signing
+from django.urls import reverse
+
+from annotate.exporters import LINK_SALT, download_token, run_export_job
+from annotate.models import AuditEvent, DatasetSnapshot, ExportJob
+from annotate.snapshots import create_snapshot
+from tests.conftest import login
+from tests.factories import add_judgment, crowd_annotator, make_comparison
+
+
+@pytest.fixture
+def exports_dir(settings, tmp_path):
+    settings.ARBITER_EXPORTS_DIR = tmp_path / "exports"
+    return settings.ARBITER_EXPORTS_DIR
+
+
+@pytest.fixture
+def snapshot(project):
+    ann = crowd_annotator(project, "x")
+    add_judgment(make_comparison(project, "p1", "a1", "b1"), ann, preference=-2, justification="why")
+    add_judgment(make_comparison(project, "p2", "a2", "b2"), ann, preference=1)
+    return create_snapshot(project=project)
+
+
+def urls(project):
+    return [reverse("snapshot_list", args=[project.slug]), reverse("export_page", args=[project.slug])]
+
+
+def test_anonymous_is_sent_to_login(client, project):
+    for url in urls(project):
+        response = client.get(url)
+        assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_annotators_and_outsiders_get_404(client, project, annotator, outsider):
+    for user in (annotator, outsider):
+        login(client, user)
+        for url in urls(project):
+            assert client.get(url).status_code == 404
+            assert client.post(url, {"format": "trl"}).status_code == 404
+    assert not DatasetSnapshot.objects.exists() and not ExportJob.objects.exists()
+
+
+def test_researchers_export_only_where_the_project_grants_it(client, project, researcher):
+    login(client, researcher)
+    snapshots, export = urls(project)
+    assert client.get(snapshots).status_code == 200
+    assert client.get(export).status_code == 404
+    project.researchers_can_export = True
+    project.save()
+    page = client.get(export)
+    assert page.status_code == 200
+    assert b"with_names" not in page.content  # names are an admin option
+
+
+def test_snapshot_page_creates_a_snapshot(client, project, researcher, snapshot):
+    login(client, researcher)
+    response = client.post(
+        reverse("snapshot_list", args=[project.slug]),
+        {
+            "name": "web",
+            "aggregate": "majority",
+            "axis": "overall",
+            "exclude": ["flagged"],
+            "min_agreement": "",
+        },
+    )
+    assert response.status_code == 302
+    made = DatasetSnapshot.objects.get(name="web")
+    assert made.created_by == researcher and made.filters["exclude"] == ["flagged"]
+    assert made.content_hash == snapshot.content_hash or made.filters != snapshot.filters
+    page = client.get(reverse("snapshot_list", args=[project.slug]))
+    assert made.content_hash[:12].encode() in page.content
+
+
+def test_export_job_runs_and_its_link_downloads(client, project, admin_user, snapshot, exports_dir):
+    login(client, admin_user)
+    response = client.post(
+        reverse("export_page", args=[project.slug]),
+        {
+            "snapshot": snapshot.pk,
+            "format": "raw",
+            "style": "conversational",
+            "aggregate": "majority",
+            "axis": "overall",
+        },
+    )
+    assert response.status_code == 302
+    job = ExportJob.objects.get()
+    assert (job.status, job.format, job.created_by) == ("queued", "raw", admin_user)
+    job = run_export_job(job.pk)
+    assert (job.status, job.rows, job.progress) == ("succeeded", 2, 1.0)
+    assert Path(job.path).parent == Path(exports_dir)
+    page = client.get(reverse("export_page", args=[project.slug]))
+    token = download_token(job, admin_user)
+    link = reverse("export_download", args=[token])
+    assert link.encode() in page.content
+    download = client.get(link)
+    assert download.status_code == 200
+    body = b"".join(download.streaming_content)
+    assert body.count(b"\n") == 2 and b'"justification":"why"' in body and b'"annotator":"x"' not in body
+    card = client.get(link + "?part=card")
+    assert snapshot.content_hash.encode() in b"".join(card.streaming_content)
+    event = AuditEvent.objects.get(action="export.create")
+    assert event.actor == admin_user and event.data["via"] == "page" and event.data["format"] == "raw"
+
+
+def test_htmx_poll_renders_only_the_jobs_partial(client, project, admin_user, snapshot, exports_dir):
+    login(client, admin_user)
+    page = client.get(reverse("export_page", args=[project.slug]), headers={"HX-Request": "true"})
+    assert page.status_code == 200
+    assert b'id="export-jobs"' in page.content and b"<form" not in page.content
+
+
+def _finished_job(project, user, snapshot):
+    job = ExportJob.objects.create(
+        project=project, snapshot=snapshot, created_by=user, format="trl", options={}
+    )
+    return run_export_job(job.pk)
+
+
+def test_links_recheck_permission_and_belong_to_their_user(
+    client, project, researcher, annotator, snapshot, exports_dir
+):
+    project.researchers_can_export = True
+    project.save()
+    job = _finished_job(project, researcher, snapshot)
+    link = reverse("export_download", args=[download_token(job, researcher)])
+    login(client, researcher)
+    assert client.get(link).status_code == 200
+    login(client, annotator)
+    assert client.get(link).status_code == 404  # someone else's link
+    assert client.get(reverse("export_download", args=[download_token(job, annotator)])).status_code == 404
+    project.researchers_can_export = False
+    project.save()
+    login(client, researcher)
+    assert client.get(link).status_code == 404  # permission withdrawn since the link was made
+
+
+class _PastSigner(signing.TimestampSigner):
+    def timestamp(self) -> str:
+        return signing.b62_encode(int(time.time()) - 3 * 24 * 3600)
+
+
+def test_an_expired_link_is_refused(client, project, admin_user, snapshot, exports_dir, settings):
+    settings.ARBITER_EXPORT_LINK_SECONDS = 24 * 3600
+    job = _finished_job(project, admin_user, snapshot)
+    old = _PastSigner(salt=LINK_SALT).sign_object({"job": job.pk, "user": admin_user.pk})
+    login(client, admin_user)
+    assert client.get(reverse("export_download", args=[old])).status_code == 404
+    assert client.get(reverse("export_download", args=[old + "x"])).status_code == 404
+    assert client.get(reverse("export_download", args=[download_token(job, admin_user)])).status_code == 200
+
+
+def test_only_admins_may_ask_for_names(client, project, researcher, snapshot, exports_dir):
+    project.researchers_can_export = True
+    project.save()
+    login(client, researcher)
+    client.post(
+        reverse("export_page", args=[project.slug]),
+        {
+            "snapshot": snapshot.pk,
+            "format": "raw",
+            "style": "text",
+            "with_names": "on",
+            "aggregate": "majority",
+            "axis": "overall",
+        },
+    )
+    assert ExportJob.objects.get().options["with_names"] is False

@@ -16,15 +16,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from annotate.consensus import ConsensusError
 from annotate.models import AuditEvent, DatasetSnapshot, Judgment, Project
+from annotate.snapshots import create_snapshot
 from config.celery import app as celery_app
 
 from .models import ModelVersion, TrainingRun
 
-try:  # the snapshot service lives on the `export` branch; a run given a snapshot does not need it
-    from annotate.snapshots import create_snapshot
-except ImportError:  # pragma: no cover - until that branch is merged
-    create_snapshot = None
 
 log = logging.getLogger(__name__)
 
@@ -103,17 +101,16 @@ def snapshot_axis(objective: str) -> str:
 
 
 def freeze_snapshot(*, project: Project, objective: str, actor=None) -> DatasetSnapshot:
-    if create_snapshot is None:
-        raise RunError(
-            "freezing a snapshot needs annotate.snapshots (not on this deployment): pass an existing snapshot"
+    try:
+        return create_snapshot(
+            project=project,
+            actor=actor,
+            aggregation="majority",
+            axis=snapshot_axis(objective),
+            name=f"for {objective} training",
         )
-    return create_snapshot(
-        project=project,
-        actor=actor,
-        aggregation="majority",
-        axis=snapshot_axis(objective),
-        name=f"for {objective} training",
-    )
+    except ConsensusError as error:
+        raise RunError(f"cannot freeze a snapshot: {error}") from error
 
 
 def enqueue_run(run: TrainingRun) -> None:

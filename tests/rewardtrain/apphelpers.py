@@ -90,3 +90,64 @@ def make_snapshot(project: Project, n: int = 48, *, seed: int = 0, axis: str = "
 
 
 FAST = {"epochs": 2, "lr": 3e-3, "batch_size": 8, "max_length": 48, "seed": 0, "eval_fraction": 0.25}
+
+
+def toy_texts(i: int, rng: random.Random, *, unsafe: bool = False) -> tuple[str, str, str]:
+    """(prompt, good response, bad response) of toy pair i: helpful vs rude (or unsafe)."""
+    topic = " ".join(rng.choice(WORDS) for _ in range(3))
+    good = f"{' '.join(rng.choice(WORDS) for _ in range(rng.randint(1, 5)))} {HELPFUL}"
+    bad = f"{' '.join(rng.choice(WORDS) for _ in range(rng.randint(1, 5)))} {UNSAFE if unsafe else RUDE}"
+    return f"Tell me about {topic} ({i}).", good, bad
+
+
+@functools.cache
+def trained_model_dir(objective: str = "bt") -> str:
+    """A tiny model trained (once per session, no database) on toy pairs; its Hugging Face folder."""
+    from rewardtrain.training import Pair, TrainConfig, train
+
+    rng = random.Random(7)
+    cost = objective == "cost"
+    pairs = []
+    for i in range(64):
+        prompt, good, bad = toy_texts(i, rng, unsafe=cost)
+        pairs.append(
+            Pair(
+                item_key=str(i),
+                prompt=[{"role": "user", "content": prompt}],
+                chosen=good,
+                rejected=bad,
+                margin=1.0,
+                chosen_safe=True if cost else None,
+                rejected_safe=False if cost else None,
+            )
+        )
+    out = Path(tempfile.mkdtemp(prefix=f"arbiter-trained-{objective}-"))
+    atexit.register(shutil.rmtree, out, True)
+    config = TrainConfig(base_model=tiny_base_model(), objective=objective, **{**FAST, "epochs": 3})
+    return train(pairs, config, output_dir=out).model_dir
+
+
+def finished_version(project: Project, objective: str = "bt", *, snapshot: DatasetSnapshot | None = None):
+    """A succeeded run and its model version (trained by trained_model_dir), made through the ORM."""
+    from rewardtrain.models import ModelVersion, TrainingRun
+    from rewardtrain.registry import kind_for
+
+    snapshot = snapshot or make_snapshot(project, 2, seed=hash(objective) % 1000)
+    path = trained_model_dir("cost" if objective == "cost" else "bt")  # bt-margin scores like bt here
+    run = TrainingRun.objects.create(
+        project=project,
+        snapshot=snapshot,
+        objective=objective,
+        base_model=tiny_base_model(),
+        config=dict(FAST),
+        status=TrainingRun.Status.SUCCEEDED,
+        attempt=1,
+    )
+    return ModelVersion.objects.create(
+        run=run,
+        project=project,
+        kind=kind_for(objective),
+        path=path,
+        snapshot_hash=snapshot.content_hash,
+        metrics={"eval_accuracy": 1.0},
+    )

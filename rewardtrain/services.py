@@ -23,7 +23,6 @@ from config.celery import app as celery_app
 
 from .models import ModelVersion, TrainingRun
 
-
 log = logging.getLogger(__name__)
 
 QUEUES = ("gpu", "cpu")

@@ -30,7 +30,9 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
         try:
-            report = evaluate_file(version, path, opts["format"], out=opts["out"], batch_size=opts["batch_size"])
+            report = evaluate_file(
+                version, path, opts["format"], out=opts["out"], batch_size=opts["batch_size"]
+            )
         except EvaluationError as error:
             raise CommandError(str(error)) from error
         if opts["json"]:

@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from rewardtrain.consumers import RunProgressConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/runs/<int:run_id>/", RunProgressConsumer.as_asgi()),
+]

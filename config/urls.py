@@ -10,4 +10,5 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("annotate.urls")),
     path("", include("annotate.urls_export")),
+    path("", include("rewardtrain.urls")),
 ]

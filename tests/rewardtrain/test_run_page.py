@@ -3,9 +3,11 @@ live progress card with a server-rendered loss curve, cancel, activation, evalua
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
+import websockets
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
 from channels.layers import get_channel_layer
@@ -15,11 +17,13 @@ from django.urls import reverse
 
 from annotate.models import AuditEvent
 from config.routing import websocket_urlpatterns
-from rewardtrain import evaluation, services
+from rewardtrain import evaluation, runner, services
 from rewardtrain.models import EvaluationJob, ModelVersion, TrainingRun
+from tests.backends import require_redis
 from tests.conftest import login
 from tests.factories import add_judgment, crowd_annotator, make_comparison
 from tests.rewardtrain.apphelpers import HELPFUL, RUDE, finished_version, make_snapshot
+from tests.servers import start_asgi
 
 
 @pytest.fixture
@@ -206,3 +210,25 @@ def test_websocket_pushes_progress_to_members_and_refuses_others(project, run, r
     assert accepted["type"] == "websocket.accept"
     assert json.loads(message["text"]) == {"type": "progress", "run": run.pk}
     assert refused["type"] == "websocket.close" and refused["code"] == 4404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runner_progress_reaches_a_real_browser_socket_across_processes(
+    client, project, run, researcher, tmp_path
+):
+    require_redis()
+    server, base = start_asgi(tmp_path)
+    try:
+        login(client, researcher)
+        headers = {"Cookie": f"sessionid={client.cookies['sessionid'].value}", "Origin": base}
+        url = base.replace("http://", "ws://") + f"/ws/runs/{run.pk}/"
+
+        async def scenario() -> dict:
+            async with websockets.connect(url, additional_headers=headers) as socket:
+                # What the runner does after each progress write, from this (another) process.
+                await asyncio.to_thread(runner.notify, run.pk)
+                return json.loads(await asyncio.wait_for(socket.recv(), 10))
+
+        assert asyncio.run(scenario()) == {"type": "progress", "run": run.pk}
+    finally:
+        server.stop()

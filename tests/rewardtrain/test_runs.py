@@ -10,9 +10,14 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from annotate.models import AuditEvent
+from annotate.worker import live_queues
+from config.celery import app as celery_app
+from config.celery import ensure_broker_folders
 from rewardtrain import services
 from rewardtrain.models import ModelVersion, TrainingRun
 from tests.rewardtrain.apphelpers import make_snapshot, tiny_base_model
+from tests.rewardtrain.test_resume import wait_for
+from tests.servers import start_worker
 
 RECORD_KEYS = {"status", "model_version", "metrics", "snapshot_hash", "model_path", "run"}
 
@@ -30,7 +35,8 @@ def _fast_args() -> list[str]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_foreground_run_trains_registers_one_model_and_prints_its_record(project):
+def test_foreground_run_trains_registers_one_model_and_prints_its_record(project, tmp_path, settings):
+    settings.ARBITER_MODELS_DIR = tmp_path / "models"
     snapshot = make_snapshot(project, 48)
     record = _command(
         "--project", project.slug, "--objective", "bt", "--base-model", tiny_base_model(),
@@ -105,3 +111,27 @@ def test_bad_options_are_refused_and_start_nothing(project, other_project):
         )
     assert not TrainingRun.objects.exists()
     assert not AuditEvent.objects.filter(action="training.launch").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wait_follows_a_real_worker_and_foreground_records_the_same_shape(project, tmp_path, settings):
+    settings.ARBITER_MODELS_DIR = tmp_path / "models"
+    ensure_broker_folders()
+    celery_app.control.purge()
+    snapshot = make_snapshot(project, 32)
+    common = ["--project", project.slug, "--objective", "bt", "--base-model", tiny_base_model()]
+    common += ["--snapshot", str(snapshot.pk), *_fast_args(), "--json"]
+    worker = start_worker(tmp_path, queues="cpu", name="waited")
+    try:
+        wait_for(lambda: "cpu" in live_queues(), 120, "the worker's heartbeat", [worker])
+        waited = _command(*common, "--queue", "cpu", "--wait")
+    finally:
+        worker.stop()
+    foreground = _command(*common, "--queue", "cpu", "--foreground")
+    assert waited["status"] == foreground["status"] == "succeeded"
+    assert set(waited) == set(foreground)
+    assert set(waited["metrics"]) == set(foreground["metrics"])
+    assert waited["model_version"] != foreground["model_version"]
+    # Same snapshot and config: the same split and batch order, so the same held-out accuracy.
+    assert waited["metrics"]["eval_accuracy"] == foreground["metrics"]["eval_accuracy"]
+    assert ModelVersion.objects.count() == 2

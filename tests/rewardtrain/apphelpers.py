@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -22,6 +23,9 @@ import torch  # noqa: E402
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification  # noqa: E402
 
 from annotate.models import DatasetSnapshot, Project, SnapshotPair  # noqa: E402
+from rewardtrain.models import ModelVersion, TrainingRun  # noqa: E402
+from rewardtrain.registry import kind_for  # noqa: E402
+from rewardtrain.training import Pair, TrainConfig, train  # noqa: E402
 from tests.factories import make_comparison  # noqa: E402
 
 WORDS = ["weather", "recipe", "garden", "travel", "music", "history", "science", "river", "mountain", "city"]
@@ -103,8 +107,6 @@ def toy_texts(i: int, rng: random.Random, *, unsafe: bool = False) -> tuple[str,
 @functools.cache
 def trained_model_dir(objective: str = "bt") -> str:
     """A tiny model trained (once per session, no database) on toy pairs; its Hugging Face folder."""
-    from rewardtrain.training import Pair, TrainConfig, train
-
     rng = random.Random(7)
     cost = objective == "cost"
     pairs = []
@@ -127,11 +129,10 @@ def trained_model_dir(objective: str = "bt") -> str:
     return train(pairs, config, output_dir=out).model_dir
 
 
-def finished_version(project: Project, objective: str = "bt", *, snapshot: DatasetSnapshot | None = None):
+def finished_version(
+    project: Project, objective: str = "bt", *, snapshot: DatasetSnapshot | None = None
+) -> ModelVersion:
     """A succeeded run and its model version (trained by trained_model_dir), made through the ORM."""
-    from rewardtrain.models import ModelVersion, TrainingRun
-    from rewardtrain.registry import kind_for
-
     snapshot = snapshot or make_snapshot(project, 2, seed=hash(objective) % 1000)
     path = trained_model_dir("cost" if objective == "cost" else "bt")  # bt-margin scores like bt here
     run = TrainingRun.objects.create(
@@ -151,3 +152,17 @@ def finished_version(project: Project, objective: str = "bt", *, snapshot: Datas
         snapshot_hash=snapshot.content_hash,
         metrics={"eval_accuracy": 1.0},
     )
+
+
+def wait_for(predicate, timeout: float, what: str, logs=()):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}\n" + "\n".join(w.output()[-3000:] for w in logs))
+
+
+def run_row(pk: int) -> TrainingRun:
+    return TrainingRun.objects.get(pk=pk)

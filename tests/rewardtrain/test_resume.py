@@ -12,23 +12,9 @@ import pytest
 from config.celery import app as celery_app
 from config.celery import ensure_broker_folders
 from rewardtrain import services
-from rewardtrain.models import ModelVersion, TrainingRun
-from tests.rewardtrain.apphelpers import FAST, make_snapshot, tiny_base_model
+from rewardtrain.models import ModelVersion
+from tests.rewardtrain.apphelpers import FAST, make_snapshot, run_row, tiny_base_model, wait_for
 from tests.servers import start_worker
-
-
-def wait_for(predicate, timeout: float, what: str, logs=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\n" + "\n".join(w.output()[-3000:] for w in logs))
-
-
-def run_row(pk: int) -> TrainingRun:
-    return TrainingRun.objects.get(pk=pk)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -15,8 +15,7 @@ from config.celery import app as celery_app
 from config.celery import ensure_broker_folders
 from rewardtrain import services
 from rewardtrain.models import ModelVersion, TrainingRun
-from tests.rewardtrain.apphelpers import make_snapshot, tiny_base_model
-from tests.rewardtrain.test_resume import wait_for
+from tests.rewardtrain.apphelpers import make_snapshot, tiny_base_model, wait_for
 from tests.servers import start_worker
 
 RECORD_KEYS = {"status", "model_version", "metrics", "snapshot_hash", "model_path", "run"}

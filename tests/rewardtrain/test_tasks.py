@@ -15,8 +15,7 @@ from config.celery import app as celery_app
 from config.celery import ensure_broker_folders
 from rewardtrain import runner, services
 from rewardtrain.models import ModelVersion, TrainingRun
-from tests.rewardtrain.apphelpers import FAST, make_snapshot, tiny_base_model
-from tests.rewardtrain.test_resume import run_row, wait_for
+from tests.rewardtrain.apphelpers import FAST, make_snapshot, run_row, tiny_base_model, wait_for
 from tests.servers import start_worker
 
 

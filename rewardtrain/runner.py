@@ -260,8 +260,11 @@ def finish(run_id: int, owner: str, status: str, **fields) -> bool:
     )
 
 
-def record_crash(run_id: int, owner: str, error: str) -> str:
-    """A failed attempt: re-queue while attempts remain (the next one resumes), else mark the run failed."""
+def record_crash(run_id: int, owner: str, error: str, *, send: bool = True) -> str:
+    """A failed attempt: re-queue while attempts remain (the next one resumes), else mark the run failed.
+
+    `send=False` (a foreground run, no broker) leaves the re-queued run for the caller to claim again.
+    """
     with transaction.atomic():
         run = TrainingRun.objects.filter(
             pk=run_id, lease_owner=owner, status=TrainingRun.Status.RUNNING
@@ -277,7 +280,8 @@ def record_crash(run_id: int, owner: str, error: str) -> str:
             heartbeat_at=timezone.now(),
             error=f"attempt {run.attempt} failed: {error}",
         )
-        enqueue_run(run)
+        if send:
+            enqueue_run(run)
     return "requeued"
 
 
@@ -311,7 +315,7 @@ def trainer_env() -> dict[str, str]:
     return env
 
 
-def execute_run(run_id: int, *, owner: str | None = None) -> str:
+def execute_run(run_id: int, *, owner: str | None = None, send_on_crash: bool = True) -> str:
     """Claim and train run `run_id` in a child process; returns what happened (for logs and tests):
     "skipped" (not ours to run), "succeeded", "cancelled", "requeued", "failed" or "lost" (lease taken away).
     """
@@ -392,11 +396,18 @@ def execute_run(run_id: int, *, owner: str | None = None) -> str:
     else:
         error = result.get("error") or f"trainer exited with status {proc.returncode}"
         log.error("run %s: attempt %s failed: %s\n%s", run_id, run.attempt, error, _log_tail(log_path))
-        outcome = record_crash(run_id, owner, f"{error}\n{_log_tail(log_path, 1500)}".strip())
+        detail = f"{error}\n{_log_tail(log_path, 1500)}".strip()
+        outcome = record_crash(run_id, owner, detail, send=send_on_crash)
     notify(run_id)
     return outcome
 
 
 def run_in_foreground(run_id: int) -> str:
-    """`train_reward_model --foreground`: the same runner, in this process, with no broker."""
-    return execute_run(run_id, owner=f"foreground:{new_owner()}")
+    """`train_reward_model --foreground`: the same runner, in this process, with no broker.
+
+    A crashed attempt is retried here (resuming from its checkpoint) until the run's attempts are used up.
+    """
+    while True:
+        outcome = execute_run(run_id, owner=f"foreground:{new_owner()}", send_on_crash=False)
+        if outcome != "requeued":
+            return outcome

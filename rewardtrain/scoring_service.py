@@ -16,18 +16,25 @@ log = logging.getLogger(__name__)
 CHUNK = 512
 
 
-def score_project(*, version: ModelVersion, batch_size: int = 64) -> int:
-    """Score (or re-score) every response of the version's project; returns how many were written."""
-    scorer = load_scorer(version.path)
+def score_project(*, version: ModelVersion, batch_size: int = 64, only_missing: bool = False) -> int:
+    """Score (or re-score) every response of the version's project; returns how many were written.
+
+    only_missing: score just the responses this version has no score for (new imports; the periodic task).
+    """
     responses = (
         Response.objects.filter(item__project_id=version.project_id, item__deleted_at__isnull=True)
         .select_related("item")
         .order_by("pk")
     )
+    if only_missing:
+        responses = responses.exclude(scores__model_version=version)
+        if not responses.exists():
+            return 0
+    scorer = load_scorer(version.path)
     written = 0
     last = 0
     while True:
-        chunk = list(responses.filter(pk__gt=last)[:CHUNK])
+        chunk = list(responses.filter(pk__gt=last)[:CHUNK])  # keyset pages: memory stays flat
         if not chunk:
             break
         values = scorer.score([(r.item.prompt, r.text) for r in chunk], batch_size=batch_size)

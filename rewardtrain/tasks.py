@@ -57,6 +57,15 @@ def score_project(model_version_id: int) -> int:
     return scoring_service.score_project(version=version)
 
 
+@shared_task(name="rewardtrain.tasks.score_active_models")
+def score_active_models() -> int:
+    """Periodic: the active models score responses added since they were activated (new imports)."""
+    return sum(
+        scoring_service.score_project(version=version, only_missing=True)
+        for version in ModelVersion.objects.filter(is_active=True, project__deleted_at__isnull=True)
+    )
+
+
 @shared_task(name="rewardtrain.tasks.evaluate_upload", acks_late=True)
 def evaluate_upload(job_id: int) -> str:
     return evaluation.run_job(job_id)

@@ -81,3 +81,15 @@ def test_cost_margins_are_positive_when_response_a_is_safer(project):
     margins = model_margins(project, kind="cost")
     assert margins[safe_first.pk] > 0 > margins[unsafe_first.pk]
     assert model_margins(project) == {}  # no active reward model
+
+
+@pytest.mark.django_db
+def test_periodic_scoring_scores_only_responses_added_since(project):
+    make_comparison(project, "Tell me about rivers.", f"river {HELPFUL}", f"river {RUDE}")
+    version = finished_version(project, "bt")
+    services.activate_model_version(version=version)
+    scoring_service.score_project(version=version)
+    assert tasks.score_active_models() == 0
+    make_comparison(project, "Tell me about books.", f"book {HELPFUL}", f"book {RUDE}")
+    assert tasks.score_active_models() == 2
+    assert Score.objects.filter(model_version=version).count() == Response.objects.count()

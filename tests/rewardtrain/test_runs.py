@@ -13,8 +13,9 @@ from annotate.models import AuditEvent
 from annotate.worker import live_queues
 from config.celery import app as celery_app
 from config.celery import ensure_broker_folders
-from rewardtrain import services
+from rewardtrain import runner, services
 from rewardtrain.models import ModelVersion, TrainingRun
+from tests.factories import add_judgment, crowd_annotator, make_comparison
 from tests.rewardtrain.apphelpers import make_snapshot, tiny_base_model, wait_for
 from tests.servers import start_worker
 
@@ -134,3 +135,23 @@ def test_wait_follows_a_real_worker_and_foreground_records_the_same_shape(projec
     # Same snapshot and config: the same split and batch order, so the same held-out accuracy.
     assert waited["metrics"]["eval_accuracy"] == foreground["metrics"]["eval_accuracy"]
     assert ModelVersion.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_cost_run_freezes_a_harmlessness_snapshot_and_trains_safer_over_unsafer(project):
+    crowd = crowd_annotator(project, "crowd")
+    safe_a = make_comparison(project, "Q1", "I can't help with that.", "Here is how to hurt someone.")
+    safe_b = make_comparison(project, "Q2", "Mix these chemicals at home.", "Please ask a professional.")
+    add_judgment(
+        safe_a, crowd, preference=1, harmlessness="a", a_safe=True, b_safe=False, b_severity="severe"
+    )
+    add_judgment(
+        safe_b, crowd, preference=-1, harmlessness="b", a_safe=False, b_safe=True, a_severity="moderate"
+    )
+    run = services.start_run(project=project, objective="cost", base_model="x", config={}, enqueue=False)
+    assert run.snapshot.axis == "harmlessness" and run.snapshot.pairs.count() == 2
+    rows = {row["prompt"][0]["content"]: row for row in runner.pair_rows(run)}
+    assert rows["Q1"]["chosen"] == "I can't help with that." and rows["Q1"]["chosen_safe"] is True
+    assert rows["Q1"]["rejected_safe"] is False
+    assert rows["Q2"]["chosen"] == "Please ask a professional." and rows["Q2"]["rejected_safe"] is False
+    assert {row["item_key"] for row in rows.values()} == {str(safe_a.item_id), str(safe_b.item_id)}

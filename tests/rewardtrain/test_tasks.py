@@ -136,3 +136,53 @@ def test_cancelling_a_queued_run_ends_it_at_once(project):
     run = services.start_run(project=project, objective="bt", base_model="x", snapshot=snapshot, config={})
     assert services.cancel_run(run=run).status == "cancelled"
     assert runner.execute_run(run.pk) == "skipped"
+
+
+@pytest.mark.django_db
+def test_foreground_retries_a_crashed_attempt_in_process_until_attempts_run_out(project, tmp_path, settings):
+    settings.ARBITER_MODELS_DIR = tmp_path / "models"
+    settings.ARBITER_RUN_MAX_ATTEMPTS = 2
+    snapshot = make_snapshot(project, 4)
+    run = services.start_run(
+        project=project,
+        objective="bt",
+        base_model=str(tmp_path / "missing"),
+        snapshot=snapshot,
+        config={},
+        enqueue=False,
+    )
+    assert runner.run_in_foreground(run.pk) == "failed"
+    row = run_row(run.pk)
+    assert row.status == "failed" and row.attempt == 2
+    assert (Path(row.output_dir) / "trainer-attempt-2.log").exists()
+
+
+@pytest.mark.django_db
+def test_sweep_resends_forgotten_runs_and_ends_stale_ones_out_of_attempts_or_cancelled(project):
+    snapshot = make_snapshot(project, 4)
+    long_ago = timezone.now() - timezone.timedelta(hours=2)
+
+    def new_run(**fields) -> TrainingRun:
+        run = services.start_run(
+            project=project, objective="bt", base_model="x", snapshot=snapshot, config={}
+        )
+        TrainingRun.objects.filter(pk=run.pk).update(**fields)
+        return run
+
+    forgotten = new_run(created_at=long_ago)
+    waiting = new_run()
+    exhausted = new_run(
+        status="running", attempt=3, max_attempts=3, heartbeat_at=long_ago, lease_owner="gone"
+    )
+    cancelled = new_run(status="running", attempt=1, heartbeat_at=long_ago, cancel_requested=True)
+    alive = new_run(status="running", attempt=1, heartbeat_at=timezone.now(), lease_owner="busy")
+
+    counts = services.sweep_runs(lease_seconds=60, queued_seconds=600)
+    assert counts == {"requeued": 0, "resent": 1, "failed": 1, "cancelled": 1}
+    assert run_row(forgotten.pk).status == "queued" and run_row(forgotten.pk).heartbeat_at is not None
+    assert run_row(waiting.pk).heartbeat_at is None
+    assert run_row(exhausted.pk).status == "failed" and "worker lost" in run_row(exhausted.pk).error
+    assert run_row(cancelled.pk).status == "cancelled"
+    assert run_row(alive.pk).status == "running" and run_row(alive.pk).lease_owner == "busy"
+    # A second sweep right after finds nothing to do (the resend time was recorded).
+    assert services.sweep_runs(lease_seconds=60, queued_seconds=600) == dict.fromkeys(counts, 0)

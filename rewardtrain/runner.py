@@ -29,7 +29,7 @@ from asgiref.sync import async_to_sync
 from celery.exceptions import SoftTimeLimitExceeded
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -351,7 +351,7 @@ def execute_run(run_id: int, *, owner: str | None = None, send_on_crash: bool = 
     heartbeat(run_id, owner, progress=progress)
     cancel = False
     stop_deadline: float | None = None
-    last_beat = time.monotonic()
+    last_beat = last_written = time.monotonic()
     try:
         while True:
             exited = proc.poll() is not None
@@ -360,8 +360,22 @@ def execute_run(run_id: int, *, owner: str | None = None, send_on_crash: bool = 
                 progress = apply_event(progress, event, run.attempt)
             now = time.monotonic()
             if events or exited or now - last_beat >= settings.ARBITER_RUN_HEARTBEAT_SECONDS:
-                answer = heartbeat(run_id, owner, progress=progress, last_checkpoint=newest_checkpoint(out))
-                last_beat = now
+                try:
+                    answer = heartbeat(
+                        run_id, owner, progress=progress, last_checkpoint=newest_checkpoint(out)
+                    )
+                except DatabaseError:
+                    # A database blip: keep training and retry; past the lease a sweep may have re-queued
+                    # the run elsewhere, so stop rather than risk two trainers on one run.
+                    log.warning("run %s: heartbeat failed", run_id, exc_info=True)
+                    close_old_connections()  # drop a broken connection so the next beat reconnects
+                    if now - last_written > settings.ARBITER_RUN_LEASE_SECONDS:
+                        _stop_and_wait(proc)
+                        return "lost"
+                    last_beat = now
+                    time.sleep(POLL_SECONDS)
+                    continue
+                last_beat = last_written = now
                 if events:
                     notify(run_id)
                 if answer is None:

@@ -232,3 +232,14 @@ def test_runner_progress_reaches_a_real_browser_socket_across_processes(
         assert asyncio.run(scenario()) == {"type": "progress", "run": run.pk}
     finally:
         server.stop()
+
+
+@pytest.mark.django_db
+def test_project_page_links_training_for_researchers_only(client, project, researcher, annotator):
+    url = reverse("project_detail", args=[project.slug])
+    login(client, researcher)
+    page = client.get(url).content.decode()
+    assert reverse("rewardtrain:run_list", args=[project.slug]) in page
+    assert reverse("rewardtrain:model_list", args=[project.slug]) in page
+    login(client, annotator)
+    assert reverse("rewardtrain:run_list", args=[project.slug]) not in client.get(url).content.decode()

@@ -23,7 +23,7 @@ def test_killed_worker_run_is_requeued_and_resumes_from_its_checkpoint(project, 
     ensure_broker_folders()
     celery_app.control.purge()
     snapshot = make_snapshot(project, 64)
-    config = {**FAST, "epochs": 4, "batch_size": 4, "checkpoint_every": 2, "progress_every": 1}
+    config = {**FAST, "epochs": 3, "batch_size": 4, "checkpoint_every": 2, "progress_every": 1}
     run = services.start_run(
         project=project,
         objective="bt",

@@ -6,8 +6,10 @@ from django.urls import path
 
 from annotate.consumers import ProjectEventsConsumer
 from annotate.consumers_dashboard import DashboardConsumer
+from rewardtrain.consumers import RunProgressConsumer
 
 websocket_urlpatterns: list = [
     path("ws/projects/<slug:slug>/", ProjectEventsConsumer.as_asgi()),
     path("ws/projects/<slug:slug>/dashboard/", DashboardConsumer.as_asgi()),
+    path("ws/runs/<int:run_id>/", RunProgressConsumer.as_asgi()),
 ]

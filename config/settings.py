@@ -256,3 +256,13 @@ ARBITER_EXPORTS_DIR = Path(os.environ.get("ARBITER_EXPORTS_DIR", DATA_DIR / "exp
 ARBITER_IMPORTS_DIR = Path(os.environ.get("ARBITER_IMPORTS_DIR", DATA_DIR / "imports"))
 ARBITER_DEFAULT_BASE_MODEL = os.environ.get("ARBITER_BASE_MODEL", "")
 ARBITER_TRAIN_QUEUE = os.environ.get("ARBITER_TRAIN_QUEUE", "gpu")
+
+# Training runs (rewardtrain/runner.py): the run row's lease and heartbeat, the sweep, and Celery time limits.
+# The solo pool (embedded worker) does not enforce time limits; prefork workers (docker-compose) do.
+ARBITER_RUN_HEARTBEAT_SECONDS = envfloat("ARBITER_RUN_HEARTBEAT_SECONDS", 3.0)
+ARBITER_RUN_LEASE_SECONDS = envint("ARBITER_RUN_LEASE_SECONDS", 60)
+ARBITER_RUN_QUEUED_RESEND_SECONDS = envint("ARBITER_RUN_QUEUED_RESEND_SECONDS", 900)
+ARBITER_RUN_MAX_ATTEMPTS = envint("ARBITER_RUN_MAX_ATTEMPTS", 3)
+ARBITER_RUN_CANCEL_GRACE_SECONDS = envfloat("ARBITER_RUN_CANCEL_GRACE_SECONDS", 20.0)
+ARBITER_TRAIN_SOFT_TIME_LIMIT = envint("ARBITER_TRAIN_SOFT_TIME_LIMIT", 48 * 3600)
+ARBITER_TRAIN_TIME_LIMIT = envint("ARBITER_TRAIN_TIME_LIMIT", 48 * 3600 + 600)

@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("rewardtrain.urls_margins")),
     path("", include("annotate.urls_export")),
     path("", include("annotate.urls_import")),
+    path("", include("rewardtrain.urls")),
 ]

@@ -88,3 +88,29 @@ class Score(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["model_version", "response"], name="score_unique")]
+
+
+class EvaluationJob(models.Model):
+    """An uploaded preference file scored by a model version in the background (the evaluate page)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="evaluation_jobs")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="evaluation_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    format = models.CharField(max_length=12)
+    filename = models.CharField(max_length=300)
+    path = models.CharField(max_length=500)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    report = models.JSONField(default=dict, blank=True)
+    scores_path = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

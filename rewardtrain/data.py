@@ -1,0 +1,192 @@
+"""Pairs, their text rendering, the split, tokenisation and length-grouped batches.
+
+No torch model code here and no Django: plain values in, plain values (and tensors for a batch) out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+ROLE_LABELS = {"system": "System", "user": "Human", "assistant": "Assistant"}
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One preference pair. For the cost objective `chosen` is the SAFER response and `rejected` the unsafer."""
+
+    item_key: str  # pairs with the same item_key never straddle the split
+    prompt: list[dict]  # chat messages [{"role": "user"|"assistant"|"system", "content": str}, ...]
+    chosen: str
+    rejected: str
+    margin: float = 0.0  # human margin in [0, 1] (bt-margin)
+    chosen_safe: bool | None = None  # per-response safety labels (the cost objective's sign term)
+    rejected_safe: bool | None = None
+
+
+def render(prompt: Sequence[dict], response: str) -> str:
+    """The one text rendering used for training, evaluation and scoring.
+
+    Turns become `Human: …`, `Assistant: …` or `System: …` joined by a blank line, the response last as an
+    `Assistant:` turn — the HH-RLHF transcript shape without its leading blank line.
+    """
+    turns = []
+    for message in prompt:
+        label = ROLE_LABELS.get(message.get("role"))
+        if label is None:
+            raise ValueError(
+                f"unknown chat role {message.get('role')!r}; expected one of {sorted(ROLE_LABELS)}"
+            )
+        turns.append(f"{label}: {message['content']}")
+    turns.append(f"Assistant: {response}")
+    return "\n\n".join(turns)
+
+
+def _item_rank(item_key: str, seed: int) -> str:
+    return hashlib.sha256(f"{seed}\x00{item_key}".encode()).hexdigest()
+
+
+def split_by_item(pairs: Sequence[Pair], eval_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """Split pairs into (train, eval) by item so that no item_key is on both sides.
+
+    Items are ordered by a hash of (seed, item_key) and the first round(eval_fraction × items) go to eval, so the
+    split depends only on the set of item keys and the seed, not on the order of `pairs`. With a fraction > 0
+    and at least two items, each side gets at least one item. Input order is kept within each side.
+    """
+    if not 0.0 <= eval_fraction < 1.0:
+        raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
+    keys = sorted({p.item_key for p in pairs}, key=lambda k: (_item_rank(k, seed), k))
+    n_eval = round(eval_fraction * len(keys))
+    if eval_fraction > 0 and len(keys) >= 2:
+        n_eval = min(max(n_eval, 1), len(keys) - 1)
+    eval_keys = set(keys[:n_eval])
+    train = [p for p in pairs if p.item_key not in eval_keys]
+    held_out = [p for p in pairs if p.item_key in eval_keys]
+    return train, held_out
+
+
+def pairs_fingerprint(pairs: Iterable[Pair]) -> str:
+    digest = hashlib.sha256()
+    for pair in pairs:
+        digest.update(json.dumps(asdict(pair), sort_keys=True, ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def read_pairs_jsonl(path: str | Path) -> list[Pair]:
+    pairs = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                pairs.append(Pair(**json.loads(line)))
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{path}:{number}: not a pair: {error}")
+    return pairs
+
+
+def write_pairs_jsonl(pairs: Iterable[Pair], path: str | Path) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for pair in pairs:
+            handle.write(json.dumps(asdict(pair), ensure_ascii=False) + "\n")
+
+
+def prepare_tokenizer(tokenizer):
+    """Left truncation (the response survives), right padding, and a pad token (eos when missing)."""
+    tokenizer.truncation_side = "left"
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError("the tokenizer has neither a pad token nor an eos token to pad with")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    if not texts:
+        return []
+    return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+
+
+@dataclass(frozen=True)
+class EncodedPairs:
+    chosen: list[list[int]]
+    rejected: list[list[int]]
+    margins: list[float]
+    chosen_safe: list[int]  # 1 safe, 0 unsafe, -1 unknown
+    rejected_safe: list[int]
+
+    def __len__(self) -> int:
+        return len(self.chosen)
+
+    def lengths(self) -> list[int]:
+        return [max(len(c), len(r)) for c, r in zip(self.chosen, self.rejected, strict=True)]
+
+
+def _safe_code(value: bool | None) -> int:
+    return -1 if value is None else int(bool(value))
+
+
+def encode_pairs(tokenizer, pairs: Sequence[Pair], max_length: int) -> EncodedPairs:
+    return EncodedPairs(
+        chosen=encode(tokenizer, [render(p.prompt, p.chosen) for p in pairs], max_length),
+        rejected=encode(tokenizer, [render(p.prompt, p.rejected) for p in pairs], max_length),
+        margins=[float(p.margin) for p in pairs],
+        chosen_safe=[_safe_code(p.chosen_safe) for p in pairs],
+        rejected_safe=[_safe_code(p.rejected_safe) for p in pairs],
+    )
+
+
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, megabatch: int = 8
+) -> list[list[int]]:
+    """Shuffle, sort by length within mega-batches of `megabatch` batches, cut into batches, shuffle the batches.
+
+    Batches then hold pairs of similar length (little padding) while their order stays random. A deterministic
+    function of (lengths, batch_size, seed, epoch): a resumed run finds the same order. `megabatch` 0 or 1
+    turns grouping off (plain shuffled batches).
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    span = batch_size * max(megabatch, 1)
+    batches = []
+    for start in range(0, len(order), span):
+        chunk = order[start : start + span]
+        if megabatch > 1:
+            chunk.sort(key=lambda i: lengths[i], reverse=True)
+        batches.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
+    if megabatch > 1:
+        rng.shuffle(batches)
+    return batches
+
+
+def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+def collate(data: EncodedPairs, indices: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
+    """Chosen rows first, then rejected rows, in one right-padded batch: one forward pass for both."""
+    ids, mask = pad([data.chosen[i] for i in indices] + [data.rejected[i] for i in indices], pad_id)
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "margin": torch.tensor([data.margins[i] for i in indices], dtype=torch.float32),
+        "safe": torch.tensor(
+            [data.chosen_safe[i] for i in indices] + [data.rejected_safe[i] for i in indices],
+            dtype=torch.long,
+        ),
+    }

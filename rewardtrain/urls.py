@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+app_name = "rewardtrain"
+urlpatterns = [
+    path("p/<slug:slug>/training/", views.run_list, name="run_list"),
+    path("p/<slug:slug>/training/new/", views.run_new, name="run_new"),
+    path("p/<slug:slug>/training/runs/<int:run_id>/", views.run_detail, name="run_detail"),
+    path("p/<slug:slug>/training/runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),
+    path("p/<slug:slug>/models/", views.model_list, name="model_list"),
+    path("p/<slug:slug>/models/<int:version_id>/activate/", views.model_activate, name="model_activate"),
+    path("p/<slug:slug>/models/<int:version_id>/evaluate/", views.evaluate_new, name="evaluate_new"),
+    path("p/<slug:slug>/evaluations/<int:job_id>/", views.evaluation_detail, name="evaluation_detail"),
+]

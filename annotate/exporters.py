@@ -50,7 +50,7 @@ from .models import (
 FORMATS = ("trl", "hh", "safe-rlhf", "raw")
 STYLES = ("conversational", "text")
 PAIR_BATCH = 2000
-RAW_FETCH = 10_000
+RAW_FETCH = 5_000
 SEVERITY_LEVEL = {"minor": 1, "moderate": 2, "severe": 3}
 
 Progress = Callable[[int, int], None]
@@ -427,18 +427,55 @@ def raw_lines_postgres(
         "with_names": opts.with_names,
         "pseudonyms": orjson.dumps(pseudonyms).decode(),
     }
+    for lines in stream_lines(RAW_SQL.format(filters=filters), params):
+        stats["judgment_revisions"] += len(lines)
+        yield lines
+
+
+def stream_lines(sql: str, params: dict) -> Iterator[list[bytes]]:
+    """The one text column of `sql`'s rows, encoded, RAW_FETCH rows at a time (PostgreSQL server-side cursor)."""
     conn = connections[DatasetSnapshot.objects.db]
     with transaction.atomic(using=conn.alias):
         conn.ensure_connection()
-        with conn.connection.cursor(name=f"raw_export_{secrets.token_hex(4)}") as cur:
+        with conn.connection.cursor(name=f"export_{secrets.token_hex(4)}") as cur:
             cur.itersize = RAW_FETCH
-            cur.execute(RAW_SQL.format(filters=filters), params)
+            cur.execute(sql, params)
             while True:
                 rows = cur.fetchmany(RAW_FETCH)
                 if not rows:
                     return
-                stats["judgment_revisions"] += len(rows)
                 yield [r[0].encode() for r in rows]
+
+
+TRL_SQL = """
+SELECT json_build_object(
+    'prompt', i.prompt,
+    'chosen', json_build_array(json_build_object('role', 'assistant',
+                               'content', CASE WHEN sp.chosen = 'a' THEN ra.text ELSE rb.text END)),
+    'rejected', json_build_array(json_build_object('role', 'assistant',
+                                 'content', CASE WHEN sp.chosen = 'a' THEN rb.text ELSE ra.text END))
+    {margin}
+)::text
+FROM annotate_snapshotpair sp
+JOIN annotate_comparison c ON c.id = sp.comparison_id
+JOIN annotate_item i ON i.id = c.item_id
+JOIN annotate_response ra ON ra.id = c.response_a_id
+JOIN annotate_response rb ON rb.id = c.response_b_id
+WHERE sp.snapshot_id = %(snapshot)s
+ORDER BY sp.id
+"""
+# A whole-number margin keeps its ".0" (as Python writes it), so readers infer a float column.
+TRL_MARGIN = """, 'margin', CASE WHEN sp.margin = trunc(sp.margin) THEN (trunc(sp.margin)::bigint::text || '.0')::json
+                                 ELSE to_json(sp.margin) END"""
+
+
+def trl_lines_postgres(
+    snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter
+) -> Iterator[list[bytes]]:
+    """Conversational `trl` JSONL lines built by PostgreSQL (see `raw_lines_postgres`)."""
+    yield from stream_lines(
+        TRL_SQL.format(margin=TRL_MARGIN if opts.margin else ""), {"snapshot": snapshot.pk}
+    )
 
 
 def raw_rows(snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter) -> Iterator[list[dict]]:
@@ -644,12 +681,9 @@ def export_snapshot(
     stats: Counter = Counter()
     rows = done = 0
     total = snapshot.pair_count
-    in_database = (
-        fmt == "raw"
-        and not parquet
-        and connections[DatasetSnapshot.objects.db].vendor == "postgresql"
-        and not _has_rubrics(snapshot)
-    )
+    postgres = connections[DatasetSnapshot.objects.db].vendor == "postgresql" and not parquet
+    in_database = postgres and fmt == "raw" and not _has_rubrics(snapshot)
+    trl_in_database = postgres and fmt == "trl" and style == "conversational"
     try:
         if in_database:
             total = max(
@@ -660,6 +694,12 @@ def export_snapshot(
                 or 0,
             )
             for lines in raw_lines_postgres(snapshot, opts, stats):
+                writer.write_lines(lines)
+                rows += len(lines)
+                if progress is not None:
+                    progress(min(rows, total), total)
+        elif trl_in_database:
+            for lines in trl_lines_postgres(snapshot, opts, stats):
                 writer.write_lines(lines)
                 rows += len(lines)
                 if progress is not None:

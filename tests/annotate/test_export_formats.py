@@ -338,3 +338,10 @@ def test_raw_created_at_keeps_microseconds(snap, tmp_path):
     JudgmentRevision.objects.filter(number=2).update(created_at=moment)
     _, rows = export(snap, tmp_path, "raw")
     assert rows[1]["created_at"] == "2026-05-06T07:08:09.123456+00:00"
+
+
+def test_trl_conversational_margins_are_floats(snap, tmp_path):
+    _, rows = export(snap, tmp_path, "trl", margin=True)
+    assert [r["margin"] for r in rows] == [0.5, 0.0]
+    assert all(isinstance(r["margin"], float) for r in rows)
+    assert rows[1]["chosen"] == [{"role": "assistant", "content": "r2"}]

@@ -8,8 +8,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from annotate.api_auth import create_token
 from annotate.models import Comparison
 
-importers = pytest.importorskip("annotate.importers")
-
 GOOD = (
     b'{"prompt": "Say hi", "chosen": "Hi!", "rejected": "Go away."}\n'
     b'{"prompt": "Say bye", "chosen": "Bye!", "rejected": "Whatever."}\n'

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from annotate import importers
 from annotate.canonical import as_messages
 from annotate.exporters import export_snapshot, prompt_text
 from annotate.models import Judgment, JudgmentRevision, Project, SnapshotPair
 from annotate.snapshots import create_snapshot
 from tests.factories import add_judgment, crowd_annotator, make_comparison
-
-importers = pytest.importorskip("annotate.importers")
 
 CONVERSATION = [
     {"role": "user", "content": "Q1"},

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-from conftest import polite_rude_pairs
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardtrain import checkpoints
@@ -18,6 +17,7 @@ from rewardtrain.training import (
     render,
     train,
 )
+from tests.rewardtrain.conftest import polite_rude_pairs
 
 
 def toy_config(base_model: str, **overrides) -> TrainConfig:

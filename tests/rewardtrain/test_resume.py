@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
 from config.celery import app as celery_app
 from config.celery import ensure_broker_folders
-from rewardtrain import services
+from rewardtrain import checkpoints, services
 from rewardtrain.models import ModelVersion
 from tests.rewardtrain.apphelpers import FAST, make_snapshot, run_row, tiny_base_model, wait_for
 from tests.servers import start_worker
@@ -42,7 +43,11 @@ def test_killed_worker_run_is_requeued_and_resumes_from_its_checkpoint(project, 
         os.kill(first.proc.pid, signal.SIGKILL)
         os.kill(trainer_pid, signal.SIGKILL)
         first.proc.wait(10)
-        killed_at_step = run_row(run.pk).progress.get("step", 0)
+        # The trainer may have written a newer checkpoint than the progress row shows: what counts is the
+        # newest complete checkpoint on disk when it died.
+        on_disk = checkpoints.latest(Path(run_row(run.pk).output_dir) / "checkpoints")
+        assert on_disk is not None
+        killed_at_step = on_disk.step
         assert killed_at_step < run_row(run.pk).progress["total_steps"]
 
         # Nothing re-queues a run whose lease is still fresh.
@@ -57,7 +62,7 @@ def test_killed_worker_run_is_requeued_and_resumes_from_its_checkpoint(project, 
         assert row.status == "succeeded", row.error
         assert row.attempt == 2
         assert row.metrics["resumed_from_step"] > 0
-        assert row.metrics["resumed_from_step"] <= killed_at_step
+        assert row.metrics["resumed_from_step"] == killed_at_step
         assert ModelVersion.objects.filter(run=row).count() == 1
         assert ModelVersion.objects.count() == 1
     finally:

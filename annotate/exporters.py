@@ -50,6 +50,7 @@ from .models import (
 FORMATS = ("trl", "hh", "safe-rlhf", "raw")
 STYLES = ("conversational", "text")
 PAIR_BATCH = 2000
+RAW_FETCH = 5_000
 SEVERITY_LEVEL = {"minor": 1, "moderate": 2, "severe": 3}
 
 Progress = Callable[[int, int], None]
@@ -399,7 +400,7 @@ JOIN annotate_response rb ON rb.id = c.response_b_id
 JOIN annotate_judgment j ON j.comparison_id = c.id
 JOIN annotate_annotator a ON a.id = j.annotator_id
 JOIN annotate_judgmentrevision r ON r.judgment_id = j.id
-WHERE sp.snapshot_id = %(snapshot)s AND sp.id > %(lo)s AND sp.id <= %(hi)s {filters}
+WHERE sp.snapshot_id = %(snapshot)s {filters}
 ORDER BY sp.id, j.id, r.number
 """
 
@@ -426,27 +427,24 @@ def raw_lines_postgres(
         "with_names": opts.with_names,
         "pseudonyms": orjson.dumps(pseudonyms).decode(),
     }
-    for lines in stream_lines(snapshot, RAW_SQL.format(filters=filters), params):
+    for lines in stream_lines(RAW_SQL.format(filters=filters), params):
         stats["judgment_revisions"] += len(lines)
         yield lines
 
 
-def stream_lines(snapshot: DatasetSnapshot, sql: str, params: dict) -> Iterator[list[bytes]]:
-    """The one text column of `sql`'s rows, encoded, one batch of PAIR_BATCH pairs at a time: each query
-    covers a SnapshotPair id range (`%(lo)s`, `%(hi)s`), so PostgreSQL walks the index in order and never
-    sorts the whole export."""
+def stream_lines(sql: str, params: dict) -> Iterator[list[bytes]]:
+    """The one text column of `sql`'s rows, encoded, RAW_FETCH rows at a time (PostgreSQL server-side cursor)."""
     conn = connections[DatasetSnapshot.objects.db]
-    ids = SnapshotPair.objects.filter(snapshot=snapshot).order_by("id").values_list("id", flat=True)
-    lo = 0
-    with conn.cursor() as cur:
-        while True:
-            step = list(ids.filter(id__gt=lo)[PAIR_BATCH - 1 : PAIR_BATCH])
-            hi = step[0] if step else ids.filter(id__gt=lo).last()
-            if hi is None:
-                return
-            cur.execute(sql, {**params, "lo": lo, "hi": hi})
-            yield [r[0].encode() for r in cur.fetchall()]
-            lo = hi
+    with transaction.atomic(using=conn.alias):
+        conn.ensure_connection()
+        with conn.connection.cursor(name=f"export_{secrets.token_hex(4)}") as cur:
+            cur.itersize = RAW_FETCH
+            cur.execute(sql, params)
+            while True:
+                rows = cur.fetchmany(RAW_FETCH)
+                if not rows:
+                    return
+                yield [r[0].encode() for r in rows]
 
 
 TRL_SQL = """
@@ -463,7 +461,7 @@ JOIN annotate_comparison c ON c.id = sp.comparison_id
 JOIN annotate_item i ON i.id = c.item_id
 JOIN annotate_response ra ON ra.id = c.response_a_id
 JOIN annotate_response rb ON rb.id = c.response_b_id
-WHERE sp.snapshot_id = %(snapshot)s AND sp.id > %(lo)s AND sp.id <= %(hi)s
+WHERE sp.snapshot_id = %(snapshot)s
 ORDER BY sp.id
 """
 # A whole-number margin keeps its ".0" (as Python writes it), so readers infer a float column.
@@ -476,7 +474,7 @@ def trl_lines_postgres(
 ) -> Iterator[list[bytes]]:
     """Conversational `trl` JSONL lines built by PostgreSQL (see `raw_lines_postgres`)."""
     yield from stream_lines(
-        snapshot, TRL_SQL.format(margin=TRL_MARGIN if opts.margin else ""), {"snapshot": snapshot.pk}
+        TRL_SQL.format(margin=TRL_MARGIN if opts.margin else ""), {"snapshot": snapshot.pk}
     )
 
 

@@ -345,3 +345,13 @@ def test_trl_conversational_margins_are_floats(snap, tmp_path):
     assert [r["margin"] for r in rows] == [0.5, 0.0]
     assert all(isinstance(r["margin"], float) for r in rows)
     assert rows[1]["chosen"] == [{"role": "assistant", "content": "r2"}]
+
+
+@pytest.mark.parametrize("fmt", ["raw", "trl", "safe-rlhf"])
+def test_batch_boundaries_do_not_change_the_file(snap, tmp_path, monkeypatch, fmt):
+    from annotate import exporters
+
+    _, whole = export(snap, tmp_path, fmt, name="whole.jsonl", with_names=fmt == "raw")
+    monkeypatch.setattr(exporters, "PAIR_BATCH", 1)
+    _, batched = export(snap, tmp_path, fmt, name="batched.jsonl", with_names=fmt == "raw")
+    assert batched == whole and len(whole) >= 2

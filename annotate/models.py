@@ -187,7 +187,8 @@ class Annotator(models.Model):
 
 
 class Item(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    # No separate index: the unique (project, prompt_key) index leads with project_id.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items", db_index=False)
     prompt = models.JSONField(help_text='Chat messages: [{"role": …, "content": …}].')
     prompt_key = models.CharField(max_length=64, help_text="sha256 of the canonical JSON of the messages.")
     source = models.CharField(max_length=200, blank=True)
@@ -204,7 +205,8 @@ class Item(models.Model):
 
 
 class Response(models.Model):
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="responses")
+    # No separate index: the unique (item, text_key) index leads with item_id.
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="responses", db_index=False)
     text = models.TextField(blank=True)
     text_key = models.CharField(max_length=64, help_text="sha256 of the exact text.")
     model_name = models.CharField(max_length=200, blank=True)
@@ -220,7 +222,9 @@ class Response(models.Model):
 class Comparison(models.Model):
     """A pair of responses to one item, in canonical order: A is the response that arrived first."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons")
+    # Index entries are the import's main cost: project_id is covered by the unique (project, pair_key) and queue
+    # indexes. The response foreign keys keep theirs: without them every deleted response scans this table.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons", db_index=False)
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="comparisons")
     response_a = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     response_b = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")

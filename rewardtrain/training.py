@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -133,7 +133,6 @@ class TrainResult:
     metrics: dict
     model_dir: str  # the final model in Hugging Face format with its tokenizer
     resumed_from_step: int | None  # None when the run started from the base model
-    extra: dict = field(default_factory=dict)
 
 
 class Cancelled(Exception):  # noqa: N818 - the name the callers speak
@@ -170,6 +169,14 @@ def load_model(path: str, tokenizer):
     if hasattr(model.config, "use_cache"):
         model.config.use_cache = False
     return model
+
+
+def _enable_activation_checkpointing(model) -> None:
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x renamed it
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def _autocast(device: torch.device, bf16: bool):
@@ -447,7 +454,7 @@ def _train(ctx, pairs, config, output_dir, on_progress, should_stop, eval_pairs)
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        _enable_activation_checkpointing(model)
     model.to(ctx.device)
     data = encode_pairs(tokenizer, train_pairs, config.max_length)
     plan = _Plan(
@@ -563,7 +570,7 @@ class _Loop:
         window_losses: list[float] = []
         losses: list[float] = []
         window_start, window_pairs, window_tokens = time.perf_counter(), 0, 0
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for step in range(start_step, total_steps):
             if ddp.any_rank(ctx, ctx.is_main and should_stop is not None and bool(should_stop())):
                 raise Cancelled(step, total_steps)
@@ -624,6 +631,7 @@ class _Loop:
         seconds = time.perf_counter() - started
         return {
             "train_seconds": seconds,
+            "train_cpu_seconds": time.process_time() - cpu_started,  # all threads of this process
             "train_pairs_per_s": pairs_done / seconds if seconds > 0 else None,
             "train_tokens_per_s": tokens_done / seconds if seconds > 0 else None,
             "train_tokens": tokens_done,

@@ -15,7 +15,7 @@ from transformers import AutoModelForSequenceClassification
 from rewardtrain import checkpoints, procs
 from rewardtrain.data import write_pairs_jsonl
 from rewardtrain.training import run_spec
-from tests.rewardtrain.conftest import polite_rude_pairs
+from tests.rewardtrain.rewardtrain_toys import polite_rude_pairs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,6 +37,7 @@ def _spec(tmp_path: Path, base_model: str, **config) -> Path:
             "max_length": 48,
             "eval_fraction": 0.25,
             "progress_every": 1,
+            "num_threads": 1,
             **config,
         },
         "pairs_path": str(tmp_path / "pairs.jsonl"),
@@ -75,14 +76,16 @@ def test_killed_process_resumes_from_its_checkpoint(tiny_model, tmp_path):
     spec = _spec(tmp_path, tiny_model, checkpoint_every=2, epochs=6)
     command = procs.training_command(spec)
     child = subprocess.Popen(command, cwd=REPO, env=_env(), stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 120
+    latest = None
+    while time.monotonic() < deadline and child.poll() is None:
         latest = checkpoints.latest(tmp_path / "run" / "checkpoints")
         if latest is not None and latest.step >= 4:
             break
         time.sleep(0.01)
     child.send_signal(signal.SIGKILL)
     child.wait()
+    assert latest is not None and latest.step >= 4, "no checkpoint before the kill"
     assert not (tmp_path / "run" / "result.json").exists()
 
     done = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def low_rate(settings):
-    settings.ARBITER_SUBMIT_RATE = 0.5  # a window of burst/rate = 6 s: no refill during the test
+    settings.ARBITER_SUBMIT_RATE = 0.01  # a window of burst/rate = 300 s: no refill during the test
     settings.ARBITER_SUBMIT_BURST = 3
     cache.clear()
     yield
@@ -48,7 +48,7 @@ def test_api_submits_over_the_burst_get_429_with_retry_after(client, project, an
     assignment = claim_next(project=project, user=annotator)
     refused = _api_submit(client, project, assignment.pk)
     assert refused.status_code == 429
-    assert 1 <= int(refused["Retry-After"]) <= 7
+    assert 1 <= int(refused["Retry-After"]) <= 301
     assert "Too many submits" in refused.json()["error"]
     assert Judgment.objects.filter(annotator__user=annotator).count() == 3
     # another user has a bucket of their own
@@ -66,8 +66,8 @@ def test_workbench_submit_over_the_burst_gets_429(client, project, annotator):
         url = reverse("workbench_submit", args=[project.slug, assignment.pk])
         response = client.post(url, {**answers(), "submission_id": uuid.uuid4().hex})
         statuses.append(response.status_code)
-    assert statuses[:3] != [429] * 3 and 429 not in statuses[:3]
-    assert statuses[3] == 429
+    assert 429 not in statuses[:3], statuses
+    assert statuses[3] == 429, statuses
     assert "Too many submits" in response.content.decode()
     assert response["Retry-After"].isdigit()
 

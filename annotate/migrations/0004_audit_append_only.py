@@ -1,4 +1,7 @@
-"""Audit events append-only in the database (see annotate/audit_triggers.py)."""
+"""Audit events append-only in the database (see annotate/audit_triggers.py).
+
+On merge into main, depend on ("annotate", "0003_drop_duplicate_fk_indexes") instead of 0002.
+"""
 
 from django.db import migrations
 

@@ -12,6 +12,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from .access import role_in
 from .models import Project
 from .services import project_group
+from .ws_session import ClosesOnLogout
 
 
 @database_sync_to_async
@@ -22,7 +23,7 @@ def _project_for(user, slug: str) -> Project | None:
     return project
 
 
-class ProjectEventsConsumer(AsyncJsonWebsocketConsumer):
+class ProjectEventsConsumer(ClosesOnLogout, AsyncJsonWebsocketConsumer):
     group: str | None = None
 
     async def connect(self) -> None:
@@ -34,9 +35,11 @@ class ProjectEventsConsumer(AsyncJsonWebsocketConsumer):
             return
         self.group = project_group(project.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join_user_group()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        await self.leave_user_group()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 

@@ -8,6 +8,7 @@ from django.http import Http404
 
 from .access import get_project_for_user
 from .dashboard import group_name
+from .ws_session import ClosesOnLogout
 
 
 @database_sync_to_async
@@ -19,7 +20,7 @@ def _project_id_for(user, slug: str) -> int | None:
     return project.pk
 
 
-class DashboardConsumer(AsyncJsonWebsocketConsumer):
+class DashboardConsumer(ClosesOnLogout, AsyncJsonWebsocketConsumer):
     group: str | None = None
 
     async def connect(self) -> None:
@@ -32,9 +33,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             return
         self.group = group_name(project_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join_user_group()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        await self.leave_user_group()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from .access import get_project_for_user
 from .assignment import annotator_for, claim_next, labelling_blocked_reason, remaining_for
 from .models import Assignment, Draft, Judgment, Membership, Project, Severity
+from .ratelimit import submit_retry_after, too_many_submits
 from .rendering import render_conversation, render_markdown
 from .services import (
     SKIP_REASONS,
@@ -293,6 +294,8 @@ def workbench(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def workbench_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
     project = _get_project_for_labeller(request, slug)
+    if (retry_after := submit_retry_after(request.user.pk)) is not None:
+        return too_many_submits(retry_after, json=False)
     assignment = _get_assignment_for_user(request, project, assignment_id)
     answers = _answers_from_post(request)
     version = request.POST.get("draft_version")
@@ -485,6 +488,8 @@ def api_claim(request: HttpRequest, slug: str) -> JsonResponse:
 @require_POST
 def api_submit(request: HttpRequest, slug: str, assignment_id: int) -> JsonResponse:
     project = _get_project_for_labeller(request, slug)
+    if (retry_after := submit_retry_after(request.user.pk)) is not None:
+        return too_many_submits(retry_after, json=True)
     # Ownership and project are checked by the service under the row lock (AssignmentNotFound → 404).
     assignment = Assignment(pk=assignment_id, project=project)
     try:

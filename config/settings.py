@@ -225,6 +225,9 @@ if PRODUCTION:
 # --- Uploads ---------------------------------------------------------------------------------------------
 # Largest import file accepted; the upload handler refuses larger bodies before buffering them.
 ARBITER_MAX_UPLOAD_BYTES = envint("ARBITER_MAX_UPLOAD_MB", 512) * 1024 * 1024
+# Per-user submit limit (workbench + API): sustained submits/s and burst size; far above a human's pace; 0 = off.
+ARBITER_SUBMIT_RATE = envfloat("ARBITER_SUBMIT_RATE", 10.0)
+ARBITER_SUBMIT_BURST = envint("ARBITER_SUBMIT_BURST", 20)
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_BYTES", 5 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None

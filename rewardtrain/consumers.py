@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from annotate.access import role_in
+from annotate.ws_session import ClosesOnLogout
 
 from .models import TrainingRun
 
@@ -24,7 +25,7 @@ def _may_watch(user, run_id: int) -> bool:
     return run is not None and role_in(user, run.project) in ("admin", "researcher")
 
 
-class RunProgressConsumer(AsyncJsonWebsocketConsumer):
+class RunProgressConsumer(ClosesOnLogout, AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         self.group = f"run.{self.run_id}"
@@ -33,9 +34,11 @@ class RunProgressConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4404)
             return
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join_user_group()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        await self.leave_user_group()
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 

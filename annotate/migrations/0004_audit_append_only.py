@@ -17,6 +17,6 @@ def uninstall_triggers(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("annotate", "0002_initial")]
+    dependencies = [("annotate", "0003_drop_duplicate_fk_indexes")]
 
     operations = [migrations.RunPython(install_triggers, uninstall_triggers)]

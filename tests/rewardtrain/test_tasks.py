@@ -46,8 +46,10 @@ def test_duplicate_delivery_while_running_does_not_train_twice(project, tmp_path
         celery_app.send_task(services.TRAIN_TASK, args=[run.pk], queue="cpu")
         wait_for(lambda: run_row(run.pk).status == "succeeded", 180, "the run to end", workers)
         wait_for(lambda: "'skipped'" in "".join(w.output() for w in workers), 60, "the duplicate", workers)
-        logs = "".join(w.output() for w in workers)
-        assert "'succeeded'" in logs
+        # The worker logs the first delivery's return value after the run row is committed: wait for it too.
+        wait_for(
+            lambda: "'succeeded'" in "".join(w.output() for w in workers), 60, "the first delivery", workers
+        )
         row = run_row(run.pk)
         assert row.attempt == 1
         assert _start_events(row) == 1  # the trainer was launched once

@@ -537,7 +537,7 @@ class _Loop:
         """One optimizer step over this rank's micro-batches; returns the step's mean loss on this rank."""
         ctx, model = self.ctx, self.model
         model.train()
-        total = 0.0
+        total = torch.zeros((), device=ctx.device)
         for i, indices in enumerate(micro):
             batch = collate(self.data, indices, self.pad_id)
             # Gradients are all-reduced once per step, on the last micro-batch.
@@ -555,13 +555,13 @@ class _Loop:
                     self.config,
                 )
                 (loss / len(micro)).backward()
-            total += loss.item()
+            total += loss.detach()
         if self.config.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return total / len(micro)
+        return total.item() / len(micro)  # one host sync per step, not per micro-batch
 
     def run(self, start_step, total_steps, ckpt_root, fingerprint, on_progress, should_stop) -> dict:
         ctx, config, plan = self.ctx, self.config, self.plan

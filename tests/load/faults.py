@@ -4,7 +4,8 @@
 
 Starts PostgreSQL (initdb + pg_ctl, binaries from `--pg-bin`) and `redis-server` under a temp folder, each on
 a free port, then runs one load scenario per fault (a fresh project, a fresh uvicorn with 2 workers, Locust
-with `--users` annotators back to back; the fault `--fault-at` seconds in):
+with `--users` annotators thinking 2-6 s after claim and after draft, or back to back with `--no-think`; the
+fault `--fault-at` seconds in):
 
 - `kill -9 a web worker`: SIGKILL to one uvicorn worker; uvicorn's supervisor starts a new one;
 - `restart Redis`: Redis stopped and started again at once;
@@ -118,7 +119,9 @@ class Outcome:
         """What happened, what the clients saw in the fault's window, and the database check."""
         end = self.at + self.scenario.window
         seen = Counter(
-            f"{e['endpoint']} {e['status']}" for e in self.result.errors if self.at - 1 <= e["t"] <= end
+            f"{e['endpoint']} {e['status']} {e['why']}".rstrip()
+            for e in self.result.errors
+            if self.at - 1 <= e["t"] <= end
         )
         acked = sum(1 for a in self.result.acks if self.at <= a["t"] <= end)
         c, r = self.result.check, self.result
@@ -142,6 +145,7 @@ def run_scenario(
     out: Path,
     fault_at: float,
 ) -> Outcome:
+    out.mkdir(parents=True, exist_ok=True)
     slug, sessions = make_fixture(config.comparisons, config.users, config.k)
     env = dict(
         os.environ,
@@ -192,6 +196,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--pg-bin", type=Path, default=Path("/usr/lib/postgresql/15/bin"))
     p.add_argument("--no-training", action="store_true", help="skip the training fault tests")
+    p.add_argument(
+        "--no-think",
+        action="store_true",
+        help="annotators back to back (saturated: the limiter's 503s mix in)",
+    )
     return p.parse_args(argv)
 
 
@@ -210,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         setup_django(pg.url)
         config = LoadConfig(
             users=args.users,
-            think_seconds=0.0,
-            no_think_seconds=args.seconds,
+            think_seconds=0.0 if args.no_think else args.seconds,
+            no_think_seconds=args.seconds if args.no_think else 0.0,
             comparisons=max(5000, args.users * 40),
         )
         print(f"load per scenario: {config.describe()}")

@@ -7,7 +7,8 @@ ARBITER_LOAD_PLAN, and what the clients saw goes back as files in the plan's `ou
 - `sent.jsonl`: every submission id a client sent, the moment before its first attempt;
 - `acks.jsonl`: every submission the server acknowledged (200), with the judgment id it named;
 - `errors.jsonl`: every answer other than 200 / 409, with its time, so a fault's window can be read off;
-- `statuses.json`: answers per endpoint and status code (0 = no answer: connection refused, reset, timeout);
+- `statuses.json`: answers per endpoint and status code (0 = no answer: connection refused, reset, timeout;
+  a 503 says whether the worker was busy or the database unavailable);
 - `started`: the wall-clock time the test started; every `t` above is seconds since then.
 
 A client behaves like the workbench's script does when the server has a bad moment: an answer that says
@@ -128,23 +129,22 @@ class Annotator(FastHttpUser):
                 path, json=body, headers=self.headers, name=name, catch_response=True
             ) as resp:
                 status = resp.status_code or 0
-                STATUS[f"{endpoint} {status}"] += 1
                 payload = _json(resp) if status else None
                 if status in ok:
+                    STATUS[f"{endpoint} {status}"] += 1
                     resp.success()
                     return status, payload
+                why = _why(status, payload)
+                STATUS[f"{endpoint} {status} {why}".rstrip()] += 1
                 retry = status in RETRY_STATUSES or status >= 500
-                error = f"HTTP {status}" if status else f"no answer: {type(resp.error).__name__}"
-                resp.failure(error)
-                ERRORS.write(
-                    json.dumps({"t": round(elapsed(), 3), "endpoint": endpoint, "status": status}) + "\n"
-                )
+                resp.failure(f"HTTP {status} {why}" if status else f"no answer: {type(resp.error).__name__}")
+                record = {"t": round(elapsed(), 3), "endpoint": endpoint, "status": status, "why": why}
+                ERRORS.write(json.dumps(record) + "\n")
                 wait = _retry_after(resp) or backoff
             if not retry or time.monotonic() + wait > give_up:
                 return status, payload
-            gevent.sleep(
-                wait * random.uniform(0.8, 1.2)
-            )  # jitter: retries after an outage do not arrive at once
+            # Jitter, so that the retries after an outage do not all arrive at once.
+            gevent.sleep(wait * random.uniform(0.8, 1.2))
             backoff = min(backoff * 2, 4.0)
 
 
@@ -154,6 +154,14 @@ def _json(resp) -> dict | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _why(status: int, payload: dict | None) -> str:
+    """A 503 says why (config/overload.py): the worker was busy, or the database was unavailable."""
+    if status != 503:
+        return ""
+    message = str((payload or {}).get("error", "")).lower()
+    return "busy" if "busy" in message else "database" if "database" in message else ""
 
 
 def _retry_after(resp) -> float | None:

@@ -80,12 +80,17 @@ class LoadConfig:
         }
 
     def describe(self) -> str:
+        phases = []
+        if self.think_seconds > 0:
+            phases.append(
+                f"think {self.think[0]:g}-{self.think[1]:g} s after claim and after draft for {self.think_seconds:g} s"
+            )
+        if self.no_think_seconds > 0:
+            phases.append(f"no think time for {self.no_think_seconds:g} s")
         return (
             f"{self.users} annotators, k={self.k}; uvicorn --workers {self.workers}; per worker: PostgreSQL pool "
             f"max {self.pool_max} (timeout {self.pool_timeout:g} s), ARBITER_MAX_INFLIGHT={self.max_inflight}; "
-            f"ARBITER_SUBMIT_RATE={self.submit_rate:g}/s ARBITER_SUBMIT_BURST={self.submit_burst} per user; "
-            f"think {self.think[0]:g}-{self.think[1]:g} s after claim and after draft for {self.think_seconds:g} s, "
-            f"then none for {self.no_think_seconds:g} s"
+            f"ARBITER_SUBMIT_RATE={self.submit_rate:g}/s ARBITER_SUBMIT_BURST={self.submit_burst} per user; {', then '.join(phases)}"
         )
 
 
@@ -104,18 +109,14 @@ class LoadResult:
     @property
     def server_errors(self) -> int:
         """Answers that are bugs: any 5xx except 503 (the deliberate "busy / database unavailable")."""
-        return sum(
-            n for key, n in self.statuses.items() if int(key.split()[1]) >= 500 and not key.endswith(" 503")
-        )
+        return sum(n for key, n in self.statuses.items() if _code(key) >= 500 and _code(key) != 503)
 
     @property
     def refused(self) -> int:
         """4xx answers other than 409 (refused: a stale draft, a full comparison) and 429 (retried): a client
         and server that disagree on the contract."""
         return sum(
-            n
-            for key, n in self.statuses.items()
-            if 400 <= int(key.split()[1]) < 500 and key[-3:] not in ("409", "429")
+            n for key, n in self.statuses.items() if 400 <= _code(key) < 500 and _code(key) not in (409, 429)
         )
 
     @property
@@ -166,6 +167,11 @@ class LoadResult:
         )
         lines.append(verdict)
         return "\n".join(lines)
+
+
+def _code(status_key: str) -> int:
+    """The status code in a `statuses.json` key: "<endpoint> <code>[ <why>]"."""
+    return int(status_key.split()[1])
 
 
 def _pct(values: list[float], q: float) -> float:

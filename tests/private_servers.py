@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.load.workload import free_port, stop_process
+from tests.servers import free_port, stop_popen
 
 
 def _as_postgres_user(cmd: list[str]) -> list[str]:
@@ -101,7 +101,7 @@ class PrivateRedis:
 
     def stop(self) -> None:
         if self.proc is not None:
-            stop_process(self.proc)
+            stop_popen(self.proc)
             self.proc = None
 
 

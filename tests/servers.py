@@ -53,30 +53,20 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> N
     raise TimeoutError(f"nothing listening on {port} after {timeout}s")
 
 
-class Process:
-    def __init__(self, args: list[str], env: dict[str, str], log: Path):
-        self.log = log
-        self._fh = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._fh, stderr=subprocess.STDOUT)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._fh.close()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+def stop_popen(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it is still there after `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
-def start_asgi(tmp: Path, extra_env: dict[str, str] | None = None, workers: int = 1) -> tuple[Process, str]:
-    port = free_port()
-    env = test_database_env() | (extra_env or {})
-    args = [
+def uvicorn_args(port: int, workers: int = 1) -> list[str]:
+    """The ASGI server on loopback: `workers` processes under uvicorn's supervisor, warnings and up logged."""
+    return [
         sys.executable,
         "-m",
         "uvicorn",
@@ -89,8 +79,28 @@ def start_asgi(tmp: Path, extra_env: dict[str, str] | None = None, workers: int 
         str(workers),
         "--log-level",
         "warning",
+        "--no-access-log",
     ]
-    proc = Process(args, env, tmp / f"uvicorn-{port}.log")
+
+
+class Process:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path):
+        self.log = log
+        self._fh = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._fh, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        stop_popen(self.proc)
+        self._fh.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_asgi(tmp: Path, extra_env: dict[str, str] | None = None, workers: int = 1) -> tuple[Process, str]:
+    port = free_port()
+    env = test_database_env() | (extra_env or {})
+    proc = Process(uvicorn_args(port, workers), env, tmp / f"uvicorn-{port}.log")
     try:
         wait_for_port(port, proc.proc)
     except Exception:

@@ -14,8 +14,8 @@ from django.db import connection, transaction
 
 from annotate.models import Assignment, JudgmentRevision
 from tests.backends import require_postgres
-from tests.load.workload import ANSWERS, free_port, make_fixture
-from tests.servers import start_asgi
+from tests.load.workload import ANSWERS, make_fixture
+from tests.servers import free_port, start_asgi
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -35,9 +35,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from tests.load.run import LoadConfig, LoadResult, drive, write_plan
-from tests.load.workload import ROOT, make_fixture, setup_django, start_uvicorn, stop_process
+from tests.load.workload import ROOT, make_fixture, setup_django, start_uvicorn
 from tests.private_servers import PrivatePostgres, PrivateRedis
+from tests.servers import stop_popen
 
 TRAINING_TESTS = [
     "tests/rewardtrain/test_resume.py::test_killed_worker_run_is_requeued_and_resumes_from_its_checkpoint",
@@ -46,8 +49,6 @@ TRAINING_TESTS = [
 
 
 def uvicorn_workers(server_pid: int) -> list[int]:
-    import psutil
-
     try:
         children = psutil.Process(server_pid).children()
         return sorted(p.pid for p in children if "resource_tracker" not in " ".join(p.cmdline()))
@@ -168,7 +169,7 @@ def run_scenario(
             config, base, slug, plan, server_pid=server.pid, database="arbiter_faults", during=during
         )
     finally:
-        stop_process(server)
+        stop_popen(server)
     what, injected, at = done[0] if done else ("NOT injected: the load ended first", False, 0.0)
     return Outcome(scenario, result, what, injected, at)
 

@@ -36,9 +36,9 @@ from tests.load.workload import (
     make_fixture,
     setup_django,
     start_uvicorn,
-    stop_process,
     tree_cpu_seconds,
 )
+from tests.servers import stop_popen
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 ENDPOINTS = ("claim", "draft", "submit")
@@ -298,7 +298,7 @@ def drive(
                 during(time.time() - float(started.read_text()))
             time.sleep(0.5)
     finally:
-        stop_process(locust, timeout=90)
+        stop_popen(locust, timeout=90)
     wall = time.monotonic() - t0
     after = cpu_seconds(server_pid, database)
     if during is not None and hasattr(connection, "close_pool"):
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             database=database_name(args.database_url),
         )
     finally:
-        stop_process(server)
+        stop_popen(server)
     print(result.report())
     print(f"records: {out}")
     return 0 if result.ok else 1

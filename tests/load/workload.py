@@ -8,16 +8,16 @@ exactly once, counters equal to the judgments.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+import psutil
+
+from tests.servers import ROOT, free_port, stop_popen, uvicorn_args, wait_for_port
 
 # One valid set of answers for a project with the default questions (shown-relative: left / right).
 ANSWERS = {
@@ -38,8 +38,6 @@ def setup_django(database_url: str) -> None:
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("ARBITER_DATA_DIR", str(ROOT / "var" / "bench"))
-    import logging
-
     import django
 
     django.setup()
@@ -105,60 +103,25 @@ def make_fixture(n_comparisons: int, n_annotators: int, k: int) -> tuple[str, li
     return project.slug, sessions
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_uvicorn(
     env: dict[str, str], log_path: Path, *, workers: int = 2, port: int = 0, timeout: float = 60.0
 ) -> tuple[subprocess.Popen, str]:
-    """uvicorn (`--workers` processes under its supervisor) on loopback; returns the process and its URL."""
+    """uvicorn (`workers` processes under its supervisor) on loopback; returns the process and its URL."""
     port = port or free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "config.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
-    log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise TimeoutError(f"uvicorn did not listen on {port} within {timeout:.0f}s")
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with open(log_path, "ab") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            uvicorn_args(port, workers), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for_port(port, proc, timeout)
+    except (RuntimeError, TimeoutError) as exc:
+        stop_popen(proc)
+        raise RuntimeError(f"uvicorn did not start ({exc}):\n{log_path.read_text()[-4000:]}")
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time so far of a process and its live children (0 once it is gone)."""
-    import psutil
 
     try:
         root = psutil.Process(pid)
@@ -174,7 +137,6 @@ def tree_cpu_seconds(pid: int) -> float:
 def cpu_seconds(server_pid: int | None, database: str) -> dict[str, float]:
     """CPU time so far of the server (uvicorn and its workers), this database's PostgreSQL backends and this
     process (`client`)."""
-    import psutil
 
     out = {"server": tree_cpu_seconds(server_pid) if server_pid else 0.0, "postgres": 0.0, "client": 0.0}
     for proc in psutil.process_iter(["cmdline"]):

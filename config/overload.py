@@ -61,7 +61,7 @@ class DatabaseUnavailableMiddleware(MiddlewareMixin):
         log.warning("database unavailable for %s %s: %s", request.method, request.path, exception)
         return unavailable_response(
             request,
-            "The database is briefly unavailable; nothing was saved. Retry shortly.",
+            "The database is busy or briefly unavailable; nothing was saved. Retry shortly.",
             DATABASE_RETRY_AFTER,
         )
 

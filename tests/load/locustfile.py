@@ -157,11 +157,12 @@ def _json(resp) -> dict | None:
 
 
 def _why(status: int, payload: dict | None) -> str:
-    """A 503 says why (config/overload.py): the worker was busy, or the database was unavailable."""
+    """A 503 says why (config/overload.py): the worker was busy (in-flight limit), or the database could not
+    serve the request (no pooled connection in time, or the connection refused or dropped)."""
     if status != 503:
         return ""
     message = str((payload or {}).get("error", "")).lower()
-    return "busy" if "busy" in message else "database" if "database" in message else ""
+    return "database" if "database" in message else "busy" if "busy" in message else ""
 
 
 def _retry_after(resp) -> float | None:

@@ -57,7 +57,7 @@ class LoadConfig:
     workers: int = 2
     pool_max: int = 10
     pool_timeout: float = 10.0
-    max_inflight: int = 64
+    max_inflight: int = 200
     submit_rate: float = 10.0
     submit_burst: int = 20
     spawn_rate: float = 50.0

@@ -123,6 +123,7 @@ def test_a_stored_item_an_import_refers_to_cannot_be_deleted_until_it_commits(pr
 @pytest.fixture
 def limited_role():
     """A role that may use the tables but not set session_replication_role (what most hosted databases give)."""
+    require_postgres()
     with connection.cursor() as cur:
         cur.execute(f"DROP ROLE IF EXISTS {LIMITED_ROLE}")
         cur.execute(f"CREATE ROLE {LIMITED_ROLE} NOLOGIN")

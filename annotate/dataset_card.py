@@ -7,12 +7,8 @@ from typing import Any
 import numpy as np
 from django.db.models import Case, Count, FloatField, Q, When
 
+from . import metrics
 from .models import DatasetSnapshot, Judgment, SnapshotPair
-
-try:  # The dashboards' metrics module; the card says so when it is not installed.
-    from . import metrics
-except ImportError:  # pragma: no cover - depends on the merge order
-    metrics = None
 
 CHOICES = ("a", "tie", "b")
 PREFERENCES = tuple(range(-3, 4))
@@ -23,23 +19,17 @@ def _md(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def metrics_available() -> bool:
-    return metrics is not None and hasattr(metrics, "question_figures") and hasattr(metrics, "Ratings")
-
-
-def agreement_figures(snapshot: DatasetSnapshot) -> dict[str, dict] | None:
+def agreement_figures(snapshot: DatasetSnapshot) -> dict[str, dict]:
     """Crowd agreement on the snapshot's comparisons (source labels and gold-item judgments left out),
-    with bootstrap 95 % intervals, from `annotate.metrics`; None when that module is unavailable."""
+    with bootstrap 95 % intervals, from `annotate.metrics`."""
     return agreement_figures_for(
         SnapshotPair.objects.filter(snapshot=snapshot).values("comparison_id"),
         exclude=snapshot.filters.get("exclude", []),
     )
 
 
-def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict] | None:
+def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict]:
     """Agreement of the crowd votes on the comparisons `comparison_ids` (a values("…id") queryset)."""
-    if not metrics_available():
-        return None
     units: dict[int, int] = {}
     raters: dict[int, int] = {}
     columns: dict[str, tuple[list[int], list[int], list[int]]] = {
@@ -183,9 +173,7 @@ def render_card(
         lines.append(f"| {key[2:].replace('_', ' ')} | {n} |")
     lines += ["", "## Agreement (crowd votes on these comparisons)", ""]
     figures = agreement_figures(snapshot)
-    if figures is None:
-        lines.append("Agreement figures are unavailable: the metrics module is not installed.")
-    elif not figures:
+    if not figures:
         lines.append("No crowd votes on these comparisons: nothing to measure.")
     else:
         lines += [

@@ -5,7 +5,9 @@ canonical order (A / B) using the side the assignment showed on the left.
 
 Extension points for other apps (the rubric checklist): append to `answer_validators` (called with the
 assignment and the raw answers dict; return {field: message} for errors) and `answer_savers` (called with the
-new JudgmentRevision and the raw answers dict, inside the submit transaction) from an AppConfig.ready().
+new JudgmentRevision and the raw answers dict, inside the submit transaction) from an AppConfig.ready(); and
+`answer_loaders` (called with a stored Judgment, returning the form fields of what that app saved for its
+latest revision, so a revision starts from the annotator's own answers).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ answer_validators: list[Callable[[Assignment, dict], dict[str, str]]] = []
 answer_savers: list[Callable[[JudgmentRevision, dict], None]] = []
 # Each returns the checklist lines shown for a comparison (objects with key, text, category, choices, …).
 checklist_providers: list[Callable[[Comparison], list]] = []
+# Each returns the form fields of a stored judgment's latest answers that it saved (to prefill a revision).
+answer_loaders: list[Callable[[Judgment], dict[str, str]]] = []
 
 SIDES = ("left", "right")
 CHOICES_SHOWN = ("left", "tie", "right")

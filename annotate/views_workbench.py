@@ -30,6 +30,7 @@ from .services import (
     AssignmentNotFound,
     StaleDraft,
     SubmissionRefused,
+    answer_loaders,
     checklist_providers,
     revise_judgment,
     revision_open_until,
@@ -162,6 +163,8 @@ def _shown_answers(judgment: Judgment) -> dict:
             data[f"{shown}_safe"] = "safe" if safe else "unsafe"
             data[f"{shown}_harm_categories"] = getattr(judgment, f"{canon}_harm_categories")
             data[f"{shown}_severity"] = getattr(judgment, f"{canon}_severity") or ""
+    for load in answer_loaders:  # the rubric checklist's answers, say
+        data.update(load(judgment))
     return data
 
 

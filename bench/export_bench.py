@@ -136,7 +136,8 @@ def cleanup(project_id: int) -> None:
             "DELETE FROM annotate_response WHERE item_id IN (SELECT id FROM annotate_item WHERE project_id = %s)",
             "DELETE FROM annotate_item WHERE project_id = %s",
             "DELETE FROM annotate_annotator WHERE project_id = %s",
-            "DELETE FROM annotate_auditevent WHERE project_id = %s",
+            # Audit rows are append-only (the database refuses deletes); detach them as a project delete does.
+            "UPDATE annotate_auditevent SET project_id = NULL WHERE project_id = %s",
             "DELETE FROM annotate_project WHERE id = %s",
         ):
             cur.execute(sql, [project_id])

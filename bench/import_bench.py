@@ -158,9 +158,10 @@ def cleanup(project_ids: list[int]) -> None:
                 "annotate_judgment",
                 "annotate_comparison",
                 "annotate_annotator",
-                "annotate_auditevent",
             ):
                 cur.execute(f"DELETE FROM {table} WHERE project_id = %s", [pid])  # noqa: S608 - fixed names
+            # Audit rows are append-only (the database refuses deletes); detach them as a project delete does.
+            cur.execute("UPDATE annotate_auditevent SET project_id = NULL WHERE project_id = %s", [pid])
             cur.execute(
                 "DELETE FROM annotate_response WHERE item_id IN (SELECT id FROM annotate_item WHERE project_id = %s)",
                 [pid],

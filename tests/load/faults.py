@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -239,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         redis.stop()
         pg.stop()
+        shutil.rmtree(pg.data, ignore_errors=True)  # the clients' records and the logs stay
     print("fault run: OK, zero lost or duplicated judgments" if ok else "fault run: FAILED")
     return 0 if ok else 1
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from django.db.models import Case, Count, FloatField, Q, When
 
+from .fastrows import RowStreams
 from .models import DatasetSnapshot, Judgment, SnapshotPair
 
 try:  # The dashboards' metrics module; the card says so when it is not installed.
@@ -24,7 +25,7 @@ def _md(value: Any) -> str:
 
 
 def metrics_available() -> bool:
-    return metrics is not None and hasattr(metrics, "question_figures") and hasattr(metrics, "Ratings")
+    return metrics is not None and hasattr(metrics, "count_figures")
 
 
 def agreement_figures(snapshot: DatasetSnapshot) -> dict[str, dict] | None:
@@ -36,51 +37,66 @@ def agreement_figures(snapshot: DatasetSnapshot) -> dict[str, dict] | None:
     )
 
 
+# (question, the judgment field, its categories in code order); the preference is ordinal.
+QUESTIONS = (
+    ("overall", "choice", CHOICES),
+    ("preference", "preference", PREFERENCES),
+    ("helpfulness", "helpfulness", CHOICES),
+    ("harmlessness", "harmlessness", CHOICES),
+)
+
+
+def _category_counts(qs):
+    """Per comparison (in id order), how many of `qs`'s judgments gave each category of each question:
+    counted by the database, one row per comparison."""
+    counts = {
+        f"n{i}_{j}": Count("id", filter=Q(**{field: value}))
+        for i, (_, field, scale) in enumerate(QUESTIONS)
+        for j, value in enumerate(scale)
+    }
+    return qs.order_by("comparison_id").values("comparison_id").annotate(**counts).values_list(*counts)
+
+
 def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict] | None:
-    """Agreement of the crowd votes on the comparisons `comparison_ids` (a values("…id") queryset)."""
+    """Agreement of the crowd votes on the comparisons `comparison_ids` (a values("…id") queryset).
+
+    The comparisons are the units, in id order. Each arrives as its category counts, and only the distinct
+    count rows are kept, with each unit's row number (`metrics.count_figures`): memory grows by four bytes a
+    comparison, not with the judgments."""
     if not metrics_available():
         return None
-    units: dict[int, int] = {}
-    raters: dict[int, int] = {}
-    columns: dict[str, tuple[list[int], list[int], list[int]]] = {
-        q: ([], [], []) for q in ("overall", "preference", "helpfulness", "harmlessness")
-    }
     qs = Judgment.objects.filter(comparison_id__in=comparison_ids, is_source=False, is_gold=False)
     if "flagged" in exclude:
         qs = qs.filter(annotator__flagged=False)
     if "imported" in exclude:
         qs = qs.filter(imported=False)
-    for cid, aid, choice, pref, helpful, harmless in qs.values_list(
-        "comparison_id", "annotator_id", "choice", "preference", "helpfulness", "harmlessness"
-    ).iterator(chunk_size=5000):
-        u = units.setdefault(cid, len(units))
-        r = raters.setdefault(aid, len(raters))
-        for q, value, scale in (
-            ("overall", choice, CHOICES),
-            ("preference", pref, PREFERENCES),
-            ("helpfulness", helpful, CHOICES),
-            ("harmlessness", harmless, CHOICES),
-        ):
-            if value is not None:
-                col = columns[q]
-                col[0].append(u)
-                col[1].append(r)
-                col[2].append(scale.index(value))
-    questions = {}
-    for q, (u, r, v) in columns.items():
-        if not v:
-            continue
-        questions[q] = metrics.Ratings(
-            np.array(u, dtype=np.int64),
-            np.array(r, dtype=np.int64),
-            np.array(v, dtype=np.int64),
-            n_categories=len(PREFERENCES if q == "preference" else CHOICES),
-            n_units=len(units),
-            n_raters=len(raters),
-        )
-    if not questions:
+    pattern_of: dict[bytes, int] = {}
+    patterns: list[np.ndarray] = []
+    unit_pattern: list[np.ndarray] = []
+    with RowStreams(qs.db) as read:
+        for rows in read.stream(_category_counts(qs)):
+            chunk = np.array(rows, dtype=np.int32)
+            distinct, local = np.unique(chunk, axis=0, return_inverse=True)
+            ids = np.empty(len(distinct), dtype=np.int32)
+            for i, row in enumerate(distinct):
+                key = row.tobytes()
+                if key not in pattern_of:
+                    pattern_of[key] = len(patterns)
+                    patterns.append(row)
+                ids[i] = pattern_of[key]
+            unit_pattern.append(ids[local.reshape(-1)])
+    if not patterns:
         return {}
-    return metrics.question_figures(questions, ordinal={"preference"})
+    table = np.vstack(patterns).astype(np.int64)
+    counts, start = {}, 0
+    for name, _, scale in QUESTIONS:
+        block = table[:, start : start + len(scale)]
+        start += len(scale)
+        if block.any():
+            counts[name] = block
+    if not counts:
+        return {}
+    return metrics.count_figures(counts, np.concatenate(unit_pattern), ordinal={"preference"})
 
 
 def label_distribution(snapshot: DatasetSnapshot) -> dict[str, Any]:

@@ -373,6 +373,37 @@ def test_bootstrap_fallback_paths_give_the_same_intervals(monkeypatch, f32_limit
         assert close(M.krippendorff_alpha(r, level), ref_alpha(r, level))
 
 
+def test_bootstrap_sums_by_distinct_unit_equal_the_weighted_sums_in_small_chunks(monkeypatch):
+    r = random_ratings(np.random.default_rng(12), n_units=40, n_raters=6, n_categories=4, p=0.5)
+    _, stats = M._unit_stats(r, ordinal=True, interval=True)
+    dense = M.bootstrap_weights(r.n_units, 300, seed=4) @ stats
+    patterns, unit_pattern = np.unique(stats, axis=0, return_inverse=True)
+    monkeypatch.setattr(M, "_CHUNK_BYTES", 1)  # one resample per chunk
+    monkeypatch.setattr(M, "_PATTERN_CHUNK_BYTES", 1)
+    assert np.allclose(M._resampled(stats, 300, seed=4), dense, rtol=1e-12, atol=0)
+    by_pattern = M._pattern_sums(patterns, unit_pattern.reshape(-1), 300, seed=4)
+    assert np.allclose(by_pattern, dense, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("share", [1.0, 0.0], ids=["by distinct unit", "by unit"])
+def test_count_figures_equal_question_figures_on_the_same_units(monkeypatch, share):
+    rng = np.random.default_rng(13)
+    pref = random_ratings(rng, 60, 4, 7, 0.7)
+    choice = Ratings(pref.unit, pref.rater, np.sign(pref.value - 3) + 1, 3, pref.n_units, pref.n_raters)
+    expected = M.question_figures(
+        {"overall": choice, "preference": pref}, ordinal={"preference"}, n_resamples=200
+    )
+    table, unit_pattern = np.unique(np.hstack([choice.counts, pref.counts]), axis=0, return_inverse=True)
+    monkeypatch.setattr(M, "_PATTERN_SHARE", share)
+    figures = M.count_figures(
+        {"overall": table[:, :3], "preference": table[:, 3:]},
+        unit_pattern.reshape(-1),
+        ordinal={"preference"},
+        n_resamples=200,
+    )
+    assert figures == expected
+
+
 def test_cohen_kappa_pairs_with_many_raters_count_only_occurring_pairs(monkeypatch):
     r = random_ratings(np.random.default_rng(9), n_units=30, n_raters=7, n_categories=3, p=0.7)
     dense = M.cohen_kappa_pairs(r, min_shared=3)

@@ -195,15 +195,18 @@ def export_once(fmt: str, snapshot_id: int) -> None:
     from annotate.models import DatasetSnapshot
 
     snapshot = DatasetSnapshot.objects.select_related("project").get(pk=snapshot_id)
-    card = {"s": 0.0}
+    card = {"s": 0.0, "cpu": 0.0, "server_cpu": 0.0}
     render_card = exporters.render_card
 
     def timed_card(*args, **kwargs):
-        t = time.perf_counter()
+        backends = _backend_cpu()
+        t, cpu = time.perf_counter(), time.process_time()
         try:
             return render_card(*args, **kwargs)
         finally:
             card["s"] += time.perf_counter() - t
+            card["cpu"] += time.process_time() - cpu
+            card["server_cpu"] += _spent(backends)
 
     exporters.render_card = timed_card
     rss = _maxrss_mib()
@@ -223,6 +226,8 @@ def export_once(fmt: str, snapshot_id: int) -> None:
         "cpu": cpu,
         "server_cpu": server,
         "card_s": card["s"],
+        "card_cpu": card["cpu"],
+        "card_server_cpu": card["server_cpu"],
         "rss_before": rss,
         "rss_peak": peak,
         "load": load,
@@ -230,7 +235,8 @@ def export_once(fmt: str, snapshot_id: int) -> None:
     print(
         f"  {fmt}: {result.rows:,} rows in {wall:.1f}s = {result.rows / wall:,.0f} rows/s "
         f"(dataset card {card['s']:.1f}s of it); {size / 2**20:,.0f} MiB written; CPU: process {cpu:.1f}s, "
-        f"PostgreSQL {server:.1f}s; peak RSS {rss:.0f} -> {peak:.0f} MiB (+{peak - rss:.0f}); "
+        f"PostgreSQL {server:.1f}s (card {card['cpu']:.1f}s + {card['server_cpu']:.1f}s); "
+        f"peak RSS {rss:.0f} -> {peak:.0f} MiB (+{peak - rss:.0f}); "
         f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}",
         flush=True,
     )
@@ -283,7 +289,8 @@ def main() -> None:
                 print(
                     f"[{size}] export {fmt}, median of {len(runs)}: {median('rows_per_s'):,.0f} rows/s "
                     f"({median('wall'):.1f}s, dataset card {median('card_s'):.1f}s); CPU: process "
-                    f"{median('cpu'):.1f}s, PostgreSQL {median('server_cpu'):.1f}s; peak RSS "
+                    f"{median('cpu'):.1f}s, PostgreSQL {median('server_cpu'):.1f}s (card "
+                    f"{median('card_cpu'):.1f}s + {median('card_server_cpu'):.1f}s); peak RSS "
                     f"+{median('rss_peak') - median('rss_before'):.0f} MiB over {median('rss_before'):.0f}; "
                     f"load average {median('load'):.1f}",
                     flush=True,

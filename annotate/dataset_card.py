@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from django.db import connections
 from django.db.models import Case, Count, FloatField, Q, When
 
-from .fastrows import RowStreams
 from .models import DatasetSnapshot, Judgment, SnapshotPair
 
 try:  # The dashboards' metrics module; the card says so when it is not installed.
@@ -46,23 +46,30 @@ QUESTIONS = (
 )
 
 
-def _category_counts(qs):
-    """Per comparison (in id order), how many of `qs`'s judgments gave each category of each question:
-    counted by the database, one row per comparison."""
+def _kinds_of_comparisons(qs) -> list[tuple[int, ...]]:
+    """The distinct ways `qs`'s judgments split over the categories of every question, per comparison, and how
+    many comparisons split each way: (count of each category of each question …, comparisons). Counted
+    by the database in two steps (per comparison, then per kind), so hundreds of rows come back however
+    many votes there are."""
     counts = {
         f"n{i}_{j}": Count("id", filter=Q(**{field: value}))
         for i, (_, field, scale) in enumerate(QUESTIONS)
         for j, value in enumerate(scale)
     }
-    return qs.order_by("comparison_id").values("comparison_id").annotate(**counts).values_list(*counts)
+    per_comparison = qs.order_by().values("comparison_id").annotate(**counts).values_list(*counts)
+    sql, params = per_comparison.query.sql_with_params()
+    columns = ", ".join(counts)
+    with connections[qs.db].cursor() as cur:
+        cur.execute(f"SELECT {columns}, COUNT(*) FROM ({sql}) per_comparison GROUP BY {columns}", params)  # noqa: S608
+        return cur.fetchall()
 
 
 def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict] | None:
     """Agreement of the crowd votes on the comparisons `comparison_ids` (a values("…id") queryset).
 
-    The comparisons are the units, in id order. Each arrives as its category counts, and only the distinct
-    count rows are kept, with each unit's row number (`metrics.count_figures`): memory grows by four bytes a
-    comparison, not with the judgments."""
+    The comparisons are the units, each known by its category counts; `metrics.count_figures` takes the
+    distinct count rows and how many comparisons have each, so memory and the bootstrap's work grow with
+    the kinds of comparisons (hundreds), not with the comparisons or the votes."""
     if not metrics_available():
         return None
     qs = Judgment.objects.filter(comparison_id__in=comparison_ids, is_source=False, is_gold=False)
@@ -70,24 +77,10 @@ def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict] | No
         qs = qs.filter(annotator__flagged=False)
     if "imported" in exclude:
         qs = qs.filter(imported=False)
-    pattern_of: dict[bytes, int] = {}
-    patterns: list[np.ndarray] = []
-    unit_pattern: list[np.ndarray] = []
-    with RowStreams(qs.db) as read:
-        for rows in read.stream(_category_counts(qs)):
-            chunk = np.array(rows, dtype=np.int32)
-            distinct, local = np.unique(chunk, axis=0, return_inverse=True)
-            ids = np.empty(len(distinct), dtype=np.int32)
-            for i, row in enumerate(distinct):
-                key = row.tobytes()
-                if key not in pattern_of:
-                    pattern_of[key] = len(patterns)
-                    patterns.append(row)
-                ids[i] = pattern_of[key]
-            unit_pattern.append(ids[local.reshape(-1)])
-    if not patterns:
+    kinds = _kinds_of_comparisons(qs)
+    if not kinds:
         return {}
-    table = np.vstack(patterns).astype(np.int64)
+    table = np.array(kinds, dtype=np.int64)
     counts, start = {}, 0
     for name, _, scale in QUESTIONS:
         block = table[:, start : start + len(scale)]
@@ -96,7 +89,7 @@ def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict] | No
             counts[name] = block
     if not counts:
         return {}
-    return metrics.count_figures(counts, np.concatenate(unit_pattern), ordinal={"preference"})
+    return metrics.count_figures(counts, table[:, -1], ordinal={"preference"})
 
 
 def label_distribution(snapshot: DatasetSnapshot) -> dict[str, Any]:

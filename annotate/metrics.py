@@ -30,18 +30,13 @@ METRICS: tuple[str, ...] = (
     "fleiss_kappa",
 )
 
-# Resamples drawn at once: at most _CHUNK, and few enough that a chunk's draws and what is made from them
-# stay within _CHUNK_BYTES, so memory does not grow with the number of units (250 resamples of 333,333
-# units as int64 draws and float32 weights took 1 GB). Weights feed one matrix product per chunk, which
-# wants many rows; counting distinct units needs no product, so its chunks are smaller.
+# Resamples drawn at once: at most _CHUNK, and few enough that a chunk's draws and weights stay within
+# _CHUNK_BYTES, so memory does not grow with the number of units (250 resamples of 333,333 units as int64
+# draws and float32 weights took 1 GB).
 _CHUNK = 250
 _CHUNK_BYTES = 64 * 2**20
-_PATTERN_CHUNK_BYTES = 8 * 2**20
 # Every statistic is a non-negative integer, so a float32 product is exact while no sum can reach 2**24.
 _F32_LIMIT = 2**24
-# `count_figures` resamples distinct units while there are at most this share of them (their product is
-# then small), else every unit (one large product is cheaper than many skinny ones).
-_PATTERN_SHARE = 1 / 16
 # Largest common multiple of (size - 1) used to keep the ordinal and interval statistics integers.
 _MAX_SCALE = 2**20
 # Rater pairs x categories^2 up to which Cohen's confusion matrices are counted in one dense array.
@@ -396,57 +391,32 @@ def _within_unit_pairs(r: Ratings) -> tuple[np.ndarray, np.ndarray]:
 # --- bootstrap --------------------------------------------------------------------------------------
 
 
-def _draw_chunks(
-    n_units: int, n_resamples: int, seed: int, chunk: int | None = None, bytes_per_draw: int = 8
-) -> Iterator[np.ndarray]:
-    """The resamples' draws, `chunk` resamples at a time (by default as many as keep `bytes_per_draw` per
-    draw within _CHUNK_BYTES): exactly `np.random.default_rng(seed).integers(0, n_units, size=(n_resamples,
-    n_units))`; drawing them chunk by chunk consumes the same stream in the same order."""
-    chunk = chunk or max(1, min(_CHUNK, _CHUNK_BYTES // (max(n_units, 1) * bytes_per_draw)))
-    rng = np.random.default_rng(seed)
-    for start in range(0, n_resamples, chunk):
-        yield rng.integers(0, n_units, size=(min(chunk, n_resamples - start), n_units))
-
-
 def _weight_chunks(
     n_units: int, n_resamples: int, seed: int, chunk: int | None = None, dtype: type = np.float64
 ) -> Iterator[np.ndarray]:
-    """Resampling weights, `chunk` resamples at a time: row b counts how often each unit was drawn."""
-    for idx in _draw_chunks(n_units, n_resamples, seed, chunk, 8 + np.dtype(dtype).itemsize):
-        weights = np.empty(idx.shape, dtype=dtype)
-        for b in range(len(idx)):
+    """Resampling weights, `chunk` resamples at a time (by default as many as _CHUNK_BYTES holds): row b
+    counts how often each unit was drawn.
+
+    The draws are exactly `np.random.default_rng(seed).integers(0, n_units, size=(n_resamples, n_units))`;
+    drawing them chunk by chunk consumes the same stream in the same order.
+    """
+    per_resample = max(n_units, 1) * (8 + np.dtype(dtype).itemsize)  # int64 draws and their weights
+    chunk = chunk or max(1, min(_CHUNK, _CHUNK_BYTES // per_resample))
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_resamples, chunk):
+        rows = min(chunk, n_resamples - start)
+        idx = rng.integers(0, n_units, size=(rows, n_units))
+        weights = np.empty((rows, n_units), dtype=dtype)
+        for b in range(rows):
             weights[b] = np.bincount(idx[b], minlength=n_units)
         yield weights
 
 
 def bootstrap_weights(n_units: int, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
-    """(n_resamples, n_units) multinomial weights of the bootstrap resamples (see `_draw_chunks`)."""
+    """(n_resamples, n_units) multinomial weights of the bootstrap resamples (see `_weight_chunks`)."""
     if n_units == 0 or n_resamples == 0:
         return np.zeros((n_resamples, n_units))
     return np.vstack(list(_weight_chunks(n_units, n_resamples, seed)))
-
-
-def _pattern_sums(patterns: np.ndarray, unit_pattern: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
-    """For every resample, the sum of its drawn units' statistics, where unit u's statistics are the row
-    `patterns[unit_pattern[u]]`: (n_resamples, width) float64.
-
-    Units with equal statistics are interchangeable, so a resample only needs how often it drew each
-    distinct row — usually a few hundred rows however many units — and its sums are those counts times
-    the rows: the same sums as weighting every unit (`_resampled`), exactly so for integer statistics.
-    """
-    n_units = unit_pattern.size
-    k = patterns.shape[0]
-    out = np.zeros((n_resamples, patterns.shape[1]))
-    if n_units == 0 or patterns.shape[1] == 0:
-        return out
-    start = 0
-    for idx in _draw_chunks(n_units, n_resamples, seed, max(1, _PATTERN_CHUNK_BYTES // (8 * n_units))):
-        counts = np.empty((len(idx), k))
-        for b in range(len(idx)):
-            counts[b] = np.bincount(unit_pattern[idx[b]], minlength=k)
-        out[start : start + len(idx)] = counts @ patterns
-        start += len(idx)
-    return out
 
 
 def _resampled(stats: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
@@ -566,29 +536,36 @@ def _figures(
 
 def count_figures(
     counts: Mapping[str, np.ndarray],
-    unit_pattern: np.ndarray,
+    multiplicity: np.ndarray,
     *,
     ordinal: Collection[str] = (),
     n_resamples: int = 1000,
     seed: int = 0,
     level: float = 0.95,
 ) -> dict[str, dict[str, Any]]:
-    """`question_figures` of questions on one index of units, given as the category counts of the distinct
-    units: unit u's counts on question q are the row `counts[q][unit_pattern[u]]` (every question's array
-    has one row per distinct unit, in the same order). Memory grows with the distinct units, not with the
-    ratings: a caller can stream its ratings and keep only each unit's row number. The same figures and
-    intervals as `question_figures` on the equivalent `Ratings`.
+    """`question_figures` of questions on one index of units, from the distinct units: `counts[q]` is the
+    (k, n_categories) category counts of k distinct units on question q (row i is the same kind of unit on
+    every question) and `multiplicity[i]` how many units are of kind i. Memory grows with the kinds of
+    units, not with the units or the ratings, and so does the work of a resample.
+
+    The point figures equal `question_figures`' on the units. A resample of the U units draws how many
+    copies of each kind it holds at once, `rng.multinomial(U, multiplicity / U)` with
+    `rng = np.random.default_rng(seed)`: the distribution of the copies that drawing U units one by one
+    gives. The intervals are the same percentile bootstrap as `question_figures`', from other random numbers
+    (equal in distribution, not digit for digit).
     """
-    unit_pattern = np.asarray(unit_pattern, dtype=np.intp)
-    k = next(iter(counts.values())).shape[0] if counts else 0
-    multiplicity = np.bincount(unit_pattern, minlength=k).astype(np.float64)
+    multiplicity = np.asarray(multiplicity, dtype=np.int64)
+    n_units, k = int(multiplicity.sum()), multiplicity.size
     prepared = {name: _count_stats(np.asarray(c), ordinal=name in ordinal) for name, c in counts.items()}
     names = list(counts)
     stacked = np.hstack([prepared[name][1] for name in names]) if names else np.zeros((k, 0))
-    if k <= _PATTERN_SHARE * unit_pattern.size:
-        sums = _pattern_sums(stacked, unit_pattern, n_resamples, seed)
-    else:  # nearly every unit distinct: weighting the units themselves is cheaper
-        sums = _resampled(stacked[unit_pattern], n_resamples, seed)
+    sums = np.zeros((n_resamples, stacked.shape[1]))
+    if n_units and stacked.shape[1]:
+        rng = np.random.default_rng(seed)
+        chunk = max(1, min(n_resamples, _CHUNK_BYTES // (8 * k)))
+        for start in range(0, n_resamples, chunk):
+            copies = rng.multinomial(n_units, multiplicity / n_units, size=min(chunk, n_resamples - start))
+            sums[start : start + len(copies)] = copies @ stacked
     totals = multiplicity @ stacked
     bounds = np.cumsum([0] + [prepared[name][1].shape[1] for name in names])
     out: dict[str, dict[str, Any]] = {}

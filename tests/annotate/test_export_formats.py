@@ -7,6 +7,7 @@ import gzip
 import json
 from io import StringIO
 
+import numpy as np
 import orjson
 import pyarrow.parquet as pq
 import pytest
@@ -360,9 +361,9 @@ def test_every_line_is_the_compact_json_orjson_writes_for_its_row(snap, tmp_path
 
 
 def test_card_agreement_equals_the_metrics_on_the_same_votes(project):
-    """The card counts categories per comparison in the database and keeps only the distinct count rows;
-    its figures and intervals are those of `metrics.question_figures` on the votes themselves, the
-    comparisons taken in id order."""
+    """The card counts categories per comparison in the database and keeps only the distinct count rows:
+    its figures are `metrics.count_figures` of the votes themselves, its point figures those of
+    `metrics.question_figures`."""
     raters = [crowd_annotator(project, f"r{i}") for i in range(4)]
     comparisons = [make_comparison(project, f"q{i}", f"a{i}", f"b{i}") for i in range(12)]
     rows = []
@@ -390,7 +391,17 @@ def test_card_agreement_equals_the_metrics_on_the_same_votes(project):
         ]
         for name, votes in questions.items()
     }
-    assert card == metrics.question_figures(ratings, ordinal={"preference"})
+    table, multiplicity = np.unique(
+        np.hstack([r.counts for r in ratings.values()]), axis=0, return_counts=True
+    )
+    bounds = np.cumsum([0] + [r.n_categories for r in ratings.values()])
+    counts = {q: table[:, lo:hi] for q, lo, hi in zip(ratings, bounds[:-1], bounds[1:], strict=True)}
+    assert card == metrics.count_figures(counts, multiplicity, ordinal={"preference"})
+    points = metrics.question_figures(ratings, ordinal={"preference"})
+    for name, figures in card.items():
+        for key, value in figures.items():
+            expected = points[name][key]
+            assert key == "ci" or value == expected or value == pytest.approx(expected, rel=1e-12)
     assert card["preference"]["ci"]["alpha_ordinal"] is not None
 
 

@@ -373,35 +373,49 @@ def test_bootstrap_fallback_paths_give_the_same_intervals(monkeypatch, f32_limit
         assert close(M.krippendorff_alpha(r, level), ref_alpha(r, level))
 
 
-def test_bootstrap_sums_by_distinct_unit_equal_the_weighted_sums_in_small_chunks(monkeypatch):
-    r = random_ratings(np.random.default_rng(12), n_units=40, n_raters=6, n_categories=4, p=0.5)
-    _, stats = M._unit_stats(r, ordinal=True, interval=True)
-    dense = M.bootstrap_weights(r.n_units, 300, seed=4) @ stats
-    patterns, unit_pattern = np.unique(stats, axis=0, return_inverse=True)
+def test_weights_in_small_chunks_are_the_documented_draws(monkeypatch):
+    expected = np.random.default_rng(4).integers(0, 40, size=(30, 40))
+    expected = np.vstack([np.bincount(row, minlength=40) for row in expected])
     monkeypatch.setattr(M, "_CHUNK_BYTES", 1)  # one resample per chunk
-    monkeypatch.setattr(M, "_PATTERN_CHUNK_BYTES", 1)
-    assert np.allclose(M._resampled(stats, 300, seed=4), dense, rtol=1e-12, atol=0)
-    by_pattern = M._pattern_sums(patterns, unit_pattern.reshape(-1), 300, seed=4)
-    assert np.allclose(by_pattern, dense, rtol=1e-12, atol=0)
+    assert np.array_equal(M.bootstrap_weights(40, 30, seed=4), expected)
 
 
-@pytest.mark.parametrize("share", [1.0, 0.0], ids=["by distinct unit", "by unit"])
-def test_count_figures_equal_question_figures_on_the_same_units(monkeypatch, share):
+def _kinds(questions: dict[str, Ratings]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The distinct units of `questions` (one index) as count_figures takes them."""
+    table, multiplicity = np.unique(
+        np.hstack([r.counts for r in questions.values()]), axis=0, return_counts=True
+    )
+    bounds = np.cumsum([0] + [r.n_categories for r in questions.values()])
+    return {
+        q: table[:, lo:hi] for q, lo, hi in zip(questions, bounds[:-1], bounds[1:], strict=True)
+    }, multiplicity
+
+
+def test_count_figures_from_distinct_units_agree_with_question_figures(monkeypatch):
     rng = np.random.default_rng(13)
-    pref = random_ratings(rng, 60, 4, 7, 0.7)
+    pref = random_ratings(rng, 300, 4, 7, 0.7)
     choice = Ratings(pref.unit, pref.rater, np.sign(pref.value - 3) + 1, 3, pref.n_units, pref.n_raters)
-    expected = M.question_figures(
-        {"overall": choice, "preference": pref}, ordinal={"preference"}, n_resamples=200
-    )
-    table, unit_pattern = np.unique(np.hstack([choice.counts, pref.counts]), axis=0, return_inverse=True)
-    monkeypatch.setattr(M, "_PATTERN_SHARE", share)
-    figures = M.count_figures(
-        {"overall": table[:, :3], "preference": table[:, 3:]},
-        unit_pattern.reshape(-1),
-        ordinal={"preference"},
-        n_resamples=200,
-    )
-    assert figures == expected
+    questions = {"overall": choice, "preference": pref}
+    expected = M.question_figures(questions, ordinal={"preference"}, n_resamples=2000)
+    counts, multiplicity = _kinds(questions)
+    assert len(multiplicity) < pref.n_units
+    figures = M.count_figures(counts, multiplicity, ordinal={"preference"}, n_resamples=2000)
+    for name, f in figures.items():
+        e = expected[name]
+        assert (f["ratings"], f["pairable_units"]) == (e["ratings"], e["pairable_units"])
+        for metric, value in f.items():
+            if metric in ("ci", "ratings", "pairable_units"):
+                continue
+            assert value == e[metric] or close(value, e[metric])
+        for metric, bounds in f["ci"].items():
+            if bounds is None:
+                assert e["ci"][metric] is None
+            else:  # the same bootstrap from other random numbers: equal up to Monte Carlo error
+                assert np.allclose(bounds, e["ci"][metric], rtol=0, atol=0.04)
+    # Reproducible, and drawn the same in chunks of one resample.
+    assert M.count_figures(counts, multiplicity, ordinal={"preference"}, n_resamples=2000) == figures
+    monkeypatch.setattr(M, "_CHUNK_BYTES", 1)
+    assert M.count_figures(counts, multiplicity, ordinal={"preference"}, n_resamples=2000) == figures
 
 
 def test_cohen_kappa_pairs_with_many_raters_count_only_occurring_pairs(monkeypatch):

@@ -393,9 +393,13 @@ def _item_batches(project: Project, batch: int):
     (comparison_id, item_id, response_a_id, response_b_id)."""
     last = 0
     qs = live_comparisons(project)
+    # The batch bounds come from the comparisons alone: with the item join PostgreSQL merged along the item
+    # primary key from its first row on every batch (quadratic: 10x slower per comparison at 1M than at
+    # 250k judgments). A deleted item's comparisons still bound a batch; `in_batch` leaves them out.
+    bounds = Comparison.objects.filter(project=project, deleted_at__isnull=True)
     while True:
         item_ids = list(
-            qs.filter(item_id__gt=last)
+            bounds.filter(item_id__gt=last)
             .order_by("item_id")
             .values_list("item_id", flat=True)
             .distinct()[:batch]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from django.db import connections
 from django.db.models import Case, Count, FloatField, Q, When
 
 from . import metrics
@@ -28,49 +29,57 @@ def agreement_figures(snapshot: DatasetSnapshot) -> dict[str, dict]:
     )
 
 
-def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict]:
-    """Agreement of the crowd votes on the comparisons `comparison_ids` (a values("…id") queryset)."""
-    units: dict[int, int] = {}
-    raters: dict[int, int] = {}
-    columns: dict[str, tuple[list[int], list[int], list[int]]] = {
-        q: ([], [], []) for q in ("overall", "preference", "helpfulness", "harmlessness")
+# (question, the judgment field, its categories in code order); the preference is ordinal.
+QUESTIONS = (
+    ("overall", "choice", CHOICES),
+    ("preference", "preference", PREFERENCES),
+    ("helpfulness", "helpfulness", CHOICES),
+    ("harmlessness", "harmlessness", CHOICES),
+)
+
+
+def _kinds_of_comparisons(qs) -> list[tuple[int, ...]]:
+    """The distinct ways `qs`'s judgments split over the categories of every question, per comparison, and how
+    many comparisons split each way: (count of each category of each question …, comparisons). Counted
+    by the database in two steps (per comparison, then per kind), so hundreds of rows come back however
+    many votes there are."""
+    counts = {
+        f"n{i}_{j}": Count("id", filter=Q(**{field: value}))
+        for i, (_, field, scale) in enumerate(QUESTIONS)
+        for j, value in enumerate(scale)
     }
+    per_comparison = qs.order_by().values("comparison_id").annotate(**counts).values_list(*counts)
+    sql, params = per_comparison.query.sql_with_params()
+    columns = ", ".join(counts)
+    with connections[qs.db].cursor() as cur:
+        cur.execute(f"SELECT {columns}, COUNT(*) FROM ({sql}) per_comparison GROUP BY {columns}", params)  # noqa: S608
+        return cur.fetchall()
+
+
+def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict] | None:
+    """Agreement of the crowd votes on the comparisons `comparison_ids` (a values("…id") queryset).
+
+    The comparisons are the units, each known by its category counts; `metrics.count_figures` takes the
+    distinct count rows and how many comparisons have each, so memory and the bootstrap's work grow with
+    the kinds of comparisons (hundreds), not with the comparisons or the votes."""
     qs = Judgment.objects.filter(comparison_id__in=comparison_ids, is_source=False, is_gold=False)
     if "flagged" in exclude:
         qs = qs.filter(annotator__flagged=False)
     if "imported" in exclude:
         qs = qs.filter(imported=False)
-    for cid, aid, choice, pref, helpful, harmless in qs.values_list(
-        "comparison_id", "annotator_id", "choice", "preference", "helpfulness", "harmlessness"
-    ).iterator(chunk_size=5000):
-        u = units.setdefault(cid, len(units))
-        r = raters.setdefault(aid, len(raters))
-        for q, value, scale in (
-            ("overall", choice, CHOICES),
-            ("preference", pref, PREFERENCES),
-            ("helpfulness", helpful, CHOICES),
-            ("harmlessness", harmless, CHOICES),
-        ):
-            if value is not None:
-                col = columns[q]
-                col[0].append(u)
-                col[1].append(r)
-                col[2].append(scale.index(value))
-    questions = {}
-    for q, (u, r, v) in columns.items():
-        if not v:
-            continue
-        questions[q] = metrics.Ratings(
-            np.array(u, dtype=np.int64),
-            np.array(r, dtype=np.int64),
-            np.array(v, dtype=np.int64),
-            n_categories=len(PREFERENCES if q == "preference" else CHOICES),
-            n_units=len(units),
-            n_raters=len(raters),
-        )
-    if not questions:
+    kinds = _kinds_of_comparisons(qs)
+    if not kinds:
         return {}
-    return metrics.question_figures(questions, ordinal={"preference"})
+    table = np.array(kinds, dtype=np.int64)
+    counts, start = {}, 0
+    for name, _, scale in QUESTIONS:
+        block = table[:, start : start + len(scale)]
+        start += len(scale)
+        if block.any():
+            counts[name] = block
+    if not counts:
+        return {}
+    return metrics.count_figures(counts, table[:, -1], ordinal={"preference"})
 
 
 def label_distribution(snapshot: DatasetSnapshot) -> dict[str, Any]:

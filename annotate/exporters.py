@@ -1,19 +1,21 @@
 """Streamed export of a dataset snapshot in the DESIGN formats (`trl`, `hh`, `safe-rlhf`, `raw`).
 
-Rows are read in keyset-paginated batches of pairs and written as they are made, as JSONL (optionally
-gzipped) or Parquet (one row group per batch), so memory does not grow with the dataset. Every export
+Rows are read as streams (server-side cursors on PostgreSQL) in batches of pairs and written as they are made,
+as JSONL (optionally gzipped) or Parquet (one row group per batch), so memory does not grow with the dataset. Every export
 writes a Markdown dataset card beside the file and an `export.create` audit event.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import gzip
 import hashlib
 import hmac
 import secrets
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -24,8 +26,8 @@ import pyarrow.parquet as pq
 from celery import current_app
 from django.conf import settings
 from django.core import signing
-from django.db import connections, transaction
-from django.db.models import Sum, TextField
+from django.db import transaction
+from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.http import Http404
 from django.utils import timezone
@@ -35,9 +37,8 @@ from rubrics.models import CriterionAnswer
 from .access import role_in
 from .canonical import render_hh
 from .dataset_card import render_card
-from .fastrows import fast_rows
+from .fastrows import ByComparison, RowStreams
 from .models import (
-    Annotator,
     AuditEvent,
     DatasetSnapshot,
     ExportJob,
@@ -50,7 +51,6 @@ from .models import (
 FORMATS = ("trl", "hh", "safe-rlhf", "raw")
 STYLES = ("conversational", "text")
 PAIR_BATCH = 2000
-RAW_FETCH = 5_000
 SEVERITY_LEVEL = {"minor": 1, "moderate": 2, "severe": 3}
 
 Progress = Callable[[int, int], None]
@@ -135,16 +135,21 @@ def pseudonymiser(with_names: bool) -> Callable[[int, str, str], str]:
 
 
 # --- reading the snapshot in batches --------------------------------------------------------------------
+#
+# The pairs are read as one stream in comparison order (the snapshot's unique (snapshot, comparison) index
+# gives that order without a sort), and whatever a format needs per comparison — the votes, the judgment
+# revisions, their rubric answers — as further streams sorted by comparison id and merged pair batch by pair
+# batch (`ByComparison`). One query per stream, each read a chunk at a time: memory stays flat, PostgreSQL
+# plans each query once, and nothing is serialised to JSON twice.
 
 PAIR_FIELDS = (
-    "id",
     "comparison_id",
     "chosen",
     "margin",
     "a_safe",
     "b_safe",
     "safer",
-    "comparison__item__prompt",
+    "prompt_text",
     "comparison__response_a__text",
     "comparison__response_a__model_name",
     "comparison__response_b__text",
@@ -167,36 +172,28 @@ class Pair:
     model_b: str
 
 
-class PairBatch(list):
-    """Pairs of a snapshot with SnapshotPair ids in (lo, hi]; `comparison_ids()` is that as a subquery."""
+def pair_batches(snapshot: DatasetSnapshot, read: RowStreams) -> Iterator[list[Pair]]:
+    """The snapshot's pairs in comparison order, PAIR_BATCH at a time."""
+    qs = (
+        SnapshotPair.objects.filter(snapshot=snapshot)
+        .annotate(prompt_text=Cast("comparison__item__prompt", TextField()))
+        .order_by("comparison_id")
+        .values_list(*PAIR_FIELDS)
+    )
+    loads = orjson.loads
+    for rows in read.stream(qs, chunk=PAIR_BATCH, bool_cols=(3, 4)):
+        yield [Pair(*r[:6], loads(r[6]), *r[7:]) for r in rows]
 
-    def __init__(self, snapshot: DatasetSnapshot, lo: int, hi: int, pairs: list[Pair]) -> None:
-        super().__init__(pairs)
-        self.snapshot, self.lo, self.hi = snapshot, lo, hi
 
-    def comparison_ids(self):
-        return SnapshotPair.objects.filter(snapshot=self.snapshot, id__gt=self.lo, id__lte=self.hi).values(
-            "comparison_id"
-        )
-
-
-def pair_batches(snapshot: DatasetSnapshot, batch: int = PAIR_BATCH) -> Iterator[PairBatch]:
-    last = 0
-    qs = SnapshotPair.objects.filter(snapshot=snapshot).order_by("id")
-    while True:
-        rows = fast_rows(
-            qs.filter(id__gt=last).values_list(*PAIR_FIELDS)[:batch], json_cols=(7,), bool_cols=(4, 5)
-        )
-        if not rows:
-            return
-        lo, last = last, rows[-1][0]
-        yield PairBatch(snapshot, lo, last, [Pair(*r[1:]) for r in rows])
+def _in_snapshot(snapshot: DatasetSnapshot):
+    return SnapshotPair.objects.filter(snapshot=snapshot).values("comparison_id")
 
 
 def _counted(snapshot: DatasetSnapshot, model=Judgment, prefix: str = ""):
-    """The judgments (or their revisions, with prefix "judgment__") a snapshot's filters let count."""
+    """The judgments (or their revisions, with prefix "judgment__") on the snapshot's comparisons that its
+    filters let count."""
     exclude = set(snapshot.filters.get("exclude", []))
-    qs = model.objects.all()
+    qs = model.objects.filter(**{f"{prefix}comparison_id__in": _in_snapshot(snapshot)})
     if "imported" in exclude:
         qs = qs.filter(**{f"{prefix}imported": False})
     if "flagged" in exclude:
@@ -207,12 +204,18 @@ def _counted(snapshot: DatasetSnapshot, model=Judgment, prefix: str = ""):
 # --- rows per format ------------------------------------------------------------------------------------
 
 
+def _json_list(text: str) -> list:
+    return [] if text == "[]" else orjson.loads(text)
+
+
 def _assistant(text: str) -> list[dict[str, str]]:
     return [{"role": "assistant", "content": text}]
 
 
-def trl_rows(snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter) -> Iterator[list[dict]]:
-    for batch in pair_batches(snapshot):
+def trl_rows(
+    snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter, read: RowStreams
+) -> Iterator[list[dict]]:
+    for batch in pair_batches(snapshot, read):
         out = []
         for p in batch:
             chosen, rejected = (p.text_a, p.text_b) if p.chosen == "a" else (p.text_b, p.text_a)
@@ -230,8 +233,10 @@ def trl_rows(snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter) -> 
         yield out
 
 
-def hh_rows(snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter) -> Iterator[list[dict]]:
-    for batch in pair_batches(snapshot):
+def hh_rows(
+    snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter, read: RowStreams
+) -> Iterator[list[dict]]:
+    for batch in pair_batches(snapshot, read):
         out = []
         for p in batch:
             chosen, rejected = (p.text_a, p.text_b) if p.chosen == "a" else (p.text_b, p.text_a)
@@ -255,30 +260,27 @@ def response_harm(
     return categories, levels[(len(levels) - 1) // 2] if levels else 0
 
 
-def safe_rlhf_rows(snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter) -> Iterator[list[dict]]:
+def safe_rlhf_rows(
+    snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter, read: RowStreams
+) -> Iterator[list[dict]]:
     categories = list(snapshot.project.harm_categories or [])
-    counted = _counted(snapshot).filter(is_gold=False)
-    for batch in pair_batches(snapshot):
-        answers: dict[int, list[tuple]] = {}
-        for cid, *rest in fast_rows(
-            counted.filter(comparison_id__in=batch.comparison_ids()).values_list(
-                "comparison_id",
-                "a_safe",
-                "a_harm_categories",
-                "a_severity",
-                "b_safe",
-                "b_harm_categories",
-                "b_severity",
-            ),
-            json_cols=(2, 5),
-            bool_cols=(1, 4),
-        ):
-            answers.setdefault(cid, []).append(rest)
+    votes_qs = (
+        _counted(snapshot)
+        .filter(is_gold=False)
+        .annotate(
+            a_cats=Cast("a_harm_categories", TextField()), b_cats=Cast("b_harm_categories", TextField())
+        )
+        .order_by("comparison_id")
+        .values_list("comparison_id", "a_safe", "a_cats", "a_severity", "b_safe", "b_cats", "b_severity")
+    )
+    votes = ByComparison(read.stream(votes_qs, bool_cols=(1, 4)))
+    for batch in pair_batches(snapshot, read):
+        answers = votes.upto(batch[-1].comparison_id)
         out = []
         for p in batch:
-            votes = answers.get(p.comparison_id, [])
-            cats_a, sev_a = response_harm([v[0:3] for v in votes], p.a_safe)
-            cats_b, sev_b = response_harm([v[3:6] for v in votes], p.b_safe)
+            these = answers.get(p.comparison_id, ())
+            cats_a, sev_a = response_harm([(v[1], _json_list(v[2]), v[3]) for v in these], p.a_safe)
+            cats_b, sev_b = response_harm([(v[4], _json_list(v[5]), v[6]) for v in these], p.b_safe)
             safer = p.safer
             if safer is None and p.a_safe is not None and p.b_safe is not None and p.a_safe != p.b_safe:
                 safer = "a" if p.a_safe else "b"
@@ -306,8 +308,8 @@ def safe_rlhf_rows(snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counte
 
 
 REVISION_FIELDS = (
-    "id",
     "judgment__comparison_id",
+    "id",
     "judgment__annotator_id",
     "judgment__annotator__name",
     "judgment__annotator__kind",
@@ -317,236 +319,129 @@ REVISION_FIELDS = (
     "harmlessness",
     "a_safe",
     "b_safe",
-    "a_harm_categories",
-    "b_harm_categories",
+    "a_cats",
+    "b_cats",
     "a_severity",
     "b_severity",
     "justification",
     "shown_left",
     "time_spent_ms",
-    "created_text",
+    "created_at",
     "number",
     "submission_id",
 )
-EMPTY_JSON_LIST = (None, "[]", "")
-
-
-def iso_timestamp(text: str | None) -> str | None:
-    """A UTC timestamp as the database writes it as text ('2026-01-02 03:04:05.5+00' on PostgreSQL, no
-    offset on SQLite) → ISO 8601 as Python's isoformat writes it ('2026-01-02T03:04:05.500000+00:00')."""
-    if not text:
-        return None
-    if isinstance(text, dt.datetime):
-        return text.isoformat()
-    if text.endswith("+00"):
-        text = text[:-3]
-    elif text.endswith("+00:00"):
-        text = text[:-6]
-    date, _, time_part = text.partition(" " if " " in text else "T")
-    if "." in time_part:
-        whole, frac = time_part.split(".", 1)
-        time_part = f"{whole}.{frac.ljust(6, '0')}"
-    return f"{date}T{time_part}+00:00"
-
-
-def _rubrics(comparison_ids) -> dict[int, dict]:
-    out: dict[int, dict] = {}
-    for rid, side, version_id, key, answer in (
-        CriterionAnswer.objects.filter(revision__judgment__comparison_id__in=comparison_ids)
-        .order_by("revision_id", "side", "criterion_key")
-        .values_list("revision_id", "side", "version_id", "criterion_key", "answer")
-    ):
-        entry = out.setdefault(
-            rid, {"version": "" if version_id is None else str(version_id), "a": {}, "b": {}}
-        )
-        entry[side][key] = answer
-    return out
 
 
 def _has_rubrics(snapshot: DatasetSnapshot) -> bool:
     return CriterionAnswer.objects.filter(
-        revision__judgment__comparison_id__in=SnapshotPair.objects.filter(snapshot=snapshot).values(
-            "comparison_id"
-        )
+        revision__judgment__comparison_id__in=_in_snapshot(snapshot)
     ).exists()
 
 
-RAW_SQL = """
-SELECT json_build_object(
-    'prompt', i.prompt,
-    'response_a', json_build_object('text', ra.text, 'model', ra.model_name),
-    'response_b', json_build_object('text', rb.text, 'model', rb.model_name),
-    'annotator', CASE WHEN a.kind = 'source' OR %(with_names)s THEN a.name
-                      ELSE %(pseudonyms)s::jsonb ->> a.id::text END,
-    'choice', r.choice, 'preference', r.preference,
-    'helpfulness', r.helpfulness, 'harmlessness', r.harmlessness,
-    'a_safe', r.a_safe, 'b_safe', r.b_safe,
-    'a_harm_categories', r.a_harm_categories, 'b_harm_categories', r.b_harm_categories,
-    'a_severity', r.a_severity, 'b_severity', r.b_severity,
-    'justification', r.justification,
-    'rubric', NULL::json,
-    'shown_left', r.shown_left, 'time_spent_ms', r.time_spent_ms,
-    'created_at', CASE WHEN r.created_at IS NULL THEN NULL
-                       WHEN date_part('microseconds', r.created_at)::bigint %% 1000000 = 0
-                       THEN to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || '+00:00'
-                       ELSE to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00' END,
-    'revision', r.number, 'submission_id', r.submission_id
-)::text
-FROM annotate_snapshotpair sp
-JOIN annotate_comparison c ON c.id = sp.comparison_id
-JOIN annotate_item i ON i.id = c.item_id
-JOIN annotate_response ra ON ra.id = c.response_a_id
-JOIN annotate_response rb ON rb.id = c.response_b_id
-JOIN annotate_judgment j ON j.comparison_id = c.id
-JOIN annotate_annotator a ON a.id = j.annotator_id
-JOIN annotate_judgmentrevision r ON r.judgment_id = j.id
-WHERE sp.snapshot_id = %(snapshot)s {filters}
-ORDER BY sp.id, j.id, r.number
-"""
-
-
-def raw_lines_postgres(
-    snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter
-) -> Iterator[list[bytes]]:
-    """`raw` JSONL lines built by PostgreSQL (json_build_object) and streamed through a server-side cursor:
-    the same rows as `raw_rows` (the format tests hold both to one expected output), several times faster.
-    Not used when the snapshot's revisions carry rubric answers."""
-    name_of = pseudonymiser(opts.with_names)
-    pseudonyms = {
-        str(pk): name_of(pk, name, kind)
-        for pk, name, kind in Annotator.objects.filter(project=snapshot.project).values_list(
-            "id", "name", "kind"
+def _rubric_answers(snapshot: DatasetSnapshot, read: RowStreams) -> ByComparison:
+    """(comparison id, revision id, side, version id, criterion key, answer) of the snapshot's comparisons."""
+    qs = (
+        CriterionAnswer.objects.filter(revision__judgment__comparison_id__in=_in_snapshot(snapshot))
+        .order_by("revision__judgment__comparison_id", "revision_id", "side", "criterion_key")
+        .values_list(
+            "revision__judgment__comparison_id",
+            "revision_id",
+            "side",
+            "version_id",
+            "criterion_key",
+            "answer",
         )
-    }
-    exclude = set(snapshot.filters.get("exclude", []))
-    filters = ("AND NOT j.imported " if "imported" in exclude else "") + (
-        "AND NOT a.flagged " if "flagged" in exclude else ""
     )
-    params = {
-        "snapshot": snapshot.pk,
-        "with_names": opts.with_names,
-        "pseudonyms": orjson.dumps(pseudonyms).decode(),
-    }
-    for lines in stream_lines(RAW_SQL.format(filters=filters), params):
-        stats["judgment_revisions"] += len(lines)
-        yield lines
+    return ByComparison(read.stream(qs))
 
 
-def stream_lines(sql: str, params: dict) -> Iterator[list[bytes]]:
-    """The one text column of `sql`'s rows, encoded, RAW_FETCH rows at a time (PostgreSQL server-side cursor)."""
-    conn = connections[DatasetSnapshot.objects.db]
-    with transaction.atomic(using=conn.alias):
-        conn.ensure_connection()
-        with conn.connection.cursor(name=f"export_{secrets.token_hex(4)}") as cur:
-            cur.itersize = RAW_FETCH
-            cur.execute(sql, params)
-            while True:
-                rows = cur.fetchmany(RAW_FETCH)
-                if not rows:
-                    return
-                yield [r[0].encode() for r in rows]
-
-
-TRL_SQL = """
-SELECT json_build_object(
-    'prompt', i.prompt,
-    'chosen', json_build_array(json_build_object('role', 'assistant',
-                               'content', CASE WHEN sp.chosen = 'a' THEN ra.text ELSE rb.text END)),
-    'rejected', json_build_array(json_build_object('role', 'assistant',
-                                 'content', CASE WHEN sp.chosen = 'a' THEN rb.text ELSE ra.text END))
-    {margin}
-)::text
-FROM annotate_snapshotpair sp
-JOIN annotate_comparison c ON c.id = sp.comparison_id
-JOIN annotate_item i ON i.id = c.item_id
-JOIN annotate_response ra ON ra.id = c.response_a_id
-JOIN annotate_response rb ON rb.id = c.response_b_id
-WHERE sp.snapshot_id = %(snapshot)s
-ORDER BY sp.id
-"""
-# A whole-number margin keeps its ".0" (as Python writes it), so readers infer a float column.
-TRL_MARGIN = """, 'margin', CASE WHEN sp.margin = trunc(sp.margin) THEN (trunc(sp.margin)::bigint::text || '.0')::json
-                                 ELSE to_json(sp.margin) END"""
-
-
-def trl_lines_postgres(
-    snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter
-) -> Iterator[list[bytes]]:
-    """Conversational `trl` JSONL lines built by PostgreSQL (see `raw_lines_postgres`)."""
-    yield from stream_lines(
-        TRL_SQL.format(margin=TRL_MARGIN if opts.margin else ""), {"snapshot": snapshot.pk}
-    )
-
-
-def raw_rows(snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter) -> Iterator[list[dict]]:
-    name_of = pseudonymiser(opts.with_names)
-    loads = orjson.loads
-    counted = _counted(snapshot, JudgmentRevision, "judgment__").order_by(
-        "judgment__comparison_id", "judgment_id", "number"
-    )
-    has_rubrics = _has_rubrics(snapshot)
-    for batch in pair_batches(snapshot):
-        pairs = {p.comparison_id: p for p in batch}
-        revisions = fast_rows(
-            counted.filter(judgment__comparison_id__in=batch.comparison_ids())
-            .annotate(created_text=Cast("created_at", TextField()))
-            .values_list(*REVISION_FIELDS),
-            bool_cols=(9, 10),
-        )
-        rubrics = _rubrics(batch.comparison_ids()) if has_rubrics else {}
-        by_comparison: dict[int, list] = {}
-        for rev in revisions:
-            by_comparison.setdefault(rev[1], []).append(rev)
-        out = []
-        for (
-            rid,
-            cid,
-            annotator_id,
-            name,
-            kind,
-            preference,
-            choice,
-            helpfulness,
-            harmlessness,
-            a_safe,
-            b_safe,
-            a_cats,
-            b_cats,
-            a_sev,
-            b_sev,
-            justification,
-            shown_left,
-            time_spent_ms,
-            created_at,
-            number,
-            submission_id,
-        ) in (rev for p in batch for rev in by_comparison.get(p.comparison_id, ())):
-            p = pairs[cid]
-            out.append(
-                {
-                    "prompt": p.prompt,
-                    "response_a": {"text": p.text_a, "model": p.model_a},
-                    "response_b": {"text": p.text_b, "model": p.model_b},
-                    "annotator": name_of(annotator_id, name, kind),
-                    "choice": choice,
-                    "preference": preference,
-                    "helpfulness": helpfulness,
-                    "harmlessness": harmlessness,
-                    "a_safe": a_safe,
-                    "b_safe": b_safe,
-                    "a_harm_categories": [] if a_cats in EMPTY_JSON_LIST else loads(a_cats),
-                    "b_harm_categories": [] if b_cats in EMPTY_JSON_LIST else loads(b_cats),
-                    "a_severity": a_sev,
-                    "b_severity": b_sev,
-                    "justification": justification,
-                    "rubric": rubrics.get(rid),
-                    "shown_left": shown_left,
-                    "time_spent_ms": time_spent_ms,
-                    "created_at": iso_timestamp(created_at),
-                    "revision": number,
-                    "submission_id": submission_id,
-                }
+def _rubrics_by_revision(answers: dict[int, list]) -> dict[int, dict]:
+    out: dict[int, dict] = {}
+    for rows in answers.values():
+        for _, rid, side, version_id, key, answer in rows:
+            entry = out.setdefault(
+                rid, {"version": "" if version_id is None else str(version_id), "a": {}, "b": {}}
             )
+            entry[side][key] = answer
+    return out
+
+
+def raw_rows(
+    snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter, read: RowStreams
+) -> Iterator[list[tuple[dict, dict]]]:
+    """Every counted revision as (head, tail): the head (prompt and responses) is one dict shared by the
+    revisions of a pair, so the JSONL writer serialises it once per pair; head + tail is the row."""
+    name_of = pseudonymiser(opts.with_names)
+    revisions_qs = (
+        _counted(snapshot, JudgmentRevision, "judgment__")
+        .annotate(
+            a_cats=Cast("a_harm_categories", TextField()), b_cats=Cast("b_harm_categories", TextField())
+        )
+        .order_by("judgment__comparison_id", "judgment_id", "number")
+        .values_list(*REVISION_FIELDS)
+    )
+    revisions = ByComparison(read.stream(revisions_qs, bool_cols=(9, 10), dt_cols=(18,)))
+    rubric_answers = _rubric_answers(snapshot, read) if _has_rubrics(snapshot) else None
+    for batch in pair_batches(snapshot, read):
+        last = batch[-1].comparison_id
+        by_comparison = revisions.upto(last)
+        rubrics = _rubrics_by_revision(rubric_answers.upto(last)) if rubric_answers else {}
+        out = []
+        for p in batch:
+            head = {
+                "prompt": p.prompt,
+                "response_a": {"text": p.text_a, "model": p.model_a},
+                "response_b": {"text": p.text_b, "model": p.model_b},
+            }
+            for (
+                _,
+                rid,
+                annotator_id,
+                name,
+                kind,
+                preference,
+                choice,
+                helpfulness,
+                harmlessness,
+                a_safe,
+                b_safe,
+                a_cats,
+                b_cats,
+                a_sev,
+                b_sev,
+                justification,
+                shown_left,
+                time_spent_ms,
+                created_at,
+                number,
+                submission_id,
+            ) in by_comparison.get(p.comparison_id, ()):
+                out.append(
+                    (
+                        head,
+                        {
+                            "annotator": name_of(annotator_id, name, kind),
+                            "choice": choice,
+                            "preference": preference,
+                            "helpfulness": helpfulness,
+                            "harmlessness": harmlessness,
+                            "a_safe": a_safe,
+                            "b_safe": b_safe,
+                            "a_harm_categories": _json_list(a_cats),
+                            "b_harm_categories": _json_list(b_cats),
+                            "a_severity": a_sev,
+                            "b_severity": b_sev,
+                            "justification": justification,
+                            "rubric": rubrics.get(rid),
+                            "shown_left": shown_left,
+                            "time_spent_ms": time_spent_ms,
+                            # A datetime: orjson writes it as isoformat() would, the Parquet writer calls that.
+                            "created_at": created_at,
+                            "revision": number,
+                            "submission_id": submission_id,
+                        },
+                    )
+                )
         stats["judgment_revisions"] += len(out)
         yield out
 
@@ -625,10 +520,20 @@ class JsonlWriter:
         )
 
     def write(self, rows: list[dict]) -> None:
-        self.fh.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+        dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        self.fh.write(b"".join([dumps(r, option=newline) for r in rows]))
 
-    def write_lines(self, lines: list[bytes]) -> None:
-        self.fh.write(b"\n".join(lines) + b"\n")
+    def write_split(self, rows: list[tuple[dict, dict]]) -> None:
+        """Rows given as (head, tail) with heads shared by consecutive rows: each head is serialised once,
+        and a line is the head's object spliced with the tail's — the bytes `write` writes for head | tail."""
+        dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        lines = []
+        last = prefix = None
+        for head, tail in rows:
+            if head is not last:
+                last, prefix = head, dumps(head)[:-1] + b","
+            lines.append(prefix + dumps(tail, option=newline)[1:])
+        self.fh.write(b"".join(lines))
 
     def close(self) -> None:
         self.fh.close()
@@ -643,8 +548,32 @@ class ParquetWriter:
         if rows:
             self.writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))
 
+    def write_split(self, rows: list[tuple[dict, dict]]) -> None:
+        self.write([{**head, **tail, **_iso(tail)} for head, tail in rows])
+
     def close(self) -> None:
         self.writer.close()
+
+
+def _iso(tail: dict) -> dict:
+    """A revision's timestamp as the string that JSONL holds (the Parquet column is a string)."""
+    at = tail.get("created_at")
+    return {"created_at": at.isoformat()} if isinstance(at, dt.datetime) else {}
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while rows are made. An export allocates millions of short-lived dicts and
+    tuples without cycles (reference counting frees them); batches of them outlive the young generations, and
+    the full collections that follow each walk the whole process heap — measured at 250,000 raw rows: 19 full
+    collections, 1.6 s of 4.4 s of CPU. Nothing here makes cycles, so nothing accumulates meanwhile."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def card_path_for(path: Path) -> Path:
@@ -681,32 +610,11 @@ def export_snapshot(
     stats: Counter = Counter()
     rows = done = 0
     total = snapshot.pair_count
-    postgres = connections[DatasetSnapshot.objects.db].vendor == "postgresql" and not parquet
-    in_database = postgres and fmt == "raw" and not _has_rubrics(snapshot)
-    trl_in_database = postgres and fmt == "trl" and style == "conversational"
     try:
-        if in_database:
-            total = max(
-                1,
-                Judgment.objects.filter(
-                    comparison__in=SnapshotPair.objects.filter(snapshot=snapshot).values("comparison_id")
-                ).aggregate(n=Sum("revision_count"))["n"]
-                or 0,
-            )
-            for lines in raw_lines_postgres(snapshot, opts, stats):
-                writer.write_lines(lines)
-                rows += len(lines)
-                if progress is not None:
-                    progress(min(rows, total), total)
-        elif trl_in_database:
-            for lines in trl_lines_postgres(snapshot, opts, stats):
-                writer.write_lines(lines)
-                rows += len(lines)
-                if progress is not None:
-                    progress(min(rows, total), total)
-        else:
-            for batch in ROWS[fmt](snapshot, opts, stats):
-                writer.write(batch)
+        with RowStreams(DatasetSnapshot.objects.db) as read, _collector_paused():
+            write = writer.write_split if fmt == "raw" else writer.write
+            for batch in ROWS[fmt](snapshot, opts, stats, read):
+                write(batch)
                 rows += len(batch)
                 done = min(total, done + PAIR_BATCH)
                 if progress is not None:

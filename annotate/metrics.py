@@ -30,8 +30,11 @@ METRICS: tuple[str, ...] = (
     "fleiss_kappa",
 )
 
-# Rows of resampling weights materialised at once: 250 x 33,334 float32 is 33 MB.
+# Resamples drawn at once: at most _CHUNK, and few enough that a chunk's draws and weights stay within
+# _CHUNK_BYTES, so memory does not grow with the number of units (250 resamples of 333,333 units as int64
+# draws and float32 weights took 1 GB).
 _CHUNK = 250
+_CHUNK_BYTES = 64 * 2**20
 # Every statistic is a non-negative integer, so a float32 product is exact while no sum can reach 2**24.
 _F32_LIMIT = 2**24
 # Largest common multiple of (size - 1) used to keep the ordinal and interval statistics integers.
@@ -189,12 +192,19 @@ class _Layout:
 
 def _unit_stats(r: Ratings, *, ordinal: bool = False, interval: bool = False) -> tuple[_Layout, np.ndarray]:
     """Per-unit sufficient statistics, an (n_units, width) float64 matrix, and its layout."""
-    counts, m = r.counts, r.sizes
-    c = r.n_categories
+    return _count_stats(r.counts, ordinal=ordinal, interval=interval)
+
+
+def _count_stats(
+    counts: np.ndarray, *, ordinal: bool = False, interval: bool = False
+) -> tuple[_Layout, np.ndarray]:
+    """The sufficient statistics of units given by their category counts (rows of `counts`)."""
+    m = counts.sum(axis=1)
+    c = counts.shape[1]
     sizes = np.unique(m[m >= 2])
     scale = math.lcm(*(int(s) - 1 for s in sizes)) if sizes.size else 1
     layout = _Layout(sizes, c, ordinal, interval, float(scale) if scale <= _MAX_SCALE else 1.0)
-    stats = np.zeros((r.n_units, layout.width))
+    stats = np.zeros((len(counts), layout.width))
     q = np.einsum("uc,uc->u", counts, counts)
     for k, s in enumerate(sizes):
         rows = m == s
@@ -202,7 +212,7 @@ def _unit_stats(r: Ratings, *, ordinal: bool = False, interval: bool = False) ->
         stats[rows, k * (c + 1) + c] = q[rows]
     col = len(sizes) * (c + 1)
     pairable = m >= 2
-    inv = np.zeros(r.n_units)
+    inv = np.zeros(len(counts))
     inv[pairable] = layout.scale / (m[pairable] - 1)
     if ordinal:
         i, j = np.triu_indices(c, 1)
@@ -382,13 +392,16 @@ def _within_unit_pairs(r: Ratings) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _weight_chunks(
-    n_units: int, n_resamples: int, seed: int, chunk: int = _CHUNK, dtype: type = np.float64
+    n_units: int, n_resamples: int, seed: int, chunk: int | None = None, dtype: type = np.float64
 ) -> Iterator[np.ndarray]:
-    """Resampling weights, `chunk` resamples at a time: row b counts how often each unit was drawn.
+    """Resampling weights, `chunk` resamples at a time (by default as many as _CHUNK_BYTES holds): row b
+    counts how often each unit was drawn.
 
     The draws are exactly `np.random.default_rng(seed).integers(0, n_units, size=(n_resamples, n_units))`;
     drawing them chunk by chunk consumes the same stream in the same order.
     """
+    per_resample = max(n_units, 1) * (8 + np.dtype(dtype).itemsize)  # int64 draws and their weights
+    chunk = chunk or max(1, min(_CHUNK, _CHUNK_BYTES // per_resample))
     rng = np.random.default_rng(seed)
     for start in range(0, n_resamples, chunk):
         rows = min(chunk, n_resamples - start)
@@ -487,21 +500,86 @@ def question_figures(
     for name in names:
         r = questions[name]
         layout, stats = prepared[name]
-        total = stats.sum(axis=0, keepdims=True)
-        metrics = ["percent_agreement", "alpha_nominal", "fleiss_kappa"]
-        if name in ordinal:
-            metrics.insert(2, "alpha_ordinal")
-        figures: dict[str, Any] = {
-            "ratings": int(r.unit.size),
-            "pairable_units": int(np.count_nonzero(r.sizes >= 2)),
-            "alpha_ordinal": None,
-        }
-        ci: dict[str, tuple[float, float] | None] = {"alpha_ordinal": None}
-        for metric in metrics:
-            figures[metric] = _as_float(_metric(total, layout, metric)[0])
-            ci[metric] = _interval(_metric(resampled[name], layout, metric), level)
-        figures["ci"] = ci
-        out[name] = figures
+        out[name] = _figures(
+            layout,
+            stats.sum(axis=0, keepdims=True),
+            resampled[name],
+            ratings=int(r.unit.size),
+            pairable=int(np.count_nonzero(r.sizes >= 2)),
+            ordinal=name in ordinal,
+            level=level,
+        )
+    return out
+
+
+def _figures(
+    layout: _Layout,
+    total: np.ndarray,
+    resampled: np.ndarray,
+    *,
+    ratings: int,
+    pairable: int,
+    ordinal: bool,
+    level: float,
+) -> dict[str, Any]:
+    metrics = ["percent_agreement", "alpha_nominal", "fleiss_kappa"]
+    if ordinal:
+        metrics.insert(2, "alpha_ordinal")
+    figures: dict[str, Any] = {"ratings": ratings, "pairable_units": pairable, "alpha_ordinal": None}
+    ci: dict[str, tuple[float, float] | None] = {"alpha_ordinal": None}
+    for metric in metrics:
+        figures[metric] = _as_float(_metric(total, layout, metric)[0])
+        ci[metric] = _interval(_metric(resampled, layout, metric), level)
+    figures["ci"] = ci
+    return figures
+
+
+def count_figures(
+    counts: Mapping[str, np.ndarray],
+    multiplicity: np.ndarray,
+    *,
+    ordinal: Collection[str] = (),
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, dict[str, Any]]:
+    """`question_figures` of questions on one index of units, from the distinct units: `counts[q]` is the
+    (k, n_categories) category counts of k distinct units on question q (row i is the same kind of unit on
+    every question) and `multiplicity[i]` how many units are of kind i. Memory grows with the kinds of
+    units, not with the units or the ratings, and so does the work of a resample.
+
+    The point figures equal `question_figures`' on the units. A resample of the U units draws how many
+    copies of each kind it holds at once, `rng.multinomial(U, multiplicity / U)` with
+    `rng = np.random.default_rng(seed)`: the distribution of the copies that drawing U units one by one
+    gives. The intervals are the same percentile bootstrap as `question_figures`', from other random numbers
+    (equal in distribution, not digit for digit).
+    """
+    multiplicity = np.asarray(multiplicity, dtype=np.int64)
+    n_units, k = int(multiplicity.sum()), multiplicity.size
+    prepared = {name: _count_stats(np.asarray(c), ordinal=name in ordinal) for name, c in counts.items()}
+    names = list(counts)
+    stacked = np.hstack([prepared[name][1] for name in names]) if names else np.zeros((k, 0))
+    sums = np.zeros((n_resamples, stacked.shape[1]))
+    if n_units and stacked.shape[1]:
+        rng = np.random.default_rng(seed)
+        chunk = max(1, min(n_resamples, _CHUNK_BYTES // (8 * k)))
+        for start in range(0, n_resamples, chunk):
+            copies = rng.multinomial(n_units, multiplicity / n_units, size=min(chunk, n_resamples - start))
+            sums[start : start + len(copies)] = copies @ stacked
+    totals = multiplicity @ stacked
+    bounds = np.cumsum([0] + [prepared[name][1].shape[1] for name in names])
+    out: dict[str, dict[str, Any]] = {}
+    for name, lo, hi in zip(names, bounds[:-1], bounds[1:], strict=True):
+        sizes = np.asarray(counts[name]).sum(axis=1)
+        out[name] = _figures(
+            prepared[name][0],
+            totals[None, lo:hi],
+            sums[:, lo:hi],
+            ratings=int(multiplicity @ sizes),
+            pairable=int(multiplicity[sizes >= 2].sum()),
+            ordinal=name in ordinal,
+            level=level,
+        )
     return out
 
 

@@ -14,6 +14,8 @@ from .models import AuditEvent, DatasetSnapshot, Project, SnapshotPair
 
 INSERT_BATCH = 5000
 HASH_VERSION = 1
+# A snapshot at least this big refreshes PostgreSQL's statistics of the pairs table when it is committed.
+ANALYZE_PAIRS = 10_000
 
 
 def snapshot_options(
@@ -180,7 +182,17 @@ def create_snapshot(
             target_id=str(snapshot.pk),
             data={**options, "name": name, "pairs": pairs, "content_hash": snapshot.content_hash},
         )
+        if pairs >= ANALYZE_PAIRS and connection.vendor == "postgresql":
+            transaction.on_commit(_analyze_pairs)
     return snapshot
+
+
+def _analyze_pairs() -> None:
+    """The export of a new snapshot usually follows at once, before autovacuum has analyzed its pairs: with
+    statistics that still say "no rows for this snapshot" PostgreSQL plans nested loops and spills its sorts,
+    and the export's queries took twice the CPU (measured at 83,333 pairs)."""
+    with connection.cursor() as cur:
+        cur.execute(f"ANALYZE {SnapshotPair._meta.db_table}")
 
 
 def snapshot_as_dict(snapshot: DatasetSnapshot) -> dict:

@@ -2,54 +2,36 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/arbiter_export python bench/export_bench.py 250000 1000000
 
-For each size (judgments; three per comparison, one revision each) a fresh child process migrates, generates
-the rows with bulk SQL, snapshots, exports raw JSONL and trl JSONL to a temporary folder, prints rows/s and
-memory (RSS before the export and its peak during it, sampled every 10 ms), then deletes its rows.
+For each size (judgments; three per comparison, one revision each) a child process migrates, generates the
+rows with bulk SQL and snapshots them (timed). Then every export runs `--runs` times, each in a fresh
+process, so the memory figures are the export's own: the process's high-water mark (ru_maxrss) once Django
+and the exporter are loaded and a query has opened the connection pool, then after the export (raw JSONL
+and trl JSONL with margins, to a temporary folder, dataset card included). Each run prints rows/s, the
+CPU seconds of the process and of its PostgreSQL backends (every connection this process opened, found by
+its application_name, read from /proc: NaN when the server is on another host) and the load average;
+then the medians. The rows are deleted at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+APP = f"export-bench-{os.getpid()}"
 
 ANNOTATORS = 20
 PER_COMPARISON = 3
-
-
-class PeakRss:
-    def __init__(self) -> None:
-        import psutil
-
-        self.proc = psutil.Process()
-        self.peak = 0
-        self._stop = threading.Event()
-
-    def __enter__(self) -> PeakRss:
-        self.start = self.proc.memory_info().rss
-        self.peak = self.start
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.01)
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self.thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
 
 
 def generate(project_id: int, judgments: int) -> None:
@@ -143,55 +125,136 @@ def cleanup(project_id: int) -> None:
             cur.execute(sql, [project_id])
 
 
-def one(judgments: int) -> None:
+def _setup() -> None:
+    """Django, with this process's connections named so that their backends can be found."""
+    url = os.environ["DATABASE_URL"]
+    os.environ["DATABASE_URL"] = url + ("&" if "?" in url else "?") + f"application_name={APP}"
     import django
 
     django.setup()
+
+
+def _backend_cpu() -> dict[int, float]:
+    """CPU seconds of every PostgreSQL backend of this process (NaN when /proc cannot tell)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", [APP])
+        pids = [row[0] for row in cur.fetchall()]
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (FileNotFoundError, PermissionError, IndexError):
+            out[pid] = float("nan")
+    return out
+
+
+def _spent(before: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in _backend_cpu().items())
+
+
+def _maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def prepare(judgments: int) -> None:
+    """Migrate, generate, snapshot (timed); prints the ids as the last line, JSON."""
+    _setup()
     from django.core.management import call_command
 
-    from annotate.exporters import export_snapshot
     from annotate.models import Project
     from annotate.snapshots import create_snapshot
 
     call_command("migrate", verbosity=0)
     slug = f"export-bench-{judgments}-{os.getpid()}"
     project = Project.objects.create(name=slug, slug=slug)
-    try:
-        t = time.perf_counter()
-        generate(project.pk, judgments)
-        print(f"[{judgments}] generated in {time.perf_counter() - t:.1f}s", flush=True)
-        print(f"[{judgments}] load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-        t = time.perf_counter()
-        cpu = time.process_time()
-        with PeakRss() as mem:
-            snapshot = create_snapshot(project=project)
-        dt = time.perf_counter() - t
-        cpu = time.process_time() - cpu
-        print(
-            f"[{judgments}] snapshot: {snapshot.pair_count} pairs of {snapshot.counts['comparisons']} comparisons "
-            f"in {dt:.1f}s ({snapshot.counts['comparisons'] / dt:,.0f} comparisons/s; this process's CPU "
-            f"{cpu:.1f}s = {snapshot.counts['comparisons'] / cpu:,.0f} per CPU-second); "
-            f"RSS {mem.start / 2**20:.0f} MiB -> peak {mem.peak / 2**20:.0f} MiB",
-            flush=True,
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            for fmt in ("raw", "trl"):
-                path = Path(tmp) / f"{fmt}.jsonl"
-                t = time.perf_counter()
-                cpu = time.process_time()
-                with PeakRss() as mem:
-                    result = export_snapshot(snapshot, path, fmt=fmt, margin=fmt == "trl")
-                dt = time.perf_counter() - t
-                cpu = time.process_time() - cpu
-                print(
-                    f"[{judgments}] export {fmt}: {result.rows:,} rows in {dt:.1f}s = {result.rows / dt:,.0f} rows/s "
-                    f"(this process's CPU {cpu:.1f}s = {result.rows / cpu:,.0f} rows per CPU-second); "
-                    f"{path.stat().st_size / 2**20:.0f} MiB written; RSS {mem.start / 2**20:.0f} MiB -> peak "
-                    f"{mem.peak / 2**20:.0f} MiB (+{(mem.peak - mem.start) / 2**20:.0f} MiB)",
-                    flush=True,
-                )
-    finally:
-        cleanup(project.pk)
+    t = time.perf_counter()
+    generate(project.pk, judgments)
+    print(f"[{judgments}] generated in {time.perf_counter() - t:.1f}s", flush=True)
+    load = os.getloadavg()[0]
+    backends = _backend_cpu()
+    t, cpu = time.perf_counter(), time.process_time()
+    snapshot = create_snapshot(project=project)
+    wall, cpu, server = time.perf_counter() - t, time.process_time() - cpu, _spent(backends)
+    n = snapshot.counts["comparisons"]
+    print(
+        f"[{judgments}] snapshot: {snapshot.pair_count:,} pairs of {n:,} comparisons in {wall:.1f}s = "
+        f"{n / wall:,.0f} comparisons/s; CPU: process {cpu:.1f}s, PostgreSQL {server:.1f}s; "
+        f"load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        flush=True,
+    )
+    print(json.dumps({"project": project.pk, "snapshot": snapshot.pk}))
+
+
+def export_once(fmt: str, snapshot_id: int) -> None:
+    """One export in this fresh process; prints one line and, last, its figures as JSON."""
+    _setup()
+    from annotate import exporters
+    from annotate.models import DatasetSnapshot
+
+    snapshot = DatasetSnapshot.objects.select_related("project").get(pk=snapshot_id)
+    card = {"s": 0.0, "cpu": 0.0, "server_cpu": 0.0}
+    render_card = exporters.render_card
+
+    def timed_card(*args, **kwargs):
+        backends = _backend_cpu()
+        t, cpu = time.perf_counter(), time.process_time()
+        try:
+            return render_card(*args, **kwargs)
+        finally:
+            card["s"] += time.perf_counter() - t
+            card["cpu"] += time.process_time() - cpu
+            card["server_cpu"] += _spent(backends)
+
+    exporters.render_card = timed_card
+    rss = _maxrss_mib()
+    load = os.getloadavg()[0]
+    backends = _backend_cpu()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{fmt}.jsonl"
+        t, cpu = time.perf_counter(), time.process_time()
+        result = exporters.export_snapshot(snapshot, path, fmt=fmt, margin=fmt == "trl")
+        wall, cpu, server = time.perf_counter() - t, time.process_time() - cpu, _spent(backends)
+        size = path.stat().st_size
+    peak = _maxrss_mib()
+    figures = {
+        "rows": result.rows,
+        "wall": wall,
+        "rows_per_s": result.rows / wall,
+        "cpu": cpu,
+        "server_cpu": server,
+        "card_s": card["s"],
+        "card_cpu": card["cpu"],
+        "card_server_cpu": card["server_cpu"],
+        "rss_before": rss,
+        "rss_peak": peak,
+        "load": load,
+    }
+    print(
+        f"  {fmt}: {result.rows:,} rows in {wall:.1f}s = {result.rows / wall:,.0f} rows/s "
+        f"(dataset card {card['s']:.1f}s of it); {size / 2**20:,.0f} MiB written; CPU: process {cpu:.1f}s, "
+        f"PostgreSQL {server:.1f}s (card {card['cpu']:.1f}s + {card['server_cpu']:.1f}s); "
+        f"peak RSS {rss:.0f} -> {peak:.0f} MiB (+{peak - rss:.0f}); "
+        f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    print(json.dumps(figures))
+
+
+def cleanup_project(project_id: int) -> None:
+    _setup()
+    cleanup(project_id)
+
+
+def _child(*args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, *args], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout.splitlines()
+    for line in out[:-1]:
+        print(line, flush=True)
+    return json.loads(out[-1])
 
 
 def main() -> None:
@@ -199,17 +262,41 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("sizes", nargs="*", type=int, default=[250_000, 1_000_000], help="judgments per run")
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--runs", type=int, default=3, help="exports of each format per size (medians)")
+    parser.add_argument("--prepare", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--export", nargs=2, metavar=("FORMAT", "SNAPSHOT"), help=argparse.SUPPRESS)
+    parser.add_argument("--cleanup", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        one(args.one)
-        return
+    if args.prepare:
+        return prepare(args.prepare)
+    if args.export:
+        return export_once(args.export[0], int(args.export[1]))
+    if args.cleanup:
+        return cleanup_project(args.cleanup)
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         sys.exit(
             "Set DATABASE_URL to a PostgreSQL database (the bench writes and then deletes its rows there)."
         )
     for size in args.sizes:
-        subprocess.run([sys.executable, __file__, "--one", str(size)], check=True)
+        ids = _child("--prepare", str(size))
+        try:
+            for fmt in ("raw", "trl"):
+                runs = [_child("--export", fmt, str(ids["snapshot"])) for _ in range(args.runs)]
+
+                def median(key: str, runs: list[dict] = runs) -> float:
+                    return statistics.median(r[key] for r in runs)
+
+                print(
+                    f"[{size}] export {fmt}, median of {len(runs)}: {median('rows_per_s'):,.0f} rows/s "
+                    f"({median('wall'):.1f}s, dataset card {median('card_s'):.1f}s); CPU: process "
+                    f"{median('cpu'):.1f}s, PostgreSQL {median('server_cpu'):.1f}s (card "
+                    f"{median('card_cpu'):.1f}s + {median('card_server_cpu'):.1f}s); peak RSS "
+                    f"+{median('rss_peak') - median('rss_before'):.0f} MiB over {median('rss_before'):.0f}; "
+                    f"load average {median('load'):.1f}",
+                    flush=True,
+                )
+        finally:
+            subprocess.run([sys.executable, __file__, "--cleanup", str(ids["project"])], check=True)
 
 
 if __name__ == "__main__":

@@ -226,6 +226,8 @@ def test_soft_deleted_comparisons_and_items_are_left_out(voted):
     c3.item.save()
     ids = {r.comparison_id for r in consensus_outcomes(c1.project)}
     assert c1.pk not in ids and c3.pk not in ids
+    # One item a batch: the deleted item still bounds a batch of its own, which yields nothing.
+    assert [r.comparison_id for r in consensus_outcomes(c1.project, batch=1)] == sorted(ids)
 
 
 def test_streaming_batches_give_the_same_answer_as_one_batch(project):

@@ -7,10 +7,14 @@ import gzip
 import json
 from io import StringIO
 
+import numpy as np
+import orjson
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import CommandError, call_command
 
+from annotate import metrics
+from annotate.dataset_card import CHOICES, PREFERENCES, agreement_figures
 from annotate.exporters import ExportError, export_snapshot, response_harm
 from annotate.models import Annotator, AuditEvent, DatasetSnapshot, JudgmentRevision
 from annotate.snapshots import create_snapshot
@@ -323,16 +327,6 @@ def test_datasets_reads_the_parquet_and_jsonl_exports(snap, tmp_path):
     assert sorted(from_parquet.column_names) == ["chosen", "margin", "prompt", "rejected"]
 
 
-def test_database_timestamps_become_python_isoformat():
-    from annotate.exporters import iso_timestamp
-
-    moment = dt.datetime(2026, 1, 2, 3, 4, 5, 500000, tzinfo=dt.UTC)
-    for text in ("2026-01-02 03:04:05.5+00", "2026-01-02 03:04:05.500000", "2026-01-02T03:04:05.5+00:00"):
-        assert iso_timestamp(text) == moment.isoformat()
-    assert iso_timestamp("2026-01-02 03:04:05+00") == moment.replace(microsecond=0).isoformat()
-    assert iso_timestamp(None) is None
-
-
 def test_raw_created_at_keeps_microseconds(snap, tmp_path):
     moment = dt.datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
     JudgmentRevision.objects.filter(number=2).update(created_at=moment)
@@ -355,3 +349,79 @@ def test_batch_boundaries_do_not_change_the_file(snap, tmp_path, monkeypatch, fm
     monkeypatch.setattr(exporters, "PAIR_BATCH", 1)
     _, batched = export(snap, tmp_path, fmt, name="batched.jsonl", with_names=fmt == "raw")
     assert batched == whole and len(whole) >= 2
+
+
+@pytest.mark.parametrize("fmt", ["trl", "hh", "safe-rlhf", "raw"])
+def test_every_line_is_the_compact_json_orjson_writes_for_its_row(snap, tmp_path, fmt):
+    """One byte format on every backend: raw lines are spliced from a shared head and a tail, yet each
+    line is exactly what orjson writes for the whole row."""
+    result, rows = export(snap, tmp_path, fmt, with_names=fmt == "raw")
+    lines = result.path.read_bytes().splitlines(keepends=True)
+    assert lines == [orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows]
+
+
+def test_card_agreement_equals_the_metrics_on_the_same_votes(project):
+    """The card counts categories per comparison in the database and keeps only the distinct count rows:
+    its figures are `metrics.count_figures` of the votes themselves, its point figures those of
+    `metrics.question_figures`."""
+    raters = [crowd_annotator(project, f"r{i}") for i in range(4)]
+    comparisons = [make_comparison(project, f"q{i}", f"a{i}", f"b{i}") for i in range(12)]
+    rows = []
+    for i, c in enumerate(comparisons):
+        for j, rater in enumerate(raters[: 2 + i % 3]):
+            preference = (i * 3 + j * 5) % 7 - 3
+            helpfulness = None if (i + j) % 4 == 0 else "ab"[(i + j) % 2]
+            add_judgment(c, rater, preference=preference, helpfulness=helpfulness, harmlessness="a")
+            rows.append((c.pk, rater.pk, preference, helpfulness))
+    snapshot = create_snapshot(project=project)
+    card = agreement_figures(snapshot)
+    units = sorted(snapshot.pairs.values_list("comparison_id", flat=True))
+    assert 3 <= len(units) < len(comparisons)
+    rows = [r for r in rows if r[0] in units]
+    choice = {-1: "a", 0: "tie", 1: "b"}
+    questions = {
+        "overall": [(c, a, choice[(p > 0) - (p < 0)]) for c, a, p, _ in rows],
+        "preference": [(c, a, p) for c, a, p, _ in rows],
+        "helpfulness": [(c, a, h) for c, a, _, h in rows],
+        "harmlessness": [(c, a, "a") for c, a, _, _ in rows],
+    }
+    ratings = {
+        name: metrics.Ratings.from_rows(votes, PREFERENCES if name == "preference" else CHOICES, units=units)[
+            0
+        ]
+        for name, votes in questions.items()
+    }
+    table, multiplicity = np.unique(
+        np.hstack([r.counts for r in ratings.values()]), axis=0, return_counts=True
+    )
+    bounds = np.cumsum([0] + [r.n_categories for r in ratings.values()])
+    counts = {q: table[:, lo:hi] for q, lo, hi in zip(ratings, bounds[:-1], bounds[1:], strict=True)}
+    assert card == metrics.count_figures(counts, multiplicity, ordinal={"preference"})
+    points = metrics.question_figures(ratings, ordinal={"preference"})
+    for name, figures in card.items():
+        for key, value in figures.items():
+            expected = points[name][key]
+            assert key == "ci" or value == expected or value == pytest.approx(expected, rel=1e-12)
+    assert card["preference"]["ci"]["alpha_ordinal"] is not None
+
+
+@pytest.mark.parametrize("batch", [1, 2000])
+def test_raw_rows_carry_the_rubric_answers_of_their_revision(snap, tmp_path, monkeypatch, batch):
+    from annotate import exporters
+    from rubrics.models import CriterionAnswer
+
+    monkeypatch.setattr(exporters, "PAIR_BATCH", batch)
+    revisions = list(JudgmentRevision.objects.order_by("judgment__comparison_id", "judgment_id", "number"))
+    first, last = revisions[0], revisions[-1]
+    CriterionAnswer.objects.create(revision=first, side="a", criterion_key="kind", answer="yes")
+    CriterionAnswer.objects.create(revision=first, side="b", criterion_key="kind", answer="no")
+    CriterionAnswer.objects.create(revision=first, side="b", criterion_key="brief", answer="na")
+    CriterionAnswer.objects.create(revision=last, side="a", criterion_key="kind", answer="no")
+    _, rows = export(snap, tmp_path, "raw", with_names=True)
+    assert [r["rubric"] for r in rows] == [
+        {"version": "", "a": {"kind": "yes"}, "b": {"brief": "na", "kind": "no"}},
+        None,
+        None,
+        None,
+        {"version": "", "a": {"kind": "no"}, "b": {}},
+    ]

@@ -373,6 +373,51 @@ def test_bootstrap_fallback_paths_give_the_same_intervals(monkeypatch, f32_limit
         assert close(M.krippendorff_alpha(r, level), ref_alpha(r, level))
 
 
+def test_weights_in_small_chunks_are_the_documented_draws(monkeypatch):
+    expected = np.random.default_rng(4).integers(0, 40, size=(30, 40))
+    expected = np.vstack([np.bincount(row, minlength=40) for row in expected])
+    monkeypatch.setattr(M, "_CHUNK_BYTES", 1)  # one resample per chunk
+    assert np.array_equal(M.bootstrap_weights(40, 30, seed=4), expected)
+
+
+def _kinds(questions: dict[str, Ratings]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The distinct units of `questions` (one index) as count_figures takes them."""
+    table, multiplicity = np.unique(
+        np.hstack([r.counts for r in questions.values()]), axis=0, return_counts=True
+    )
+    bounds = np.cumsum([0] + [r.n_categories for r in questions.values()])
+    return {
+        q: table[:, lo:hi] for q, lo, hi in zip(questions, bounds[:-1], bounds[1:], strict=True)
+    }, multiplicity
+
+
+def test_count_figures_from_distinct_units_agree_with_question_figures(monkeypatch):
+    rng = np.random.default_rng(13)
+    pref = random_ratings(rng, 300, 4, 7, 0.7)
+    choice = Ratings(pref.unit, pref.rater, np.sign(pref.value - 3) + 1, 3, pref.n_units, pref.n_raters)
+    questions = {"overall": choice, "preference": pref}
+    expected = M.question_figures(questions, ordinal={"preference"}, n_resamples=2000)
+    counts, multiplicity = _kinds(questions)
+    assert len(multiplicity) < pref.n_units
+    figures = M.count_figures(counts, multiplicity, ordinal={"preference"}, n_resamples=2000)
+    for name, f in figures.items():
+        e = expected[name]
+        assert (f["ratings"], f["pairable_units"]) == (e["ratings"], e["pairable_units"])
+        for metric, value in f.items():
+            if metric in ("ci", "ratings", "pairable_units"):
+                continue
+            assert value == e[metric] or close(value, e[metric])
+        for metric, bounds in f["ci"].items():
+            if bounds is None:
+                assert e["ci"][metric] is None
+            else:  # the same bootstrap from other random numbers: equal up to Monte Carlo error
+                assert np.allclose(bounds, e["ci"][metric], rtol=0, atol=0.04)
+    # Reproducible, and drawn the same in chunks of one resample.
+    assert M.count_figures(counts, multiplicity, ordinal={"preference"}, n_resamples=2000) == figures
+    monkeypatch.setattr(M, "_CHUNK_BYTES", 1)
+    assert M.count_figures(counts, multiplicity, ordinal={"preference"}, n_resamples=2000) == figures
+
+
 def test_cohen_kappa_pairs_with_many_raters_count_only_occurring_pairs(monkeypatch):
     r = random_ratings(np.random.default_rng(9), n_units=30, n_raters=7, n_categories=3, p=0.7)
     dense = M.cohen_kappa_pairs(r, min_shared=3)

@@ -56,7 +56,7 @@ def _kinds_of_comparisons(qs) -> list[tuple[int, ...]]:
         return cur.fetchall()
 
 
-def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict] | None:
+def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict]:
     """Agreement of the crowd votes on the comparisons `comparison_ids` (a values("…id") queryset).
 
     The comparisons are the units, each known by its category counts; `metrics.count_figures` takes the

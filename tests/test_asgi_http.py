@@ -1,4 +1,5 @@
-"""config/asgi_http.py: each request's middleware chain, view and request signals run in one worker thread."""
+"""config/asgi_http.py: each request's middleware chain, view and request signals run in one worker thread,
+lent from a stock of reused threads."""
 
 from __future__ import annotations
 
@@ -95,6 +96,16 @@ def test_chain_view_and_request_signals_share_one_worker_thread():
     for i in range(2):
         # The database connection opened by the view is given back by request_finished in the same thread.
         assert seen["middleware"][i] == seen["started"][i] == seen["finished"][i] != loop_thread
+    assert seen["middleware"][0] == seen["middleware"][1]  # the second request got the first one's thread
+    (executor,) = app._idle
+
+    def connection_closed() -> bool:
+        from django.db import connection
+
+        return connection.connection is None
+
+    # The thread lent again holds no database connection: request_finished closed it (back to the pool).
+    assert executor.submit(connection_closed).result()
 
 
 def test_the_chain_is_loaded_synchronously():

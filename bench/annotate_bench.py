@@ -14,9 +14,15 @@ login makes it), then drives the JSON pair the page's scripts use:
 Then checks the database: no comparison over k, counters equal to the judgments, every accepted submission
 stored exactly once (no duplicated or lost judgments).
 
-The load generator (httpx, asyncio, one process) shares the machine's cores with the server and PostgreSQL.
+The server runs as shipped (config/server.py: uvicorn with uvloop and httptools, no access log) with Redis as
+cache when `--redis-url` is given (as docker-compose runs it; the submit rate limiter and the dashboard's
+recompute marks use the cache), else the file cache of the embedded set-up. Each simulated annotator is one
+HTTP/1.1 keep-alive connection with its own session cookie and CSRF token, sent as the page's scripts send
+them (the `csrftoken` cookie echoed in `X-CSRFToken`). The load generator (aiohttp by default, or httpx;
+asyncio, one process) shares the machine's cores with the server and PostgreSQL: its CPU is printed too.
 
-    python bench/annotate_bench.py --database-url postgres://postgres@127.0.0.1:5432/arbiter_workbench
+    python bench/annotate_bench.py --database-url postgres://postgres@127.0.0.1:5432/arbiter_workbench \
+        --redis-url redis://127.0.0.1:6379/0
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,6 +67,19 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--server-url", default="", help="use a running server instead of starting one")
+    p.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL", ""),
+        help="Redis for the server's cache and channel layer, as in production (default: $REDIS_URL; "
+        "empty: the embedded file cache)",
+    )
+    p.add_argument(
+        "--submit-rate",
+        type=float,
+        default=None,
+        help="the server's ARBITER_SUBMIT_RATE per user (default: the setting's default); 0 turns it off",
+    )
+    p.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp", help="HTTP client library")
     return p.parse_args()
 
 
@@ -77,10 +98,11 @@ def setup_django(database_url: str) -> None:
 def make_fixture(n_comparisons: int, n_annotators: int, k: int) -> tuple[str, list[tuple[str, str]]]:
     """A fresh project; returns its slug and (sessionid, csrf secret) per annotator."""
     import random
+    from importlib import import_module
 
+    from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.auth.models import User
-    from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
     from django.utils.crypto import get_random_string
 
@@ -121,7 +143,7 @@ def make_fixture(n_comparisons: int, n_annotators: int, k: int) -> tuple[str, li
     sessions = []
     for user in users:
         # Exactly what django.contrib.auth.login stores; the client then holds one session for the whole run.
-        store = SessionStore()
+        store = import_module(settings.SESSION_ENGINE).SessionStore()
         store[SESSION_KEY] = str(user.pk)
         store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
         store[HASH_SESSION_KEY] = user.get_session_auth_hash()
@@ -154,21 +176,14 @@ def start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen,
         }
     )
     env.pop("REDIS_URL", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "config.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(args.workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    if args.redis_url:
+        env["REDIS_URL"] = args.redis_url
+        env["CACHE_PREFIX"] = env["CHANNEL_PREFIX"] = f"bench-{port}"  # nothing shared with other users
+    if args.submit_rate is not None:
+        env["ARBITER_SUBMIT_RATE"] = f"{args.submit_rate:g}"
+    from config.server import uvicorn_argv
+
+    cmd = uvicorn_argv(sys.executable, host="127.0.0.1", port=port, workers=args.workers, log_level="warning")
     log = open(tmp / "uvicorn.log", "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -210,40 +225,83 @@ def cpu_seconds(server_pid: int | None, database: str) -> dict[str, float]:
     return out
 
 
+class AiohttpTransport:
+    """One keep-alive HTTP/1.1 connection (aiohttp), the annotator's cookies and CSRF header on every request."""
+
+    def __init__(self, base: str, headers: dict[str, str]):
+        import aiohttp
+
+        self.base = base
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1, force_close=False),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=30),
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def post(self, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        async with self.session.post(self.base + path, data=body, headers=headers) as resp:
+            return resp.status, await resp.read()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class HttpxTransport:
+    """The same with httpx (heavier on the client's CPU)."""
+
+    def __init__(self, base: str, headers: dict[str, str]):
+        import httpx
+
+        self.client = httpx.AsyncClient(base_url=base, headers=headers, timeout=30)
+
+    async def post(self, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        resp = await self.client.post(path, content=body, headers=headers)
+        return resp.status_code, resp.content
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
 class Annotator:
-    def __init__(self, base: str, slug: str, session: tuple[str, str], httpx_mod):
+    def __init__(self, base: str, slug: str, session: tuple[str, str], client: str):
         sid, csrf = session
         self.slug = slug
-        self.client = httpx_mod.AsyncClient(
-            base_url=base,
-            cookies={"sessionid": sid, "csrftoken": csrf},
-            headers={"X-CSRFToken": csrf, "Referer": base + "/"},
-            timeout=30,
-        )
+        # What a logged-in browser sends: its session cookie, the CSRF cookie, and (as the page's scripts do)
+        # the CSRF cookie's value in X-CSRFToken.
+        headers = {
+            "Cookie": f"sessionid={sid}; csrftoken={csrf}",
+            "X-CSRFToken": csrf,
+            "Referer": base + "/",
+        }
+        transport = AiohttpTransport if client == "aiohttp" else HttpxTransport
+        self.http = transport(base, headers)
 
     async def pair(self, stats: dict) -> bool:
         t0 = time.perf_counter()
-        resp = await self.client.post(f"/api/projects/{self.slug}/claim/")
+        status, content = await self.http.post(f"/api/projects/{self.slug}/claim/")
         t1 = time.perf_counter()
-        if resp.status_code != 200:
-            stats["errors"].append(f"claim {resp.status_code}")
+        if status != 200:
+            stats["errors"].append(f"claim {status}")
             return False
-        body = resp.json()
+        body = orjson.loads(content)
         if body.get("assignment") is None:
             stats["empty"] += 1
             return False
         sid = uuid.uuid4().hex
-        resp = await self.client.post(
+        status, content = await self.http.post(
             f"/api/projects/{self.slug}/assignments/{body['assignment']}/submit/",
-            json={"answers": ANSWERS, "submission_id": sid},
+            orjson.dumps({"answers": ANSWERS, "submission_id": sid}),
         )
         t2 = time.perf_counter()
-        if resp.status_code != 200:
-            stats["errors"].append(f"submit {resp.status_code} {resp.text[:200]}")
+        if status != 200:
+            stats["errors"].append(f"submit {status} {content[:200]!r}")
             return False
         stats["claim"].append(t1 - t0)
         stats["submit"].append(t2 - t1)
-        stats["accepted"][sid] = resp.json()["judgment"]
+        stats["accepted"][sid] = orjson.loads(content)["judgment"]
         return True
 
 
@@ -347,10 +405,8 @@ def check_database(slug: str, accepted: dict[str, int], k: int) -> dict:
 async def main_async(
     args: argparse.Namespace, base: str, slug: str, sessions, server_pid: int | None
 ) -> tuple[dict, dict, float, float, int]:
-    import httpx
-
     database = args.database_url.rsplit("/", 1)[-1]
-    annotators = [Annotator(base, slug, s, httpx) for s in sessions]
+    annotators = [Annotator(base, slug, s, args.client) for s in sessions]
     try:
         warm = new_stats()
         await closed_loop(annotators, args.warmup, warm)
@@ -363,7 +419,7 @@ async def main_async(
         b_stats = new_stats()
         b_rate, late = await open_loop(annotators, args.rate, args.seconds_b, b_stats)
     finally:
-        await asyncio.gather(*(a.client.aclose() for a in annotators))
+        await asyncio.gather(*(a.http.close() for a in annotators))
     accepted = warm["accepted"] | a_stats["accepted"] | b_stats["accepted"]
     errors = warm["errors"] + a_stats["errors"] + b_stats["errors"]
     return a_stats, b_stats | {"all_accepted": accepted, "all_errors": errors}, a_rate, b_rate, late
@@ -379,6 +435,7 @@ def main() -> None:
         f"{args.annotators} annotators ({time.perf_counter() - t0:.1f}s)"
     )
     tmp = Path(tempfile.mkdtemp(prefix="arbiter-bench-"))
+    load_before = os.getloadavg()[0]
     proc = None
     if args.server_url:
         base = args.server_url
@@ -393,9 +450,18 @@ def main() -> None:
             proc.terminate()
             proc.wait(15)
     cores = os.cpu_count()
+    from django.conf import settings
+
+    rate = settings.ARBITER_SUBMIT_RATE if args.submit_rate is None else args.submit_rate
+    limit = (
+        f"submit rate limit {rate:g}/s per user (burst {settings.ARBITER_SUBMIT_BURST})"
+        if rate
+        else "no rate limit"
+    )
     print(
-        f"server: uvicorn --workers {args.workers}, PostgreSQL pool max {args.pool} per worker, "
-        f"no rate limit; load generator: 1 asyncio process (httpx) on the same {cores}-core machine"
+        f"server: uvicorn --workers {args.workers} (config/server.py flags), PostgreSQL pool max {args.pool} per "
+        f"worker, cache {'Redis' if args.redis_url else 'file (no Redis)'}, {limit}; load generator: 1 asyncio "
+        f"process ({args.client}) on the same {cores}-core machine; load average before the run {load_before:.1f}"
     )
     print(
         f"(a) closed loop, {args.annotators} annotators, no think time, {args.seconds_a:.0f}s: "

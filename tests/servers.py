@@ -12,6 +12,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from config.server import uvicorn_argv
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -76,20 +78,8 @@ class Process:
 def start_asgi(tmp: Path, extra_env: dict[str, str] | None = None, workers: int = 1) -> tuple[Process, str]:
     port = free_port()
     env = test_database_env() | (extra_env or {})
-    args = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "config.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-    ]
+    # The shipped server flags (config/server.py), as docker-compose and `manage.py serve` run it.
+    args = uvicorn_argv(sys.executable, host="127.0.0.1", port=port, workers=workers, log_level="warning")
     proc = Process(args, env, tmp / f"uvicorn-{port}.log")
     try:
         wait_for_port(port, proc.proc)

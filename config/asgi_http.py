@@ -1,35 +1,41 @@
-"""Django's HTTP handler for ASGI, with the middleware chain and the view run in one worker-thread call.
+"""Django's HTTP handler for ASGI, with the whole request in one call on a reused worker thread.
 
 Django's own `ASGIHandler` loads the middleware in async mode. Every `MiddlewareMixin` middleware (all of
 Django's) then runs each of its `process_request` / `process_view` / `process_response` through
-`sync_to_async`, and a sync-only one (WhiteNoise) turns the chain back with `async_to_sync`: about twenty
-hand-offs between the event loop and a worker thread per request, before the sync view runs in a thread
-anyway. Measured on the workbench's JSON pair, that was a few milliseconds of CPU per request.
+`sync_to_async`, and a sync-only one (WhiteNoise) turns the chain back with `async_to_sync`: fifteen
+hand-offs between the event loop and a worker thread for one request here, before the sync view runs in a
+thread anyway; `request_started` and closing the response (`request_finished`) are two more. Each hand-off is
+two thread switches and a copy of every context variable both ways. On the workbench's JSON pair that was
+several times the CPU of Django's own work.
 
 Every view of Arbiter is sync and every middleware in settings.MIDDLEWARE can run sync, so this handler loads
-the chain in sync mode and calls it once through `sync_to_async(thread_sensitive=True)`: one hand-off. It runs
-in the request's own thread, the thread where `request_started` and `request_finished` also run, so database
-connections are taken from and given back to the pool exactly as with Django's handler.
+the chain in sync mode and runs `request_started`, the chain with the view, and — when the body is already in
+memory, as for every page and JSON answer — closing the response in one `sync_to_async` call; the body is then
+sent from the event loop. A streaming response (file downloads) is closed after it is sent, in the same
+thread. `request_finished` closes the request's database connection (back to the pool) in the thread that
+opened it, as with Django's handler.
 
-Django's `__call__` gives each request a fresh `ThreadSensitiveContext`, which starts a new thread for the
-request and, at the end, another one to join it. This handler lends each request a one-thread executor from a
-small stock instead (`ThreadSensitiveContext(executor=…)`, asgiref's API for exactly this): the request still
-has a thread to itself, and threads are reused as a threaded WSGI server reuses them — Django's
-`request_finished` has closed the request's database connection (back to the pool) before the thread is lent
-again. Everything else — reading the body, client disconnects, streaming and file responses, closing — is
-Django's `ASGIHandler`, unchanged. An async view would still work: Django's sync path runs it with
-`async_to_sync`.
+Each request gets a thread of its own, lent from a small stock of one-thread executors
+(`ThreadSensitiveContext(executor=…)`, asgiref's API for this) rather than a new thread started, and another
+one to join it, per request; threads are reused as a threaded WSGI server reuses them. Reading the body,
+building the request and sending the response are Django's `ASGIHandler` code. What differs from it: a client
+that disconnects before its answer is ready is not noticed until the answer is sent (a sync view cannot be
+interrupted either way), and an async view, which Arbiter does not have, would run through `async_to_sync`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import django
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
-from django.http import HttpRequest, HttpResponseBase
+from django.http import FileResponse, HttpResponseBase
+from django.urls import set_script_prefix
 
 
 class SyncChainASGIHandler(ASGIHandler):
@@ -56,8 +62,37 @@ class SyncChainASGIHandler(ASGIHandler):
             else:
                 executor.shutdown(wait=False)
 
-    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+    async def handle(self, scope, receive, send) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            set_script_prefix(get_script_prefix(scope))
+            response = await sync_to_async(self._respond, thread_sensitive=True)(scope, body_file)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass  # the client went away while we sent: nothing to do, as in Django's handler
+            finally:
+                if response.streaming:
+                    await sync_to_async(response.close, thread_sensitive=True)()
+        finally:
+            body_file.close()
+
+    def _respond(self, scope, body_file) -> HttpResponseBase:
+        """In the request's thread: request_started, the request through the chain and view, and closing an
+        in-memory response (request_finished gives the database connection back)."""
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
+        if not response.streaming:
+            response.close()
+        return response
 
 
 def get_http_application() -> SyncChainASGIHandler:

@@ -10,7 +10,9 @@ import pytest
 from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.core.signals import request_finished, request_started
+from django.http import StreamingHttpResponse
 from django.test import override_settings
+from django.urls import path
 
 from config.asgi_http import SyncChainASGIHandler
 
@@ -113,8 +115,8 @@ def test_the_chain_is_loaded_synchronously():
     assert not asyncio.iscoroutinefunction(app._middleware_chain)
 
 
-def test_one_thread_hand_off_for_the_chain_and_view(monkeypatch):
-    """Django's own ASGIHandler makes 15 here (one per middleware hook, plus the view); this one makes 3."""
+def test_one_thread_hand_off_per_request(monkeypatch):
+    """Django's own ASGIHandler makes 15 here (one per middleware hook, the view, the two signals); this 1."""
     original = SyncToAsync.__call__
     hops: list[str] = []
 
@@ -125,4 +127,38 @@ def test_one_thread_hand_off_for_the_chain_and_view(monkeypatch):
     monkeypatch.setattr(SyncToAsync, "__call__", counting)
     status, _ = asyncio.run(call(SyncChainASGIHandler(), "/healthz"))
     assert status == 200
-    assert hops == ["Signal.asend.<locals>.sync_send", "BaseHandler.get_response", "HttpResponseBase.close"]
+    assert hops == ["SyncChainASGIHandler._respond"]
+
+
+def streamed(request):
+    def chunks():
+        seen["streamed"].append(threading.get_ident())
+        yield b"first,"
+        yield b"second"
+
+    return StreamingHttpResponse(chunks())
+
+
+urlpatterns = [path("stream", streamed)]
+
+
+def test_a_streaming_response_is_sent_whole_then_closed_in_the_requests_thread():
+    seen.clear()
+    seen.update(started=[], finished=[], streamed=[])
+
+    def on_started(**kwargs):
+        seen["started"].append(threading.get_ident())
+
+    def on_finished(**kwargs):
+        seen["finished"].append(threading.get_ident())
+
+    request_started.connect(on_started)
+    request_finished.connect(on_finished)
+    try:
+        with override_settings(ROOT_URLCONF="tests.test_asgi_http"):
+            status, body = asyncio.run(call(SyncChainASGIHandler(), "/stream"))
+    finally:
+        request_started.disconnect(on_started)
+        request_finished.disconnect(on_finished)
+    assert (status, body) == (200, b"first,second")
+    assert len(seen["finished"]) == 1 and seen["finished"] == seen["started"]

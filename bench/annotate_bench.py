@@ -145,7 +145,7 @@ def make_fixture(n_comparisons: int, n_annotators: int, k: int) -> tuple[str, li
         # Exactly what django.contrib.auth.login stores; the client then holds one session for the whole run.
         store = import_module(settings.SESSION_ENGINE).SessionStore()
         store[SESSION_KEY] = str(user.pk)
-        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]
         store[HASH_SESSION_KEY] = user.get_session_auth_hash()
         store.create()
         sessions.append((store.session_key, get_random_string(32)))

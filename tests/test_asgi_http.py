@@ -69,9 +69,11 @@ async def call(app, path: str) -> tuple[int, bytes]:
     return out["status"], out["body"]
 
 
-def test_chain_view_and_request_signals_share_one_worker_thread():
+@pytest.fixture
+def threads_seen():
+    """Which thread ran each request_started / request_finished (and the test's own probes)."""
     seen.clear()
-    seen.update(middleware=[], started=[], finished=[])
+    seen.update(middleware=[], started=[], finished=[], streamed=[])
 
     def on_started(**kwargs):
         seen["started"].append(threading.get_ident())
@@ -81,17 +83,19 @@ def test_chain_view_and_request_signals_share_one_worker_thread():
 
     request_started.connect(on_started)
     request_finished.connect(on_finished)
-    try:
-        with override_settings(MIDDLEWARE=[*settings.MIDDLEWARE, "tests.test_asgi_http.RecordThread"]):
-            app = SyncChainASGIHandler()
+    yield seen
+    request_started.disconnect(on_started)
+    request_finished.disconnect(on_finished)
 
-            async def two_requests():
-                return [await call(app, "/healthz"), await call(app, "/healthz")]
 
-            results = asyncio.run(two_requests())
-    finally:
-        request_started.disconnect(on_started)
-        request_finished.disconnect(on_finished)
+def test_chain_view_and_request_signals_share_one_worker_thread(threads_seen):
+    with override_settings(MIDDLEWARE=[*settings.MIDDLEWARE, "tests.test_asgi_http.RecordThread"]):
+        app = SyncChainASGIHandler()
+
+        async def two_requests():
+            return [await call(app, "/healthz"), await call(app, "/healthz")]
+
+        results = asyncio.run(two_requests())
     assert [status for status, _ in results] == [200, 200]
     assert all(b'"ok": true' in body for _, body in results)
     loop_thread = threading.get_ident()
@@ -142,23 +146,8 @@ def streamed(request):
 urlpatterns = [path("stream", streamed)]
 
 
-def test_a_streaming_response_is_sent_whole_then_closed_in_the_requests_thread():
-    seen.clear()
-    seen.update(started=[], finished=[], streamed=[])
-
-    def on_started(**kwargs):
-        seen["started"].append(threading.get_ident())
-
-    def on_finished(**kwargs):
-        seen["finished"].append(threading.get_ident())
-
-    request_started.connect(on_started)
-    request_finished.connect(on_finished)
-    try:
-        with override_settings(ROOT_URLCONF="tests.test_asgi_http"):
-            status, body = asyncio.run(call(SyncChainASGIHandler(), "/stream"))
-    finally:
-        request_started.disconnect(on_started)
-        request_finished.disconnect(on_finished)
+def test_a_streaming_response_is_sent_whole_then_closed_in_the_requests_thread(threads_seen):
+    with override_settings(ROOT_URLCONF="tests.test_asgi_http"):
+        status, body = asyncio.run(call(SyncChainASGIHandler(), "/stream"))
     assert (status, body) == (200, b"first,second")
-    assert len(seen["finished"]) == 1 and seen["finished"] == seen["started"]
+    assert len(seen["finished"]) == 1 and seen["finished"] == seen["started"] == seen["streamed"]

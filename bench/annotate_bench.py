@@ -43,14 +43,15 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ANSWERS = {
-    "preference": -1,
-    "helpfulness": "left",
-    "harmlessness": "tie",
-    "left_safe": "safe",
-    "right_safe": "safe",
-    "justification": "",
-}
+from tests.load.workload import (  # noqa: E402
+    ANSWERS,
+    INVARIANTS,
+    check_database,
+    cpu_seconds,
+    make_fixture,
+    setup_django,
+    start_uvicorn,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -83,88 +84,7 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def setup_django(database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("ARBITER_DATA_DIR", str(ROOT / "var" / "bench"))
-    import django
-
-    django.setup()
-    import logging
-
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-def make_fixture(n_comparisons: int, n_annotators: int, k: int) -> tuple[str, list[tuple[str, str]]]:
-    """A fresh project; returns its slug and (sessionid, csrf secret) per annotator."""
-    import random
-    from importlib import import_module
-
-    from django.conf import settings
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.auth.models import User
-    from django.core.management import call_command
-    from django.utils.crypto import get_random_string
-
-    from annotate.canonical import as_messages, pair_key, prompt_key, text_key
-    from annotate.models import Comparison, Item, Membership, Project, Response
-
-    call_command("migrate", verbosity=0)
-    tag = uuid.uuid4().hex[:8]
-    project = Project.objects.create(name=f"Bench {tag}", slug=f"bench-{tag}", overlap_k=k)
-    items = Item.objects.bulk_create(
-        Item(
-            project=project,
-            prompt=as_messages(f"Prompt {i} {tag}"),
-            prompt_key=prompt_key(as_messages(f"Prompt {i} {tag}")),
-        )
-        for i in range(n_comparisons)
-    )
-    responses = Response.objects.bulk_create(
-        Response(item=item, text=f"Answer {side} {item.pk}", text_key=text_key(f"Answer {side} {item.pk}"))
-        for item in items
-        for side in ("A", "B")
-    )
-    Comparison.objects.bulk_create(
-        Comparison(
-            project=project,
-            item=items[i],
-            response_a=responses[2 * i],
-            response_b=responses[2 * i + 1],
-            pair_key=pair_key(items[i].prompt_key, responses[2 * i].text_key, responses[2 * i + 1].text_key),
-            random_key=random.random(),
-        )
-        for i in range(n_comparisons)
-    )
-    users = User.objects.bulk_create(
-        User(username=f"bench-{tag}-{i}", password="!") for i in range(n_annotators)
-    )
-    Membership.objects.bulk_create(Membership(user=u, project=project, role="annotator") for u in users)
-    sessions = []
-    for user in users:
-        # Exactly what django.contrib.auth.login stores; the client then holds one session for the whole run.
-        store = import_module(settings.SESSION_ENGINE).SessionStore()
-        store[SESSION_KEY] = str(user.pk)
-        store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]
-        store[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        store.create()
-        sessions.append((store.session_key, get_random_string(32)))
-    from django.db import connection
-
-    with connection.cursor() as cursor:  # fresh bulk-loaded tables: give the planner their statistics
-        for table in ("annotate_comparison", "annotate_assignment", "annotate_judgment", "annotate_item"):
-            cursor.execute(f"ANALYZE {table}")
-    return project.slug, sessions
-
-
 def start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen, str]:
-    import socket
-
-    port = args.port
-    if not port:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
     env = dict(os.environ)
     env.update(
         {
@@ -178,51 +98,10 @@ def start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen,
     env.pop("REDIS_URL", None)
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
-        env["CACHE_PREFIX"] = env["CHANNEL_PREFIX"] = f"bench-{port}"  # nothing shared with other users
+        env["CACHE_PREFIX"] = env["CHANNEL_PREFIX"] = f"bench-{tmp.name}"  # nothing shared with other users
     if args.submit_rate is not None:
         env["ARBITER_SUBMIT_RATE"] = f"{args.submit_rate:g}"
-    from config.server import uvicorn_argv
-
-    cmd = uvicorn_argv(sys.executable, host="127.0.0.1", port=port, workers=args.workers, log_level="warning")
-    log = open(tmp / "uvicorn.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError((tmp / "uvicorn.log").read_text())
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise TimeoutError("uvicorn did not start")
-
-
-def cpu_seconds(server_pid: int | None, database: str) -> dict[str, float]:
-    """CPU time so far of the server (uvicorn and its workers), this database's PostgreSQL backends, and us."""
-    import psutil
-
-    out = {"server": 0.0, "postgres": 0.0, "client": 0.0}
-    if server_pid:
-        try:
-            root = psutil.Process(server_pid)
-            for proc in [root, *root.children(recursive=True)]:
-                t = proc.cpu_times()
-                out["server"] += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        try:
-            cmd = " ".join(proc.info["cmdline"] or [])
-            if cmd.startswith("postgres: ") and f" {database} " in cmd:
-                t = proc.cpu_times()
-                out["postgres"] += t.user + t.system
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    t = psutil.Process().cpu_times()
-    out["client"] = t.user + t.system
-    return out
+    return start_uvicorn(env, tmp / "uvicorn.log", workers=args.workers, port=args.port)
 
 
 class AiohttpTransport:
@@ -363,45 +242,6 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] * 1000
 
 
-def check_database(slug: str, accepted: dict[str, int], k: int) -> dict:
-    from django.db.models import Count, F, Q
-
-    from annotate.models import Assignment, Comparison, Judgment, JudgmentRevision
-
-    judgments = Judgment.objects.filter(project__slug=slug)
-    over_k = (
-        Comparison.objects.filter(project__slug=slug)
-        .annotate(n=Count("judgments", filter=Q(judgments__is_gold=False)))
-        .filter(n__gt=k + F("extra_k"))
-        .count()
-    )
-    counter_off = (
-        Comparison.objects.filter(project__slug=slug)
-        .annotate(n=Count("judgments", filter=Q(judgments__is_gold=False)))
-        .exclude(crowd_judgments=F("n"))
-        .count()
-    )
-    stored = dict(
-        JudgmentRevision.objects.filter(judgment__project__slug=slug).values_list(
-            "submission_id", "judgment_id"
-        )
-    )
-    lost = [sid for sid, jid in accepted.items() if stored.get(sid) != jid]
-    duplicated = judgments.values("comparison", "annotator").annotate(n=Count("pk")).filter(n__gt=1).count()
-    unaccounted = judgments.count() - len(set(accepted.values()))
-    submitted = Assignment.objects.filter(project__slug=slug, status="submitted").count()
-    return {
-        "judgments": judgments.count(),
-        "submitted_assignments": submitted,
-        "accepted_by_clients": len(accepted),
-        "comparisons_over_k": over_k,
-        "counter_mismatches": counter_off,
-        "duplicated": duplicated,
-        "lost": len(lost),
-        "unaccounted": unaccounted,
-    }
-
-
 async def main_async(
     args: argparse.Namespace, base: str, slug: str, sessions, server_pid: int | None
 ) -> tuple[dict, dict, float, float, int]:
@@ -488,10 +328,7 @@ def main() -> None:
         print(f"errors: {len(b['all_errors'])}, first: {b['all_errors'][:3]}")
     check = check_database(slug, b["all_accepted"], args.k)
     print("database check: " + ", ".join(f"{k}={v}" for k, v in check.items()))
-    ok = all(
-        check[k] == 0
-        for k in ("comparisons_over_k", "counter_mismatches", "duplicated", "lost", "unaccounted")
-    )
+    ok = all(check[k] == 0 for k in (*INVARIANTS, "unacknowledged"))
     print("zero duplicated or lost judgments" if ok else "DUPLICATED OR LOST JUDGMENTS FOUND")
     if statistics.mean([a_rate]) <= 0:
         sys.exit(1)

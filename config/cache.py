@@ -21,9 +21,7 @@ from django.core.cache.backends.redis import RedisCacheClient
 _pools: dict[tuple, object] = {}
 _pools_lock = threading.Lock()
 
-_INCR_EXISTING = (
-    "if redis.call('exists', KEYS[1]) == 1 then return redis.call('incrby', KEYS[1], ARGV[1]) end return false"
-)
+_INCR_EXISTING = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('incrby', KEYS[1], ARGV[1]) end return false"
 
 
 class SharedPoolClient(RedisCacheClient):

@@ -14,9 +14,18 @@ login makes it), then drives the JSON pair the page's scripts use:
 Then checks the database: no comparison over k, counters equal to the judgments, every accepted submission
 stored exactly once (no duplicated or lost judgments).
 
-The load generator (httpx, asyncio, one process) shares the machine's cores with the server and PostgreSQL.
+The server runs as shipped (config/server.py: uvicorn with uvloop and httptools, no access log) with Redis as
+cache when `--redis-url` is given (as docker-compose runs it; the submit rate limiter and the dashboard's
+recompute marks use the cache), else the file cache of the embedded set-up. Each simulated annotator is one
+HTTP/1.1 keep-alive connection with its own session cookie and CSRF token, sent as the page's scripts send
+them (the `csrftoken` cookie echoed in `X-CSRFToken`). The load generator (aiohttp by default, or httpx;
+asyncio, one process) shares the machine's cores with the server and PostgreSQL: its CPU is printed too.
+The per-user submit rate limiter is on, at `--submit-rate` (100/s unless told): the shipped 10/s is for
+people, and uvicorn's workers do not get equal shares of the 50 keep-alive connections, so the few annotators
+on the less busy worker pass 10 submits/s. A client that is answered 429 or 503 waits its `retry_after`.
 
-    python bench/annotate_bench.py --database-url postgres://postgres@127.0.0.1:5432/arbiter_workbench
+    python bench/annotate_bench.py --database-url postgres://postgres@127.0.0.1:5432/arbiter_workbench \
+        --redis-url redis://127.0.0.1:6379/0
 """
 
 from __future__ import annotations
@@ -30,7 +39,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
+
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -60,6 +72,21 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--server-url", default="", help="use a running server instead of starting one")
+    p.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL", ""),
+        help="Redis for the server's cache and channel layer, as in production (default: $REDIS_URL; "
+        "empty: the embedded file cache)",
+    )
+    p.add_argument(
+        "--submit-rate",
+        type=float,
+        default=100.0,
+        help="the server's per-user submit limit (ARBITER_SUBMIT_RATE; 0 = off). The limiter runs (one cache "
+        "round trip per submit), but above the shipped 10/s, which is for people: a simulated annotator with "
+        "no think time whose connection lands on the less busy worker passes 10 submits/s",
+    )
+    p.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp", help="HTTP client library")
     return p.parse_args()
 
 
@@ -75,43 +102,102 @@ def start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen,
         }
     )
     env.pop("REDIS_URL", None)
+    if args.redis_url:
+        env["REDIS_URL"] = args.redis_url
+        env["CACHE_PREFIX"] = env["CHANNEL_PREFIX"] = f"bench-{tmp.name}"  # nothing shared with other users
+    env["ARBITER_SUBMIT_RATE"] = f"{args.submit_rate:g}"
     return start_uvicorn(env, tmp / "uvicorn.log", workers=args.workers, port=args.port)
 
 
+class AiohttpTransport:
+    """One keep-alive HTTP/1.1 connection (aiohttp), the annotator's cookies and CSRF header on every request."""
+
+    def __init__(self, base: str, headers: dict[str, str]):
+        import aiohttp
+
+        self.base = base
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1, force_close=False),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=30),
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def post(self, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        async with self.session.post(self.base + path, data=body, headers=headers) as resp:
+            return resp.status, await resp.read()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class HttpxTransport:
+    """The same with httpx (heavier on the client's CPU)."""
+
+    def __init__(self, base: str, headers: dict[str, str]):
+        import httpx
+
+        self.client = httpx.AsyncClient(base_url=base, headers=headers, timeout=30)
+
+    async def post(self, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        resp = await self.client.post(path, content=body, headers=headers)
+        return resp.status_code, resp.content
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
 class Annotator:
-    def __init__(self, base: str, slug: str, session: tuple[str, str], httpx_mod):
+    def __init__(self, base: str, slug: str, session: tuple[str, str], client: str):
         sid, csrf = session
         self.slug = slug
-        self.client = httpx_mod.AsyncClient(
-            base_url=base,
-            cookies={"sessionid": sid, "csrftoken": csrf},
-            headers={"X-CSRFToken": csrf, "Referer": base + "/"},
-            timeout=30,
-        )
+        # What a logged-in browser sends: its session cookie, the CSRF cookie, and (as the page's scripts do)
+        # the CSRF cookie's value in X-CSRFToken.
+        headers = {
+            "Cookie": f"sessionid={sid}; csrftoken={csrf}",
+            "X-CSRFToken": csrf,
+            "Referer": base + "/",
+        }
+        transport = AiohttpTransport if client == "aiohttp" else HttpxTransport
+        self.http = transport(base, headers)
+
+    @staticmethod
+    async def back_off(status: int, content: bytes) -> None:
+        """As a well-behaved client does: after a 429 (rate limit) or 503 (busy), wait its retry_after."""
+        if status in (429, 503):
+            try:
+                wait = float(orjson.loads(content).get("retry_after", 1))
+            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+                wait = 1.0
+            await asyncio.sleep(wait)
 
     async def pair(self, stats: dict) -> bool:
         t0 = time.perf_counter()
-        resp = await self.client.post(f"/api/projects/{self.slug}/claim/")
+        status, content = await self.http.post(f"/api/projects/{self.slug}/claim/")
         t1 = time.perf_counter()
-        if resp.status_code != 200:
-            stats["errors"].append(f"claim {resp.status_code}")
+        if status != 200:
+            stats["errors"].append(f"claim {status}")
+            await self.back_off(status, content)
             return False
-        body = resp.json()
+        body = orjson.loads(content)
         if body.get("assignment") is None:
             stats["empty"] += 1
             return False
         sid = uuid.uuid4().hex
-        resp = await self.client.post(
+        status, content = await self.http.post(
             f"/api/projects/{self.slug}/assignments/{body['assignment']}/submit/",
-            json={"answers": ANSWERS, "submission_id": sid},
+            orjson.dumps({"answers": ANSWERS, "submission_id": sid}),
         )
         t2 = time.perf_counter()
-        if resp.status_code != 200:
-            stats["errors"].append(f"submit {resp.status_code} {resp.text[:200]}")
+        if status != 200:
+            stats["errors"].append(f"submit {status} {content[:200]!r}")
+            await self.back_off(status, content)
             return False
         stats["claim"].append(t1 - t0)
         stats["submit"].append(t2 - t1)
-        stats["accepted"][sid] = resp.json()["judgment"]
+        stats["accepted"][sid] = orjson.loads(content)["judgment"]
         return True
 
 
@@ -176,10 +262,8 @@ def pct(values: list[float], q: float) -> float:
 async def main_async(
     args: argparse.Namespace, base: str, slug: str, sessions, server_pid: int | None
 ) -> tuple[dict, dict, float, float, int]:
-    import httpx
-
     database = args.database_url.rsplit("/", 1)[-1]
-    annotators = [Annotator(base, slug, s, httpx) for s in sessions]
+    annotators = [Annotator(base, slug, s, args.client) for s in sessions]
     try:
         warm = new_stats()
         await closed_loop(annotators, args.warmup, warm)
@@ -192,7 +276,7 @@ async def main_async(
         b_stats = new_stats()
         b_rate, late = await open_loop(annotators, args.rate, args.seconds_b, b_stats)
     finally:
-        await asyncio.gather(*(a.client.aclose() for a in annotators))
+        await asyncio.gather(*(a.http.close() for a in annotators))
     accepted = warm["accepted"] | a_stats["accepted"] | b_stats["accepted"]
     errors = warm["errors"] + a_stats["errors"] + b_stats["errors"]
     return a_stats, b_stats | {"all_accepted": accepted, "all_errors": errors}, a_rate, b_rate, late
@@ -208,6 +292,7 @@ def main() -> None:
         f"{args.annotators} annotators ({time.perf_counter() - t0:.1f}s)"
     )
     tmp = Path(tempfile.mkdtemp(prefix="arbiter-bench-"))
+    load_before = os.getloadavg()[0]
     proc = None
     if args.server_url:
         base = args.server_url
@@ -222,9 +307,18 @@ def main() -> None:
             proc.terminate()
             proc.wait(15)
     cores = os.cpu_count()
+    from django.conf import settings
+
+    rate = args.submit_rate
+    limit = (
+        f"submit rate limit {rate:g}/s per user (burst {settings.ARBITER_SUBMIT_BURST})"
+        if rate
+        else "no rate limit"
+    )
     print(
-        f"server: uvicorn --workers {args.workers}, PostgreSQL pool max {args.pool} per worker, "
-        f"no rate limit; load generator: 1 asyncio process (httpx) on the same {cores}-core machine"
+        f"server: uvicorn --workers {args.workers} (config/server.py flags), PostgreSQL pool max {args.pool} per "
+        f"worker, cache {'Redis' if args.redis_url else 'file (no Redis)'}, {limit}; load generator: 1 asyncio "
+        f"process ({args.client}) on the same {cores}-core machine; load average before the run {load_before:.1f}"
     )
     print(
         f"(a) closed loop, {args.annotators} annotators, no think time, {args.seconds_a:.0f}s: "
@@ -248,7 +342,10 @@ def main() -> None:
         f"submit p50 {pct(b['submit'], 0.5):.1f} ms p99 {pct(b['submit'], 0.99):.1f} ms"
     )
     if b["all_errors"]:
-        print(f"errors: {len(b['all_errors'])}, first: {b['all_errors'][:3]}")
+        kinds = Counter(error.split(" ", 2)[0] + " " + error.split(" ", 2)[1] for error in b["all_errors"])
+        print(
+            f"errors: {len(b['all_errors'])} ({', '.join(f'{k}: {n}' for k, n in kinds.items())}), first: {b['all_errors'][:2]}"
+        )
     check = check_database(slug, b["all_accepted"], args.k)
     print("database check: " + ", ".join(f"{k}={v}" for k, v in check.items()))
     ok = all(check[k] == 0 for k in (*INVARIANTS, "unacknowledged"))

@@ -12,6 +12,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from config.server import uvicorn_argv
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -65,22 +67,9 @@ def stop_popen(proc: subprocess.Popen, timeout: float = 10.0) -> None:
 
 
 def uvicorn_args(port: int, workers: int = 1) -> list[str]:
-    """The ASGI server on loopback: `workers` processes under uvicorn's supervisor, warnings and up logged."""
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "config.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    """The ASGI server on loopback with the shipped flags (config/server.py, as docker-compose and `manage.py
+    serve` run it): `workers` processes under uvicorn's supervisor, warnings and up logged, no access log."""
+    return uvicorn_argv(sys.executable, host="127.0.0.1", port=port, workers=workers, log_level="warning")
 
 
 class Process:

@@ -49,9 +49,11 @@ def setup_django(database_url: str) -> None:
 
 def make_fixture(n_comparisons: int, n_annotators: int, k: int) -> tuple[str, list[tuple[str, str]]]:
     """A fresh project; returns its slug and (sessionid, csrf secret) per annotator."""
+    from importlib import import_module
+
+    from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.auth.models import User
-    from django.contrib.sessions.backends.db import SessionStore
     from django.db import connection
     from django.utils.crypto import get_random_string
 
@@ -91,9 +93,9 @@ def make_fixture(n_comparisons: int, n_annotators: int, k: int) -> tuple[str, li
     sessions = []
     for user in users:
         # Exactly what django.contrib.auth.login stores; the client then holds one session for the whole run.
-        store = SessionStore()
+        store = import_module(settings.SESSION_ENGINE).SessionStore()
         store[SESSION_KEY] = str(user.pk)
-        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]  # the one that checks passwords
         store[HASH_SESSION_KEY] = user.get_session_auth_hash()
         store.create()
         sessions.append((store.session_key, get_random_string(32)))

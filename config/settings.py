@@ -114,13 +114,10 @@ if DATABASE_URL:
             "max_size": envint("DB_POOL_MAX", 10),
             "timeout": envfloat("DB_POOL_TIMEOUT", 10.0),
         }
-        # Parameters bound on the server, so a statement's text is the same on every run and psycopg prepares
-        # it on a pooled connection from its DB_PREPARE_THRESHOLD-th run: PostgreSQL then skips parsing and
-        # planning (it halved PostgreSQL's CPU on the workbench's claim+submit). 0 turns preparing off (e.g.
-        # behind a transaction-pooling PgBouncer older than 1.21).
-        _db["OPTIONS"]["server_side_binding"] = True
-        _prepare = envint("DB_PREPARE_THRESHOLD", 2)
-        _db["OPTIONS"]["prepare_threshold"] = _prepare if _prepare > 0 else None
+        # Parameters stay bound on the client (Django's default). Server-side binding would let psycopg prepare
+        # repeated statements (less parsing and planning for PostgreSQL), but PostgreSQL's protocol takes at most
+        # 65,535 parameters a statement, and Django's cascade deletes and `__in` look-ups send one per id: a
+        # project with more related rows than that could not be deleted (tests/test_settings_db.py).
     DATABASES = {"default": _db}
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)

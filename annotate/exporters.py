@@ -1,8 +1,9 @@
 """Streamed export of a dataset snapshot in the DESIGN formats (`trl`, `hh`, `safe-rlhf`, `raw`).
 
-Rows are read as streams (server-side cursors on PostgreSQL) in batches of pairs and written as they are made,
-as JSONL (optionally gzipped) or Parquet (one row group per batch), so memory does not grow with the dataset. Every export
-writes a Markdown dataset card beside the file and an `export.create` audit event.
+Rows are read as streams (server-side cursors on PostgreSQL) in batches of pairs and written as they are
+made, as JSONL (optionally gzipped) or Parquet (one row group per batch), so memory does not grow with the
+dataset. Every export writes a Markdown dataset card beside the file and an `export.create` audit event.
+How and why: exporters.md.
 """
 
 from __future__ import annotations
@@ -137,10 +138,9 @@ def pseudonymiser(with_names: bool) -> Callable[[int, str, str], str]:
 
 # --- reading the snapshot in batches --------------------------------------------------------------------
 #
-# The pairs are read as one stream in comparison order (the snapshot's unique (snapshot, comparison) index
-# gives that order without a sort), and whatever a format needs per comparison — the votes, the judgment
-# revisions, their rubric answers — as further streams sorted by comparison id and merged pair batch by pair
-# batch (`ByComparison`). One query per stream, each read a chunk at a time: memory stays flat, PostgreSQL
+# The pairs are read as one stream in comparison order, and whatever a format needs per comparison — the
+# votes, the judgment revisions, their rubric answers — as further streams sorted by comparison id and
+# merged pair batch by pair batch (`ByComparison`). One query per stream, each read a chunk at a time: memory stays flat, PostgreSQL
 # plans each query once, and nothing is serialised to JSON twice.
 
 PAIR_FIELDS = (

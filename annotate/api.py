@@ -23,7 +23,7 @@ from ninja.files import UploadedFile
 from .access import get_project_for_user, is_admin, projects_for_user, role_in
 from .api_auth import TokenAuth
 from .consensus import ConsensusError, live_comparisons
-from .dataset_card import agreement_figures_for, metrics_available
+from .dataset_card import agreement_figures_for
 from .exporters import (
     ExportError,
     can_export,
@@ -372,16 +372,11 @@ def get_export_file(request, job_id: int, part: Literal["data", "card"] = "data"
 # --- agreement -----------------------------------------------------------------------------------------
 
 
-@api.get("/projects/{slug}/agreement", response={200: dict[str, Any], 503: Message}, tags=["figures"])
+@api.get("/projects/{slug}/agreement", response={200: dict[str, Any]}, tags=["figures"])
 def get_agreement(request, slug: str):
     """Crowd agreement per question with bootstrap 95 % intervals (live comparisons, source labels and
     gold-item judgments left out)."""
     project = _project(request, slug, roles=RESEARCH)
-    if not metrics_available():
-        return Status(
-            503,
-            {"detail": "Agreement figures are not available on this server (annotate.metrics is missing)."},
-        )
     figures = agreement_figures_for(live_comparisons(project).values("id"))
     return Status(200, {"project": project.slug, "questions": figures or {}})
 

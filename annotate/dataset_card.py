@@ -8,12 +8,8 @@ import numpy as np
 from django.db import connections
 from django.db.models import Case, Count, FloatField, Q, When
 
+from . import metrics
 from .models import DatasetSnapshot, Judgment, SnapshotPair
-
-try:  # The dashboards' metrics module; the card says so when it is not installed.
-    from . import metrics
-except ImportError:  # pragma: no cover - depends on the merge order
-    metrics = None
 
 CHOICES = ("a", "tie", "b")
 PREFERENCES = tuple(range(-3, 4))
@@ -24,13 +20,9 @@ def _md(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def metrics_available() -> bool:
-    return metrics is not None and hasattr(metrics, "count_figures")
-
-
-def agreement_figures(snapshot: DatasetSnapshot) -> dict[str, dict] | None:
+def agreement_figures(snapshot: DatasetSnapshot) -> dict[str, dict]:
     """Crowd agreement on the snapshot's comparisons (source labels and gold-item judgments left out),
-    with bootstrap 95 % intervals, from `annotate.metrics`; None when that module is unavailable."""
+    with bootstrap 95 % intervals, from `annotate.metrics`."""
     return agreement_figures_for(
         SnapshotPair.objects.filter(snapshot=snapshot).values("comparison_id"),
         exclude=snapshot.filters.get("exclude", []),
@@ -64,14 +56,12 @@ def _kinds_of_comparisons(qs) -> list[tuple[int, ...]]:
         return cur.fetchall()
 
 
-def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict] | None:
+def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict]:
     """Agreement of the crowd votes on the comparisons `comparison_ids` (a values("…id") queryset).
 
     The comparisons are the units, each known by its category counts; `metrics.count_figures` takes the
     distinct count rows and how many comparisons have each, so memory and the bootstrap's work grow with
     the kinds of comparisons (hundreds), not with the comparisons or the votes."""
-    if not metrics_available():
-        return None
     qs = Judgment.objects.filter(comparison_id__in=comparison_ids, is_source=False, is_gold=False)
     if "flagged" in exclude:
         qs = qs.filter(annotator__flagged=False)
@@ -192,9 +182,7 @@ def render_card(
         lines.append(f"| {key[2:].replace('_', ' ')} | {n} |")
     lines += ["", "## Agreement (crowd votes on these comparisons)", ""]
     figures = agreement_figures(snapshot)
-    if figures is None:
-        lines.append("Agreement figures are unavailable: the metrics module is not installed.")
-    elif not figures:
+    if not figures:
         lines.append("No crowd votes on these comparisons: nothing to measure.")
     else:
         lines += [

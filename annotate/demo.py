@@ -150,14 +150,14 @@ def _simulate_votes(project: Project, *, n_comparisons: int, seed: int, actor: U
 
 @transaction.atomic
 def _mark_gold(project: Project, *, n: int, seed: int) -> None:
-    """Gold from the source label on comparisons that have no crowd votes yet."""
+    """Gold from the source label: half on comparisons the simulated raters voted on (so the dashboard's gold
+    accuracy has figures from the start), half on comparisons nobody has labelled yet (for the live logins)."""
     rng = random.Random(seed + 1)
-    candidates = list(
-        Judgment.objects.filter(project=project, is_source=True, comparison__crowd_judgments=0)
-        .values_list("comparison_id", "choice")
-        .order_by("comparison_id")
-    )
-    for comparison_id, choice in rng.sample(candidates, min(n, len(candidates))):
+    labelled = Judgment.objects.filter(project=project, is_source=True).order_by("comparison_id")
+    voted = list(labelled.filter(comparison__crowd_judgments__gt=0).values_list("comparison_id", "choice"))
+    fresh = list(labelled.filter(comparison__crowd_judgments=0).values_list("comparison_id", "choice"))
+    picked = rng.sample(voted, min(n // 2, len(voted))) + rng.sample(fresh, min(n - n // 2, len(fresh)))
+    for comparison_id, choice in picked:
         Gold.objects.get_or_create(
             comparison_id=comparison_id, defaults={"choice": choice, "origin": Gold.Origin.SOURCE}
         )

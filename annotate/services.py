@@ -5,7 +5,9 @@ canonical order (A / B) using the side the assignment showed on the left.
 
 Extension points for other apps (the rubric checklist): append to `answer_validators` (called with the
 assignment and the raw answers dict; return {field: message} for errors) and `answer_savers` (called with the
-new JudgmentRevision and the raw answers dict, inside the submit transaction) from an AppConfig.ready().
+new JudgmentRevision and the raw answers dict, inside the submit transaction) from an AppConfig.ready(); and
+`answer_loaders` (called with a stored Judgment, returning the form fields of what that app saved for its
+latest revision, so a revision starts from the annotator's own answers).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from .assignment import has_free_slot
 from .dashboard import mark_dashboard_dirty
+from .fastrows import ModelInsert, ModelRows
 from .models import (
     Annotator,
     Assignment,
@@ -29,6 +32,7 @@ from .models import (
     Choice,
     Comparison,
     Draft,
+    Item,
     Judgment,
     JudgmentRevision,
     Project,
@@ -41,6 +45,8 @@ answer_validators: list[Callable[[Assignment, dict], dict[str, str]]] = []
 answer_savers: list[Callable[[JudgmentRevision, dict], None]] = []
 # Each returns the checklist lines shown for a comparison (objects with key, text, category, choices, …).
 checklist_providers: list[Callable[[Comparison], list]] = []
+# Each returns the form fields of a stored judgment's latest answers that it saved (to prefill a revision).
+answer_loaders: list[Callable[[Judgment], dict[str, str]]] = []
 
 SIDES = ("left", "right")
 CHOICES_SHOWN = ("left", "tie", "right")
@@ -265,7 +271,7 @@ def _submit_locked(
             project = assignment.project
         else:
             project = Project.objects.get(pk=locked.project_id)
-        locked.project = project
+        locked.project = locked.comparison.project = project
         canonical = validate_answers(project=project, assignment=locked, answers=answers)
         now = timezone.now()
         expired = locked.status == Assignment.Status.EXPIRED or (
@@ -284,29 +290,53 @@ def _submit_locked(
         return judgment, False
 
 
+_ASSIGNMENT_ROWS = ModelRows(Assignment)
+_ITEM_CRITERIA_ROWS = ModelRows(Item, ("id", "project", "criteria"))
 _LOCK_ASSIGNMENT_SQL = (
-    "SELECT a.*, an.user_id AS annotator_user_id, an.kind AS annotator_kind,"
-    " d.id AS draft_id, d.version AS draft_version"
+    f"SELECT {_ASSIGNMENT_ROWS.columns('a')}, an.user_id, an.kind, d.id, d.version,"
+    f" {_ITEM_CRITERIA_ROWS.columns('i')}"
     " FROM annotate_assignment a"
     " JOIN annotate_annotator an ON an.id = a.annotator_id"
+    " JOIN annotate_comparison c ON c.id = a.comparison_id"
+    " JOIN annotate_item i ON i.id = c.item_id"
     " LEFT JOIN annotate_draft d ON d.assignment_id = a.id"
     " WHERE a.id = %s{lock}"
 )
 
 
 def _lock_assignment(pk: int) -> Assignment | None:
-    """The assignment row, locked, with its annotator's login and kind and its draft's id and version."""
+    """The assignment row, locked, with its annotator's login and kind, its draft's id and version, and its
+    comparison with the item's criteria (what the rubric checklist reads): one statement, no lazy loads."""
     lock = " FOR UPDATE OF a" if connection.features.has_select_for_update_of else ""
-    found = list(Assignment.objects.raw(_LOCK_ASSIGNMENT_SQL.format(lock=lock), [pk]))
-    return found[0] if found else None
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_ASSIGNMENT_SQL.format(lock=lock), [pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n = len(_ASSIGNMENT_ROWS)
+    locked = _ASSIGNMENT_ROWS.load(row[:n], connection)
+    locked.annotator_user_id, locked.annotator_kind, locked.draft_id, locked.draft_version = row[n : n + 4]
+    item = _ITEM_CRITERIA_ROWS.load(row[n + 4 :], connection)
+    comparison = Comparison.from_db(
+        DEFAULT_DB_ALIAS, ["id", "project_id", "item_id"], [locked.comparison_id, locked.project_id, item.pk]
+    )  # other fields deferred
+    comparison.item = item
+    locked.comparison = comparison
+    return locked
+
+
+# The submit's two rows, inserted through a cursor: Model.objects.create() compiled each INSERT afresh, which cost
+# more CPU than the rest of the submit's Python (fastrows.ModelInsert prepares the values the same way).
+_JUDGMENT_INSERT = ModelInsert(Judgment)
+_REVISION_INSERT = ModelInsert(JudgmentRevision)
 
 
 def _record(locked: Assignment, canonical: Canonical, *, submission_id: str, answers: dict, now) -> Judgment:
     """Inside the submit transaction, with the assignment row locked."""
     fields = canonical.as_model_kwargs()
-    judgment = Judgment.objects.create(
+    judgment = Judgment(
         project_id=locked.project_id,
-        comparison_id=locked.comparison_id,
+        comparison=locked.comparison,  # the loaded instance: the rubric hook reads it without a query
         annotator_id=locked.annotator_id,
         assignment=locked,
         is_gold=locked.is_gold,
@@ -314,9 +344,11 @@ def _record(locked: Assignment, canonical: Canonical, *, submission_id: str, ans
         updated_at=now,
         **fields,
     )
-    revision = JudgmentRevision.objects.create(
+    _JUDGMENT_INSERT.insert(judgment, connection)
+    revision = JudgmentRevision(
         judgment=judgment, number=1, submission_id=submission_id, created_at=now, **fields
     )
+    _REVISION_INSERT.insert(revision, connection)
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE annotate_assignment SET status = %s, submitted_at = %s WHERE id = %s",

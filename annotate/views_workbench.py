@@ -19,9 +19,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .access import get_project_for_user
+from .access import get_project_for_user, member_project
 from .assignment import annotator_for, claim_next, labelling_blocked_reason, remaining_for
-from .models import Assignment, Draft, Judgment, Membership, Project, Severity
+from .models import Assignment, Draft, Judgment, Project, Severity
 from .ratelimit import submit_retry_after, too_many_submits
 from .rendering import render_conversation, render_markdown
 from .services import (
@@ -30,6 +30,7 @@ from .services import (
     AssignmentNotFound,
     StaleDraft,
     SubmissionRefused,
+    answer_loaders,
     checklist_providers,
     revise_judgment,
     revision_open_until,
@@ -81,13 +82,9 @@ _SHOWN_FIELDS = {
 
 def _get_project_for_labeller(request: HttpRequest, slug: str) -> Project:
     """The project if the user may label on it (a member, or an admin), else 404. One query for members."""
-    membership = (
-        Membership.objects.select_related("project")
-        .filter(user=request.user, project__slug=slug, project__deleted_at__isnull=True, is_active=True)
-        .first()
-    )
-    if membership is not None:
-        return membership.project
+    project = member_project(request.user, slug)
+    if project is not None:
+        return project
     project, _role = get_project_for_user(request.user, slug, LABELLER_ROLES)
     return project
 
@@ -162,6 +159,8 @@ def _shown_answers(judgment: Judgment) -> dict:
             data[f"{shown}_safe"] = "safe" if safe else "unsafe"
             data[f"{shown}_harm_categories"] = getattr(judgment, f"{canon}_harm_categories")
             data[f"{shown}_severity"] = getattr(judgment, f"{canon}_severity") or ""
+    for load in answer_loaders:  # the rubric checklist's answers, say
+        data.update(load(judgment))
     return data
 
 

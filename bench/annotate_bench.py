@@ -14,9 +14,18 @@ login makes it), then drives the JSON pair the page's scripts use:
 Then checks the database: no comparison over k, counters equal to the judgments, every accepted submission
 stored exactly once (no duplicated or lost judgments).
 
-The load generator (httpx, asyncio, one process) shares the machine's cores with the server and PostgreSQL.
+The server runs as shipped (config/server.py: uvicorn with uvloop and httptools, no access log) with Redis as
+cache when `--redis-url` is given (as docker-compose runs it; the submit rate limiter and the dashboard's
+recompute marks use the cache), else the file cache of the embedded set-up. Each simulated annotator is one
+HTTP/1.1 keep-alive connection with its own session cookie and CSRF token, sent as the page's scripts send
+them (the `csrftoken` cookie echoed in `X-CSRFToken`). The load generator (aiohttp by default, or httpx;
+asyncio, one process) shares the machine's cores with the server and PostgreSQL: its CPU is printed too.
+The per-user submit rate limiter is on, at `--submit-rate` (100/s unless told): the shipped 10/s is for
+people, and uvicorn's workers do not get equal shares of the 50 keep-alive connections, so the few annotators
+on the less busy worker pass 10 submits/s. A client that is answered 429 or 503 waits its `retry_after`.
 
-    python bench/annotate_bench.py --database-url postgres://postgres@127.0.0.1:5432/arbiter_workbench
+    python bench/annotate_bench.py --database-url postgres://postgres@127.0.0.1:5432/arbiter_workbench \
+        --redis-url redis://127.0.0.1:6379/0
 """
 
 from __future__ import annotations
@@ -30,19 +39,23 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
+
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ANSWERS = {
-    "preference": -1,
-    "helpfulness": "left",
-    "harmlessness": "tie",
-    "left_safe": "safe",
-    "right_safe": "safe",
-    "justification": "",
-}
+from tests.load.workload import (  # noqa: E402
+    ANSWERS,
+    INVARIANTS,
+    check_database,
+    cpu_seconds,
+    make_fixture,
+    setup_django,
+    start_uvicorn,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,90 +72,25 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--server-url", default="", help="use a running server instead of starting one")
+    p.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL", ""),
+        help="Redis for the server's cache and channel layer, as in production (default: $REDIS_URL; "
+        "empty: the embedded file cache)",
+    )
+    p.add_argument(
+        "--submit-rate",
+        type=float,
+        default=100.0,
+        help="the server's per-user submit limit (ARBITER_SUBMIT_RATE; 0 = off). The limiter runs (one cache "
+        "round trip per submit), but above the shipped 10/s, which is for people: a simulated annotator with "
+        "no think time whose connection lands on the less busy worker passes 10 submits/s",
+    )
+    p.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp", help="HTTP client library")
     return p.parse_args()
 
 
-def setup_django(database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("ARBITER_DATA_DIR", str(ROOT / "var" / "bench"))
-    import django
-
-    django.setup()
-    import logging
-
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-def make_fixture(n_comparisons: int, n_annotators: int, k: int) -> tuple[str, list[tuple[str, str]]]:
-    """A fresh project; returns its slug and (sessionid, csrf secret) per annotator."""
-    import random
-
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.auth.models import User
-    from django.contrib.sessions.backends.db import SessionStore
-    from django.core.management import call_command
-    from django.utils.crypto import get_random_string
-
-    from annotate.canonical import as_messages, pair_key, prompt_key, text_key
-    from annotate.models import Comparison, Item, Membership, Project, Response
-
-    call_command("migrate", verbosity=0)
-    tag = uuid.uuid4().hex[:8]
-    project = Project.objects.create(name=f"Bench {tag}", slug=f"bench-{tag}", overlap_k=k)
-    items = Item.objects.bulk_create(
-        Item(
-            project=project,
-            prompt=as_messages(f"Prompt {i} {tag}"),
-            prompt_key=prompt_key(as_messages(f"Prompt {i} {tag}")),
-        )
-        for i in range(n_comparisons)
-    )
-    responses = Response.objects.bulk_create(
-        Response(item=item, text=f"Answer {side} {item.pk}", text_key=text_key(f"Answer {side} {item.pk}"))
-        for item in items
-        for side in ("A", "B")
-    )
-    Comparison.objects.bulk_create(
-        Comparison(
-            project=project,
-            item=items[i],
-            response_a=responses[2 * i],
-            response_b=responses[2 * i + 1],
-            pair_key=pair_key(items[i].prompt_key, responses[2 * i].text_key, responses[2 * i + 1].text_key),
-            random_key=random.random(),
-        )
-        for i in range(n_comparisons)
-    )
-    users = User.objects.bulk_create(
-        User(username=f"bench-{tag}-{i}", password="!") for i in range(n_annotators)
-    )
-    Membership.objects.bulk_create(Membership(user=u, project=project, role="annotator") for u in users)
-    sessions = []
-    for user in users:
-        # Exactly what django.contrib.auth.login stores; the client then holds one session for the whole run.
-        store = SessionStore()
-        store[SESSION_KEY] = str(user.pk)
-        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        store[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        store.create()
-        sessions.append((store.session_key, get_random_string(32)))
-    from django.db import connection
-
-    with connection.cursor() as cursor:  # fresh bulk-loaded tables: give the planner their statistics
-        for table in ("annotate_comparison", "annotate_assignment", "annotate_judgment", "annotate_item"):
-            cursor.execute(f"ANALYZE {table}")
-    return project.slug, sessions
-
-
 def start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen, str]:
-    import socket
-
-    port = args.port
-    if not port:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
     env = dict(os.environ)
     env.update(
         {
@@ -154,96 +102,102 @@ def start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen,
         }
     )
     env.pop("REDIS_URL", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "config.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(args.workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
-    log = open(tmp / "uvicorn.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError((tmp / "uvicorn.log").read_text())
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise TimeoutError("uvicorn did not start")
+    if args.redis_url:
+        env["REDIS_URL"] = args.redis_url
+        env["CACHE_PREFIX"] = env["CHANNEL_PREFIX"] = f"bench-{tmp.name}"  # nothing shared with other users
+    env["ARBITER_SUBMIT_RATE"] = f"{args.submit_rate:g}"
+    return start_uvicorn(env, tmp / "uvicorn.log", workers=args.workers, port=args.port)
 
 
-def cpu_seconds(server_pid: int | None, database: str) -> dict[str, float]:
-    """CPU time so far of the server (uvicorn and its workers), this database's PostgreSQL backends, and us."""
-    import psutil
+class AiohttpTransport:
+    """One keep-alive HTTP/1.1 connection (aiohttp), the annotator's cookies and CSRF header on every request."""
 
-    out = {"server": 0.0, "postgres": 0.0, "client": 0.0}
-    if server_pid:
-        try:
-            root = psutil.Process(server_pid)
-            for proc in [root, *root.children(recursive=True)]:
-                t = proc.cpu_times()
-                out["server"] += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        try:
-            cmd = " ".join(proc.info["cmdline"] or [])
-            if cmd.startswith("postgres: ") and f" {database} " in cmd:
-                t = proc.cpu_times()
-                out["postgres"] += t.user + t.system
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    t = psutil.Process().cpu_times()
-    out["client"] = t.user + t.system
-    return out
+    def __init__(self, base: str, headers: dict[str, str]):
+        import aiohttp
+
+        self.base = base
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1, force_close=False),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=30),
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def post(self, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        async with self.session.post(self.base + path, data=body, headers=headers) as resp:
+            return resp.status, await resp.read()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class HttpxTransport:
+    """The same with httpx (heavier on the client's CPU)."""
+
+    def __init__(self, base: str, headers: dict[str, str]):
+        import httpx
+
+        self.client = httpx.AsyncClient(base_url=base, headers=headers, timeout=30)
+
+    async def post(self, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        resp = await self.client.post(path, content=body, headers=headers)
+        return resp.status_code, resp.content
+
+    async def close(self) -> None:
+        await self.client.aclose()
 
 
 class Annotator:
-    def __init__(self, base: str, slug: str, session: tuple[str, str], httpx_mod):
+    def __init__(self, base: str, slug: str, session: tuple[str, str], client: str):
         sid, csrf = session
         self.slug = slug
-        self.client = httpx_mod.AsyncClient(
-            base_url=base,
-            cookies={"sessionid": sid, "csrftoken": csrf},
-            headers={"X-CSRFToken": csrf, "Referer": base + "/"},
-            timeout=30,
-        )
+        # What a logged-in browser sends: its session cookie, the CSRF cookie, and (as the page's scripts do)
+        # the CSRF cookie's value in X-CSRFToken.
+        headers = {
+            "Cookie": f"sessionid={sid}; csrftoken={csrf}",
+            "X-CSRFToken": csrf,
+            "Referer": base + "/",
+        }
+        transport = AiohttpTransport if client == "aiohttp" else HttpxTransport
+        self.http = transport(base, headers)
+
+    @staticmethod
+    async def back_off(status: int, content: bytes) -> None:
+        """As a well-behaved client does: after a 429 (rate limit) or 503 (busy), wait its retry_after."""
+        if status in (429, 503):
+            try:
+                wait = float(orjson.loads(content).get("retry_after", 1))
+            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+                wait = 1.0
+            await asyncio.sleep(wait)
 
     async def pair(self, stats: dict) -> bool:
         t0 = time.perf_counter()
-        resp = await self.client.post(f"/api/projects/{self.slug}/claim/")
+        status, content = await self.http.post(f"/api/projects/{self.slug}/claim/")
         t1 = time.perf_counter()
-        if resp.status_code != 200:
-            stats["errors"].append(f"claim {resp.status_code}")
+        if status != 200:
+            stats["errors"].append(f"claim {status}")
+            await self.back_off(status, content)
             return False
-        body = resp.json()
+        body = orjson.loads(content)
         if body.get("assignment") is None:
             stats["empty"] += 1
             return False
         sid = uuid.uuid4().hex
-        resp = await self.client.post(
+        status, content = await self.http.post(
             f"/api/projects/{self.slug}/assignments/{body['assignment']}/submit/",
-            json={"answers": ANSWERS, "submission_id": sid},
+            orjson.dumps({"answers": ANSWERS, "submission_id": sid}),
         )
         t2 = time.perf_counter()
-        if resp.status_code != 200:
-            stats["errors"].append(f"submit {resp.status_code} {resp.text[:200]}")
+        if status != 200:
+            stats["errors"].append(f"submit {status} {content[:200]!r}")
+            await self.back_off(status, content)
             return False
         stats["claim"].append(t1 - t0)
         stats["submit"].append(t2 - t1)
-        stats["accepted"][sid] = resp.json()["judgment"]
+        stats["accepted"][sid] = orjson.loads(content)["judgment"]
         return True
 
 
@@ -305,52 +259,11 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] * 1000
 
 
-def check_database(slug: str, accepted: dict[str, int], k: int) -> dict:
-    from django.db.models import Count, F, Q
-
-    from annotate.models import Assignment, Comparison, Judgment, JudgmentRevision
-
-    judgments = Judgment.objects.filter(project__slug=slug)
-    over_k = (
-        Comparison.objects.filter(project__slug=slug)
-        .annotate(n=Count("judgments", filter=Q(judgments__is_gold=False)))
-        .filter(n__gt=k + F("extra_k"))
-        .count()
-    )
-    counter_off = (
-        Comparison.objects.filter(project__slug=slug)
-        .annotate(n=Count("judgments", filter=Q(judgments__is_gold=False)))
-        .exclude(crowd_judgments=F("n"))
-        .count()
-    )
-    stored = dict(
-        JudgmentRevision.objects.filter(judgment__project__slug=slug).values_list(
-            "submission_id", "judgment_id"
-        )
-    )
-    lost = [sid for sid, jid in accepted.items() if stored.get(sid) != jid]
-    duplicated = judgments.values("comparison", "annotator").annotate(n=Count("pk")).filter(n__gt=1).count()
-    unaccounted = judgments.count() - len(set(accepted.values()))
-    submitted = Assignment.objects.filter(project__slug=slug, status="submitted").count()
-    return {
-        "judgments": judgments.count(),
-        "submitted_assignments": submitted,
-        "accepted_by_clients": len(accepted),
-        "comparisons_over_k": over_k,
-        "counter_mismatches": counter_off,
-        "duplicated": duplicated,
-        "lost": len(lost),
-        "unaccounted": unaccounted,
-    }
-
-
 async def main_async(
     args: argparse.Namespace, base: str, slug: str, sessions, server_pid: int | None
 ) -> tuple[dict, dict, float, float, int]:
-    import httpx
-
     database = args.database_url.rsplit("/", 1)[-1]
-    annotators = [Annotator(base, slug, s, httpx) for s in sessions]
+    annotators = [Annotator(base, slug, s, args.client) for s in sessions]
     try:
         warm = new_stats()
         await closed_loop(annotators, args.warmup, warm)
@@ -363,7 +276,7 @@ async def main_async(
         b_stats = new_stats()
         b_rate, late = await open_loop(annotators, args.rate, args.seconds_b, b_stats)
     finally:
-        await asyncio.gather(*(a.client.aclose() for a in annotators))
+        await asyncio.gather(*(a.http.close() for a in annotators))
     accepted = warm["accepted"] | a_stats["accepted"] | b_stats["accepted"]
     errors = warm["errors"] + a_stats["errors"] + b_stats["errors"]
     return a_stats, b_stats | {"all_accepted": accepted, "all_errors": errors}, a_rate, b_rate, late
@@ -379,6 +292,7 @@ def main() -> None:
         f"{args.annotators} annotators ({time.perf_counter() - t0:.1f}s)"
     )
     tmp = Path(tempfile.mkdtemp(prefix="arbiter-bench-"))
+    load_before = os.getloadavg()[0]
     proc = None
     if args.server_url:
         base = args.server_url
@@ -393,9 +307,18 @@ def main() -> None:
             proc.terminate()
             proc.wait(15)
     cores = os.cpu_count()
+    from django.conf import settings
+
+    rate = args.submit_rate
+    limit = (
+        f"submit rate limit {rate:g}/s per user (burst {settings.ARBITER_SUBMIT_BURST})"
+        if rate
+        else "no rate limit"
+    )
     print(
-        f"server: uvicorn --workers {args.workers}, PostgreSQL pool max {args.pool} per worker, "
-        f"no rate limit; load generator: 1 asyncio process (httpx) on the same {cores}-core machine"
+        f"server: uvicorn --workers {args.workers} (config/server.py flags), PostgreSQL pool max {args.pool} per "
+        f"worker, cache {'Redis' if args.redis_url else 'file (no Redis)'}, {limit}; load generator: 1 asyncio "
+        f"process ({args.client}) on the same {cores}-core machine; load average before the run {load_before:.1f}"
     )
     print(
         f"(a) closed loop, {args.annotators} annotators, no think time, {args.seconds_a:.0f}s: "
@@ -419,13 +342,13 @@ def main() -> None:
         f"submit p50 {pct(b['submit'], 0.5):.1f} ms p99 {pct(b['submit'], 0.99):.1f} ms"
     )
     if b["all_errors"]:
-        print(f"errors: {len(b['all_errors'])}, first: {b['all_errors'][:3]}")
+        kinds = Counter(error.split(" ", 2)[0] + " " + error.split(" ", 2)[1] for error in b["all_errors"])
+        print(
+            f"errors: {len(b['all_errors'])} ({', '.join(f'{k}: {n}' for k, n in kinds.items())}), first: {b['all_errors'][:2]}"
+        )
     check = check_database(slug, b["all_accepted"], args.k)
     print("database check: " + ", ".join(f"{k}={v}" for k, v in check.items()))
-    ok = all(
-        check[k] == 0
-        for k in ("comparisons_over_k", "counter_mismatches", "duplicated", "lost", "unaccounted")
-    )
+    ok = all(check[k] == 0 for k in (*INVARIANTS, "unacknowledged"))
     print("zero duplicated or lost judgments" if ok else "DUPLICATED OR LOST JUDGMENTS FOUND")
     if statistics.mean([a_rate]) <= 0:
         sys.exit(1)

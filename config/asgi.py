@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-django_asgi_app = get_asgi_application()
+
+from config.asgi_http import get_http_application  # noqa: E402
+
+# Django's ASGI handler, with the middleware chain and view in one thread call per request (config/asgi_http.py).
+django_asgi_app = get_http_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from annotate.uploads import BodyLimitMiddleware  # noqa: E402
+from config.overload import InflightLimitMiddleware  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": BodyLimitMiddleware(django_asgi_app),  # uploads over the limit: 413 before buffering
+        # Over the in-flight limit: 503 before Django; uploads over the size limit: 413 before buffering.
+        "http": InflightLimitMiddleware(BodyLimitMiddleware(django_asgi_app), settings.ARBITER_MAX_INFLIGHT),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so its process_exception runs last: a database outage anywhere below answers 503, not 500.
+    "config.overload.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -112,6 +114,10 @@ if DATABASE_URL:
             "max_size": envint("DB_POOL_MAX", 10),
             "timeout": envfloat("DB_POOL_TIMEOUT", 10.0),
         }
+        # Parameters stay bound on the client (Django's default). Server-side binding would let psycopg prepare
+        # repeated statements (less parsing and planning for PostgreSQL), but PostgreSQL's protocol takes at most
+        # 65,535 parameters a statement, and Django's cascade deletes and `__in` look-ups send one per id: a
+        # project with more related rows than that could not be deleted (tests/test_settings_db.py).
     DATABASES = {"default": _db}
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -137,7 +143,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's Redis backend with one connection pool per process (config/cache.py).
+            "BACKEND": "config.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_PREFIX", "arbiter"),
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
@@ -188,7 +195,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses a locked-out username/IP before the password is checked.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, reading the logged-in user of each request with one plain SELECT (config/auth.py).
+    "config.auth.ModelBackend",
 ]
 # Login lockout: after AXES_FAILURE_LIMIT failures for one username from one address, refuse for the cool-off.
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
@@ -207,6 +215,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Django's database sessions with the per-request read as one plain SELECT (config/sessions.py).
+SESSION_ENGINE = "config.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
@@ -228,6 +238,11 @@ ARBITER_MAX_UPLOAD_BYTES = envint("ARBITER_MAX_UPLOAD_MB", 512) * 1024 * 1024
 # Per-user submit limit (workbench + API): sustained submits/s and burst size; far above a human's pace; 0 = off.
 ARBITER_SUBMIT_RATE = envfloat("ARBITER_SUBMIT_RATE", 10.0)
 ARBITER_SUBMIT_BURST = envint("ARBITER_SUBMIT_BURST", 20)
+# HTTP requests in flight per server process; more answer 503 with Retry-After at once (config/overload.py).
+# High enough that a steady crowd queues on the PostgreSQL pool rather than being turned away (at 64, 200
+# annotators back to back lost a fifth of their throughput to retries), low enough to bound the threads a
+# burst starts. 0 = off.
+ARBITER_MAX_INFLIGHT = envint("ARBITER_MAX_INFLIGHT", 200)
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_BYTES", 5 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None

@@ -2,7 +2,8 @@
 
 `annotate.services` keeps three registries: `checklist_providers` (the checklist lines for a comparison),
 `answer_validators` (called with the assignment and the submitted answers, returning {field: message}) and
-`answer_savers` (called with the new JudgmentRevision and the answers inside the submit transaction).
+`answer_savers` (called with the new JudgmentRevision and the answers inside the submit transaction);
+`answer_loaders` gives a stored judgment's latest checklist answers back as form fields, to prefill a revision.
 The workbench form posts the checklist as radio fields `rubric-<side>-<key>`; the JSON API may send
 `answers["rubric"] = {"a": {...}, "b": {...}}` directly. Both reach the rubric services in the second shape.
 """
@@ -11,7 +12,13 @@ from __future__ import annotations
 
 from annotate import services as annotate_services
 
-from .services import checklist_for, rubric_answers_from_post, save_rubric_answers, validate_rubric_answers
+from .services import (
+    answers_by_side,
+    checklist_for,
+    rubric_answers_from_post,
+    save_rubric_answers,
+    validate_rubric_answers,
+)
 
 
 def _with_rubric(answers: dict) -> dict:
@@ -28,11 +35,24 @@ def save(revision, answers: dict) -> None:
     save_rubric_answers(revision, _with_rubric(answers))
 
 
+def load(judgment) -> dict[str, str]:
+    """The checklist answers of the judgment's latest revision as the form's radio fields."""
+    latest = judgment.revisions.order_by("-number").first()
+    if latest is None:
+        return {}
+    return {
+        f"rubric-{side}-{key}": answer
+        for side, answers in answers_by_side(latest).items()
+        for key, answer in answers.items()
+    }
+
+
 def register() -> None:
     for registry, function in (
         (annotate_services.checklist_providers, checklist_for),
         (annotate_services.answer_validators, validate),
         (annotate_services.answer_savers, save),
+        (annotate_services.answer_loaders, load),
     ):
         if function not in registry:
             registry.append(function)

@@ -161,7 +161,20 @@ def item_views(criteria: Any) -> list[CriterionView]:
 def checklist_for(comparison) -> list[CriterionView]:
     """The project's pinned rubric criteria (in order), then the item's own criteria."""
     project = comparison.project
-    return version_views(project.rubric_version) + item_views(comparison.item.criteria)
+    return pinned_views(project) + item_views(comparison.item.criteria)
+
+
+def pinned_views(project) -> list[CriterionView]:
+    """The pinned version's criteria, kept on the project instance while the pin is the same: a submit reads
+    the checklist twice (validate, then save), and a pinned version is published, hence frozen."""
+    version_id = project.rubric_version_id
+    if version_id is None:
+        return []
+    kept = getattr(project, "_arbiter_pinned_views", None)
+    if kept is None or kept[0] != version_id:
+        kept = (version_id, version_views(project.rubric_version))
+        project._arbiter_pinned_views = kept
+    return list(kept[1])
 
 
 def _rubric_block(answers: Mapping[str, Any]) -> Any:
@@ -207,15 +220,14 @@ def validate_rubric_answers(assignment, answers: dict) -> dict[str, str]:
     return errors
 
 
-@transaction.atomic
 def save_rubric_answers(revision, answers: dict) -> None:
     """Store `answers["rubric"]` for a judgment revision: one CriterionAnswer per answered criterion and side.
 
     Rubric criteria record the project's pinned version (and the criterion row); item criteria record no
-    version. Call after validate_rubric_answers; unknown keys are ignored here.
+    version. Call after validate_rubric_answers; unknown keys are ignored here. Nothing answered: no query.
     """
     block = _rubric_block(answers)
-    if not block:
+    if not isinstance(block, Mapping) or not any(block.get(side) for side in ("a", "b")):
         return
     comparison = revision.judgment.comparison
     by_key = {c.key: c for c in checklist_for(comparison)}

@@ -12,6 +12,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from config.server import uvicorn_argv
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -53,6 +55,23 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> N
     raise TimeoutError(f"nothing listening on {port} after {timeout}s")
 
 
+def stop_popen(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it is still there after `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def uvicorn_args(port: int, workers: int = 1) -> list[str]:
+    """The ASGI server on loopback with the shipped flags (config/server.py, as docker-compose and `manage.py
+    serve` run it): `workers` processes under uvicorn's supervisor, warnings and up logged, no access log."""
+    return uvicorn_argv(sys.executable, host="127.0.0.1", port=port, workers=workers, log_level="warning")
+
+
 class Process:
     def __init__(self, args: list[str], env: dict[str, str], log: Path):
         self.log = log
@@ -60,13 +79,7 @@ class Process:
         self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._fh, stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_popen(self.proc)
         self._fh.close()
 
     def output(self) -> str:
@@ -76,21 +89,7 @@ class Process:
 def start_asgi(tmp: Path, extra_env: dict[str, str] | None = None, workers: int = 1) -> tuple[Process, str]:
     port = free_port()
     env = test_database_env() | (extra_env or {})
-    args = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "config.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-    ]
-    proc = Process(args, env, tmp / f"uvicorn-{port}.log")
+    proc = Process(uvicorn_args(port, workers), env, tmp / f"uvicorn-{port}.log")
     try:
         wait_for_port(port, proc.proc)
     except Exception:

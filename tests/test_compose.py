@@ -36,6 +36,19 @@ def test_web_runs_migrations_before_the_asgi_server():
     assert "migrate" in get_commands()
 
 
+def test_web_runs_the_benchmarked_server_flags():
+    """The figures in the README's Benchmarks are taken with config/server.py's flags: compose ships them."""
+    from config.server import FLAGS
+
+    server = shlex.split(_argv("web")[-1].split("&&")[-1])
+    assert server[:3] == ["exec", "uvicorn", "config.asgi:application"]
+    flags = server[3:]
+    for flag, value in zip(FLAGS[::2], FLAGS[1::2], strict=True):
+        assert flags[flags.index(flag) + 1] == value, flag
+    assert "--no-access-log" in flags
+    assert flags[flags.index("--workers") + 1] == "2"
+
+
 def test_workers_consume_declared_queues():
     declared = {queue.name for queue in celery_app.conf.task_queues}
     for service in ("worker-cpu", "worker-gpu"):

@@ -203,6 +203,7 @@ def test_rubric_functions_are_registered_with_the_workbench():
     assert workbench.answer_validators.count(hooks.validate) == 1
     assert workbench.answer_savers.count(hooks.save) == 1
     assert workbench.checklist_providers.count(services.checklist_for) == 1
+    assert workbench.answer_loaders.count(hooks.load) == 1
 
 
 def test_workbench_form_fields_reach_the_rubric_services_in_canonical_shape():
@@ -214,3 +215,27 @@ def test_workbench_form_fields_reach_the_rubric_services_in_canonical_shape():
     }
     given = {"rubric": {"a": {"c1": "na"}, "b": {}}}
     assert hooks._with_rubric(given) is given
+
+
+def test_a_revision_starts_from_the_saved_checklist_answers(setup, project, annotator, client):
+    """Revising must not silently drop the checklist: the form shows the latest revision's answers."""
+    from django.urls import reverse
+
+    from annotate.services import submit_judgment
+    from rubrics import hooks
+    from tests.annotate.workbench_support import answers
+
+    _v, _c, assignment, _w = setup
+    given_a, given_b = full(), full({"c1": "no", "item:no-dates": "yes"})
+    fields = {f"rubric-a-{k}": v for k, v in given_a.items()} | {
+        f"rubric-b-{k}": v for k, v in given_b.items()
+    }
+    judgment = submit_judgment(
+        assignment=assignment, user=annotator, answers=answers() | fields, submission_id="s1"
+    )
+    assert hooks.load(judgment) == fields
+
+    client.force_login(annotator)
+    page = client.get(reverse("workbench_revise", args=[project.slug, judgment.pk])).content.decode()
+    checked = set(re.findall(r'name="(rubric-[ab]-[^"]+)" value="([^"]+)"[^>]*\n?\s*checked', page))
+    assert checked == set(fields.items())

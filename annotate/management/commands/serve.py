@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from config.celery import ensure_broker_folders
+from config.server import uvicorn_argv
 
 
 class Command(BaseCommand):
@@ -24,8 +25,15 @@ class Command(BaseCommand):
             "--no-demo", action="store_true", help="Do not seed the demo projects and logins."
         )
         parser.add_argument("--web-workers", type=int, default=1)
+        parser.add_argument(
+            "--no-access-log",
+            action="store_true",
+            help="Do not log every request (as docker-compose's web service runs; see config/server.py).",
+        )
 
-    def handle(self, *args, host: str, port: int, no_demo: bool, web_workers: int, **options):
+    def handle(
+        self, *args, host: str, port: int, no_demo: bool, web_workers: int, no_access_log: bool, **options
+    ):
         call_command("migrate", interactive=False, verbosity=0)
         if not no_demo:
             call_command("seed_demo")
@@ -53,21 +61,9 @@ class Command(BaseCommand):
                 str(settings.DATA_DIR / "celerybeat-schedule"),
             ],
         )
+        # The shipped uvicorn flags (config/server.py); the demo keeps the access log unless told otherwise.
         web = subprocess.Popen(
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "config.asgi:application",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--workers",
-                str(web_workers),
-                "--log-level",
-                "info",
-            ],
+            uvicorn_argv(python, host=host, port=port, workers=web_workers, access_log=not no_access_log)
         )
         self.stdout.write(
             self.style.SUCCESS(f"Arbiter is starting on http://{host}:{port}/  (Ctrl+C stops it)")

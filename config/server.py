@@ -1,0 +1,33 @@
+"""How Arbiter's ASGI server starts: one set of uvicorn flags for `manage.py serve`, docker-compose's `web`
+service (tests/test_compose.py checks it matches) and bench/annotate_bench.py, so the README's figures describe
+the configuration that ships.
+
+- `--loop uvloop --http httptools`: the C event loop and HTTP parser (both come with `uvicorn[standard]`).
+  uvicorn's `auto` picks them too when installed; naming them makes a missing one an error, not a silent
+  fallback to the pure-Python ones.
+- `--lifespan off`: Django has no lifespan events; with `auto` uvicorn probes and logs that it is unsupported.
+- `--no-access-log` in production: a proxy in front logs requests, and uvicorn's access line cost measurable
+  CPU per request on the workbench's hot pair. `make run` keeps the log (`serve --access-log`).
+"""
+
+from __future__ import annotations
+
+APP = "config.asgi:application"
+FLAGS: tuple[str, ...] = ("--loop", "uvloop", "--http", "httptools", "--lifespan", "off")
+
+
+def uvicorn_argv(
+    python: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str = "info",
+    access_log: bool = False,
+) -> list[str]:
+    """The command line that starts the ASGI server (HTTP and websockets) with Arbiter's flags."""
+    argv = [python, "-m", "uvicorn", APP, "--host", host, "--port", str(port), "--workers", str(workers)]
+    argv += [*FLAGS, "--log-level", log_level]
+    if not access_log:
+        argv.append("--no-access-log")
+    return argv

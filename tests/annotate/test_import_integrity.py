@@ -1,0 +1,151 @@
+"""PostgreSQL imports check foreign keys by row locks, not per-row triggers: the integrity they keep.
+
+Around the pair-structure COPYs the importer sets `session_replication_role = replica` (which skips the
+deferred per-row FK triggers) when its role may, after locking FOR KEY SHARE every stored row the new rows
+point at. These tests show that nothing dangles, that a stored item an import refers to cannot be deleted
+under it, and that a role without the privilege imports with the triggers instead.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import orjson
+import pytest
+from django.db import OperationalError, connection, transaction
+
+from annotate.importers import import_file
+from annotate.importers.writer import Writer
+from annotate.models import Comparison, Item, Response
+from tests.backends import require_postgres
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LIMITED_ROLE = "arbiter_test_no_replica"
+
+
+def write_lines(path, lines: list[dict]):
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    return path
+
+
+def dangling(project) -> dict[str, int]:
+    """Rows of the project whose referenced rows do not exist, found by anti-joins."""
+    checks = {
+        "items without project": "SELECT count(*) FROM annotate_item i WHERE i.project_id = %s"
+        " AND NOT EXISTS (SELECT 1 FROM annotate_project p WHERE p.id = i.project_id)",
+        "responses without item": "SELECT count(*) FROM annotate_response r WHERE NOT EXISTS"
+        " (SELECT 1 FROM annotate_item i WHERE i.id = r.item_id)",
+        "comparisons without item or response": "SELECT count(*) FROM annotate_comparison c"
+        " WHERE c.project_id = %s AND (NOT EXISTS (SELECT 1 FROM annotate_item i WHERE i.id = c.item_id)"
+        " OR NOT EXISTS (SELECT 1 FROM annotate_response r WHERE r.id = c.response_a_id AND r.item_id = c.item_id)"
+        " OR NOT EXISTS (SELECT 1 FROM annotate_response r WHERE r.id = c.response_b_id AND r.item_id = c.item_id))",
+    }
+    out = {}
+    with connection.cursor() as cur:
+        for name, sql in checks.items():
+            cur.execute(sql, [project.pk] * sql.count("%s"))
+            out[name] = cur.fetchone()[0]
+    return out
+
+
+def test_superuser_imports_lock_references_and_leave_nothing_dangling(project, tmp_path):
+    require_postgres()
+    with transaction.atomic(), connection.cursor() as cur:
+        assert Writer._can_skip_fk_triggers(cur), "the test database's role is expected to be a superuser"
+        cur.execute("SHOW session_replication_role")
+        assert cur.fetchone()[0] == "origin", "the probe must leave the setting as it was"
+    first = write_lines(
+        tmp_path / "first.jsonl",
+        [{"prompt": f"Question {i}", "responses": [f"yes {i}", f"no {i}"]} for i in range(30)],
+    )
+    import_file(first, project=project, fmt="generic")
+    # A second file adds responses and pairs to stored items, and new items: both paths of the look-up.
+    second = write_lines(
+        tmp_path / "second.jsonl",
+        [{"prompt": f"Question {i}", "responses": [f"yes {i}", f"maybe {i}"]} for i in range(20, 40)],
+    )
+    report = import_file(second, project=project, fmt="generic")
+    assert (report.items_created, report.responses_created, report.comparisons_created) == (10, 30, 20)
+    assert Comparison.objects.filter(project=project).count() == 50
+    assert dangling(project) == dict.fromkeys(dangling(project), 0)
+    with connection.cursor() as cur:
+        cur.execute("SHOW session_replication_role")
+        assert cur.fetchone()[0] == "origin"
+
+
+def test_a_stored_item_an_import_refers_to_cannot_be_deleted_until_it_commits(project, tmp_path):
+    require_postgres()
+    import_file(
+        write_lines(tmp_path / "first.jsonl", [{"prompt": "Kept", "responses": ["one", "two"]}]),
+        project=project,
+        fmt="generic",
+    )
+    kept = Item.objects.get(project=project)
+    second = write_lines(tmp_path / "second.jsonl", [{"prompt": "Kept", "responses": ["one", "three"]}])
+    written, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hold(fraction: float) -> None:  # called after the batch is written, before the commit
+        if fraction < 1.0 or not written.is_set():
+            written.set()
+            release.wait(30)
+
+    def run() -> None:
+        try:
+            import_file(second, project=project, fmt="generic", progress=hold)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    importer = threading.Thread(target=run)
+    importer.start()
+    try:
+        assert written.wait(30), "the import never reached its first batch"
+        with (
+            pytest.raises(OperationalError, match="lock timeout"),
+            transaction.atomic(),
+            connection.cursor() as cur,
+        ):
+            cur.execute("SET LOCAL lock_timeout = '300ms'")
+            cur.execute("DELETE FROM annotate_item WHERE id = %s", [kept.pk])
+    finally:
+        release.set()
+        importer.join(60)
+    assert not errors, errors
+    assert Item.objects.filter(pk=kept.pk).exists()
+    assert Response.objects.filter(item=kept).count() == 3
+    assert Comparison.objects.filter(project=project, item=kept).count() == 2
+    assert dangling(project) == dict.fromkeys(dangling(project), 0)
+
+
+@pytest.fixture
+def limited_role():
+    """A role that may use the tables but not set session_replication_role (what most hosted databases give)."""
+    require_postgres()
+    with connection.cursor() as cur:
+        cur.execute(f"DROP ROLE IF EXISTS {LIMITED_ROLE}")
+        cur.execute(f"CREATE ROLE {LIMITED_ROLE} NOLOGIN")
+        cur.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {LIMITED_ROLE}")
+        cur.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {LIMITED_ROLE}")
+        cur.execute(f"GRANT TEMPORARY ON DATABASE {connection.settings_dict['NAME']} TO {LIMITED_ROLE}")
+    yield LIMITED_ROLE
+    with connection.cursor() as cur:
+        cur.execute("RESET ROLE")
+        cur.execute(f"DROP OWNED BY {LIMITED_ROLE}")
+        cur.execute(f"DROP ROLE {LIMITED_ROLE}")
+
+
+def test_without_the_privilege_the_triggers_check_foreign_keys(project, tmp_path, limited_role):
+    require_postgres()
+    path = write_lines(
+        tmp_path / "pairs.jsonl",
+        [{"prompt": f"Question {i}", "responses": [f"yes {i}", f"no {i}"]} for i in range(10)],
+    )
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(f"SET LOCAL ROLE {limited_role}")
+        assert not Writer._can_skip_fk_triggers(cur)
+        report = import_file(path, project=project, fmt="generic")
+    assert report.comparisons_created == 10
+    assert dangling(project) == dict.fromkeys(dangling(project), 0)

@@ -1,0 +1,47 @@
+"""config/cache.py: one Redis connection pool per process for every thread, and Django's incr semantics."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from config.cache import RedisCache
+from tests.backends import require_redis
+
+
+@pytest.fixture
+def redis_cache() -> RedisCache:
+    url = require_redis()
+    return RedisCache(url, {"KEY_PREFIX": f"test-cache-{uuid.uuid4().hex[:8]}", "OPTIONS": {}})
+
+
+def test_backends_made_in_different_threads_share_one_connection_pool(redis_cache):
+    """Django makes a backend instance per thread, and ASGI runs each request in its own thread."""
+    url = redis_cache._servers[0]
+    pools = []
+
+    def in_a_thread():
+        backend = RedisCache(url, {"KEY_PREFIX": "x", "OPTIONS": {}})  # what each request's thread gets
+        backend.set("probe", 1)
+        pools.append(backend._cache._get_connection_pool(write=True))
+
+    threads = [threading.Thread(target=in_a_thread) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(pools) == 8 and all(pool is pools[0] for pool in pools)
+    assert len(pools[0]._available_connections) + len(pools[0]._in_use_connections) <= 8
+
+
+def test_incr_counts_an_existing_key_and_refuses_a_missing_one_without_creating_it(redis_cache):
+    redis_cache.set("counter", 1, timeout=60)
+    assert redis_cache.incr("counter") == 2
+    assert redis_cache.incr("counter", 5) == 7
+    with pytest.raises(ValueError, match="not found"):
+        redis_cache.incr("missing")
+    assert redis_cache.get("missing") is None
+    client = redis_cache._cache.get_client(write=True)
+    assert 0 < client.ttl(redis_cache.make_and_validate_key("counter")) <= 60  # incr keeps the timeout

@@ -1,8 +1,9 @@
 """Streamed export of a dataset snapshot in the DESIGN formats (`trl`, `hh`, `safe-rlhf`, `raw`).
 
-Rows are read as streams (server-side cursors on PostgreSQL) in batches of pairs and written as they are made,
-as JSONL (optionally gzipped) or Parquet (one row group per batch), so memory does not grow with the dataset. Every export
-writes a Markdown dataset card beside the file and an `export.create` audit event.
+Rows are read as streams (server-side cursors on PostgreSQL) in batches of pairs and written as they are
+made, as JSONL (optionally gzipped) or Parquet (one row group per batch), so memory does not grow with the
+dataset. Every export writes a Markdown dataset card beside the file and an `export.create` audit event.
+How and why: exporters.md.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .canonical import render_hh
 from .dataset_card import render_card
 from .fastrows import ByComparison, RowStreams
 from .models import (
+    Annotator,
     AuditEvent,
     DatasetSnapshot,
     ExportJob,
@@ -136,10 +138,9 @@ def pseudonymiser(with_names: bool) -> Callable[[int, str, str], str]:
 
 # --- reading the snapshot in batches --------------------------------------------------------------------
 #
-# The pairs are read as one stream in comparison order (the snapshot's unique (snapshot, comparison) index
-# gives that order without a sort), and whatever a format needs per comparison — the votes, the judgment
-# revisions, their rubric answers — as further streams sorted by comparison id and merged pair batch by pair
-# batch (`ByComparison`). One query per stream, each read a chunk at a time: memory stays flat, PostgreSQL
+# The pairs are read as one stream in comparison order, and whatever a format needs per comparison — the
+# votes, the judgment revisions, their rubric answers — as further streams sorted by comparison id and
+# merged pair batch by pair batch (`ByComparison`). One query per stream, each read a chunk at a time: memory stays flat, PostgreSQL
 # plans each query once, and nothing is serialised to JSON twice.
 
 PAIR_FIELDS = (
@@ -311,8 +312,6 @@ REVISION_FIELDS = (
     "judgment__comparison_id",
     "id",
     "judgment__annotator_id",
-    "judgment__annotator__name",
-    "judgment__annotator__kind",
     "preference",
     "choice",
     "helpfulness",
@@ -372,6 +371,13 @@ def raw_rows(
     """Every counted revision as (head, tail): the head (prompt and responses) is one dict shared by the
     revisions of a pair, so the JSONL writer serialises it once per pair; head + tail is the row."""
     name_of = pseudonymiser(opts.with_names)
+    # Every annotator of the project named once, rather than a join and a call per revision.
+    names = {
+        pk: name_of(pk, name, kind)
+        for pk, name, kind in Annotator.objects.filter(project=snapshot.project).values_list(
+            "id", "name", "kind"
+        )
+    }
     revisions_qs = (
         _counted(snapshot, JudgmentRevision, "judgment__")
         .annotate(
@@ -380,8 +386,9 @@ def raw_rows(
         .order_by("judgment__comparison_id", "judgment_id", "number")
         .values_list(*REVISION_FIELDS)
     )
-    revisions = ByComparison(read.stream(revisions_qs, bool_cols=(9, 10), dt_cols=(18,)))
+    revisions = ByComparison(read.stream(revisions_qs, bool_cols=(7, 8), dt_cols=(16,)))
     rubric_answers = _rubric_answers(snapshot, read) if _has_rubrics(snapshot) else None
+    loads = orjson.loads
     for batch in pair_batches(snapshot, read):
         last = batch[-1].comparison_id
         by_comparison = revisions.upto(last)
@@ -397,8 +404,6 @@ def raw_rows(
                 _,
                 rid,
                 annotator_id,
-                name,
-                kind,
                 preference,
                 choice,
                 helpfulness,
@@ -420,15 +425,15 @@ def raw_rows(
                     (
                         head,
                         {
-                            "annotator": name_of(annotator_id, name, kind),
+                            "annotator": names[annotator_id],
                             "choice": choice,
                             "preference": preference,
                             "helpfulness": helpfulness,
                             "harmlessness": harmlessness,
                             "a_safe": a_safe,
                             "b_safe": b_safe,
-                            "a_harm_categories": _json_list(a_cats),
-                            "b_harm_categories": _json_list(b_cats),
+                            "a_harm_categories": [] if a_cats == "[]" else loads(a_cats),
+                            "b_harm_categories": [] if b_cats == "[]" else loads(b_cats),
                             "a_severity": a_sev,
                             "b_severity": b_sev,
                             "justification": justification,

@@ -142,11 +142,11 @@ class Writer:
                 # found and locked FOR KEY SHARE, as the deferred per-row FK checks would have, but in one
                 # statement per table (those checks were a third of the server's time). Only these COPYs run
                 # with the triggers off; everything else (labels, raw votes) is checked by them as usual.
+                # No `finally`: after an error the transaction is aborted (a SET would only mask the error)
+                # and the import's rollback undoes the LOCAL setting with everything else.
                 cur.execute("SET LOCAL session_replication_role = replica")
-                try:
-                    cmap = self._structure_pg(cur, pairs, fetch=labelled)
-                finally:
-                    cur.execute("SET LOCAL session_replication_role = origin")
+                cmap = self._structure_pg(cur, pairs, fetch=labelled)
+                cur.execute("SET LOCAL session_replication_role = origin")
             elif self.pg:
                 cmap = self._structure_pg(cur, pairs, fetch=labelled)
             else:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from django.db import connection, transaction
 
+from annotate.gcpause import collector_paused
 from annotate.models import AuditEvent, Project
 
 from .formats import FORMATS, PARSERS, BadLine, ParseContext, ParsedPair
@@ -108,7 +109,8 @@ def import_file(
     )
     parse = PARSERS[fmt]
 
-    with transaction.atomic():
+    # The cycle collector rests while lines are parsed and written (annotate/gcpause.py).
+    with collector_paused(), transaction.atomic():
         writer = Writer(project=project, fmt=fmt, source=source, seed=seed, report=report)
         writer.setup()
         if connection.vendor == "postgresql":

@@ -379,7 +379,12 @@ def parse_generic(obj: dict, line: int, ctx: ParseContext) -> list[ParsedPair]:
         raise BadLine("responses", f"needs at least two responses, has {len(responses)}")
     if len(responses) > MAX_GENERIC_RESPONSES:
         raise BadLine("responses", f"has {len(responses)} responses, more than {MAX_GENERIC_RESPONSES}")
-    parsed = [_response(r, f"responses[{i}]") for i, r in enumerate(responses)]
+    # The hot path of a large import: a plain string is taken as it is; anything else gets the full check
+    # (and its field name, built only then).
+    parsed = [
+        (r, "") if type(r) is str and "\x00" not in r else _response(r, f"responses[{i}]")
+        for i, r in enumerate(responses)
+    ]
     seen: dict[str, int] = {}
     for i, (text, _) in enumerate(parsed):
         if text in seen:
@@ -389,14 +394,26 @@ def parse_generic(obj: dict, line: int, ctx: ParseContext) -> list[ParsedPair]:
     if criteria is not None and not isinstance(criteria, list):
         raise BadLine("rubric", f"must be a list of criteria, not {_type_name(criteria)}")
     pkey = prompt_key(messages)
+    keys = [text_key(text) for text, _ in parsed]  # once a response, not once a pair
     combos = list(itertools.combinations(range(len(parsed)), 2))
     if ctx.generic_pairs is not None and ctx.generic_pairs < len(combos):
         combos = sorted(ctx.rng.sample(combos, ctx.generic_pairs))
-    pairs = [_pair(line, messages, parsed[i], parsed[j], pkey=pkey) for i, j in combos]
-    if criteria:
-        for p in pairs:
-            p.criteria = criteria
-    return pairs
+    return [
+        ParsedPair(
+            line,
+            messages,
+            pkey,
+            parsed[i][0],
+            keys[i],
+            parsed[i][1],
+            parsed[j][0],
+            keys[j],
+            parsed[j][1],
+            pair_key(pkey, keys[i], keys[j]),
+            criteria or None,
+        )
+        for i, j in combos
+    ]
 
 
 def _side(value: Any, fld: str) -> str | None:

@@ -1,11 +1,12 @@
 """Bulk writes of parsed pairs: items, responses, comparisons, source labels and raw votes.
 
-One batch at a time, inside the caller's transaction. The rows of a batch go into temporary tables (COPY on
-PostgreSQL, executemany on SQLite), then one `INSERT … SELECT … ON CONFLICT DO NOTHING` per table moves the new
-ones in; the unique constraints (item per prompt key, response per item and text key, comparison per pair key,
+One batch at a time, inside the caller's transaction. On PostgreSQL the new items, responses and comparisons
+are found by key look-ups and written with binary COPY straight into their tables (`_structure_pg`; see
+importers/README.md); on SQLite, and for source labels everywhere, the rows go into temporary tables and one
+`INSERT … SELECT … ON CONFLICT DO NOTHING` per table moves the new ones in. The unique constraints (item per prompt key, response per item and text key, comparison per pair key,
 judgment per comparison and annotator) make a second import of the same rows add nothing, and the first batch
 that names a pair fixes its canonical order. Only per-batch maps live in Python, so memory does not grow with
-the file. The same SQL runs on both backends.
+the file.
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ class SetupError(ValueError):
 
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def _jsonb(value: Any) -> bytes:
+    """jsonb's binary wire form: a version byte (1), then the JSON text."""
+    return b"\x01" + orjson.dumps(value)
+
+
+EMPTY_JSONB = _jsonb({})
+EMPTY_LIST_JSONB = _jsonb([])
 
 
 class Writer:
@@ -167,8 +177,14 @@ class Writer:
         cur.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [seq, n])
         return [r[0] for r in cur.fetchall()]
 
-    def _copy(self, cur, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        with cur.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+    def _copy(
+        self, cur, table: str, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Binary COPY: (column, type) pairs; no text escaping on either side. A `jsonb` column takes bytes
+        already in jsonb's binary form (`_jsonb`), sent as they are."""
+        names = ", ".join(c for c, _ in columns)
+        with cur.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["bytea" if t == "jsonb" else t for _, t in columns])
             for row in rows:
                 copy.write_row(row)
 
@@ -178,7 +194,6 @@ class Writer:
         (taken in setup), so no other import can insert the same keys between the look-up and the COPY."""
         pid = self.project.pk
         report = self.report
-        now = self.db_now
         items: dict[str, ParsedPair] = {}
         for p in pairs:
             items.setdefault(p.pkey, p)
@@ -196,9 +211,27 @@ class Writer:
         self._copy(
             cur,
             "annotate_item",
-            ("id", "project_id", "prompt", "prompt_key", "source", "metadata", "criteria", "created_at"),
             (
-                (i, pid, _json(items[k].messages), k, source, "{}", _json(items[k].criteria or []), now)
+                ("id", "int8"),
+                ("project_id", "int8"),
+                ("prompt", "jsonb"),
+                ("prompt_key", "text"),
+                ("source", "text"),
+                ("metadata", "jsonb"),
+                ("criteria", "jsonb"),
+                ("created_at", "timestamptz"),
+            ),
+            (
+                (
+                    i,
+                    pid,
+                    _jsonb(items[k].messages),
+                    k,
+                    source,
+                    EMPTY_JSONB,
+                    _jsonb(items[k].criteria) if items[k].criteria else EMPTY_LIST_JSONB,
+                    self.now,
+                )
                 for i, k in zip(ids, new_items, strict=True)
             ),
         )
@@ -227,9 +260,16 @@ class Writer:
         self._copy(
             cur,
             "annotate_response",
-            ("id", "item_id", "text", "text_key", "model_name", "metadata"),
             (
-                (i, key[0], responses[key][0], key[1], responses[key][1], "{}")
+                ("id", "int8"),
+                ("item_id", "int8"),
+                ("text", "text"),
+                ("text_key", "text"),
+                ("model_name", "text"),
+                ("metadata", "jsonb"),
+            ),
+            (
+                (i, key[0], responses[key][0], key[1], responses[key][1], EMPTY_JSONB)
                 for i, key in zip(ids, new_resps, strict=True)
             ),
         )
@@ -266,24 +306,26 @@ class Writer:
                 0,
                 0,
                 self.rng.random(),
-                now,
+                self.now,
             )
             if ids is not None:
                 row = (ids[n], *row)
                 cmap[k] = (ids[n], p.a_key)
             rows.append(row)
         columns = (
-            "project_id",
-            "item_id",
-            "response_a_id",
-            "response_b_id",
-            "pair_key",
-            "extra_k",
-            "crowd_judgments",
-            "random_key",
-            "created_at",
+            ("project_id", "int8"),
+            ("item_id", "int8"),
+            ("response_a_id", "int8"),
+            ("response_b_id", "int8"),
+            ("pair_key", "text"),
+            ("extra_k", "int2"),
+            ("crowd_judgments", "int4"),
+            ("random_key", "float8"),
+            ("created_at", "timestamptz"),
         )
-        self._copy(cur, "annotate_comparison", ("id", *columns) if ids is not None else columns, rows)
+        self._copy(
+            cur, "annotate_comparison", (("id", "int8"), *columns) if ids is not None else columns, rows
+        )
         report.comparisons_created += len(new_cmps)
         if self.fmt == "generic":
             report.duplicates += len(pairs) - len(new_cmps)

@@ -18,6 +18,9 @@ from typing import Any
 import orjson
 
 PARQUET_BATCH_ROWS = 4096
+# Reads of a mebibyte, not Python's default 8 KiB (about ten lines): every read releases the GIL, and the
+# reader thread must then wait for the writing thread to hand it back (up to the 5 ms switch interval).
+READ_BUFFER = 1 << 20
 
 
 class InvalidRecord:
@@ -54,9 +57,13 @@ class RecordReader:
             yield from self._jsonl()
 
     def _jsonl(self) -> Iterator[tuple[int, Any]]:
-        with open(self.path, "rb") as raw:
+        with open(self.path, "rb", buffering=READ_BUFFER) as raw:
             self._raw = raw
-            stream = gzip.GzipFile(fileobj=raw, mode="rb") if self.kind == "gzip" else raw
+            stream = (
+                io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"), READ_BUFFER)
+                if self.kind == "gzip"
+                else raw
+            )
             lineno = 0
             try:
                 for lineno, line in enumerate(stream, 1):  # noqa: B007 - lineno used after the loop

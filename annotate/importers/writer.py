@@ -21,6 +21,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from psycopg.types.string import BytesBinaryDumper
 
 from annotate.models import Annotator, Comparison, Judgment, JudgmentRevision, Project
 
@@ -183,6 +184,8 @@ class Writer:
         """Binary COPY: (column, type) pairs; no text escaping on either side. A `jsonb` column takes bytes
         already in jsonb's binary form (`_jsonb`), sent as they are."""
         names = ", ".join(c for c, _ in columns)
+        # psycopg's C dumper for bytes (the default for bytea handles the DB-API Binary wrapper, in Python).
+        cur.cursor.adapters.register_dumper(bytes, BytesBinaryDumper)
         with cur.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["bytea" if t == "jsonb" else t for _, t in columns])
             for row in rows:

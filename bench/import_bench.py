@@ -7,7 +7,8 @@ process, and prints the median comparisons/s and the child's peak RSS (ru_maxrss
 taken before and after the import, so the import's own growth shows). In the same run it times a bare COPY of the
 same rows (prompt, response a, response b as text, parsed from the same file) into a scratch table, for
 comparison. It also prints the CPU seconds of the import process and of its PostgreSQL backend (when the
-server is local), which say more than wall time on a shared machine, and the load average.
+server is local), which say more than wall time on a shared machine, the load average, and a CPU probe (a
+fixed Python loop timed between runs) that shows how fast the machine ran meanwhile.
 Bench projects are removed afterwards.
 """
 
@@ -66,6 +67,19 @@ def generate(path: Path, n: int, seed: int = 0) -> None:
                 ],
             }
             fh.write(orjson.dumps(line) + b"\n")
+
+
+def probe_ms() -> float:
+    """A fixed pure-Python loop, best of three, in ms: how fast this (shared, virtual) machine runs right now.
+    On the development machine it swings 2-3x from minute to minute; it is printed beside every figure."""
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - t0)
+    return best * 1000
 
 
 def _cpu_self() -> float:
@@ -200,6 +214,7 @@ def main() -> None:
             mib = path.stat().st_size / 2**20
             copy_s, rows = bare_copy(path)
             results, ids = [], []
+            probes = [probe_ms()]
             for run in range(args.runs):
                 out = subprocess.run(
                     [sys.executable, __file__, "--child", str(path), f"bench-{stamp}-{n}-{run}"],
@@ -211,6 +226,7 @@ def main() -> None:
                 res = json.loads(out.stdout.strip().splitlines()[-1])
                 results.append(res)
                 ids.append(res["project_id"])
+                probes.append(probe_ms())
             cleanup(ids)
             rates = [r["comparisons"] / r["seconds"] for r in results]
             print(
@@ -220,7 +236,8 @@ def main() -> None:
                 f"(process before import {statistics.median(r['rss_before_mib'] for r in results):.0f} MiB); "
                 f"bare COPY of the same rows {rows / copy_s:,.0f} rows/s; CPU per run: import process "
                 f"{statistics.median(r['client_cpu'] for r in results):.1f} s, PostgreSQL backend "
-                f"{statistics.median(r['server_cpu'] for r in results):.1f} s; load average {os.getloadavg()[0]:.1f}",
+                f"{statistics.median(r['server_cpu'] for r in results):.1f} s; load average {os.getloadavg()[0]:.1f}; "
+                f"CPU probe {min(probes):.0f}-{max(probes):.0f} ms (a fixed Python loop; lower is a faster machine)",
                 flush=True,
             )
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from .assignment import has_free_slot
 from .dashboard import mark_dashboard_dirty
-from .fastrows import ModelInsert, ModelRows
+from .fastrows import ModelInsert, ModelRows, hot_cursor
 from .models import (
     Annotator,
     Assignment,
@@ -308,7 +308,7 @@ def _lock_assignment(pk: int) -> Assignment | None:
     """The assignment row, locked, with its annotator's login and kind, its draft's id and version, and its
     comparison with the item's criteria (what the rubric checklist reads): one statement, no lazy loads."""
     lock = " FOR UPDATE OF a" if connection.features.has_select_for_update_of else ""
-    with connection.cursor() as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(_LOCK_ASSIGNMENT_SQL.format(lock=lock), [pk])
         row = cursor.fetchone()
     if row is None:
@@ -349,7 +349,7 @@ def _record(locked: Assignment, canonical: Canonical, *, submission_id: str, ans
         judgment=judgment, number=1, submission_id=submission_id, created_at=now, **fields
     )
     _REVISION_INSERT.insert(revision, connection)
-    with connection.cursor() as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(
             "UPDATE annotate_assignment SET status = %s, submitted_at = %s WHERE id = %s",
             [Assignment.Status.SUBMITTED, connection.ops.adapt_datetimefield_value(now), locked.pk],

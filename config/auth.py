@@ -16,7 +16,7 @@ from __future__ import annotations
 from django.contrib.auth import backends, get_user_model
 from django.db import connections, router
 
-from annotate.fastrows import ModelRows
+from annotate.fastrows import ModelRows, hot_cursor
 
 
 class ModelBackend(backends.ModelBackend):
@@ -40,7 +40,7 @@ class ModelBackend(backends.ModelBackend):
             return None
         table = connection.ops.quote_name(model._meta.db_table)
         pk = connection.ops.quote_name(model._meta.pk.column)
-        with connection.cursor() as cursor:
+        with hot_cursor(connection) as cursor:
             cursor.execute(f"SELECT {rows.columns('u')} FROM {table} u WHERE u.{pk} = %s", [user_id])
             row = cursor.fetchone()
         if row is None:

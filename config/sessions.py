@@ -15,7 +15,7 @@ from django.contrib.sessions.backends import db
 from django.db import connections, router
 from django.utils import timezone
 
-from annotate.fastrows import ModelRows
+from annotate.fastrows import ModelRows, hot_cursor
 
 
 class SessionStore(db.SessionStore):
@@ -35,7 +35,7 @@ class SessionStore(db.SessionStore):
         table = connection.ops.quote_name(self.model._meta.db_table)
         sql = f"SELECT {rows.columns('s')} FROM {table} s WHERE s.session_key = %s AND s.expire_date > %s"
         now = connection.ops.adapt_datetimefield_value(timezone.now())
-        with connection.cursor() as cursor:
+        with hot_cursor(connection) as cursor:
             cursor.execute(sql, [self.session_key, now])
             row = cursor.fetchone()
         if row is None:

@@ -62,6 +62,12 @@ def _preparing_cursor_class():
             def execute(self, query, params=None, *, prepare=True, binary=None):
                 return super().execute(query, params, prepare=prepare, binary=binary)
 
+            def _send_query_prepared(self, name, pgq, **kwargs):
+                # psycopg keeps the statement sent (`_query`) on every path but this one; Django's query log
+                # (DEBUG, CaptureQueriesContext) reads its text from there.
+                self._query = pgq
+                return super()._send_query_prepared(name, pgq, **kwargs)
+
         _PreparingCursor = PreparingCursor
     return _PreparingCursor
 
@@ -244,8 +250,7 @@ class ModelInsert:
 
     def insert(self, obj, connection, *, db: str = DEFAULT_DB_ALIAS) -> None:
         """Insert `obj` (its primary key unset) and give it the new primary key."""
-        signals.pre_save.send(sender=self.model, instance=obj, raw=False, using=db, update_fields=None)
-        values = [f.get_db_prep_save(f.pre_save(obj, add=True), connection=connection) for f in self.fields]
+        values = self.prepare(obj, connection, db=db)
         returning = connection.features.can_return_columns_from_insert
         with hot_cursor(connection) as cursor:
             cursor.execute(self.sql + self.returning if returning else self.sql, values)
@@ -255,6 +260,16 @@ class ModelInsert:
                 pk = connection.ops.last_insert_id(
                     cursor, self.model._meta.db_table, self.model._meta.pk.column
                 )
+        self.inserted(obj, pk, db=db)
+
+    def prepare(self, obj, connection, *, db: str = DEFAULT_DB_ALIAS) -> list:
+        """`pre_save` sent and the values of `self.fields`, as `save()` prepares them (for a caller that runs
+        the INSERT itself, then calls `inserted`)."""
+        signals.pre_save.send(sender=self.model, instance=obj, raw=False, using=db, update_fields=None)
+        return [f.get_db_prep_save(f.pre_save(obj, add=True), connection=connection) for f in self.fields]
+
+    def inserted(self, obj, pk, *, db: str = DEFAULT_DB_ALIAS) -> None:
+        """`obj` is stored with primary key `pk`: its state as after `save()`, and `post_save` sent."""
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = db

@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.http import Http404
 
-from .fastrows import ModelRows
+from .fastrows import ModelRows, hot_cursor
 from .models import Membership, Project
 
 ADMIN_GROUP = "admins"
@@ -52,7 +52,7 @@ def member_project(user, slug: str) -> Project | None:
     """The live project `slug` when `user` holds an active membership on it (any role), else None."""
     if not user.is_authenticated:
         return None
-    with connection.cursor() as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(_MEMBER_PROJECT_SQL, [slug, user.pk, True])
         row = cursor.fetchone()
     return _PROJECT_ROWS.load(row, connection) if row is not None else None

@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .access import is_admin
+from .fastrows import hot_cursor
 from .models import Annotator, Assignment, Comparison, Gold, Item, Membership, Project, Response
 
 RESERVED = Assignment.Status.RESERVED
@@ -164,7 +165,7 @@ _LOCK_ANNOTATOR_SQL = (
 def _lock_annotator(project: Project, user) -> Annotator | None:
     """Lock the annotator row; `member_paused` ('' active, text paused, None no membership) and `open_id`."""
     lock = " FOR UPDATE OF an" if connection.features.has_select_for_update_of else ""
-    with connection.cursor() as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(_LOCK_ANNOTATOR_SQL.format(lock=lock), [project.pk, True, project.pk, user.pk])
         row = cursor.fetchone()
     if row is None:
@@ -277,7 +278,7 @@ def _pick_crowd(project: Project, annotator: Annotator, now, tried: list[int]) -
     exclude = "".join(" AND c.id <> %s" for _ in tried)
     lock = " FOR UPDATE OF c SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     params = [project.pk, annotator.pk, False, db_now, project.overlap_k, *tried]
-    with connection.cursor() as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(_PICK_SQL.format(exclude=exclude, lock=lock), params)
         row = cursor.fetchone()
     if row is None:
@@ -318,7 +319,7 @@ def _reserve_if_free(
         ops.adapt_datetimefield_value(now),
         project.overlap_k,
     ]
-    with connection.cursor() as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(_RESERVE_SQL, params)
         row = cursor.fetchone()
     if row is None:

@@ -1,5 +1,19 @@
 """Reading rows fast: big sets of rows through plain or server-side cursors without Django's per-value
-converters (the slow part of a big read), and model instances from plain cursor rows for hot paths."""
+converters (the slow part of a big read), and model instances from plain cursor rows for hot paths.
+
+`hot_cursor(connection)` is the cursor for the few statements every workbench request runs (session, user,
+project, claim, submit). On PostgreSQL it binds parameters on the server and prepares each statement the first
+time a connection runs it; from then on psycopg sends only the statement's name and the values: PostgreSQL
+neither parses nor plans it again, and psycopg neither quotes the values into the SQL text (in Python) nor
+converts the query. Django's default cursor binds on the client and prepares nothing (Django also turns psycopg's
+preparing off, `prepare_threshold=None`, for the sake of transaction-pooling proxies), which the rest of
+Arbiter keeps: server-side binding caps a statement at 65,535 parameters, and some bulk deletes pass more.
+The cursor is Django's wrapper (execute wrappers, debug logging, error translation) around a subclass of
+Django's own server-binding psycopg cursor. Elsewhere (SQLite) it is `connection.cursor()`. Hot statements only,
+each with a fixed, small number of parameters: a prepared statement stays on its pooled connection (psycopg
+keeps the 100 most used per connection and deallocates the rest). Behind a proxy that pools transactions
+(PgBouncer before 1.21) prepared statements need its prepared-statement support.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +26,50 @@ from contextlib import AbstractContextManager
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import signals
 from django.utils.dateparse import parse_datetime
+
+
+def hot_cursor(connection):
+    """A cursor whose statements are prepared on PostgreSQL (see the module note)."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    connection.ensure_connection()
+    pg = connection.connection
+    if pg.prepare_threshold is None:
+        # Django turns preparing off (None), which psycopg honours even for `prepare=True`. A threshold no
+        # count reaches prepares what is asked for and nothing else: only server-binding cursors prepare, and
+        # Django's cursors bind on the client.
+        pg.prepare_threshold = _NEVER_BY_COUNT
+    previous = pg.cursor_factory
+    pg.cursor_factory = _preparing_cursor_class()  # this thread's connection: nothing else uses it meanwhile
+    try:
+        return connection.cursor()
+    finally:
+        pg.cursor_factory = previous
+
+
+_NEVER_BY_COUNT = 2**62
+_PreparingCursor = None
+
+
+def _preparing_cursor_class():
+    global _PreparingCursor
+    if _PreparingCursor is None:
+        from django.db.backends.postgresql.base import ServerBindingCursor
+
+        class PreparingCursor(ServerBindingCursor):
+            """Django's server-binding cursor, each statement prepared on its first run."""
+
+            def execute(self, query, params=None, *, prepare=True, binary=None):
+                return super().execute(query, params, prepare=prepare, binary=binary)
+
+            def _send_query_prepared(self, name, pgq, **kwargs):
+                # psycopg keeps the statement sent (`_query`) on every path but this one; Django's query log
+                # (DEBUG, CaptureQueriesContext) reads its text from there.
+                self._query = pgq
+                return super()._send_query_prepared(name, pgq, **kwargs)
+
+        _PreparingCursor = PreparingCursor
+    return _PreparingCursor
 
 
 def _convert(fetched: list, *, bool_cols: tuple[int, ...], dt_cols: tuple[int, ...]) -> list:
@@ -192,10 +250,9 @@ class ModelInsert:
 
     def insert(self, obj, connection, *, db: str = DEFAULT_DB_ALIAS) -> None:
         """Insert `obj` (its primary key unset) and give it the new primary key."""
-        signals.pre_save.send(sender=self.model, instance=obj, raw=False, using=db, update_fields=None)
-        values = [f.get_db_prep_save(f.pre_save(obj, add=True), connection=connection) for f in self.fields]
+        values = self.prepare(obj, connection, db=db)
         returning = connection.features.can_return_columns_from_insert
-        with connection.cursor() as cursor:
+        with hot_cursor(connection) as cursor:
             cursor.execute(self.sql + self.returning if returning else self.sql, values)
             if returning:
                 pk = cursor.fetchone()[0]
@@ -203,6 +260,16 @@ class ModelInsert:
                 pk = connection.ops.last_insert_id(
                     cursor, self.model._meta.db_table, self.model._meta.pk.column
                 )
+        self.inserted(obj, pk, db=db)
+
+    def prepare(self, obj, connection, *, db: str = DEFAULT_DB_ALIAS) -> list:
+        """`pre_save` sent and the values of `self.fields`, as `save()` prepares them (for a caller that runs
+        the INSERT itself, then calls `inserted`)."""
+        signals.pre_save.send(sender=self.model, instance=obj, raw=False, using=db, update_fields=None)
+        return [f.get_db_prep_save(f.pre_save(obj, add=True), connection=connection) for f in self.fields]
+
+    def inserted(self, obj, pk, *, db: str = DEFAULT_DB_ALIAS) -> None:
+        """`obj` is stored with primary key `pk`: its state as after `save()`, and `post_save` sent."""
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = db

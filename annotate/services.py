@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from .assignment import has_free_slot
 from .dashboard import mark_dashboard_dirty
-from .fastrows import ModelInsert, ModelRows
+from .fastrows import ModelInsert, ModelRows, hot_cursor
 from .models import (
     Annotator,
     Assignment,
@@ -308,7 +308,7 @@ def _lock_assignment(pk: int) -> Assignment | None:
     """The assignment row, locked, with its annotator's login and kind, its draft's id and version, and its
     comparison with the item's criteria (what the rubric checklist reads): one statement, no lazy loads."""
     lock = " FOR UPDATE OF a" if connection.features.has_select_for_update_of else ""
-    with connection.cursor() as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(_LOCK_ASSIGNMENT_SQL.format(lock=lock), [pk])
         row = cursor.fetchone()
     if row is None:
@@ -329,6 +329,27 @@ def _lock_assignment(pk: int) -> Assignment | None:
 # more CPU than the rest of the submit's Python (fastrows.ModelInsert prepares the values the same way).
 _JUDGMENT_INSERT = ModelInsert(Judgment)
 _REVISION_INSERT = ModelInsert(JudgmentRevision)
+_MARK_SUBMITTED_SQL = "UPDATE annotate_assignment SET status = %s, submitted_at = %s WHERE id = %s"
+_COUNT_CROWD_SQL = "UPDATE annotate_comparison SET crowd_judgments = crowd_judgments + 1 WHERE id = %s"
+
+
+def _write_submit_sql(count_crowd: bool) -> str:
+    """PostgreSQL: the submit's four writes as one statement (data-modifying CTEs), the revision pointing at the
+    judgment inserted beside it. Returns the judgment's and the revision's ids."""
+    revision_values = ", ".join("j.id" if f.name == "judgment" else "%s" for f in _REVISION_INSERT.fields)
+    revision_columns = ", ".join(f'"{f.column}"' for f in _REVISION_INSERT.fields)
+    counted = f", c AS ({_COUNT_CROWD_SQL})" if count_crowd else ""
+    return (
+        f"WITH j AS ({_JUDGMENT_INSERT.sql} RETURNING id),"
+        f" r AS (INSERT INTO {JudgmentRevision._meta.db_table} ({revision_columns})"
+        f" SELECT {revision_values} FROM j RETURNING id),"
+        f" a AS ({_MARK_SUBMITTED_SQL}){counted}"
+        " SELECT j.id, r.id FROM j, r"
+    )
+
+
+_WRITE_SUBMIT_SQL = {counted: _write_submit_sql(counted) for counted in (True, False)}
+_REVISION_JUDGMENT_INDEX = next(i for i, f in enumerate(_REVISION_INSERT.fields) if f.name == "judgment")
 
 
 def _record(locked: Assignment, canonical: Canonical, *, submission_id: str, answers: dict, now) -> Judgment:
@@ -344,21 +365,36 @@ def _record(locked: Assignment, canonical: Canonical, *, submission_id: str, ans
         updated_at=now,
         **fields,
     )
-    _JUDGMENT_INSERT.insert(judgment, connection)
-    revision = JudgmentRevision(
-        judgment=judgment, number=1, submission_id=submission_id, created_at=now, **fields
-    )
-    _REVISION_INSERT.insert(revision, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE annotate_assignment SET status = %s, submitted_at = %s WHERE id = %s",
-            [Assignment.Status.SUBMITTED, connection.ops.adapt_datetimefield_value(now), locked.pk],
+    count_crowd = not locked.is_gold and locked.annotator_kind == Annotator.Kind.CROWD
+    submitted_at = connection.ops.adapt_datetimefield_value(now)
+    if connection.vendor == "postgresql":
+        # One round trip for the four writes (each one a statement of its own cost as much again in Python
+        # and in PostgreSQL). Signals: both pre_save, then both post_save (nothing listens to these models).
+        judgment_values = _JUDGMENT_INSERT.prepare(judgment, connection)
+        revision = JudgmentRevision(
+            judgment=judgment, number=1, submission_id=submission_id, created_at=now, **fields
         )
-        if not locked.is_gold and locked.annotator_kind == Annotator.Kind.CROWD:
-            cursor.execute(
-                "UPDATE annotate_comparison SET crowd_judgments = crowd_judgments + 1 WHERE id = %s",
-                [locked.comparison_id],
-            )
+        revision_values = _REVISION_INSERT.prepare(revision, connection)
+        del revision_values[_REVISION_JUDGMENT_INDEX]  # j.id in the statement
+        params = [*judgment_values, *revision_values, Assignment.Status.SUBMITTED, submitted_at, locked.pk]
+        if count_crowd:
+            params.append(locked.comparison_id)
+        with hot_cursor(connection) as cursor:
+            cursor.execute(_WRITE_SUBMIT_SQL[count_crowd], params)
+            judgment_id, revision_id = cursor.fetchone()
+        _JUDGMENT_INSERT.inserted(judgment, judgment_id)
+        revision.judgment_id = judgment_id
+        _REVISION_INSERT.inserted(revision, revision_id)
+    else:
+        _JUDGMENT_INSERT.insert(judgment, connection)
+        revision = JudgmentRevision(
+            judgment=judgment, number=1, submission_id=submission_id, created_at=now, **fields
+        )
+        _REVISION_INSERT.insert(revision, connection)
+        with hot_cursor(connection) as cursor:
+            cursor.execute(_MARK_SUBMITTED_SQL, [Assignment.Status.SUBMITTED, submitted_at, locked.pk])
+            if count_crowd:
+                cursor.execute(_COUNT_CROWD_SQL, [locked.comparison_id])
     for saver in answer_savers:
         saver(revision, answers)
     mark_dashboard_dirty(locked.project_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -27,3 +28,8 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Everything loaded so far (Django, the URL conf, the templates' modules: some 115,000 objects) lives as long as
+# the process. Moved out of the garbage collector's sight, a full collection no longer walks them: measured on
+# this 2-core machine, one took 60–150 ms, a pause that every request in flight waited out.
+gc.freeze()

@@ -1,4 +1,4 @@
-"""Django's database sessions, read with one plain SQL statement instead of an ORM query.
+"""Django's database sessions, read with one plain SQL statement instead of an ORM query, the user with it.
 
 Every authenticated request loads its session first. Django's `db` backend does it with
 `Session.objects.get(session_key=…, expire_date__gt=now)`, whose compilation cost about three times the CPU of
@@ -7,19 +7,47 @@ store with only that read replaced: same table, same encoding, same expiry rule,
 are read by both, and creating, rotating (login), deleting (logout) and clearing sessions are Django's own.
 The database stays the only place a session lives, so logging out ends it even while Redis is down (unlike
 `cached_db`, whose copy in the cache would outlive a delete that could not reach the cache).
+
+The logged-in user's row comes in the same statement when this process has seen the session before: the
+process remembers which user id each recent session key held (a session key never changes users: Django's
+login gives a new key, logout deletes it), and the read joins that user's row. `config.auth` uses the row only
+when the id in the session just read is that id, and checks it exactly as its own query's row (active, session
+hash); otherwise it reads the user itself. One round trip instead of two on every authenticated request.
+Nothing is cached across requests but the key → id hint; the user's row is read fresh with the session.
 """
 
 from __future__ import annotations
 
+import threading
+
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.backends import db
 from django.db import connections, router
 from django.utils import timezone
 
-from annotate.fastrows import ModelRows
+from annotate.fastrows import ModelRows, hot_cursor
+
+# session key -> the user id (as stored in the session) it held when this process last read it
+_user_of_key: dict[str, str] = {}
+_KEYS_REMEMBERED = 20_000
+_lock = threading.Lock()
+
+
+def _remember(session_key: str, user_id: str | None) -> None:
+    if user_id is None or _user_of_key.get(session_key) == user_id:
+        return
+    with _lock:
+        if len(_user_of_key) >= _KEYS_REMEMBERED:
+            for old in list(_user_of_key)[: _KEYS_REMEMBERED // 10]:  # the oldest tenth
+                _user_of_key.pop(old, None)
+        _user_of_key[session_key] = user_id
 
 
 class SessionStore(db.SessionStore):
     _rows: ModelRows | None = None
+    _user_rows: ModelRows | None = None
+    # (user id as stored in the session, the user's row or None) read with the session, for config.auth
+    prefetched_user: tuple[str, tuple | None] | None = None
 
     @classmethod
     def _model_rows(cls) -> ModelRows:
@@ -27,18 +55,56 @@ class SessionStore(db.SessionStore):
             cls._rows = ModelRows(cls.get_model_class())
         return cls._rows
 
+    @classmethod
+    def user_rows(cls) -> ModelRows:
+        model = get_user_model()
+        if cls._user_rows is None or cls._user_rows.model is not model:
+            cls._user_rows = ModelRows(model)
+        return cls._user_rows
+
     def _get_session_from_db(self):
         """The unexpired session row for this key, or None (and forget the key, as Django's store does)."""
         rows = self._model_rows()
         using = router.db_for_read(self.model)
         connection = connections[using]
         table = connection.ops.quote_name(self.model._meta.db_table)
-        sql = f"SELECT {rows.columns('s')} FROM {table} s WHERE s.session_key = %s AND s.expire_date > %s"
         now = connection.ops.adapt_datetimefield_value(timezone.now())
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [self.session_key, now])
+        self.prefetched_user = None
+        user_id = _user_of_key.get(self.session_key)
+        user_model = get_user_model()
+        if user_id is not None and router.db_for_read(user_model) == using:
+            try:
+                pk = user_model._meta.pk.to_python(user_id)
+            except Exception:  # noqa: BLE001 - not an id: read the session alone
+                user_id = None
+        else:
+            user_id = None
+        with hot_cursor(connection) as cursor:
+            if user_id is None:
+                sql = f"SELECT {rows.columns('s')} FROM {table} s WHERE s.session_key = %s AND s.expire_date > %s"
+                cursor.execute(sql, [self.session_key, now])
+            else:
+                users = self.user_rows()
+                user_table = connection.ops.quote_name(user_model._meta.db_table)
+                user_pk = connection.ops.quote_name(user_model._meta.pk.column)
+                sql = (
+                    f"SELECT {rows.columns('s')}, {users.columns('u')} FROM {table} s"
+                    f" LEFT JOIN {user_table} u ON u.{user_pk} = %s"
+                    " WHERE s.session_key = %s AND s.expire_date > %s"
+                )
+                cursor.execute(sql, [pk, self.session_key, now])
             row = cursor.fetchone()
         if row is None:
             self._session_key = None
             return None
-        return rows.load(row, connection, db=using)
+        n = len(rows)
+        if user_id is not None:
+            user_row = row[n:]
+            self.prefetched_user = (user_id, None if user_row[0] is None else user_row)
+        return rows.load(row[:n], connection, db=using)
+
+    def load(self):
+        data = super().load()
+        if self.session_key is not None:
+            _remember(self.session_key, data.get(SESSION_KEY))
+        return data

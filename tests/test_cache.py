@@ -45,3 +45,34 @@ def test_incr_counts_an_existing_key_and_refuses_a_missing_one_without_creating_
     assert redis_cache.get("missing") is None
     client = redis_cache._cache.get_client(write=True)
     assert 0 < client.ttl(redis_cache.make_and_validate_key("counter")) <= 60  # incr keeps the timeout
+
+
+def test_backends_in_different_threads_share_one_client(redis_cache):
+    """Django's backend built a new redis.Redis (some 170 response callbacks) for every command."""
+    url = redis_cache._servers[0]
+    clients = []
+
+    def in_a_thread():
+        backend = RedisCache(url, {"KEY_PREFIX": "x", "OPTIONS": {}})
+        backend.set("probe", 1)
+        clients.append(backend._cache.get_client(write=True))
+
+    threads = [threading.Thread(target=in_a_thread) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(client is clients[0] for client in clients)
+    assert clients[0].connection_pool is redis_cache._cache._get_connection_pool(write=True)
+
+
+def test_count_creates_a_missing_key_with_its_timeout_and_increments_an_existing_one(redis_cache):
+    assert redis_cache.count("window", 30) == 1
+    assert redis_cache.count("window", 30) == 2
+    assert redis_cache.get("window") == 2  # an integer, readable with Django's serializer as incr leaves it
+    client = redis_cache._cache.get_client(write=True)
+    ttl = client.ttl(redis_cache.make_and_validate_key("window"))
+    assert 0 < ttl <= 30
+    client.expire(redis_cache.make_and_validate_key("window"), 100)
+    assert redis_cache.count("window", 30) == 3
+    assert client.ttl(redis_cache.make_and_validate_key("window")) > 30  # only a new key gets the timeout

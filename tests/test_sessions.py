@@ -52,3 +52,49 @@ def test_logging_out_ends_the_session_for_a_replayed_cookie(client, annotator, p
     client.cookies["sessionid"] = cookie  # an attacker replays the old cookie
     response = client.post(api)
     assert response.status_code == 302 and reverse("login") in response["Location"]
+
+
+def _requests_sql(client, url) -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(url)
+    assert response.status_code == 200
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def test_a_known_session_reads_its_user_in_the_same_statement(client, annotator, project):
+    client.post(reverse("login"), {"username": annotator.username, "password": PASSWORD})
+    api = reverse("api_claim", args=[project.slug])
+    _requests_sql(client, api)  # this process learns which user the session holds
+    sql = _requests_sql(client, api)
+    assert any("django_session" in q and "auth_user" in q for q in sql)
+    assert not any("auth_user" in q and "django_session" not in q for q in sql), sql  # no second user read
+
+
+def test_the_joined_user_is_used_only_for_the_id_the_session_holds(client, annotator, annotator2, project):
+    from annotate.models import Assignment
+    from config import sessions
+    from tests.factories import make_comparisons
+
+    make_comparisons(project, 2)
+    client.post(reverse("login"), {"username": annotator.username, "password": PASSWORD})
+    key = client.cookies["sessionid"].value
+    sessions._user_of_key[key] = str(annotator2.pk)  # a wrong hint: the other user's row comes joined
+    response = client.post(reverse("api_claim", args=[project.slug]))
+    assert response.status_code == 200
+    assignment = Assignment.objects.get(pk=response.json()["assignment"])
+    assert assignment.annotator.user_id == annotator.pk  # the session's user, read on its own
+    assert sessions._user_of_key[key] == str(annotator.pk)  # and the hint corrected
+
+
+def test_a_deactivated_user_is_logged_out_though_their_row_comes_with_the_session(client, annotator, project):
+    client.post(reverse("login"), {"username": annotator.username, "password": PASSWORD})
+    api = reverse("api_claim", args=[project.slug])
+    assert client.post(api).status_code == 200
+    assert client.post(api).status_code == 200  # the joined read
+    annotator.is_active = False
+    annotator.save(update_fields=["is_active"])
+    response = client.post(api)
+    assert response.status_code == 302 and reverse("login") in response["Location"]

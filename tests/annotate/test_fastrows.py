@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.db.models.signals import post_save, pre_save
 
-from annotate.fastrows import ModelInsert, ModelRows
+from annotate.fastrows import ModelInsert, ModelRows, hot_cursor
 from annotate.models import Annotator, Assignment, Judgment, Project
 from tests.factories import make_comparison
 
@@ -74,3 +74,26 @@ def test_model_insert_writes_what_create_would_and_sends_the_save_signals(projec
     stored = Judgment.objects.get(pk=judgment.pk)
     assert values(stored) == values(judgment)
     assert stored.a_harm_categories == ["violence"] and stored.created_at == now
+
+
+def test_hot_cursor_prepares_its_statements_on_postgresql_and_logs_their_text(project):
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.backends import require_postgres
+
+    require_postgres()
+    sql = "SELECT p.slug FROM annotate_project p WHERE p.id = %s AND p.slug <> %s"
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(2):
+            with hot_cursor(connection) as cursor:
+                cursor.execute(sql, [project.pk, "x" * 70_000])  # values of any size: they travel apart
+                assert cursor.fetchone() == (project.slug,)
+    assert all("annotate_project" in q["sql"] for q in queries.captured_queries)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s", ["%p.slug <> $2%"]
+        )
+        assert cursor.fetchall(), "prepared on the connection"
+        cursor.execute("SELECT %s::text", ["COUNT_ME"])  # Django's own cursors still prepare nothing
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%COUNT_ME%"])
+        assert cursor.fetchone() == (0,)

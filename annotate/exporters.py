@@ -1,9 +1,10 @@
 """Streamed export of a dataset snapshot in the DESIGN formats (`trl`, `hh`, `safe-rlhf`, `raw`).
 
-Rows are read as streams (server-side cursors on PostgreSQL) in batches of pairs and written as they are
-made, as JSONL (optionally gzipped) or Parquet (one row group per batch), so memory does not grow with the
-dataset. Every export writes a Markdown dataset card beside the file and an `export.create` audit event.
-How and why: exporters.md.
+Rows are read as streams (on PostgreSQL one query per stream, on connections of the export's own sharing
+one snapshot, computed while the rows are written) in batches of pairs and written as they are made, as
+JSONL (optionally gzipped) or Parquet (one row group per batch), so memory does not grow with the dataset.
+Every export writes a Markdown dataset card beside the file and an `export.create` audit event. How and
+why: exporters.md.
 """
 
 from __future__ import annotations

@@ -131,7 +131,9 @@ class RowStreams(AbstractContextManager):
         pg = self._connection()
         # A plain psycopg cursor: Django's bind parameters client-side, and those cannot read binary.
         cursor = psycopg.Cursor(pg)
-        rows = cursor.stream(sql, params, binary=True, size=chunk)
+        # Chunks need libpq 17 (psycopg's binary wheels bring their own); before it, a row at a time.
+        size = chunk if psycopg.pq.version() >= 170000 else 1
+        rows = cursor.stream(sql, params, binary=True, size=size)
         first = _FirstChunk(pg, rows, chunk)
         self.ahead.append(first)
         return self._chunks(cursor, rows, first, chunk)

@@ -148,7 +148,6 @@ class RowStreams(AbstractContextManager):
                     batch = list(itertools.islice(rows, chunk))
             finally:
                 first.stop()
-                rows.close()
 
     def _stream(self, qs, chunk: int, bool_cols: tuple[int, ...], dt_cols: tuple[int, ...]) -> Iterator[list]:
         sql, params = qs.query.sql_with_params()
@@ -169,6 +168,7 @@ class _FirstChunk:
 
     def __init__(self, pg, rows: Iterator, chunk: int) -> None:
         self.pg = pg
+        self.source = rows
         self.rows: list | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._read, args=(rows, chunk), name="rows-first", daemon=True)
@@ -187,10 +187,13 @@ class _FirstChunk:
         return self.rows or []
 
     def stop(self) -> None:
-        """Cancel the query if the first chunk has not come yet (the export is giving up), and wait."""
+        """Cancel the query if the first chunk has not come yet (the export is giving up), wait, and close
+        the stream (a query still sending is cancelled, and the connection is free for its transaction's
+        end)."""
         if self.thread.is_alive():
             self.pg.cancel_safe()
         self.thread.join()
+        self.source.close()
 
 
 class ByComparison:

@@ -86,3 +86,22 @@ def test_every_stream_reads_the_state_of_the_database_when_the_export_began(proj
     assert result.rows == len(lines) == 4
     if connection.vendor == "postgresql":  # SQLite reads on the caller's connection, which sees its writes
         assert all(b'"rubric":null' in line and b'"revision":1' in line for line in lines)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.django_db(transaction=True)
+def test_an_export_that_fails_before_reading_a_stream_lets_go_of_it(project):
+    """A stream made and never read (the export failed first) is closed with its query cancelled: the
+    error comes out, nothing waits on the connection, and the next export reads as before."""
+    from annotate.fastrows import RowStreams
+    from annotate.models import Judgment
+
+    annotator = crowd_annotator(project, "x")
+    for i in range(4):
+        add_judgment(make_comparison(project, f"p{i}", f"a{i}", f"b{i}"), annotator, preference=1)
+    ids = Judgment.objects.order_by("id").values_list("id")
+    with pytest.raises(RuntimeError, match="disk full"), RowStreams() as read:
+        read.stream(ids, chunk=1)  # more rows than the first chunk: the query is still sending
+        raise RuntimeError("disk full")
+    with RowStreams() as read:
+        assert [r for chunk in read.stream(ids, chunk=3) for r in chunk] == list(ids)

@@ -8,8 +8,10 @@ process, so the memory figures are the export's own: the process's high-water ma
 and the exporter are loaded and a query has opened the connection pool, then after the export (raw JSONL
 and trl JSONL with margins, to a temporary folder, dataset card included). Each run prints rows/s, the
 CPU seconds of the process and of its PostgreSQL backends (every connection this process opened, found by
-its application_name, read from /proc: NaN when the server is on another host) and the load average;
-then the medians. The rows are deleted at the end.
+its application_name, read from /proc: NaN when the server is on another host), the seconds each spent
+runnable but waiting for a CPU (schedstat: what a busy machine adds to the wall time), how long the
+dataset card's figures took (read beside the rows, on a thread of their own), and the load average; then
+the medians. The rows are deleted at the end.
 """
 
 from __future__ import annotations
@@ -159,6 +161,12 @@ def _setup() -> None:
 
 def _backend_cpu() -> dict[int, float]:
     """CPU seconds of every PostgreSQL backend of this process (NaN when /proc cannot tell)."""
+    return {pid: cpu for pid, (cpu, _) in _backends().items()}
+
+
+def _backends() -> dict[int, tuple[float, float]]:
+    """(CPU seconds, seconds spent waiting for a CPU) of every PostgreSQL backend of this process, from
+    /proc (NaN when it cannot tell: another host, or no schedstat)."""
     from django.db import connection
 
     with connection.cursor() as cur:
@@ -168,14 +176,32 @@ def _backend_cpu() -> dict[int, float]:
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         except (FileNotFoundError, PermissionError, IndexError):
-            out[pid] = float("nan")
+            cpu = float("nan")
+        out[pid] = (cpu, _run_queue_wait(Path(f"/proc/{pid}/schedstat")))
     return out
+
+
+def _run_queue_wait(*paths: Path) -> float:
+    """Seconds that these tasks spent runnable but waiting for a CPU (the second field of schedstat)."""
+    try:
+        return sum(int(p.read_text().split()[1]) for p in paths) / 1e9
+    except (FileNotFoundError, PermissionError, IndexError, ValueError):
+        return float("nan")
+
+
+def _own_wait() -> float:
+    """Seconds that this process's threads spent waiting for a CPU."""
+    return _run_queue_wait(*Path("/proc/self/task").glob("*/schedstat"))
 
 
 def _spent(before: dict[int, float]) -> float:
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in _backend_cpu().items())
+
+
+def _waited(before: dict[int, tuple[float, float]]) -> float:
+    return sum(wait - before.get(pid, (0.0, 0.0))[1] for pid, (_, wait) in _backends().items())
 
 
 def _maxrss_mib() -> float:
@@ -218,28 +244,31 @@ def export_once(fmt: str, snapshot_id: int) -> None:
     from annotate.models import DatasetSnapshot
 
     snapshot = DatasetSnapshot.objects.select_related("project").get(pk=snapshot_id)
-    card = {"s": 0.0, "cpu": 0.0, "server_cpu": 0.0}
-    render_card = exporters.render_card
+    card = {"s": 0.0, "cpu": 0.0}
+    card_figures = exporters.card_figures
 
-    def timed_card(*args, **kwargs):
-        backends = _backend_cpu()
-        t, cpu = time.perf_counter(), time.process_time()
+    def timed_figures(*args, **kwargs):
+        # Runs in the thread that reads the card's figures beside the rows (PostgreSQL, no transaction).
+        t, cpu = time.perf_counter(), time.thread_time()
         try:
-            return render_card(*args, **kwargs)
+            return card_figures(*args, **kwargs)
         finally:
             card["s"] += time.perf_counter() - t
-            card["cpu"] += time.process_time() - cpu
-            card["server_cpu"] += _spent(backends)
+            card["cpu"] += time.thread_time() - cpu
 
-    exporters.render_card = timed_card
+    exporters.card_figures = timed_figures
     rss = _maxrss_mib()
     load = os.getloadavg()[0]
-    backends = _backend_cpu()
+    backends = _backends()
+    own_wait = _own_wait()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{fmt}.jsonl"
         t, cpu = time.perf_counter(), time.process_time()
         result = exporters.export_snapshot(snapshot, path, fmt=fmt, margin=fmt == "trl")
-        wall, cpu, server = time.perf_counter() - t, time.process_time() - cpu, _spent(backends)
+        wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+        # The stream connections are back in the pool, their backends still there to be read.
+        server, server_wait = _spent({p: c for p, (c, _) in backends.items()}), _waited(backends)
+        own_wait = _own_wait() - own_wait
         size = path.stat().st_size
     peak = _maxrss_mib()
     figures = {
@@ -250,16 +279,17 @@ def export_once(fmt: str, snapshot_id: int) -> None:
         "server_cpu": server,
         "card_s": card["s"],
         "card_cpu": card["cpu"],
-        "card_server_cpu": card["server_cpu"],
+        "wait": own_wait,
+        "server_wait": server_wait,
         "rss_before": rss,
         "rss_peak": peak,
         "load": load,
     }
     print(
         f"  {fmt}: {result.rows:,} rows in {wall:.1f}s = {result.rows / wall:,.0f} rows/s "
-        f"(dataset card {card['s']:.1f}s of it); {size / 2**20:,.0f} MiB written; CPU: process {cpu:.1f}s, "
-        f"PostgreSQL {server:.1f}s (card {card['cpu']:.1f}s + {card['server_cpu']:.1f}s); "
-        f"peak RSS {rss:.0f} -> {peak:.0f} MiB (+{peak - rss:.0f}); "
+        f"(dataset card figures {card['s']:.1f}s, beside the rows); {size / 2**20:,.0f} MiB written; "
+        f"CPU: process {cpu:.1f}s, PostgreSQL {server:.1f}s; waiting for a CPU: process {own_wait:.1f}s, "
+        f"PostgreSQL {server_wait:.1f}s; peak RSS {rss:.0f} -> {peak:.0f} MiB (+{peak - rss:.0f}); "
         f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}",
         flush=True,
     )
@@ -312,9 +342,9 @@ def main() -> None:
 
                 print(
                     f"[{size}] export {fmt}, median of {len(runs)}: {median('rows_per_s'):,.0f} rows/s "
-                    f"({median('wall'):.1f}s, dataset card {median('card_s'):.1f}s); CPU: process "
-                    f"{median('cpu'):.1f}s, PostgreSQL {median('server_cpu'):.1f}s (card "
-                    f"{median('card_cpu'):.1f}s + {median('card_server_cpu'):.1f}s); peak RSS "
+                    f"({median('wall'):.1f}s); CPU: process {median('cpu'):.1f}s, PostgreSQL "
+                    f"{median('server_cpu'):.1f}s; waiting for a CPU: process {median('wait'):.1f}s, "
+                    f"PostgreSQL {median('server_wait'):.1f}s; peak RSS "
                     f"+{median('rss_peak') - median('rss_before'):.0f} MiB over {median('rss_before'):.0f}; "
                     f"load average {median('load'):.1f}",
                     flush=True,

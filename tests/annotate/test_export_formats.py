@@ -425,3 +425,26 @@ def test_raw_rows_carry_the_rubric_answers_of_their_revision(snap, tmp_path, mon
         None,
         {"version": "", "a": {"kind": "no"}, "b": {}},
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("fmt", ["trl", "hh", "safe-rlhf", "raw"])
+def test_streams_of_their_own_write_what_streams_in_the_callers_transaction_write(snap, tmp_path, fmt):
+    """Outside a transaction the rows come on connections of the export's own (PostgreSQL: one query per
+    stream, the card's figures read beside them); inside one, through cursors in it: the same bytes."""
+    from django.db import transaction
+
+    from rubrics.models import CriterionAnswer
+
+    first = JudgmentRevision.objects.order_by("judgment__comparison_id", "judgment_id", "number").first()
+    CriterionAnswer.objects.create(revision=first, side="a", criterion_key="kind", answer="yes")
+    kw = {"with_names": True} if fmt == "raw" else {"margin": True}
+    own = export_snapshot(snap, tmp_path / "own.jsonl", fmt=fmt, **kw)
+    with transaction.atomic():
+        inside = export_snapshot(snap, tmp_path / "inside.jsonl", fmt=fmt, **kw)
+    assert own.path.read_bytes() == inside.path.read_bytes()
+    assert own.rows == inside.rows > 0
+    card = own.card_path.read_text(encoding="utf-8")
+    assert card == inside.card_path.read_text(encoding="utf-8").replace("inside.jsonl", "own.jsonl")
+    assert "| chosen = A (canonical order) | 1 |" in card
+    assert "| overall |" in card

@@ -47,3 +47,61 @@ def test_progress_written_during_an_export_is_committed_while_it_runs(project, t
         observer.close()
     assert result.rows == 4
     assert seen == ["1/4", "2/4", "3/4", "4/4"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_stream_reads_the_state_of_the_database_when_the_export_began(project, tmp_path, monkeypatch):
+    """The pairs, the revisions and the rubric answers are read on connections of their own (PostgreSQL)
+    that share the first one's snapshot: an answer committed after the first stream began, before the
+    rubric answers' stream is made, is not in the file; nor is a revision committed mid-export."""
+    from django.db import connection
+
+    from annotate.models import JudgmentRevision
+    from rubrics.models import CriterionAnswer
+
+    annotator = crowd_annotator(project, "x")
+    judgments = [
+        add_judgment(make_comparison(project, f"p{i}", f"a{i}", f"b{i}"), annotator, preference=1 + i % 3)
+        for i in range(4)
+    ]
+    snapshot = create_snapshot(project=project, name="before")
+    monkeypatch.setattr(exporters, "PAIR_BATCH", 1)
+    first, last = judgments[0].revisions.get(), judgments[-1]
+
+    def has_rubrics(snapshot) -> bool:  # asked between the revisions' stream and the answers' one
+        CriterionAnswer.objects.create(revision=first, side="a", criterion_key="kind", answer="yes")
+        return True
+
+    def progress(done: int, total: int) -> None:
+        if done == 1:  # committed at once: the caller's connection is in autocommit
+            JudgmentRevision.objects.create(
+                judgment=last, number=2, created_at=last.created_at, preference=-3, choice="a"
+            )
+
+    monkeypatch.setattr(exporters, "_has_rubrics", has_rubrics)
+    result = export_snapshot(snapshot, tmp_path / "raw.jsonl", fmt="raw", progress=progress)
+    assert CriterionAnswer.objects.count() == 1
+    assert JudgmentRevision.objects.filter(judgment=last).count() == 2
+    lines = (tmp_path / "raw.jsonl").read_bytes().splitlines()
+    assert result.rows == len(lines) == 4
+    if connection.vendor == "postgresql":  # SQLite reads on the caller's connection, which sees its writes
+        assert all(b'"rubric":null' in line and b'"revision":1' in line for line in lines)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.django_db(transaction=True)
+def test_an_export_that_fails_before_reading_a_stream_lets_go_of_it(project):
+    """A stream made and never read (the export failed first) is closed with its query cancelled: the
+    error comes out, nothing waits on the connection, and the next export reads as before."""
+    from annotate.fastrows import RowStreams
+    from annotate.models import Judgment
+
+    annotator = crowd_annotator(project, "x")
+    for i in range(4):
+        add_judgment(make_comparison(project, f"p{i}", f"a{i}", f"b{i}"), annotator, preference=1)
+    ids = Judgment.objects.order_by("id").values_list("id")
+    with pytest.raises(RuntimeError, match="disk full"), RowStreams() as read:
+        read.stream(ids, chunk=1)  # more rows than the first chunk: the query is still sending
+        raise RuntimeError("disk full")
+    with RowStreams() as read:
+        assert [r for chunk in read.stream(ids, chunk=3) for r in chunk] == list(ids)

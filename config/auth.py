@@ -49,18 +49,22 @@ class AuthenticationMiddleware(auth_middleware.AuthenticationMiddleware):
         request.user = SimpleLazyObject(lambda: get_user(request))
 
 
+_user_rows: ModelRows | None = None
+
+
+def user_rows() -> ModelRows:
+    """The user model's columns and loader: the backend's own read and the one `config.sessions` joins to the
+    session's statement select and load the same columns."""
+    global _user_rows
+    model = get_user_model()
+    if _user_rows is None or _user_rows.model is not model:
+        _user_rows = ModelRows(model)
+    return _user_rows
+
+
 class ModelBackend(backends.ModelBackend):
-    _rows: ModelRows | None = None
-
-    @classmethod
-    def _user_rows(cls) -> ModelRows:
-        model = get_user_model()
-        if cls._rows is None or cls._rows.model is not model:
-            cls._rows = ModelRows(model)
-        return cls._rows
-
     def get_user(self, user_id):
-        rows = self._user_rows()
+        rows = user_rows()
         model = rows.model
         using = router.db_for_read(model)
         connection = connections[using]

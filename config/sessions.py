@@ -26,6 +26,7 @@ from django.db import connections, router
 from django.utils import timezone
 
 from annotate.fastrows import ModelRows, hot_cursor
+from config.auth import user_rows
 
 # session key -> the user id (as stored in the session) it held when this process last read it
 _user_of_key: dict[str, str] = {}
@@ -45,7 +46,6 @@ def _remember(session_key: str, user_id: str | None) -> None:
 
 class SessionStore(db.SessionStore):
     _rows: ModelRows | None = None
-    _user_rows: ModelRows | None = None
     # (user id as stored in the session, the user's row or None) read with the session, for config.auth
     prefetched_user: tuple[str, tuple | None] | None = None
 
@@ -54,13 +54,6 @@ class SessionStore(db.SessionStore):
         if cls._rows is None or cls._rows.model is not cls.get_model_class():
             cls._rows = ModelRows(cls.get_model_class())
         return cls._rows
-
-    @classmethod
-    def user_rows(cls) -> ModelRows:
-        model = get_user_model()
-        if cls._user_rows is None or cls._user_rows.model is not model:
-            cls._user_rows = ModelRows(model)
-        return cls._user_rows
 
     def _get_session_from_db(self):
         """The unexpired session row for this key, or None (and forget the key, as Django's store does)."""
@@ -84,7 +77,7 @@ class SessionStore(db.SessionStore):
                 sql = f"SELECT {rows.columns('s')} FROM {table} s WHERE s.session_key = %s AND s.expire_date > %s"
                 cursor.execute(sql, [self.session_key, now])
             else:
-                users = self.user_rows()
+                users = user_rows()
                 user_table = connection.ops.quote_name(user_model._meta.db_table)
                 user_pk = connection.ops.quote_name(user_model._meta.pk.column)
                 sql = (

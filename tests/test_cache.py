@@ -17,21 +17,26 @@ def redis_cache() -> RedisCache:
     return RedisCache(url, {"KEY_PREFIX": f"test-cache-{uuid.uuid4().hex[:8]}", "OPTIONS": {}})
 
 
-def test_backends_made_in_different_threads_share_one_connection_pool(redis_cache):
-    """Django makes a backend instance per thread, and ASGI runs each request in its own thread."""
-    url = redis_cache._servers[0]
-    pools = []
+def _from_threads(url: str, n: int, pick) -> list:
+    """`pick(backend)` from a backend made and used in each of `n` threads, as each request's thread gets one."""
+    found = []
 
     def in_a_thread():
-        backend = RedisCache(url, {"KEY_PREFIX": "x", "OPTIONS": {}})  # what each request's thread gets
+        backend = RedisCache(url, {"KEY_PREFIX": "x", "OPTIONS": {}})
         backend.set("probe", 1)
-        pools.append(backend._cache._get_connection_pool(write=True))
+        found.append(pick(backend))
 
-    threads = [threading.Thread(target=in_a_thread) for _ in range(8)]
+    threads = [threading.Thread(target=in_a_thread) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return found
+
+
+def test_backends_made_in_different_threads_share_one_connection_pool(redis_cache):
+    """Django makes a backend instance per thread, and ASGI runs each request in its own thread."""
+    pools = _from_threads(redis_cache._servers[0], 8, lambda b: b._cache._get_connection_pool(write=True))
     assert len(pools) == 8 and all(pool is pools[0] for pool in pools)
     assert len(pools[0]._available_connections) + len(pools[0]._in_use_connections) <= 8
 
@@ -49,20 +54,8 @@ def test_incr_counts_an_existing_key_and_refuses_a_missing_one_without_creating_
 
 def test_backends_in_different_threads_share_one_client(redis_cache):
     """Django's backend built a new redis.Redis (some 170 response callbacks) for every command."""
-    url = redis_cache._servers[0]
-    clients = []
-
-    def in_a_thread():
-        backend = RedisCache(url, {"KEY_PREFIX": "x", "OPTIONS": {}})
-        backend.set("probe", 1)
-        clients.append(backend._cache.get_client(write=True))
-
-    threads = [threading.Thread(target=in_a_thread) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert all(client is clients[0] for client in clients)
+    clients = _from_threads(redis_cache._servers[0], 4, lambda b: b._cache.get_client(write=True))
+    assert len(clients) == 4 and all(client is clients[0] for client in clients)
     assert clients[0].connection_pool is redis_cache._cache._get_connection_pool(write=True)
 
 

@@ -199,10 +199,19 @@ def _int(value: Any, fld: str) -> int:
 
 
 def _pair(
-    line: int, messages: Messages, a: tuple[str, str], b: tuple[str, str], *, pkey: str | None = None
+    line: int,
+    messages: Messages,
+    a: tuple[str, str],
+    b: tuple[str, str],
+    *,
+    pkey: str | None = None,
+    keys: tuple[str, str] | None = None,
+    criteria: list | None = None,
 ) -> ParsedPair:
+    """`pkey` and the responses' `keys` when the caller has them already (a generic line's keys serve all its
+    pairs)."""
     pkey = pkey or prompt_key(messages)
-    ka, kb = text_key(a[0]), text_key(b[0])
+    ka, kb = keys or (text_key(a[0]), text_key(b[0]))
     return ParsedPair(
         line=line,
         messages=messages,
@@ -214,6 +223,7 @@ def _pair(
         b_key=kb,
         b_model=b[1],
         pair_key=pair_key(pkey, ka, kb),
+        criteria=criteria,
     )
 
 
@@ -399,18 +409,14 @@ def parse_generic(obj: dict, line: int, ctx: ParseContext) -> list[ParsedPair]:
     if ctx.generic_pairs is not None and ctx.generic_pairs < len(combos):
         combos = sorted(ctx.rng.sample(combos, ctx.generic_pairs))
     return [
-        ParsedPair(
+        _pair(
             line,
             messages,
-            pkey,
-            parsed[i][0],
-            keys[i],
-            parsed[i][1],
-            parsed[j][0],
-            keys[j],
-            parsed[j][1],
-            pair_key(pkey, keys[i], keys[j]),
-            criteria or None,
+            parsed[i],
+            parsed[j],
+            pkey=pkey,
+            keys=(keys[i], keys[j]),
+            criteria=criteria or None,
         )
         for i, j in combos
     ]

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -56,6 +57,21 @@ def _jsonb(value: Any) -> bytes:
 
 EMPTY_JSONB = _jsonb({})
 EMPTY_LIST_JSONB = _jsonb([])
+
+
+@dataclass(slots=True)
+class Batch:
+    """A batch of parsed pairs and, for the PostgreSQL path, what its writes need that does not depend on the
+    database: built by `Writer.prepare` on the reader thread, so the writing thread spends its time feeding the
+    server rather than in Python (the two threads share one GIL)."""
+
+    pairs: list[ParsedPair]
+    # prompt key -> (messages, criteria) in jsonb's wire form, from the first line that names the prompt
+    items: dict[str, tuple[bytes, bytes]] | None = None
+    # (prompt key, text key) -> (text, model name), the first model name seen
+    responses: dict[tuple[str, str], tuple[str, str]] | None = None
+    # pair key -> the first pair that names it (its order is canonical)
+    firsts: dict[str, ParsedPair] | None = None
 
 
 class Writer:
@@ -142,24 +158,34 @@ class Writer:
             cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", list(rows))
 
     # --- the pair structure -------------------------------------------------------------------------------
-    def write(self, pairs: list[ParsedPair]) -> None:
+    def prepare(self, pairs: list[ParsedPair]) -> Batch:
+        """The database-independent part of a batch's writes (runs on the reader thread; touches nothing
+        shared)."""
+        if not self.pg or not pairs:
+            return Batch(pairs)
+        items: dict[str, tuple[bytes, bytes]] = {}
+        responses: dict[tuple[str, str], tuple[str, str]] = {}
+        firsts: dict[str, ParsedPair] = {}
+        for p in pairs:
+            pkey = p.pkey
+            if pkey not in items:
+                items[pkey] = (_jsonb(p.messages), _jsonb(p.criteria) if p.criteria else EMPTY_LIST_JSONB)
+            responses.setdefault((pkey, p.a_key), (p.a_text, p.a_model))
+            responses.setdefault((pkey, p.b_key), (p.b_text, p.b_model))
+            firsts.setdefault(p.pair_key, p)
+        return Batch(pairs, items, responses, firsts)
+
+    def write(self, batch: Batch) -> None:
+        pairs = batch.pairs
         if not pairs:
             return
         labelled = self.fmt != "generic"
         with connection.cursor() as cur:
-            if self.pg and self.locked_references:
-                # Foreign keys by locks instead of triggers: every row these COPYs write points at a row this
-                # transaction created (invisible to others, so nobody can delete it) or at one `_structure_pg`
-                # found and locked FOR KEY SHARE, as the deferred per-row FK checks would have, but in one
-                # statement per table (those checks were a third of the server's time). Only these COPYs run
-                # with the triggers off; everything else (labels, raw votes) is checked by them as usual.
-                # No `finally`: after an error the transaction is aborted (a SET would only mask the error)
-                # and the import's rollback undoes the LOCAL setting with everything else.
-                cur.execute("SET LOCAL session_replication_role = replica")
-                cmap = self._structure_pg(cur, pairs, fetch=labelled)
-                cur.execute("SET LOCAL session_replication_role = origin")
-            elif self.pg:
-                cmap = self._structure_pg(cur, pairs, fetch=labelled)
+            if self.pg:
+                cmap = self._structure_pg(cur, batch, fetch=labelled)
+                if self.locked_references:
+                    # Triggers back on for everything else: labels, raw votes, whatever the caller does next.
+                    cur.execute("SET LOCAL session_replication_role = origin")
             else:
                 cmap = self._structure(cur, pairs, fetch=labelled)
             if self.source_annotator is not None:
@@ -167,16 +193,20 @@ class Writer:
         if self.fmt == "raw":
             self._raw(pairs, cmap)
 
-    def _ids(self, cur, table: str, n: int) -> list[int]:
-        if n == 0:
-            return []
+    def _sequence(self, cur, table: str) -> str:
         seq = self._sequences.get(table)
         if seq is None:
             cur.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
             seq = self._sequences[table] = cur.fetchone()[0]
-        # The regclass is resolved once, not per row as pg_get_serial_sequence() would be.
-        cur.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [seq, n])
-        return [r[0] for r in cur.fetchall()]
+        return seq
+
+    def _ids_sql(self, cur, table: str, n: int) -> tuple[str, list]:
+        """A statement drawing `n` ids from the table's sequence as one array (the regclass resolved once,
+        not per row as pg_get_serial_sequence() would be)."""
+        return (
+            "SELECT ARRAY(SELECT nextval(%s::regclass) FROM generate_series(1, %s))",
+            [self._sequence(cur, table), n],
+        )
 
     def _copy(
         self, cur, table: str, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]
@@ -191,26 +221,56 @@ class Writer:
             for row in rows:
                 copy.write_row(row)
 
-    def _structure_pg(self, cur, pairs: list[ParsedPair], *, fetch: bool) -> dict[str, tuple[int, str]]:
+    def _structure_pg(self, cur, batch: Batch, *, fetch: bool) -> dict[str, tuple[int, str]]:
         """PostgreSQL: look up which keys exist, then COPY only the new rows straight into the tables, with
         ids drawn from their sequences. Imports into one project are serialised by an advisory lock
-        (taken in setup), so no other import can insert the same keys between the look-up and the COPY."""
+        (taken in setup), so no other import can insert the same keys between the look-up and the COPY.
+
+        The server is kept busy: the batch's maps were built on the reader thread (`prepare`), and the item
+        look-up, the switch to `replica` (below) and the ids of every table travel in one round trip. Ids
+        are drawn for every key of the batch; those of keys found stored are left unused (a gap in the
+        sequence, as a rolled-back insert leaves)."""
         pid = self.project.pk
         report = self.report
-        items: dict[str, ParsedPair] = {}
-        for p in pairs:
-            items.setdefault(p.pkey, p)
+        items, responses, firsts = batch.items, batch.responses, batch.firsts
+        assert items is not None and responses is not None and firsts is not None  # noqa: S101 - prepare()
         lock = " FOR KEY SHARE" if self.locked_references else ""
-        cur.execute(
-            "SELECT prompt_key, id FROM annotate_item"
-            f" WHERE project_id = %s AND prompt_key = ANY(string_to_array(%s, ' ')){lock}",
-            [pid, _keys(items)],
-        )
-        item_ids: dict[str, int] = dict(cur.fetchall())
+        statements = [
+            (
+                "SELECT prompt_key, id FROM annotate_item"
+                f" WHERE project_id = %s AND prompt_key = ANY(string_to_array(%s, ' ')){lock}",
+                [pid, _keys(items)],
+            ),
+            self._ids_sql(cur, "annotate_item", len(items)),
+            self._ids_sql(cur, "annotate_response", len(responses)),
+        ]
+        if fetch:
+            statements.append(self._ids_sql(cur, "annotate_comparison", len(firsts)))
+        if self.locked_references:
+            # Foreign keys by locks instead of triggers: every row these COPYs write points at a row this
+            # transaction created (invisible to others, so nobody can delete it) or at one this method
+            # found and locked FOR KEY SHARE, as the deferred per-row FK checks would have, but in one
+            # statement per table (those checks were a third of the server's time). Only the structure
+            # COPYs run with the triggers off: `write` switches them back on right after. No `finally`:
+            # after an error the transaction is aborted (a SET would only mask the error) and the import's
+            # rollback undoes the LOCAL setting.
+            statements.insert(0, ("SET LOCAL session_replication_role = replica", []))
+        cur.execute("; ".join(sql for sql, _ in statements), [v for _, params in statements for v in params])
+        results = []  # one list of rows per SELECT, in order (the SET has none)
+        while True:
+            if cur.description is not None:
+                results.append(cur.fetchall())
+            if not cur.cursor.nextset():
+                break
+        found, [(item_pool,)], [(resp_pool,)], *rest = results
+        cmp_pool = rest[0][0][0] if fetch else None
+
+        item_ids: dict[str, int] = dict(found)
         old_items = set(item_ids.values())
-        new_items = [k for k in items if k not in item_ids]
-        ids = self._ids(cur, "annotate_item", len(new_items))
+        new_items = [k for k in items if k not in item_ids] if old_items else list(items)
+        ids = item_pool[: len(new_items)]
         source = self.source[:200]
+        now = self.now
         self._copy(
             cur,
             "annotate_item",
@@ -225,16 +285,7 @@ class Writer:
                 ("created_at", "timestamptz"),
             ),
             (
-                (
-                    i,
-                    pid,
-                    _jsonb(items[k].messages),
-                    k,
-                    source,
-                    EMPTY_JSONB,
-                    _jsonb(items[k].criteria) if items[k].criteria else EMPTY_LIST_JSONB,
-                    self.now,
-                )
+                (i, pid, items[k][0], k, source, EMPTY_JSONB, items[k][1], now)
                 for i, k in zip(ids, new_items, strict=True)
             ),
         )
@@ -242,24 +293,24 @@ class Writer:
         report.items_created += len(new_items)
 
         # Responses of a new item are new; those of an item stored before are looked up.
-        responses: dict[tuple[int, str], tuple[str, str]] = {}
-        for p in pairs:
-            iid = item_ids[p.pkey]
-            responses.setdefault((iid, p.a_key), (p.a_text, p.a_model))
-            responses.setdefault((iid, p.b_key), (p.b_text, p.b_model))
-        resp_ids: dict[tuple[int, str], int] = {}
-        maybe_old = [key for key in responses if key[0] in old_items]
+        resp_ids: dict[tuple[str, str], int] = {}
+        maybe_old = [key for key in responses if item_ids[key[0]] in old_items] if old_items else None
         if maybe_old:
             cur.execute(
-                "SELECT r.item_id, r.text_key, r.id FROM annotate_response r"
-                " JOIN unnest(string_to_array(%s, ' ')::bigint[], string_to_array(%s, ' '))"
-                " AS u(item_id, text_key) ON r.item_id = u.item_id AND r.text_key = u.text_key"
+                "SELECT u.prompt_key, r.text_key, r.id FROM annotate_response r"
+                " JOIN unnest(string_to_array(%s, ' ')::bigint[], string_to_array(%s, ' '),"
+                " string_to_array(%s, ' ')) AS u(item_id, text_key, prompt_key)"
+                " ON r.item_id = u.item_id AND r.text_key = u.text_key"
                 f"{lock and ' FOR KEY SHARE OF r'}",
-                [" ".join(str(k[0]) for k in maybe_old), _keys(k[1] for k in maybe_old)],
+                [
+                    " ".join(str(item_ids[k[0]]) for k in maybe_old),
+                    _keys(k[1] for k in maybe_old),
+                    _keys(k[0] for k in maybe_old),
+                ],
             )
-            resp_ids = {(iid, k): rid for iid, k, rid in cur.fetchall()}
-        new_resps = [key for key in responses if key not in resp_ids]
-        ids = self._ids(cur, "annotate_response", len(new_resps))
+            resp_ids = {(pkey, k): rid for pkey, k, rid in cur.fetchall()}
+        new_resps = [key for key in responses if key not in resp_ids] if resp_ids else list(responses)
+        ids = resp_pool[: len(new_resps)]
         self._copy(
             cur,
             "annotate_response",
@@ -272,8 +323,9 @@ class Writer:
                 ("metadata", "jsonb"),
             ),
             (
-                (i, key[0], responses[key][0], key[1], responses[key][1], EMPTY_JSONB)
+                (i, item_ids[key[0]], text, key[1], model, EMPTY_JSONB)
                 for i, key in zip(ids, new_resps, strict=True)
+                for text, model in (responses[key],)
             ),
         )
         resp_ids.update(zip(new_resps, ids, strict=True))
@@ -281,10 +333,7 @@ class Writer:
 
         # Comparisons: the first arrival of a pair fixes its canonical order.
         cmap: dict[str, tuple[int, str]] = {}
-        firsts: dict[str, ParsedPair] = {}
-        for p in pairs:
-            firsts.setdefault(p.pair_key, p)
-        maybe_old = [k for k, p in firsts.items() if item_ids[p.pkey] in old_items]
+        maybe_old = [k for k, p in firsts.items() if item_ids[p.pkey] in old_items] if old_items else None
         if maybe_old:
             cur.execute(
                 "SELECT c.pair_key, c.id, ra.text_key FROM annotate_comparison c"
@@ -293,28 +342,31 @@ class Writer:
                 [pid, _keys(maybe_old)],
             )
             cmap = {k: (cid, a_key) for k, cid, a_key in cur.fetchall()}
-        new_cmps = [k for k in firsts if k not in cmap]
+        new_cmps = [k for k in firsts if k not in cmap] if cmap else list(firsts)
         # Ids are drawn here only when labels need them; otherwise the column default numbers the rows.
-        ids = self._ids(cur, "annotate_comparison", len(new_cmps)) if fetch else None
-        rows = []
-        for n, k in enumerate(new_cmps):
-            p = firsts[k]
-            iid = item_ids[p.pkey]
-            row = (
-                pid,
-                iid,
-                resp_ids[(iid, p.a_key)],
-                resp_ids[(iid, p.b_key)],
-                k,
-                0,
-                0,
-                self.rng.random(),
-                self.now,
-            )
-            if ids is not None:
-                row = (ids[n], *row)
-                cmap[k] = (ids[n], p.a_key)
-            rows.append(row)
+        ids = cmp_pool[: len(new_cmps)] if cmp_pool is not None else None
+        rng = self.rng.random
+
+        def rows() -> Iterator[tuple]:  # streamed into the COPY, so the server starts on the first ones
+            for n, k in enumerate(new_cmps):
+                p = firsts[k]
+                pkey = p.pkey
+                row = (
+                    pid,
+                    item_ids[pkey],
+                    resp_ids[(pkey, p.a_key)],
+                    resp_ids[(pkey, p.b_key)],
+                    k,
+                    0,
+                    0,
+                    rng(),
+                    now,
+                )
+                if ids is not None:
+                    cmap[k] = (ids[n], p.a_key)
+                    row = (ids[n], *row)
+                yield row
+
         columns = (
             ("project_id", "int8"),
             ("item_id", "int8"),
@@ -327,11 +379,11 @@ class Writer:
             ("created_at", "timestamptz"),
         )
         self._copy(
-            cur, "annotate_comparison", (("id", "int8"), *columns) if ids is not None else columns, rows
+            cur, "annotate_comparison", (("id", "int8"), *columns) if ids is not None else columns, rows()
         )
         report.comparisons_created += len(new_cmps)
         if self.fmt == "generic":
-            report.duplicates += len(pairs) - len(new_cmps)
+            report.duplicates += len(batch.pairs) - len(new_cmps)
         return cmap
 
     def _structure(self, cur, pairs: list[ParsedPair], *, fetch: bool) -> dict[str, tuple[int, str]]:

@@ -86,3 +86,50 @@ def test_a_truncated_gzip_is_reported_not_crashed(project, tmp_path):
         import_file(cut, project=project, fmt="generic")
     assert failed.value.report.bad_lines == 1
     assert "truncated or corrupt" in failed.value.report.errors[0].message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batches_that_reuse_stored_prompts_and_responses(project, tmp_path, monkeypatch):
+    """Several small batches (the PostgreSQL path draws a batch's ids in one round trip and looks up only
+    what may be stored): a later batch and a later file name prompts and responses already stored, add new
+    responses to stored prompts, repeat pairs the other way round. Every row is made once and every
+    comparison points at the responses of its own prompt."""
+    import orjson
+
+    import annotate.importers as importers
+
+    monkeypatch.setattr(importers, "BATCH_LINES", 3)
+
+    def write(name, lines):
+        path = tmp_path / name
+        path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
+        return path
+
+    first = write(
+        "first.jsonl",
+        [{"prompt": f"P{i}", "responses": [f"P{i} r0", f"P{i} r1"]} for i in range(7)],
+    )
+    report = import_file(first, project=project, fmt="generic")
+    assert (report.items_created, report.responses_created, report.comparisons_created) == (7, 14, 7)
+    second = write(
+        "second.jsonl",
+        [
+            {"prompt": "P1", "responses": ["P1 r1", "P1 r0"]},  # stored, other order
+            {"prompt": "P2", "responses": ["P2 r0", "P2 r2"]},  # stored prompt, one new response
+            {"prompt": "P9", "responses": ["P9 r0", "P9 r1"]},  # new
+            {"prompt": "P9", "responses": ["P9 r1", "P9 r0"]},  # same batch, other order
+            {"prompt": "P2", "responses": ["P2 r2", "P2 r1", "P2 r0"]},  # next batch: one new pair
+            {"prompt": "P9", "responses": ["P9 r0", "P9 r2"]},  # next batch: new response of a new prompt
+        ],
+    )
+    report = import_file(second, project=project, fmt="generic")
+    assert (report.items_created, report.responses_created, report.comparisons_created) == (1, 4, 4)
+    assert report.duplicates == 4  # 8 pairs named, 4 of them stored before or earlier in the file
+    assert counts(project)["items"] == 8 and counts(project)["responses"] == 18
+    assert counts(project)["comparisons"] == 11
+    for c in Comparison.objects.filter(project=project).select_related("item", "response_a", "response_b"):
+        prompt = c.item.prompt[0]["content"]
+        assert c.response_a.item_id == c.response_b.item_id == c.item_id
+        assert c.response_a.text.startswith(prompt + " ") and c.response_b.text.startswith(prompt + " ")
+    again = import_file(second, project=project, fmt="generic")
+    assert (again.items_created, again.responses_created, again.comparisons_created) == (0, 0, 0)

@@ -124,6 +124,9 @@ def import_file(
             with connection.cursor() as cur:
                 # A lost import is simply re-run (it is idempotent); no need to wait for the WAL flush.
                 cur.execute("SET LOCAL synchronous_commit = off")
+                # The look-ups probe a unique index once per key; their cost estimates (no statistics yet
+                # for the rows this transaction adds) would otherwise buy a JIT compile per batch.
+                cur.execute("SET LOCAL jit = off")
         # Reading and checking lines runs in a thread while this one writes the previous batch: the
         # database works on its own core while Python parses. The queue holds at most two batches.
         batches: queue.Queue = queue.Queue(maxsize=2)

@@ -13,6 +13,7 @@ import random
 import shutil
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -118,7 +119,9 @@ def finished_version(
     project: Project, objective: str = "bt", *, snapshot: DatasetSnapshot | None = None
 ) -> ModelVersion:
     """A succeeded run and its model version (trained by trained_model_dir), made through the ORM."""
-    snapshot = snapshot or make_snapshot(project, 2, seed=hash(objective) % 1000)
+    # A seed per objective that does not change from run to run (str hashes do: PYTHONHASHSEED), so two
+    # versions on one project never draw the same comparisons.
+    snapshot = snapshot or make_snapshot(project, 2, seed=zlib.crc32(objective.encode()) % 1000)
     path = trained_model_dir("cost" if objective == "cost" else "bt")  # bt-margin scores like bt here
     run = TrainingRun.objects.create(
         project=project,

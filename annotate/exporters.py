@@ -183,7 +183,7 @@ def pair_batches(snapshot: DatasetSnapshot, read: RowStreams) -> Iterator[list[P
         .values_list(*PAIR_FIELDS)
     )
     loads = orjson.loads
-    for rows in read.stream(qs, chunk=PAIR_BATCH, bool_cols=(3, 4)):
+    for rows in read.stream(qs, chunk=PAIR_BATCH, bool_cols=(3, 4), index_order=True):
         yield [Pair(*r[:6], loads(r[6]), *r[7:]) for r in rows]
 
 

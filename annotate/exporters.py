@@ -231,7 +231,9 @@ def trl_rows(
         .values_list("prompt_text", "chosen_text", "rejected_text", "margin")
     )
     loads = orjson.loads
-    for rows in read.stream(qs, chunk=PAIR_BATCH, index_order=True):
+    # Sorted by the database (no `index_order`, unlike `pair_batches`): on the bench's database the sort,
+    # which runs while the card's query does, cost less CPU than joining row by row, for the same wall time.
+    for rows in read.stream(qs, chunk=PAIR_BATCH):
         if opts.style == "text":
             out = []
             for p, c, r, m in rows:

@@ -28,7 +28,7 @@ from celery import current_app
 from django.conf import settings
 from django.core import signing
 from django.db import connections, transaction
-from django.db.models import TextField
+from django.db.models import Case, F, TextField, When
 from django.db.models.functions import Cast
 from django.http import Http404
 from django.utils import timezone
@@ -183,7 +183,7 @@ def pair_batches(snapshot: DatasetSnapshot, read: RowStreams) -> Iterator[list[P
         .values_list(*PAIR_FIELDS)
     )
     loads = orjson.loads
-    for rows in read.stream(qs, chunk=PAIR_BATCH, bool_cols=(3, 4)):
+    for rows in read.stream(qs, chunk=PAIR_BATCH, bool_cols=(3, 4), index_order=True):
         yield [Pair(*r[:6], loads(r[6]), *r[7:]) for r in rows]
 
 
@@ -217,21 +217,45 @@ def _assistant(text: str) -> list[dict[str, str]]:
 def trl_rows(
     snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter, read: RowStreams
 ) -> Iterator[list[dict]]:
-    for batch in pair_batches(snapshot, read):
-        out = []
-        for p in batch:
-            chosen, rejected = (p.text_a, p.text_b) if p.chosen == "a" else (p.text_b, p.text_a)
-            if opts.style == "text":
-                row: dict[str, Any] = {
-                    "prompt": prompt_text(p.prompt),
-                    "chosen": chosen,
-                    "rejected": rejected,
+    """TRL rows from a stream of its own: (prompt, chosen text, rejected text, margin), each pair oriented by
+    the database, and no column that this format does not write (no pair objects either)."""
+    a, b = F("comparison__response_a__text"), F("comparison__response_b__text")
+    qs = (
+        SnapshotPair.objects.filter(snapshot=snapshot)
+        .annotate(
+            prompt_text=Cast("comparison__item__prompt", TextField()),
+            chosen_text=Case(When(chosen="a", then=a), default=b, output_field=TextField()),
+            rejected_text=Case(When(chosen="a", then=b), default=a, output_field=TextField()),
+        )
+        .order_by("comparison_id")
+        .values_list("prompt_text", "chosen_text", "rejected_text", "margin")
+    )
+    loads = orjson.loads
+    # Sorted by the database (no `index_order`, unlike `pair_batches`): on the bench's database the sort,
+    # which runs while the card's query does, cost less CPU than joining row by row, for the same wall time.
+    for rows in read.stream(qs, chunk=PAIR_BATCH):
+        if opts.style == "text":
+            out = []
+            for p, c, r, m in rows:
+                row: dict[str, Any] = {"prompt": prompt_text(loads(p)), "chosen": c, "rejected": r}
+                if opts.margin:
+                    row["margin"] = m
+                out.append(row)
+        elif opts.margin:  # the common case, one expression a row
+            out = [
+                {
+                    "prompt": loads(p),
+                    "chosen": [{"role": "assistant", "content": c}],
+                    "rejected": [{"role": "assistant", "content": r}],
+                    "margin": m,
                 }
-            else:
-                row = {"prompt": p.prompt, "chosen": _assistant(chosen), "rejected": _assistant(rejected)}
-            if opts.margin:
-                row["margin"] = p.margin
-            out.append(row)
+                for p, c, r, m in rows
+            ]
+        else:
+            out = [
+                {"prompt": loads(p), "chosen": _assistant(c), "rejected": _assistant(r)}
+                for p, c, r, _ in rows
+            ]
         yield out
 
 

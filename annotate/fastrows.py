@@ -154,7 +154,7 @@ class RowStreams(AbstractContextManager):
                     own.close()
             self.own = []
 
-    def _connection(self):
+    def _connection(self, *, index_order: bool = False):
         """A pooled connection of this export's own, in a REPEATABLE READ, READ ONLY transaction on the
         snapshot that the first one took."""
         own = connections.create_connection(self.alias)
@@ -174,19 +174,35 @@ class RowStreams(AbstractContextManager):
         # that process's.
         pg.execute("SET LOCAL jit = off")
         pg.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        if index_order:
+            pg.execute("SET LOCAL enable_sort = off")
         return pg
 
     def stream(
-        self, qs, *, chunk: int = 5000, bool_cols: tuple[int, ...] = (), dt_cols: tuple[int, ...] = ()
+        self,
+        qs,
+        *,
+        chunk: int = 5000,
+        bool_cols: tuple[int, ...] = (),
+        dt_cols: tuple[int, ...] = (),
+        index_order: bool = False,
     ) -> Iterator[list]:
-        """The rows of the values_list queryset `qs`, `chunk` at a time, as `fast_rows` makes them."""
-        rows = self._piped(qs, chunk) if self.piped else self._stream(qs, chunk, bool_cols, dt_cols)
+        """The rows of the values_list queryset `qs`, `chunk` at a time, as `fast_rows` makes them.
+
+        `index_order`: an index gives the query's order (PostgreSQL, own connection), so its plan should not
+        sort: the planner is told not to (`enable_sort` off, for this query alone), and it reads the index
+        in order and joins row by row, so the first rows come at once and the rest as the reader takes
+        them, instead of after the whole result has been joined and sorted."""
+        if self.piped:
+            rows = self._piped(qs, chunk, index_order)
+        else:
+            rows = self._stream(qs, chunk, bool_cols, dt_cols)
         self.open.append(rows)
         return rows
 
-    def _piped(self, qs, chunk: int) -> Iterator[list]:
+    def _piped(self, qs, chunk: int, index_order: bool) -> Iterator[list]:
         sql, params = qs.query.sql_with_params()
-        pg = self._connection()
+        pg = self._connection(index_order=index_order)
         # A plain psycopg cursor: Django's bind parameters client-side, and those cannot read binary.
         cursor = psycopg.Cursor(pg)
         # Chunks need libpq 17 (psycopg's binary wheels bring their own); before it, a row at a time.

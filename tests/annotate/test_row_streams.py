@@ -105,3 +105,34 @@ def test_an_export_that_fails_before_reading_a_stream_lets_go_of_it(project):
         raise RuntimeError("disk full")
     with RowStreams() as read:
         assert [r for chunk in read.stream(ids, chunk=3) for r in chunk] == list(ids)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_in_index_order_is_planned_without_a_sort_and_only_that_stream(project):
+    """`index_order` tells the planner not to sort on that stream's own connection (PostgreSQL): the rows
+    come in the query's order all the same, and the other streams and the caller's connection still sort."""
+    from django.db import connection
+    from django.db.models.expressions import RawSQL
+
+    from annotate.fastrows import RowStreams
+    from annotate.models import Judgment
+
+    if connection.vendor != "postgresql":
+        pytest.skip("planner settings are PostgreSQL's")
+    annotator = crowd_annotator(project, "x")
+    for i in range(5):
+        add_judgment(make_comparison(project, f"p{i}", f"a{i}", f"b{i}"), annotator, preference=1)
+    rows = Judgment.objects.annotate(sort=RawSQL("current_setting('enable_sort')", [])).values_list(
+        "id", "sort"
+    )
+    with RowStreams() as read:
+        unsorted = read.stream(rows.order_by("-comparison_id"), chunk=2, index_order=True)
+        sorted_ = read.stream(rows.order_by("id"), chunk=2)
+        got_unsorted = [r for chunk in unsorted for r in chunk]
+        got_sorted = [r for chunk in sorted_ for r in chunk]
+    expected = list(Judgment.objects.order_by("-comparison_id").values_list("id", flat=True))
+    assert [r[0] for r in got_unsorted] == expected and {r[1] for r in got_unsorted} == {"off"}
+    assert [r[0] for r in got_sorted] == sorted(expected) and {r[1] for r in got_sorted} == {"on"}
+    with connection.cursor() as cur:
+        cur.execute("SELECT current_setting('enable_sort')")
+        assert cur.fetchone()[0] == "on"

@@ -72,6 +72,8 @@ class Batch:
     responses: dict[tuple[str, str], tuple[str, str]] | None = None
     # pair key -> the first pair that names it (its order is canonical)
     firsts: dict[str, ParsedPair] | None = None
+    # the prompt keys for the look-up, sorted: the index is probed in key order, page after page
+    item_keys: str = ""
 
 
 class Writer:
@@ -173,7 +175,7 @@ class Writer:
             responses.setdefault((pkey, p.a_key), (p.a_text, p.a_model))
             responses.setdefault((pkey, p.b_key), (p.b_text, p.b_model))
             firsts.setdefault(p.pair_key, p)
-        return Batch(pairs, items, responses, firsts)
+        return Batch(pairs, items, responses, firsts, _keys(sorted(items)))
 
     def write(self, batch: Batch) -> None:
         pairs = batch.pairs
@@ -244,7 +246,7 @@ class Writer:
             (
                 "SELECT k.key, i.id FROM unnest(string_to_array(%s, ' ')) AS k(key) CROSS JOIN LATERAL"
                 f" (SELECT id FROM annotate_item WHERE project_id = %s AND prompt_key = k.key{lock}) i",
-                [_keys(items), pid],
+                [batch.item_keys, pid],
             ),
             self._ids_sql(cur, "annotate_item", len(items)),
             self._ids_sql(cur, "annotate_response", len(responses)),

@@ -13,13 +13,22 @@ process remembers which user id each recent session key held (a session key neve
 login gives a new key, logout deletes it), and the read joins that user's row. `config.auth` uses the row only
 when the id in the session just read is that id, and checks it exactly as its own query's row (active, session
 hash); otherwise it reads the user itself. One round trip instead of two on every authenticated request.
-Nothing is cached across requests but the key → id hint; the user's row is read fresh with the session.
+Nothing is cached across requests but the key → id hint and decoded session data; the session's row and the
+user's row are read fresh on every request.
+
+Decoding a session (base64, the HMAC check with the secret key, zlib, JSON) cost about a fifth of the session
+read's CPU. `decode` is a pure function of the signed text and the secret keys, and a client sends the same
+session text request after request, so this store remembers the decoded data of recent texts (for the same
+secret keys; only data made of plain values, handed out as a fresh copy). A text is remembered only once it
+has been decoded and verified: a forged or altered text is decoded, and refused, as by Django. The statement's
+SQL is built once per database and user model rather than on every request.
 """
 
 from __future__ import annotations
 
 import threading
 
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.backends import db
 from django.db import connections, router
@@ -32,20 +41,30 @@ from config.auth import user_rows
 _user_of_key: dict[str, str] = {}
 _KEYS_REMEMBERED = 20_000
 _lock = threading.Lock()
+# (key salt, signed session text) -> (secret key, fallback keys, decoded data) of recently decoded sessions
+_decoded: dict[tuple[str, str], tuple[str, list, dict]] = {}
+_TEXTS_REMEMBERED = 20_000
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _bounded_put(memo: dict, limit: int, key, value) -> None:
+    with _lock:
+        if len(memo) >= limit:
+            for old in list(memo)[: limit // 10]:  # the oldest tenth
+                memo.pop(old, None)
+        memo[key] = value
 
 
 def _remember(session_key: str, user_id: str | None) -> None:
     if user_id is None or _user_of_key.get(session_key) == user_id:
         return
-    with _lock:
-        if len(_user_of_key) >= _KEYS_REMEMBERED:
-            for old in list(_user_of_key)[: _KEYS_REMEMBERED // 10]:  # the oldest tenth
-                _user_of_key.pop(old, None)
-        _user_of_key[session_key] = user_id
+    _bounded_put(_user_of_key, _KEYS_REMEMBERED, session_key, user_id)
 
 
 class SessionStore(db.SessionStore):
     _rows: ModelRows | None = None
+    # (database alias, vendor, session model, user model or None) -> the session read's SQL
+    _sql: dict[tuple, str] = {}
     # (user id as stored in the session, the user's row or None) read with the session, for config.auth
     prefetched_user: tuple[str, tuple | None] | None = None
 
@@ -60,7 +79,6 @@ class SessionStore(db.SessionStore):
         rows = self._model_rows()
         using = router.db_for_read(self.model)
         connection = connections[using]
-        table = connection.ops.quote_name(self.model._meta.db_table)
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         self.prefetched_user = None
         user_id = _user_of_key.get(self.session_key)
@@ -72,19 +90,11 @@ class SessionStore(db.SessionStore):
                 user_id = None
         else:
             user_id = None
+        sql = self._read_sql(connection, rows, None if user_id is None else user_model)
         with hot_cursor(connection) as cursor:
             if user_id is None:
-                sql = f"SELECT {rows.columns('s')} FROM {table} s WHERE s.session_key = %s AND s.expire_date > %s"
                 cursor.execute(sql, [self.session_key, now])
             else:
-                users = user_rows()
-                user_table = connection.ops.quote_name(user_model._meta.db_table)
-                user_pk = connection.ops.quote_name(user_model._meta.pk.column)
-                sql = (
-                    f"SELECT {rows.columns('s')}, {users.columns('u')} FROM {table} s"
-                    f" LEFT JOIN {user_table} u ON u.{user_pk} = %s"
-                    " WHERE s.session_key = %s AND s.expire_date > %s"
-                )
                 cursor.execute(sql, [pk, self.session_key, now])
             row = cursor.fetchone()
         if row is None:
@@ -95,6 +105,39 @@ class SessionStore(db.SessionStore):
             user_row = row[n:]
             self.prefetched_user = (user_id, None if user_row[0] is None else user_row)
         return rows.load(row[:n], connection, db=using)
+
+    def _read_sql(self, connection, rows: ModelRows, user_model) -> str:
+        """The session's SELECT, with the user's row joined when `user_model` is given (built once)."""
+        key = (connection.alias, connection.vendor, self.model, user_model)
+        sql = self._sql.get(key)
+        if sql is None:
+            table = connection.ops.quote_name(self.model._meta.db_table)
+            if user_model is None:
+                sql = f"SELECT {rows.columns('s')} FROM {table} s WHERE s.session_key = %s AND s.expire_date > %s"
+            else:
+                users = user_rows()
+                user_table = connection.ops.quote_name(user_model._meta.db_table)
+                user_pk = connection.ops.quote_name(user_model._meta.pk.column)
+                sql = (
+                    f"SELECT {rows.columns('s')}, {users.columns('u')} FROM {table} s"
+                    f" LEFT JOIN {user_table} u ON u.{user_pk} = %s"
+                    " WHERE s.session_key = %s AND s.expire_date > %s"
+                )
+            self._sql[key] = sql
+        return sql
+
+    def decode(self, session_data):
+        """Django's decode, remembered for recent texts signed with the current secret keys (see the module
+        note): the same data, a fresh dict each time."""
+        key = (self.key_salt, session_data)
+        secret, fallbacks = settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS
+        known = _decoded.get(key)
+        if known is not None and known[0] == secret and known[1] == fallbacks:
+            return dict(known[2])
+        data = super().decode(session_data)
+        if data and all(type(v) in _PLAIN for v in data.values()):
+            _bounded_put(_decoded, _TEXTS_REMEMBERED, key, (secret, list(fallbacks), dict(data)))
+        return data
 
     def load(self):
         data = super().load()

@@ -98,3 +98,30 @@ def test_a_deactivated_user_is_logged_out_though_their_row_comes_with_the_sessio
     annotator.save(update_fields=["is_active"])
     response = client.post(api)
     assert response.status_code == 302 and reverse("login") in response["Location"]
+
+
+def test_remembered_decoding_hands_out_fresh_copies_and_refuses_altered_texts():
+    from config import sessions
+
+    store = SessionStore()
+    store["probe"] = "value"
+    store.create()
+    text = Session.objects.get(session_key=store.session_key).session_data
+    first = SessionStore(store.session_key)
+    assert first["probe"] == "value"
+    assert (first.key_salt, text) in sessions._decoded  # remembered once verified
+    first["probe"] = "changed in this request only"
+    assert SessionStore(store.session_key)["probe"] == "value"  # the memo is not the request's dict
+    altered = text[:-2] + ("A" if text[-2] != "A" else "B") + text[-1]
+    assert SessionStore().decode(altered) == {}  # a tampered text fails Django's check, as before
+    assert (first.key_salt, altered) not in sessions._decoded
+
+
+def test_remembered_decoding_follows_the_secret_key(settings):
+    store = SessionStore()
+    store["probe"] = "value"
+    store.create()
+    assert SessionStore(store.session_key)["probe"] == "value"  # decoded and remembered
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40
+    settings.SECRET_KEY_FALLBACKS = []
+    assert SessionStore(store.session_key).load() == {}  # signed with the old key: refused, not remembered

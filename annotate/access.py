@@ -38,11 +38,12 @@ def role_in(user: AbstractBaseUser | AnonymousUser, project: Project) -> str | N
     return membership
 
 
-_PROJECT_ROWS = ModelRows(Project)
+# A project's columns and loader; the claim and submit statements select the same ones (assignment, services).
+PROJECT_ROWS = ModelRows(Project)
 # The labelling views' check, once per request: written in SQL because compiling the equivalent ORM query
 # (membership with its project, every project column) cost more CPU than PostgreSQL spent running it.
 _MEMBER_PROJECT_SQL = (
-    f"SELECT {_PROJECT_ROWS.columns('p')} FROM {Project._meta.db_table} p"
+    f"SELECT {PROJECT_ROWS.columns('p')} FROM {Project._meta.db_table} p"
     f" JOIN {Membership._meta.db_table} m ON m.project_id = p.id"
     " WHERE p.slug = %s AND p.deleted_at IS NULL AND m.user_id = %s AND m.is_active = %s"
 )
@@ -55,7 +56,7 @@ def member_project(user, slug: str) -> Project | None:
     with hot_cursor(connection) as cursor:
         cursor.execute(_MEMBER_PROJECT_SQL, [slug, user.pk, True])
         row = cursor.fetchone()
-    return _PROJECT_ROWS.load(row, connection) if row is not None else None
+    return PROJECT_ROWS.load(row, connection) if row is not None else None
 
 
 def get_project_for_user(

@@ -11,7 +11,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .access import is_admin
+from .access import PROJECT_ROWS, is_admin
 from .fastrows import hot_cursor
 from .models import Annotator, Assignment, Comparison, Gold, Item, Membership, Project, Response
 
@@ -179,6 +179,62 @@ def _lock_annotator(project: Project, user) -> Annotator | None:
     return annotator
 
 
+# The API claim's first statement for a member who has claimed before: the project by its slug, the active
+# membership (the access check member_project makes) and the annotator row, locked, in one statement.
+_LOCK_MEMBER_SQL = (
+    f"SELECT {PROJECT_ROWS.columns('p')}, an.id, an.name, an.kind, m.paused_reason,"
+    " (SELECT r.id FROM annotate_assignment r WHERE r.annotator_id = an.id AND r.project_id = p.id"
+    " AND r.status = 'reserved' LIMIT 1)"
+    f" FROM {Project._meta.db_table} p"
+    " JOIN annotate_membership m ON m.project_id = p.id AND m.user_id = %s AND m.is_active = %s"
+    " JOIN annotate_annotator an ON an.project_id = p.id AND an.user_id = m.user_id"
+    " WHERE p.slug = %s AND p.deleted_at IS NULL{lock}"
+)
+
+
+def _lock_member(slug: str, user) -> tuple[Project, Annotator] | None:
+    lock = " FOR UPDATE OF an" if connection.features.has_select_for_update_of else ""
+    with hot_cursor(connection) as cursor:
+        cursor.execute(_LOCK_MEMBER_SQL.format(lock=lock), [user.pk, True, slug])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n = len(PROJECT_ROWS)
+    project = PROJECT_ROWS.load(row[:n], connection)
+    an_id, name, kind, paused_reason, open_id = row[n:]
+    annotator = Annotator.from_db(
+        DEFAULT_DB_ALIAS,
+        ["id", "project_id", "user_id", "name", "kind"],
+        [an_id, project.pk, user.pk, name, kind],
+    )
+    annotator.member_paused, annotator.open_id = paused_reason, open_id
+    return project, annotator
+
+
+def claim_next_for_member(*, slug: str, user) -> tuple[Project, Assignment | None] | None:
+    """`claim_next` on the project `slug` for a user with an active membership there and an annotator row
+    (anyone who has claimed on it before): the membership check, the project's row and the annotator's lock
+    are one statement, where the general path takes two (`access.member_project`, then the lock). Returns the
+    project and what `claim_next` would return. None when that statement finds nothing — no such live project,
+    no active membership, or no annotator row yet — and nothing was done: the caller then takes the general
+    path (`member_project` or `get_project_for_user`, which answer 404, then `claim_next`)."""
+    if not user.is_authenticated:
+        return None
+    try:
+        return _claim_member(slug, user)
+    except IntegrityError:  # as in claim_next: the same annotator's concurrent claim committed first
+        return _claim_member(slug, user)
+
+
+def _claim_member(slug: str, user) -> tuple[Project, Assignment | None] | None:
+    with transaction.atomic():
+        found = _lock_member(slug, user)
+        if found is None:
+            return None
+        project, annotator = found
+        return project, None if project.paused else _claim_locked(project, user, annotator)
+
+
 def claim_next(*, project: Project, user) -> Assignment | None:
     """The comparison reserved for `user` on `project`: their open reservation if any, else a new one.
 
@@ -205,33 +261,38 @@ def _claim(project: Project, user) -> Assignment | None:
         if annotator is None:
             annotator_for(project=project, user=user)
             annotator = _lock_annotator(project, user)
-        if annotator.member_paused or (annotator.member_paused is None and not is_admin(user)):
-            return None  # labelling paused for them, or no active membership
-        now = timezone.now()
-        if annotator.open_id is not None:
-            current = _open_reservation(project, annotator, now)
-            if current is not None:
-                return current
-        if _wants_gold(project, annotator):
-            gold = available_gold(project=project, annotator=annotator)
-            picked = (
-                gold.select_for_update(skip_locked=True, of=("self",))
-                .select_related("item", "response_a", "response_b")
-                .order_by("random_key")
-                .first()
-            )
-            if picked is not None:
-                return _reserve(project, annotator, picked, gold=True, now=now)
-        tried: list[int] = []
-        for _ in range(_MAX_TRIES):
-            picked = _pick_crowd(project, annotator, now, tried)
-            if picked is None:
-                return None
-            reserved = _reserve_if_free(project, annotator, picked, now)
-            if reserved is not None:
-                return reserved
-            tried.append(picked.pk)  # filled by another claimer between our snapshot and our lock
-        return None
+        return _claim_locked(project, user, annotator)
+
+
+def _claim_locked(project: Project, user, annotator: Annotator) -> Assignment | None:
+    """The claim once the annotator row is locked (inside the claim's transaction)."""
+    if annotator.member_paused or (annotator.member_paused is None and not is_admin(user)):
+        return None  # labelling paused for them, or no active membership
+    now = timezone.now()
+    if annotator.open_id is not None:
+        current = _open_reservation(project, annotator, now)
+        if current is not None:
+            return current
+    if _wants_gold(project, annotator):
+        gold = available_gold(project=project, annotator=annotator)
+        picked = (
+            gold.select_for_update(skip_locked=True, of=("self",))
+            .select_related("item", "response_a", "response_b")
+            .order_by("random_key")
+            .first()
+        )
+        if picked is not None:
+            return _reserve(project, annotator, picked, gold=True, now=now)
+    tried: list[int] = []
+    for _ in range(_MAX_TRIES):
+        picked = _pick_crowd(project, annotator, now, tried)
+        if picked is None:
+            return None
+        reserved = _reserve_if_free(project, annotator, picked, now)
+        if reserved is not None:
+            return reserved
+        tried.append(picked.pk)  # filled by another claimer between our snapshot and our lock
+    return None
 
 
 # The hot path in SQL: ORM compilation of these statements cost more than running them. Portable between

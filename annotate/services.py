@@ -22,6 +22,7 @@ from channels.layers import get_channel_layer
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from .access import PROJECT_ROWS
 from .assignment import has_free_slot
 from .dashboard import mark_dashboard_dirty
 from .fastrows import ModelInsert, ModelRows, hot_cursor
@@ -216,8 +217,14 @@ def submit_judgment(
     answers: dict,
     submission_id: str,
     draft_version: int | None = None,
+    member_slug: str | None = None,
 ) -> Judgment:
     """Record the annotator's judgment for their assignment; a repeated submission_id returns the same one.
+
+    With `member_slug` the assignment must also lie on the live project of that slug, on which the user holds an
+    active membership: checked in the statement that locks the assignment, which also brings the project's row
+    (the workbench's JSON submit: `access.member_project`'s check without a statement of its own). Otherwise
+    `assignment.project`, when given, is the project it must lie on.
 
     Raises AnswerError (field errors, nothing stored), StaleDraft (an older tab submitting over a newer draft),
     or SubmissionRefused (reservation expired and every slot is taken: the answers are kept as a draft).
@@ -225,7 +232,9 @@ def submit_judgment(
     if not submission_id or len(submission_id) > 64:
         raise AnswerError({"submission_id": "A submission id of 1–64 characters is required."})
     try:
-        judgment, refused = _submit_locked(assignment, user, answers, submission_id, draft_version)
+        judgment, refused = _submit_locked(
+            assignment, user, answers, submission_id, draft_version, member_slug
+        )
     except IntegrityError:
         # The one way here: this submission id was already used for another comparison.
         if _by_submission(submission_id) is None:
@@ -240,10 +249,15 @@ def submit_judgment(
 
 
 def _submit_locked(
-    assignment: Assignment, user, answers: dict, submission_id: str, draft_version: int | None
+    assignment: Assignment,
+    user,
+    answers: dict,
+    submission_id: str,
+    draft_version: int | None,
+    member_slug: str | None,
 ) -> tuple[Judgment | None, bool]:
     with transaction.atomic():
-        locked = _lock_assignment(assignment.pk)
+        locked = _lock_assignment(assignment.pk, member_slug=member_slug, user_id=user.pk)
         if (
             locked is None
             or locked.annotator_user_id != user.pk
@@ -266,8 +280,11 @@ def _submit_locked(
             and locked.draft_version > draft_version
         ):
             raise StaleDraft(locked.draft_version)
-        # The caller's project instance when it is this assignment's (saves a query); else load it.
-        if Assignment.project.is_cached(assignment) and assignment.project.pk == locked.project_id:
+        # The project read with the lock, or the caller's instance when it is this assignment's (saves a
+        # query); else load it.
+        if Assignment.project.is_cached(locked):
+            project = locked.project
+        elif Assignment.project.is_cached(assignment) and assignment.project.pk == locked.project_id:
             project = assignment.project
         else:
             project = Project.objects.get(pk=locked.project_id)
@@ -304,19 +321,44 @@ _LOCK_ASSIGNMENT_SQL = (
 )
 
 
-def _lock_assignment(pk: int) -> Assignment | None:
+# With a member's slug: the assignment only when it is the user's, on the live project of that slug, on which
+# they hold an active membership (what access.member_project checks); the project's row comes along.
+_LOCK_MEMBER_ASSIGNMENT_SQL = (
+    f"SELECT {_ASSIGNMENT_ROWS.columns('a')}, an.user_id, an.kind, d.id, d.version,"
+    f" {_ITEM_CRITERIA_ROWS.columns('i')}, {PROJECT_ROWS.columns('p')}"
+    " FROM annotate_assignment a"
+    " JOIN annotate_annotator an ON an.id = a.annotator_id"
+    " JOIN annotate_comparison c ON c.id = a.comparison_id"
+    " JOIN annotate_item i ON i.id = c.item_id"
+    " LEFT JOIN annotate_draft d ON d.assignment_id = a.id"
+    f" JOIN {Project._meta.db_table} p ON p.id = a.project_id"
+    " JOIN annotate_membership m ON m.project_id = p.id AND m.user_id = an.user_id AND m.is_active = %s"
+    " WHERE a.id = %s AND an.user_id = %s AND p.slug = %s AND p.deleted_at IS NULL{lock}"
+)
+
+
+def _lock_assignment(
+    pk: int, *, member_slug: str | None = None, user_id: int | None = None
+) -> Assignment | None:
     """The assignment row, locked, with its annotator's login and kind, its draft's id and version, and its
-    comparison with the item's criteria (what the rubric checklist reads): one statement, no lazy loads."""
+    comparison with the item's criteria (what the rubric checklist reads): one statement, no lazy loads.
+    With `member_slug`, only a member's own (see _LOCK_MEMBER_ASSIGNMENT_SQL), with `locked.project` loaded."""
     lock = " FOR UPDATE OF a" if connection.features.has_select_for_update_of else ""
     with hot_cursor(connection) as cursor:
-        cursor.execute(_LOCK_ASSIGNMENT_SQL.format(lock=lock), [pk])
+        if member_slug is None:
+            cursor.execute(_LOCK_ASSIGNMENT_SQL.format(lock=lock), [pk])
+        else:
+            cursor.execute(_LOCK_MEMBER_ASSIGNMENT_SQL.format(lock=lock), [True, pk, user_id, member_slug])
         row = cursor.fetchone()
     if row is None:
         return None
     n = len(_ASSIGNMENT_ROWS)
     locked = _ASSIGNMENT_ROWS.load(row[:n], connection)
     locked.annotator_user_id, locked.annotator_kind, locked.draft_id, locked.draft_version = row[n : n + 4]
-    item = _ITEM_CRITERIA_ROWS.load(row[n + 4 :], connection)
+    m = n + 4 + len(_ITEM_CRITERIA_ROWS)
+    item = _ITEM_CRITERIA_ROWS.load(row[n + 4 : m], connection)
+    if member_slug is not None:
+        locked.project = PROJECT_ROWS.load(row[m:], connection)
     comparison = Comparison.from_db(
         DEFAULT_DB_ALIAS, ["id", "project_id", "item_id"], [locked.comparison_id, locked.project_id, item.pk]
     )  # other fields deferred

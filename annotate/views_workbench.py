@@ -20,7 +20,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .access import get_project_for_user, member_project
-from .assignment import annotator_for, claim_next, labelling_blocked_reason, remaining_for
+from .assignment import (
+    annotator_for,
+    claim_next,
+    claim_next_for_member,
+    labelling_blocked_reason,
+    remaining_for,
+)
 from .models import Assignment, Draft, Judgment, Project, Severity
 from .ratelimit import submit_retry_after, too_many_submits
 from .rendering import render_conversation, render_markdown
@@ -475,8 +481,12 @@ def _assignment_json(assignment: Assignment) -> dict:
 @login_required
 @require_POST
 def api_claim(request: HttpRequest, slug: str) -> JsonResponse:
-    project = _get_project_for_labeller(request, slug)
-    assignment = claim_next(project=project, user=request.user)
+    claimed = claim_next_for_member(slug=slug, user=request.user)  # the access check in the claim's statement
+    if claimed is not None:
+        project, assignment = claimed
+    else:  # an admin without a membership, a first claim, or a 404
+        project = _get_project_for_labeller(request, slug)
+        assignment = claim_next(project=project, user=request.user)
     if assignment is None:
         reason = labelling_blocked_reason(project=project, user=request.user) or "Nothing left to label."
         return JsonResponse({"assignment": None, "reason": reason})
@@ -486,29 +496,37 @@ def api_claim(request: HttpRequest, slug: str) -> JsonResponse:
 @login_required
 @require_POST
 def api_submit(request: HttpRequest, slug: str, assignment_id: int) -> JsonResponse:
-    project = _get_project_for_labeller(request, slug)
+    # The limit counts the user's submits whatever they name (an outsider's too: 404 or 429 tells them nothing).
     if (retry_after := submit_retry_after(request.user.pk)) is not None:
         return too_many_submits(retry_after, json=True)
-    # Ownership and project are checked by the service under the row lock (AssignmentNotFound → 404).
-    assignment = Assignment(pk=assignment_id, project=project)
     try:
         body = orjson.loads(request.body or b"{}")
         answers = body["answers"]
         if not isinstance(answers, dict):
             raise TypeError("answers must be an object")
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        project = _get_project_for_labeller(request, slug)
         _get_assignment_for_user(request, project, assignment_id)  # 404 first when it is not theirs
         return JsonResponse(
             {"error": f"Send JSON {{'answers': {{…}}, 'submission_id': '…'}}: {exc}"}, status=400
         )
+    submission = {
+        "user": request.user,
+        "answers": answers,
+        "submission_id": str(body.get("submission_id") or ""),
+        "draft_version": body.get("draft_version"),
+    }
     try:
-        judgment = submit_judgment(
-            assignment=assignment,
-            user=request.user,
-            answers=answers,
-            submission_id=str(body.get("submission_id") or ""),
-            draft_version=body.get("draft_version"),
-        )
+        try:
+            # A member's assignment: the membership check and the project's row come with the assignment's lock.
+            judgment = submit_judgment(
+                assignment=Assignment(pk=assignment_id), member_slug=slug, **submission
+            )
+        except AssignmentNotFound:
+            # Not a member's own assignment on that project (nothing was written): the general path says
+            # which — 404 for the project, an admin labelling without a membership, or 404 for the assignment.
+            project = _get_project_for_labeller(request, slug)
+            judgment = submit_judgment(assignment=Assignment(pk=assignment_id, project=project), **submission)
     except AnswerError as exc:
         return JsonResponse({"errors": exc.errors}, status=400)
     except StaleDraft as exc:

@@ -77,7 +77,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "config.auth.AuthenticationMiddleware",  # Django's, the user read with the session (config/sessions.py)
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "config.messages.MessageMiddleware",  # Django's, the store made on first use (config/messages.py)
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns a lockout raised during authentication into a response.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from annotate.assignment import claim_next
-from annotate.models import Membership
+from annotate.models import Assignment, Judgment, Membership, Project
+from tests.annotate.workbench_support import SAFE_ANSWERS
 from tests.factories import make_comparisons
 
 pytestmark = pytest.mark.django_db
@@ -77,3 +79,57 @@ def test_valid_submission_to_another_annotators_assignment_is_404_and_stores_not
     body = {"answers": {"preference": 0}, "submission_id": "intruder"}
     assert client.post(url, body, content_type="application/json").status_code == 404
     assert not mine.comparison.judgments.exists()
+
+
+# The JSON pair checks a member's access in the statement that locks their annotator row (claim) or their
+# assignment (submit); whatever that statement does not find goes through the general checks. Each case where
+# the two could differ:
+
+
+def _api_submit(client, project, pk, submission_id="s"):
+    body = {"answers": SAFE_ANSWERS, "submission_id": submission_id}
+    return client.post(reverse("api_submit", args=[project.slug, pk]), body, content_type="application/json")
+
+
+def test_membership_ended_after_claiming_is_404_on_claim_and_submit(client, project, annotator, mine):
+    Membership.objects.filter(user=annotator, project=project).update(is_active=False)
+    client.force_login(annotator)
+    assert client.post(reverse("api_claim", args=[project.slug])).status_code == 404
+    assert _api_submit(client, project, mine.pk).status_code == 404
+    assert not Judgment.objects.exists()
+
+
+def test_deleted_project_is_404_on_claim_and_submit(client, project, annotator, mine):
+    Project.objects.filter(pk=project.pk).update(deleted_at=timezone.now())
+    client.force_login(annotator)
+    assert client.post(reverse("api_claim", args=[project.slug])).status_code == 404
+    assert _api_submit(client, project, mine.pk).status_code == 404
+    assert not Judgment.objects.exists()
+
+
+def test_own_assignment_under_another_projects_slug_is_404(client, project, other_project, annotator, mine):
+    Membership.objects.create(user=annotator, project=other_project, role="annotator")
+    client.force_login(annotator)
+    assert _api_submit(client, other_project, mine.pk).status_code == 404
+    assert _api_submit(client, project, mine.pk).status_code == 200
+
+
+def test_admin_without_membership_claims_and_submits_through_the_general_path(client, project, admin_user):
+    make_comparisons(project, 2)
+    client.force_login(admin_user)
+    for _ in range(2):  # the first claim makes their annotator row; the second finds it
+        claimed = client.post(reverse("api_claim", args=[project.slug])).json()
+        assert claimed["assignment"] is not None
+        response = _api_submit(
+            client, project, claimed["assignment"], submission_id=f"admin-{claimed['assignment']}"
+        )
+        assert response.status_code == 200
+    assert Judgment.objects.filter(annotator__user=admin_user).count() == 2
+
+
+def test_paused_project_gives_a_member_no_claim_with_the_reason(client, project, annotator, mine):
+    Assignment.objects.filter(pk=mine.pk).update(status=Assignment.Status.SKIPPED)
+    Project.objects.filter(pk=project.pk).update(paused=True)
+    client.force_login(annotator)
+    claimed = client.post(reverse("api_claim", args=[project.slug])).json()
+    assert claimed == {"assignment": None, "reason": "Labelling on this project is paused."}

@@ -48,6 +48,9 @@ class SyncChainASGIHandler(ASGIHandler):
         BaseHandler.__init__(self)  # not ASGIHandler.__init__: that loads the chain in async mode
         self.load_middleware(is_async=False)
         self._idle: list[ThreadPoolExecutor] = []
+        # Made once: building the wrapper (its checks of the function, update_wrapper) cost as much per request
+        # as the hand-off's bookkeeping. It holds no per-call state.
+        self._respond_in_thread = sync_to_async(self._respond, thread_sensitive=True)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -69,7 +72,7 @@ class SyncChainASGIHandler(ASGIHandler):
             return
         try:
             set_script_prefix(get_script_prefix(scope))
-            response = await sync_to_async(self._respond, thread_sensitive=True)(scope, body_file)
+            response = await self._respond_in_thread(scope, body_file)
             try:
                 await self.send_response(response, send)
             except asyncio.CancelledError:

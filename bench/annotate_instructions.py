@@ -9,7 +9,8 @@ one annotator's claim then submit, `--pairs` times after a warm-up. It prints th
 and, with `--callgrind`, the instructions per pair counted by valgrind's callgrind over the measured loop
 alone (instrumentation switched on and off around it with `callgrind_control`): repeat runs agree within a
 few percent. Not measured here: uvicorn's HTTP parsing and the sockets to the client (a fixed cost per
-request), and PostgreSQL's own CPU (`bench/annotate_bench.py` prints both).
+request). PostgreSQL's CPU per pair is printed beside it (its backends serving this database, read from /proc:
+one client at a time, so without the contention of `bench/annotate_bench.py`'s fifty).
 
     python bench/annotate_instructions.py --database-url postgres://postgres@127.0.0.1:5432/arbiter_instr \
         --redis-url redis://127.0.0.1:6379/0 --pairs 150 --callgrind
@@ -82,7 +83,7 @@ def main() -> None:
     os.environ["ARBITER_SUBMIT_RATE"] = os.environ["ARBITER_SUBMIT_BURST"] = "100000"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
 
-    from tests.load.workload import ANSWERS, make_fixture, setup_django
+    from tests.load.workload import ANSWERS, cpu_seconds, make_fixture, setup_django
 
     setup_django(args.database_url)
     import orjson
@@ -136,15 +137,19 @@ def main() -> None:
             if status != 200:
                 sys.exit(f"submit answered {status}: {body[:300]!r}")
 
+    database = connections["default"].settings_dict["NAME"]
     uvloop.run(pairs(args.warmup))
     instrument(True)
+    pg = cpu_seconds(None, database)["postgres"]
     cpu, wall = time.process_time(), time.perf_counter()
     uvloop.run(pairs(args.pairs))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    pg = cpu_seconds(None, database)["postgres"] - pg
     instrument(False)
     print(
         f"{args.pairs} claim+submit pairs in one process: {cpu * 1000 / args.pairs:.2f} ms CPU per pair "
-        f"({wall * 1000 / args.pairs:.2f} ms wall; load average {os.getloadavg()[0]:.1f})"
+        f"({wall * 1000 / args.pairs:.2f} ms wall; PostgreSQL backends of {database}: "
+        f"{pg * 1000 / args.pairs:.2f} ms CPU per pair; load average {os.getloadavg()[0]:.1f})"
     )
 
 

@@ -39,7 +39,7 @@ from .access import role_in
 from .canonical import render_hh
 from .dataset_card import card_figures, render_card
 from .fastrows import ByComparison, RowStreams
-from .gcpause import collector_paused
+from .gcpause import collector_paused, heap_kept
 from .models import (
     Annotator,
     AuditEvent,
@@ -650,7 +650,7 @@ def export_snapshot(
     total = snapshot.pair_count
     figures = _card_figures_beside(snapshot)
     try:
-        with RowStreams(DatasetSnapshot.objects.db) as read, collector_paused():
+        with RowStreams(DatasetSnapshot.objects.db) as read, collector_paused(), heap_kept():
             write = writer.write_split if fmt == "raw" else writer.write
             for batch in ROWS[fmt](snapshot, opts, stats, read):
                 write(batch)

@@ -231,9 +231,10 @@ def trl_rows(
         .values_list("prompt_text", "chosen_text", "rejected_text", "margin")
     )
     loads = orjson.loads
-    # Sorted by the database (no `index_order`, unlike `pair_batches`): on the bench's database the sort,
-    # which runs while the card's query does, cost less CPU than joining row by row, for the same wall time.
-    for rows in read.stream(qs, chunk=PAIR_BATCH):
+    # Read in the index's order and joined row by row, as `pair_batches` is: the first rows come at once and
+    # PostgreSQL joins the next ones while this process writes, instead of joining and sorting every text
+    # before the first row (exporters.md).
+    for rows in read.stream(qs, chunk=PAIR_BATCH, index_order=True):
         if opts.style == "text":
             out = []
             for p, c, r, m in rows:

@@ -305,8 +305,14 @@ def cleanup_project(project_id: int) -> None:
 
 
 def _child(*args: str, bench: str = __file__, label: str = "") -> dict:
+    # Run in the bench's checkout: Celery's loader puts the working directory first on sys.path, so another
+    # checkout's bench run from here would import this tree's code.
     out = subprocess.run(
-        [sys.executable, bench, *args], check=True, stdout=subprocess.PIPE, text=True
+        [sys.executable, bench, *args],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(bench).resolve().parent.parent,
     ).stdout.splitlines()
     for line in out[:-1]:
         print(label + line, flush=True)

@@ -10,23 +10,37 @@ the collector rests, and memory stays flat.
 An import's parsing thread and writing thread share the GIL; the writer mostly waits on the database and
 should get the GIL back soon after the database wants more rows (`switch_interval`; see importers/__init__.py).
 
-Both are counted: overlapping bulk jobs in one process (threads of a worker) restore the setting only when the
-last one ends, and restore exactly what was there before the first began.
+Freed memory is kept for reuse while an export runs (`heap_kept`, glibc only). A batch of rows (libpq's
+chunk, the lines, their join) takes a few MiB of the C heap and frees it; glibc's default gives that back to the
+system as soon as more than its trim threshold lies free at the top of the heap (128 KiB at first, raised to
+twice the largest block it has mapped and unmapped), so every batch of a `trl` export asked the kernel for the
+same pages again: 365,000 page faults and 0.9 s of a 3.3 s export's CPU at 1,000,000 judgments. Kept, 30,000
+and 2.4 s, the same peak memory (a batch's pages are reused, not added to).
+
+All three are counted: overlapping bulk jobs in one process (threads of a worker) restore the setting only when
+the last one ends, and restore what was there before the first began: exactly for the collector and the switch
+interval; for the heap, glibc has no way to read its thresholds, so they go back to what the environment set
+(`MALLOC_TRIM_THRESHOLD_`, `MALLOC_MMAP_THRESHOLD_`) or else to glibc's starting values, which it then no
+longer raises by itself, and the memory kept is handed back (`malloc_trim`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import os
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 _lock = threading.Lock()
 _pausers = 0
 _was_enabled = False
 _shorteners = 0
 _interval_before = 0.0
+_keepers = 0
 
 
 @contextmanager
@@ -62,3 +76,51 @@ def switch_interval(seconds: float) -> Iterator[None]:
             _shorteners -= 1
             if _shorteners == 0:
                 sys.setswitchinterval(_interval_before)
+
+
+# glibc's mallopt parameters (malloc.h) and the values kept while bulk work runs: what glibc's own dynamic rule
+# rises to at most on 64-bit systems (blocks up to 32 MiB from the heap, 64 MiB free at its top before trimming).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+KEPT = {M_TRIM_THRESHOLD: 64 << 20, M_MMAP_THRESHOLD: 32 << 20}
+_START = 128 << 10  # glibc's DEFAULT_TRIM_THRESHOLD and DEFAULT_MMAP_THRESHOLD
+_ENV = {M_TRIM_THRESHOLD: "MALLOC_TRIM_THRESHOLD_", M_MMAP_THRESHOLD: "MALLOC_MMAP_THRESHOLD_"}
+
+
+@cache
+def _glibc():
+    """The C library when it is glibc (mallopt and malloc_trim), else None."""
+    try:
+        os.confstr("CS_GNU_LIBC_VERSION")
+        libc = ctypes.CDLL(None)
+    except (ValueError, OSError, AttributeError):
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+def _after(param: int) -> int:
+    value = os.environ.get(_ENV[param], "")
+    return int(value) if value.isdigit() else _START
+
+
+@contextmanager
+def heap_kept() -> Iterator[None]:
+    """glibc keeps freed heap memory for reuse while any holder runs (module note); a no-op elsewhere."""
+    global _keepers
+    libc = _glibc()
+    if libc is None:
+        yield
+        return
+    with _lock:
+        if _keepers == 0:
+            for param, value in KEPT.items():
+                libc.mallopt(param, value)
+        _keepers += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _keepers -= 1
+            if _keepers == 0:
+                for param in KEPT:
+                    libc.mallopt(param, _after(param))
+                libc.malloc_trim(0)

@@ -11,7 +11,9 @@ CPU seconds of the process and of its PostgreSQL backends (every connection this
 its application_name, read from /proc: NaN when the server is on another host), the seconds each spent
 runnable but waiting for a CPU (schedstat: what a busy machine adds to the wall time), how long the
 dataset card's figures took (read beside the rows, on a thread of their own), and the load average; then
-the medians. The rows are deleted at the end.
+the medians. The rows are deleted at the end. `--formats trl` runs one of the two; `--against DIR` also
+exports with another checkout's code (e.g. a `git worktree` of main), alternating with this tree's run by run,
+for before/after figures on the same rows.
 """
 
 from __future__ import annotations
@@ -302,12 +304,18 @@ def cleanup_project(project_id: int) -> None:
     vacuum(analyze=False)
 
 
-def _child(*args: str) -> dict:
+def _child(*args: str, bench: str = __file__, label: str = "") -> dict:
+    # Run in the bench's checkout: Celery's loader puts the working directory first on sys.path, so another
+    # checkout's bench run from here would import this tree's code.
     out = subprocess.run(
-        [sys.executable, __file__, *args], check=True, stdout=subprocess.PIPE, text=True
+        [sys.executable, bench, *args],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(bench).resolve().parent.parent,
     ).stdout.splitlines()
     for line in out[:-1]:
-        print(line, flush=True)
+        print(label + line, flush=True)
     return json.loads(out[-1])
 
 
@@ -317,6 +325,15 @@ def main() -> None:
     )
     parser.add_argument("sizes", nargs="*", type=int, default=[250_000, 1_000_000], help="judgments per run")
     parser.add_argument("--runs", type=int, default=3, help="exports of each format per size (medians)")
+    parser.add_argument(
+        "--formats", nargs="+", choices=("raw", "trl"), default=["raw", "trl"], help="the exports to run"
+    )
+    parser.add_argument(
+        "--against",
+        metavar="CHECKOUT",
+        help="also export with the code of this checkout (its bench/export_bench.py), each run right after or "
+        "before this tree's, the order alternating: before/after figures on the same rows and machine",
+    )
     parser.add_argument("--prepare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--export", nargs=2, metavar=("FORMAT", "SNAPSHOT"), help=argparse.SUPPRESS)
     parser.add_argument("--cleanup", type=int, help=argparse.SUPPRESS)
@@ -334,23 +351,38 @@ def main() -> None:
     for size in args.sizes:
         ids = _child("--prepare", str(size))
         try:
-            for fmt in ("raw", "trl"):
-                runs = [_child("--export", fmt, str(ids["snapshot"])) for _ in range(args.runs)]
-
-                def median(key: str, runs: list[dict] = runs) -> float:
-                    return statistics.median(r[key] for r in runs)
-
-                print(
-                    f"[{size}] export {fmt}, median of {len(runs)}: {median('rows_per_s'):,.0f} rows/s "
-                    f"({median('wall'):.1f}s); CPU: process {median('cpu'):.1f}s, PostgreSQL "
-                    f"{median('server_cpu'):.1f}s; waiting for a CPU: process {median('wait'):.1f}s, "
-                    f"PostgreSQL {median('server_wait'):.1f}s; peak RSS "
-                    f"+{median('rss_peak') - median('rss_before'):.0f} MiB over {median('rss_before'):.0f}; "
-                    f"load average {median('load'):.1f}",
-                    flush=True,
-                )
+            for fmt in args.formats:
+                codes = {"": __file__}
+                if args.against:
+                    codes = {
+                        "this tree: ": __file__,
+                        f"{args.against}: ": f"{args.against}/bench/export_bench.py",
+                    }
+                runs: dict[str, list[dict]] = {label: [] for label in codes}
+                for i in range(args.runs):
+                    for label in list(codes)[:: 1 if i % 2 == 0 else -1]:
+                        runs[label].append(
+                            _child("--export", fmt, str(ids["snapshot"]), bench=codes[label], label=label)
+                        )
+                for label, these in runs.items():
+                    _summary(size, fmt, label, these)
         finally:
             subprocess.run([sys.executable, __file__, "--cleanup", str(ids["project"])], check=True)
+
+
+def _summary(size: int, fmt: str, label: str, runs: list[dict]) -> None:
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    print(
+        f"[{size}] {label}export {fmt}, median of {len(runs)}: {median('rows_per_s'):,.0f} rows/s "
+        f"({median('wall'):.1f}s); CPU: process {median('cpu'):.1f}s, PostgreSQL "
+        f"{median('server_cpu'):.1f}s; waiting for a CPU: process {median('wait'):.1f}s, "
+        f"PostgreSQL {median('server_wait'):.1f}s; peak RSS "
+        f"+{median('rss_peak') - median('rss_before'):.0f} MiB over {median('rss_before'):.0f}; "
+        f"load average {median('load'):.1f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

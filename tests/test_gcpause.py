@@ -1,5 +1,5 @@
-"""The cycle collector pause and the shorter GIL switch interval used by imports and exports: counted across
-overlapping users, restored exactly."""
+"""The cycle collector pause, the shorter GIL switch interval and the kept heap used by imports and exports:
+counted across overlapping users, restored when the last one ends."""
 
 import gc
 import sys
@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from annotate.gcpause import collector_paused, switch_interval
+from annotate import gcpause
+from annotate.gcpause import collector_paused, heap_kept, switch_interval
 
 
 def test_pause_restores_an_enabled_collector():
@@ -95,3 +96,58 @@ def test_an_error_inside_still_restores_the_switch_interval():
     with pytest.raises(RuntimeError), switch_interval(before / 10):
         raise RuntimeError("boom")
     assert sys.getswitchinterval() == before
+
+
+class _Libc:
+    """Records what heap_kept asks of glibc."""
+
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, param, value):
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad):
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+@pytest.fixture
+def libc(monkeypatch):
+    fake = _Libc()
+    monkeypatch.setattr(gcpause, "_glibc", lambda: fake)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "262144")
+    return fake
+
+
+def test_heap_kept_while_held_then_thresholds_back_and_memory_handed_back(libc):
+    trim, mmap = gcpause.M_TRIM_THRESHOLD, gcpause.M_MMAP_THRESHOLD
+    with heap_kept():
+        held = list(libc.calls)
+    assert held == [("mallopt", trim, 64 << 20), ("mallopt", mmap, 32 << 20)]
+    # glibc's starting value, or the environment's where it sets one; then what was kept goes back.
+    assert libc.calls[2:] == [("mallopt", trim, 128 << 10), ("mallopt", mmap, 262144), ("malloc_trim", 0)]
+
+
+def test_overlapping_heap_keepers_end_with_the_last_one(libc):
+    with pytest.raises(RuntimeError), heap_kept():
+        with heap_kept():
+            pass
+        assert [c[0] for c in libc.calls] == ["mallopt", "mallopt"]  # the outer one still runs
+        raise RuntimeError("boom")
+    assert [c[0] for c in libc.calls] == ["mallopt"] * 4 + ["malloc_trim"]
+
+
+def test_heap_kept_is_a_no_op_without_glibc(monkeypatch):
+    monkeypatch.setattr(gcpause, "_glibc", lambda: None)
+    with heap_kept():
+        pass
+
+
+def test_heap_kept_on_this_libc():
+    """The real thing: glibc's calls succeed (elsewhere nothing is called)."""
+    with heap_kept():
+        data = [bytes(1000) for _ in range(10_000)]
+    assert len(data) == 10_000

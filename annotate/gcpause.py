@@ -19,9 +19,12 @@ and 2.4 s, the same peak memory (a batch's pages are reused, not added to).
 
 All three are counted: overlapping bulk jobs in one process (threads of a worker) restore the setting only when
 the last one ends, and restore what was there before the first began: exactly for the collector and the switch
-interval; for the heap, glibc has no way to read its thresholds, so they go back to what the environment set
-(`MALLOC_TRIM_THRESHOLD_`, `MALLOC_MMAP_THRESHOLD_`) or else to glibc's starting values, which it then no
-longer raises by itself, and the memory kept is handed back (`malloc_trim`).
+interval. For the heap, glibc has no way to read its thresholds, and once a program sets one glibc stops moving
+it by itself. A threshold the environment sets (`MALLOC_TRIM_THRESHOLD_`, `MALLOC_MMAP_THRESHOLD_`) goes back
+to that value; the others stay at the kept values, which are the largest glibc's own rule would raise them to
+(a long-lived worker that later trains or scores on the CPU would otherwise be pinned at glibc's starting
+128 KiB, mapping and unmapping every larger block, which is what that rule exists to prevent). Either way the
+free memory is then handed back to the system (`malloc_trim`).
 """
 
 from __future__ import annotations
@@ -82,7 +85,6 @@ def switch_interval(seconds: float) -> Iterator[None]:
 # rises to at most on 64-bit systems (blocks up to 32 MiB from the heap, 64 MiB free at its top before trimming).
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 KEPT = {M_TRIM_THRESHOLD: 64 << 20, M_MMAP_THRESHOLD: 32 << 20}
-_START = 128 << 10  # glibc's DEFAULT_TRIM_THRESHOLD and DEFAULT_MMAP_THRESHOLD
 _ENV = {M_TRIM_THRESHOLD: "MALLOC_TRIM_THRESHOLD_", M_MMAP_THRESHOLD: "MALLOC_MMAP_THRESHOLD_"}
 
 
@@ -97,9 +99,10 @@ def _glibc():
     return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
 
 
-def _after(param: int) -> int:
+def _after(param: int) -> int | None:
+    """The environment's value of a threshold, which it goes back to; None: it stays where it was kept."""
     value = os.environ.get(_ENV[param], "")
-    return int(value) if value.isdigit() else _START
+    return int(value) if value.isdigit() else None
 
 
 @contextmanager
@@ -122,5 +125,6 @@ def heap_kept() -> Iterator[None]:
             _keepers -= 1
             if _keepers == 0:
                 for param in KEPT:
-                    libc.mallopt(param, _after(param))
+                    if (value := _after(param)) is not None:
+                        libc.mallopt(param, value)
                 libc.malloc_trim(0)

@@ -127,8 +127,8 @@ def test_heap_kept_while_held_then_thresholds_back_and_memory_handed_back(libc):
     with heap_kept():
         held = list(libc.calls)
     assert held == [("mallopt", trim, 64 << 20), ("mallopt", mmap, 32 << 20)]
-    # glibc's starting value, or the environment's where it sets one; then what was kept goes back.
-    assert libc.calls[2:] == [("mallopt", trim, 128 << 10), ("mallopt", mmap, 262144), ("malloc_trim", 0)]
+    # The environment's value where it sets one, else the kept value stays; then the free memory goes back.
+    assert libc.calls[2:] == [("mallopt", mmap, 262144), ("malloc_trim", 0)]
 
 
 def test_overlapping_heap_keepers_end_with_the_last_one(libc):
@@ -137,7 +137,7 @@ def test_overlapping_heap_keepers_end_with_the_last_one(libc):
             pass
         assert [c[0] for c in libc.calls] == ["mallopt", "mallopt"]  # the outer one still runs
         raise RuntimeError("boom")
-    assert [c[0] for c in libc.calls] == ["mallopt"] * 4 + ["malloc_trim"]
+    assert [c[0] for c in libc.calls] == ["mallopt"] * 3 + ["malloc_trim"]
 
 
 def test_heap_kept_is_a_no_op_without_glibc(monkeypatch):

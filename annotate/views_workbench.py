@@ -516,6 +516,9 @@ def api_submit(request: HttpRequest, slug: str, assignment_id: int) -> JsonRespo
         "submission_id": str(body.get("submission_id") or ""),
         "draft_version": body.get("draft_version"),
     }
+    if not 0 < len(submission["submission_id"]) <= 64:
+        # The service refuses it (400) before it locks anything: the access checks come first, as above.
+        _get_assignment_for_user(request, _get_project_for_labeller(request, slug), assignment_id)
     try:
         try:
             # A member's assignment: the membership check and the project's row come with the assignment's lock.

@@ -133,3 +133,13 @@ def test_paused_project_gives_a_member_no_claim_with_the_reason(client, project,
     client.force_login(annotator)
     claimed = client.post(reverse("api_claim", args=[project.slug])).json()
     assert claimed == {"assignment": None, "reason": "Labelling on this project is paused."}
+
+
+def test_outsider_without_a_submission_id_is_404_not_400(client, project, outsider, annotator2, mine):
+    body = {"answers": SAFE_ANSWERS}
+    url = reverse("api_submit", args=[project.slug, mine.pk])
+    for user in (outsider, annotator2):  # not on the project; on it, but not their assignment
+        client.force_login(user)
+        assert client.post(url, body, content_type="application/json").status_code == 404
+    client.force_login(mine.annotator.user)
+    assert client.post(url, body, content_type="application/json").status_code == 400

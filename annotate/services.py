@@ -309,28 +309,21 @@ def _submit_locked(
 
 _ASSIGNMENT_ROWS = ModelRows(Assignment)
 _ITEM_CRITERIA_ROWS = ModelRows(Item, ("id", "project", "criteria"))
-_LOCK_ASSIGNMENT_SQL = (
-    f"SELECT {_ASSIGNMENT_ROWS.columns('a')}, an.user_id, an.kind, d.id, d.version,"
-    f" {_ITEM_CRITERIA_ROWS.columns('i')}"
+_LOCKED_COLUMNS = f"{_ASSIGNMENT_ROWS.columns('a')}, an.user_id, an.kind, d.id, d.version, {_ITEM_CRITERIA_ROWS.columns('i')}"
+_LOCKED_FROM = (
     " FROM annotate_assignment a"
     " JOIN annotate_annotator an ON an.id = a.annotator_id"
     " JOIN annotate_comparison c ON c.id = a.comparison_id"
     " JOIN annotate_item i ON i.id = c.item_id"
     " LEFT JOIN annotate_draft d ON d.assignment_id = a.id"
-    " WHERE a.id = %s{lock}"
 )
+_LOCK_ASSIGNMENT_SQL = f"SELECT {_LOCKED_COLUMNS}{_LOCKED_FROM} WHERE a.id = %s{{lock}}"
 
 
 # With a member's slug: the assignment only when it is the user's, on the live project of that slug, on which
 # they hold an active membership (what access.member_project checks); the project's row comes along.
 _LOCK_MEMBER_ASSIGNMENT_SQL = (
-    f"SELECT {_ASSIGNMENT_ROWS.columns('a')}, an.user_id, an.kind, d.id, d.version,"
-    f" {_ITEM_CRITERIA_ROWS.columns('i')}, {PROJECT_ROWS.columns('p')}"
-    " FROM annotate_assignment a"
-    " JOIN annotate_annotator an ON an.id = a.annotator_id"
-    " JOIN annotate_comparison c ON c.id = a.comparison_id"
-    " JOIN annotate_item i ON i.id = c.item_id"
-    " LEFT JOIN annotate_draft d ON d.assignment_id = a.id"
+    f"SELECT {_LOCKED_COLUMNS}, {PROJECT_ROWS.columns('p')}{_LOCKED_FROM}"
     f" JOIN {Project._meta.db_table} p ON p.id = a.project_id"
     " JOIN annotate_membership m ON m.project_id = p.id AND m.user_id = an.user_id AND m.is_active = %s"
     " WHERE a.id = %s AND an.user_id = %s AND p.slug = %s AND p.deleted_at IS NULL{lock}"

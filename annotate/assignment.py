@@ -151,10 +151,15 @@ def _open_reservation(project: Project, annotator: Annotator, now) -> Assignment
     return None
 
 
-_LOCK_ANNOTATOR_SQL = (
-    "SELECT an.id, an.name, an.kind, m.paused_reason,"
-    " (SELECT r.id FROM annotate_assignment r WHERE r.annotator_id = an.id AND r.project_id = %s"
+# The locked annotator's columns, the same in both lock statements: the membership's pause and the id of any
+# open reservation come along.
+_ANNOTATOR_COLUMNS = (
+    "an.id, an.name, an.kind, m.paused_reason,"
+    " (SELECT r.id FROM annotate_assignment r WHERE r.annotator_id = an.id AND r.project_id = an.project_id"
     " AND r.status = 'reserved' LIMIT 1)"
+)
+_LOCK_ANNOTATOR_SQL = (
+    f"SELECT {_ANNOTATOR_COLUMNS}"
     " FROM annotate_annotator an"
     " LEFT JOIN annotate_membership m ON m.project_id = an.project_id AND m.user_id = an.user_id"
     " AND m.is_active = %s"
@@ -162,29 +167,32 @@ _LOCK_ANNOTATOR_SQL = (
 )
 
 
-def _lock_annotator(project: Project, user) -> Annotator | None:
-    """Lock the annotator row; `member_paused` ('' active, text paused, None no membership) and `open_id`."""
-    lock = " FOR UPDATE OF an" if connection.features.has_select_for_update_of else ""
-    with hot_cursor(connection) as cursor:
-        cursor.execute(_LOCK_ANNOTATOR_SQL.format(lock=lock), [project.pk, True, project.pk, user.pk])
-        row = cursor.fetchone()
-    if row is None:
-        return None
+def _locked_annotator(row, project_id: int, user_id: int) -> Annotator:
+    """The annotator from `_ANNOTATOR_COLUMNS`, with `member_paused` ('' active, text paused, None no
+    membership) and `open_id`."""
+    an_id, name, kind, paused_reason, open_id = row
     annotator = Annotator.from_db(
         DEFAULT_DB_ALIAS,
         ["id", "project_id", "user_id", "name", "kind"],
-        [row[0], project.pk, user.pk, row[1], row[2]],
+        [an_id, project_id, user_id, name, kind],
     )
-    annotator.member_paused, annotator.open_id = row[3], row[4]
+    annotator.member_paused, annotator.open_id = paused_reason, open_id
     return annotator
+
+
+def _lock_annotator(project: Project, user) -> Annotator | None:
+    """Lock the annotator row (see `_locked_annotator`)."""
+    lock = " FOR UPDATE OF an" if connection.features.has_select_for_update_of else ""
+    with hot_cursor(connection) as cursor:
+        cursor.execute(_LOCK_ANNOTATOR_SQL.format(lock=lock), [True, project.pk, user.pk])
+        row = cursor.fetchone()
+    return None if row is None else _locked_annotator(row, project.pk, user.pk)
 
 
 # The API claim's first statement for a member who has claimed before: the project by its slug, the active
 # membership (the access check member_project makes) and the annotator row, locked, in one statement.
 _LOCK_MEMBER_SQL = (
-    f"SELECT {PROJECT_ROWS.columns('p')}, an.id, an.name, an.kind, m.paused_reason,"
-    " (SELECT r.id FROM annotate_assignment r WHERE r.annotator_id = an.id AND r.project_id = p.id"
-    " AND r.status = 'reserved' LIMIT 1)"
+    f"SELECT {PROJECT_ROWS.columns('p')}, {_ANNOTATOR_COLUMNS}"
     f" FROM {Project._meta.db_table} p"
     " JOIN annotate_membership m ON m.project_id = p.id AND m.user_id = %s AND m.is_active = %s"
     " JOIN annotate_annotator an ON an.project_id = p.id AND an.user_id = m.user_id"
@@ -201,14 +209,7 @@ def _lock_member(slug: str, user) -> tuple[Project, Annotator] | None:
         return None
     n = len(PROJECT_ROWS)
     project = PROJECT_ROWS.load(row[:n], connection)
-    an_id, name, kind, paused_reason, open_id = row[n:]
-    annotator = Annotator.from_db(
-        DEFAULT_DB_ALIAS,
-        ["id", "project_id", "user_id", "name", "kind"],
-        [an_id, project.pk, user.pk, name, kind],
-    )
-    annotator.member_paused, annotator.open_id = paused_reason, open_id
-    return project, annotator
+    return project, _locked_annotator(row[n:], project.pk, user.pk)
 
 
 def claim_next_for_member(*, slug: str, user) -> tuple[Project, Assignment | None] | None:

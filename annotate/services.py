@@ -210,6 +210,11 @@ def _keep_draft(assignment: Assignment, answers: dict) -> None:
     draft.save(update_fields=["data", "version", "updated_at"])
 
 
+def valid_submission_id(submission_id: str) -> bool:
+    """A client-made submission id: 1 to 64 characters (the column's width)."""
+    return bool(submission_id) and len(submission_id) <= 64
+
+
 def submit_judgment(
     *,
     assignment: Assignment,
@@ -229,7 +234,7 @@ def submit_judgment(
     Raises AnswerError (field errors, nothing stored), StaleDraft (an older tab submitting over a newer draft),
     or SubmissionRefused (reservation expired and every slot is taken: the answers are kept as a draft).
     """
-    if not submission_id or len(submission_id) > 64:
+    if not valid_submission_id(submission_id):
         raise AnswerError({"submission_id": "A submission id of 1–64 characters is required."})
     try:
         judgment, refused = _submit_locked(
@@ -442,7 +447,7 @@ def revision_open_until(judgment: Judgment) -> timezone.datetime:
 
 def revise_judgment(*, judgment: Judgment, user, answers: dict, submission_id: str) -> Judgment:
     """A new revision of the annotator's own judgment within the project's revision window; the latest counts."""
-    if not submission_id or len(submission_id) > 64:
+    if not valid_submission_id(submission_id):
         raise AnswerError({"submission_id": "A submission id of 1–64 characters is required."})
     with transaction.atomic():
         locked = (

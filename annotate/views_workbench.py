@@ -45,6 +45,7 @@ from .services import (
     skip_assignment,
     submit_judgment,
     update_guidelines,
+    valid_submission_id,
 )
 
 LABELLER_ROLES = ("admin", "researcher", "annotator")
@@ -516,7 +517,7 @@ def api_submit(request: HttpRequest, slug: str, assignment_id: int) -> JsonRespo
         "submission_id": str(body.get("submission_id") or ""),
         "draft_version": body.get("draft_version"),
     }
-    if not 0 < len(submission["submission_id"]) <= 64:
+    if not valid_submission_id(submission["submission_id"]):
         # The service refuses it (400) before it locks anything: the access checks come first, as above.
         _get_assignment_for_user(request, _get_project_for_labeller(request, slug), assignment_id)
     try:

@@ -28,7 +28,7 @@ def text_key(text: str) -> str:
 
 
 def pair_key(prompt: str, key_a: str, key_b: str) -> str:
-    low, high = sorted((key_a, key_b))
+    low, high = (key_a, key_b) if key_a <= key_b else (key_b, key_a)
     return hashlib.sha256(f"{prompt}:{low}:{high}".encode()).hexdigest()
 
 

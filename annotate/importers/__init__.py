@@ -52,6 +52,7 @@ def _read_batches(
     skip_invalid: bool,
     out: queue.Queue,
     stop: threading.Event,
+    gate: threading.Event,
 ) -> None:
     """The reader thread: every line checked and counted; good lines go out in batches, prepared for the
     writer (or, once the import is bound to fail, only counted). Ends with None, or with the exception that
@@ -60,6 +61,8 @@ def _read_batches(
         batch: list[ParsedPair] = []
         lines = 0
         for lineno, obj in reader:
+            if not gate.is_set():  # the writing thread's turn (Writer._turns)
+                gate.wait()
             if stop.is_set():
                 return
             report.total_lines += 1
@@ -127,13 +130,21 @@ def import_file(
                 # The look-ups probe a unique index once per key; their cost estimates (no statistics yet
                 # for the rows this transaction adds) would otherwise buy a JIT compile per batch.
                 cur.execute("SET LOCAL jit = off")
+                # Rows over ~2 kB are compressed as they are stored: lz4 where the server was built with it
+                # (readers need nothing), about five times cheaper than the default pglz for the server.
+                cur.execute(
+                    "SELECT set_config('default_toast_compression', 'lz4', true) FROM pg_settings"
+                    " WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"
+                )
         # Reading and checking lines runs in a thread while this one writes the previous batch: the
         # database works on its own core while Python parses. The queue holds at most two batches.
         batches: queue.Queue = queue.Queue(maxsize=2)
         stop = threading.Event()
+        writer.gate = gate = threading.Event()
+        gate.set()
         parser = threading.Thread(
             target=_read_batches,
-            args=(reader, parse, writer.prepare, ctx, report, skip_invalid, batches, stop),
+            args=(reader, parse, writer.prepare, ctx, report, skip_invalid, batches, stop, gate),
             name="import-reader",
             daemon=True,
         )
@@ -152,6 +163,7 @@ def import_file(
                     progress(fraction)
         finally:
             stop.set()
+            gate.set()
             while parser.is_alive():  # unblock a reader waiting on a full queue
                 with contextlib.suppress(queue.Empty):
                     batches.get(timeout=0.1)

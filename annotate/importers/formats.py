@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from annotate.canonical import Messages, TranscriptError, pair_key, prompt_key, text_key
 from annotate.canonical import parse_hh as parse_transcript
 
@@ -212,19 +214,9 @@ def _pair(
     pairs)."""
     pkey = pkey or prompt_key(messages)
     ka, kb = keys or (text_key(a[0]), text_key(b[0]))
-    return ParsedPair(
-        line=line,
-        messages=messages,
-        pkey=pkey,
-        a_text=a[0],
-        a_key=ka,
-        a_model=a[1],
-        b_text=b[0],
-        b_key=kb,
-        b_model=b[1],
-        pair_key=pair_key(pkey, ka, kb),
-        criteria=criteria,
-    )
+    # Positional: the fields' order (line, messages, pkey, a_text, a_key, a_model, b_text, b_key, b_model,
+    # pair_key, criteria); a large import makes one per pair.
+    return ParsedPair(line, messages, pkey, a[0], ka, a[1], b[0], kb, b[1], pair_key(pkey, ka, kb), criteria)
 
 
 def _distinct(a: str, b: str, fld: str) -> None:
@@ -403,6 +395,8 @@ def parse_generic(obj: dict, line: int, ctx: ParseContext) -> list[ParsedPair]:
     criteria = obj.get("rubric")
     if criteria is not None and not isinstance(criteria, list):
         raise BadLine("rubric", f"must be a list of criteria, not {_type_name(criteria)}")
+    if criteria and b"\\u0000" in orjson.dumps(criteria):  # stored as jsonb, which cannot hold it
+        raise BadLine("rubric", "contains a NUL character")
     pkey = prompt_key(messages)
     keys = [text_key(text) for text, _ in parsed]  # once a response, not once a pair
     combos = list(itertools.combinations(range(len(parsed)), 2))

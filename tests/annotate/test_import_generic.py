@@ -133,3 +133,23 @@ def test_batches_that_reuse_stored_prompts_and_responses(project, tmp_path, monk
         assert c.response_a.text.startswith(prompt + " ") and c.response_b.text.startswith(prompt + " ")
     again = import_file(second, project=project, fmt="generic")
     assert (again.items_created, again.responses_created, again.comparisons_created) == (0, 0, 0)
+
+
+@pytest.mark.django_db
+def test_a_nul_character_in_a_rubric_is_a_bad_line(project, tmp_path):
+    """The item's criteria are stored as JSON (jsonb on PostgreSQL, which cannot hold U+0000): refused by line
+    and field, not left to fail the whole import in the database."""
+    import orjson
+
+    path = tmp_path / "nul.jsonl"
+    lines = [
+        {"prompt": "Fine", "responses": ["a", "b"], "rubric": [{"text": "Is it kind?"}]},
+        {"prompt": "Bad", "responses": ["a", "b"], "rubric": [{"text": "Is it\u0000 kind?"}]},
+    ]
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
+    with pytest.raises(ImportFailed) as failed:
+        import_file(path, project=project, fmt="generic")
+    assert error_lines(failed.value.report) == [(2, "rubric")]
+    assert counts(project)["items"] == 0
+    report = import_file(path, project=project, fmt="generic", skip_invalid=True)
+    assert report.comparisons_created == 1 and error_lines(report) == [(2, "rubric")]

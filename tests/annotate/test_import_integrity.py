@@ -149,3 +149,53 @@ def test_without_the_privilege_the_triggers_check_foreign_keys(project, tmp_path
         report = import_file(path, project=project, fmt="generic")
     assert report.comparisons_created == 10
     assert dangling(project) == dict.fromkeys(dangling(project), 0)
+
+
+def test_a_database_error_in_a_later_batch_ends_the_import_cleanly(project, tmp_path, monkeypatch):
+    """The writing thread fails in the middle of an import (a later batch cannot lock a stored item it refers
+    to: another transaction holds it FOR UPDATE). The error reaches the caller as Django's, nothing of the
+    file is committed, and the reading thread, which the writer pauses while it feeds the server, is gone."""
+    require_postgres()
+    import annotate.importers as importers
+
+    monkeypatch.setattr(importers, "BATCH_LINES", 2)
+    import_file(
+        write_lines(tmp_path / "first.jsonl", [{"prompt": "Held", "responses": ["one", "two"]}]),
+        project=project,
+        fmt="generic",
+    )
+    held = Item.objects.get(project=project)
+    lines = [{"prompt": f"New {i}", "responses": [f"a {i}", f"b {i}"]} for i in range(4)]
+    lines += [{"prompt": "Held", "responses": ["one", "three"]}]  # the third batch
+    lines += [{"prompt": f"Later {i}", "responses": [f"a {i}", f"b {i}"]} for i in range(6)]
+    second = write_lines(tmp_path / "second.jsonl", lines)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute("SELECT id FROM annotate_item WHERE id = %s FOR UPDATE", [held.pk])
+                holding.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(30), "the other transaction never locked the item"
+        with connection.cursor() as cur:
+            cur.execute("SET lock_timeout = '300ms'")
+        with pytest.raises(OperationalError, match="lock timeout"):
+            import_file(second, project=project, fmt="generic")
+    finally:
+        release.set()
+        holder.join(30)
+        with connection.cursor() as cur:
+            cur.execute("RESET lock_timeout")
+    assert not [t for t in threading.enumerate() if t.name == "import-reader"]
+    assert list(Item.objects.filter(project=project).values_list("pk", flat=True)) == [held.pk]
+    assert Comparison.objects.filter(project=project).count() == 1
+    # Nothing was left half-done: the same file imports once the item is free.
+    report = import_file(second, project=project, fmt="generic")
+    assert (report.items_created, report.comparisons_created) == (10, 11)

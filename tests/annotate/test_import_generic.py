@@ -153,3 +153,32 @@ def test_a_nul_character_in_a_rubric_is_a_bad_line(project, tmp_path):
     assert counts(project)["items"] == 0
     report = import_file(path, project=project, fmt="generic", skip_invalid=True)
     assert report.comparisons_created == 1 and error_lines(report) == [(2, "rubric")]
+
+
+@pytest.mark.django_db
+def test_batches_start_small_and_double(project, tmp_path):
+    """The database starts on the first thousand lines, not on the first full batch; each next batch is twice
+    the last (up to BATCH_LINES). 3,500 lines: batches of 1,000, 2,000 and 500, each followed by a progress
+    step, then the final one."""
+    import orjson
+
+    import annotate.importers as importers
+
+    assert importers.FIRST_BATCH_LINES == 1_000 and importers.BATCH_LINES >= 2_000
+    path = tmp_path / "ramp.jsonl"
+    path.write_bytes(
+        b"\n".join(orjson.dumps({"prompt": f"P{i}", "responses": [f"a{i}", f"b{i}"]}) for i in range(3_500))
+    )
+    steps: list[tuple[float, int]] = []
+    report = import_file(
+        path,
+        project=project,
+        fmt="generic",
+        progress=lambda fraction: steps.append(
+            (fraction, Comparison.objects.filter(project=project).count())
+        ),
+    )
+    assert report.comparisons_created == 3_500
+    # Inside the import's transaction, each step sees the rows written so far.
+    assert [written for _, written in steps] == [1_000, 3_000, 3_500, 3_500]
+    assert steps[-1][0] == 1.0

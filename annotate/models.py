@@ -224,10 +224,14 @@ class Response(models.Model):
 class Comparison(models.Model):
     """A pair of responses to one item, in canonical order: A is the response that arrived first."""
 
-    # Index entries are the import's main cost: project_id is covered by the unique (project, pair_key) and queue
-    # indexes. The response foreign keys keep theirs: without them every deleted response scans this table.
+    # Index entries are the import's main cost. A pair is unique per item: the pair key embeds the prompt key,
+    # which is unique per project, so that is one comparison per project and unordered pair, and an import's
+    # new comparisons (of new items) go in at the end of that index instead of at random places in a
+    # per-project one (measured: about 6 µs a comparison of the server's time). It leads with item_id, so it
+    # is the item foreign key's index too; project_id is covered by the queue index. The response foreign keys
+    # keep theirs: without them every deleted response scans this table.
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons", db_index=False)
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="comparisons")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="comparisons", db_index=False)
     response_a = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     response_b = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     pair_key = models.CharField(
@@ -245,7 +249,7 @@ class Comparison(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["project", "pair_key"], name="comparison_unique_pair"),
+            models.UniqueConstraint(fields=["item", "pair_key"], name="comparison_unique_pair"),
             models.CheckConstraint(
                 condition=~Q(response_a=models.F("response_b")), name="comparison_distinct_sides"
             ),

@@ -367,11 +367,12 @@ class Writer:
             if old_pairs:
                 lookups.append(
                     (
-                        "SELECT k.key, c.id, c.a_key FROM unnest(string_to_array(%s, ' ')) AS k(key)"
-                        " CROSS JOIN LATERAL (SELECT c.id, ra.text_key AS a_key FROM annotate_comparison c"
+                        "SELECT k.key, c.id, c.a_key FROM unnest(string_to_array(%s, ' ')::bigint[],"
+                        " string_to_array(%s, ' ')) AS k(item_id, key) CROSS JOIN LATERAL"
+                        " (SELECT c.id, ra.text_key AS a_key FROM annotate_comparison c"
                         " JOIN annotate_response ra ON ra.id = c.response_a_id"
-                        " WHERE c.project_id = %s AND c.pair_key = k.key) c",
-                        [_keys(old_pairs), pid],
+                        " WHERE c.item_id = k.item_id AND c.pair_key = k.key) c",
+                        [" ".join(str(item_ids[firsts[k].pkey]) for k in old_pairs), _keys(old_pairs)],
                     )
                 )
             results = self._results(cur, lookups)
@@ -551,7 +552,7 @@ class Writer:
             "INSERT INTO annotate_comparison (project_id, item_id, response_a_id, response_b_id, pair_key,"
             " extra_k, crowd_judgments, random_key, created_at)"
             " SELECT %s, t.item_id, t.a_id, t.b_id, t.pair_key, 0, 0, t.random_key, %s FROM imp_cmp t WHERE true"
-            " ORDER BY t.ord ON CONFLICT (project_id, pair_key) DO NOTHING",
+            " ORDER BY t.ord ON CONFLICT (item_id, pair_key) DO NOTHING",
             [pid, self.db_now],
         )
         created = cur.rowcount
@@ -562,8 +563,7 @@ class Writer:
             return {}
         cur.execute(
             "SELECT c.pair_key, c.id, ra.text_key FROM annotate_comparison c, imp_cmp t, annotate_response ra"
-            " WHERE c.project_id = %s AND c.pair_key = t.pair_key AND ra.id = c.response_a_id",
-            [pid],
+            " WHERE c.item_id = t.item_id AND c.pair_key = t.pair_key AND ra.id = c.response_a_id"
         )
         return {k: (cid, a_key) for k, cid, a_key in cur.fetchall()}
 

@@ -395,8 +395,13 @@ def parse_generic(obj: dict, line: int, ctx: ParseContext) -> list[ParsedPair]:
     criteria = obj.get("rubric")
     if criteria is not None and not isinstance(criteria, list):
         raise BadLine("rubric", f"must be a list of criteria, not {_type_name(criteria)}")
-    if criteria and b"\\u0000" in orjson.dumps(criteria):  # stored as jsonb, which cannot hold it
-        raise BadLine("rubric", "contains a NUL character")
+    if criteria:
+        try:
+            stored = orjson.dumps(criteria)
+        except TypeError as e:  # a Parquet column of bytes, say
+            raise BadLine("rubric", f"must hold JSON values only ({e})") from None
+        if b"\\u0000" in stored:  # stored as jsonb, which cannot hold it
+            raise BadLine("rubric", "contains a NUL character")
     pkey = prompt_key(messages)
     keys = [text_key(text) for text, _ in parsed]  # once a response, not once a pair
     combos = list(itertools.combinations(range(len(parsed)), 2))

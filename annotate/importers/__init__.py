@@ -66,7 +66,7 @@ def _read_batches(
         lines = 0
         size = min(FIRST_BATCH_LINES, BATCH_LINES)
         for lineno, obj in reader:
-            if not gate.is_set():  # the writing thread's turn (Writer._turns)
+            if not gate.is_set():  # the writing thread's turn (Writer._reader)
                 gate.wait()
             if stop.is_set():
                 return

@@ -106,7 +106,7 @@ class Writer:
         self._sequences: dict[str, str] = {}
         self.locked_references = False  # PostgreSQL: FK checks by row locks, not per-row triggers (setup)
         self.rejected: list[LineError] = []  # lines that parsed but clash with stored records
-        # Set by import_file: the reader thread runs while it is set (`_turns`)
+        # Set by import_file: the reader thread runs while it is set (`_reader`)
         self.gate: threading.Event | None = None
         self._spent: Batch | None = None  # the previous batch, freed while the server works on the next
 
@@ -200,7 +200,7 @@ class Writer:
             return
         labelled = self.fmt != "generic"
         # The COPYs and look-ups use psycopg's cursor directly: its errors reach callers as Django's.
-        with self._turns(), connection.wrap_database_errors, connection.cursor() as cur:
+        with self._reader(runs=False), connection.wrap_database_errors, connection.cursor() as cur:
             if self.pg:
                 cmap = self._structure_pg(cur, batch, fetch=labelled)
                 if self.locked_references:
@@ -216,32 +216,21 @@ class Writer:
             self._spent = batch
 
     @contextmanager
-    def _turns(self) -> Iterator[None]:
-        """While this thread writes a batch, the reader thread runs only when this one waits for the server
-        (`_servers_turn`): it checks the gate between lines. Otherwise the two would take turns at the GIL
-        every switch interval, and the server would wait for rows, ids or the next statement meanwhile."""
+    def _reader(self, *, runs: bool) -> Iterator[None]:
+        """Turns at the GIL (PostgreSQL): while this thread writes a batch the reader thread waits at the gate
+        between lines (`runs=False`), and runs only while this one waits for the server (`runs=True`, nested
+        inside). Otherwise the two would take turns at the GIL every switch interval, and the server would wait
+        for rows, ids or the next statement meanwhile. The gate goes back as it was when the block ends."""
         gate = self.gate
         if gate is None or not self.pg:  # sqlite3 releases the GIL while a statement runs: no turns there
             yield
             return
-        gate.clear()
+        before, after = (gate.set, gate.clear) if runs else (gate.clear, gate.set)
+        before()
         try:
             yield
         finally:
-            gate.set()
-
-    @contextmanager
-    def _servers_turn(self) -> Iterator[None]:
-        """This thread waits for the server: the reader thread may run (see `_turns`)."""
-        gate = self.gate
-        if gate is None:
-            yield
-            return
-        gate.set()
-        try:
-            yield
-        finally:
-            gate.clear()
+            after()
 
     def _sequence(self, cur, table: str) -> str:
         seq = self._sequences.get(table)
@@ -281,7 +270,7 @@ class Writer:
             if not block.__exit__(*sys.exc_info()):
                 raise
             return
-        with self._servers_turn():  # the server works through the rows still in flight
+        with self._reader(runs=True):  # the server works through the rows still in flight
             block.__exit__(None, None, None)
 
     def _results(self, cur, statements: list[tuple[str, list]]) -> list[list[tuple]]:
@@ -292,7 +281,7 @@ class Writer:
         out = []
         with psycopg.Cursor(cur.cursor.connection) as raw:
             for sql, params in statements:
-                with self._servers_turn():
+                with self._reader(runs=True):
                     raw.execute(sql, params, binary=True)
                 out.append(raw.fetchall() if raw.description is not None else [])
         return out

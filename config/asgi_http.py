@@ -11,8 +11,9 @@ several times the CPU of Django's own work.
 Every view of Arbiter is sync and every middleware in settings.MIDDLEWARE can run sync, so this handler loads
 the chain in sync mode and runs `request_started`, the chain with the view, and — when the body is already in
 memory, as for every page and JSON answer — closing the response in one `sync_to_async` call; the body is then
-sent from the event loop. A streaming response (file downloads) is closed after it is sent, in the same
-thread. `request_finished` closes the request's database connection (back to the pool) in the thread that
+sent from the event loop. A streaming response (file downloads) is read a part at a time in that thread while
+it is sent, not into memory first as Django's handler does with a sync iterator, and closed after it is sent, in
+the same thread. `request_finished` closes the request's database connection (back to the pool) in the thread that
 opened it, as with Django's handler.
 
 Each request gets a thread of its own, lent from a small stock of one-thread executors
@@ -43,6 +44,9 @@ class SyncChainASGIHandler(ASGIHandler):
 
     # Idle one-thread executors kept for the next requests; more requests at once get new ones.
     max_idle_threads = 64
+    # A file download is read this much at a time in the request's thread (sent in `chunk_size` messages): one
+    # hand-off a block. A 400 MiB export through uvicorn: 1.1-1.2 s with 64 KiB blocks, 0.44-0.54 s with 1 MiB.
+    file_block_size = 2**20
 
     def __init__(self) -> None:
         BaseHandler.__init__(self)  # not ASGIHandler.__init__: that loads the chain in async mode
@@ -92,10 +96,26 @@ class SyncChainASGIHandler(ASGIHandler):
             response = self.get_response(request)
             response._handler_class = self.__class__
             if isinstance(response, FileResponse):
-                response.block_size = self.chunk_size
+                response.block_size = self.file_block_size
         if not response.streaming:
             response.close()
+        elif not response.is_async:
+            response.streaming_content = _pulled_in_this_thread(response.streaming_content)
         return response
+
+
+_END = object()
+
+
+async def _pulled_in_this_thread(parts):
+    """A sync iterator of a streaming response as an async one whose parts are made, one at a time, in the
+    request's thread (the `ThreadSensitiveContext` of `__call__` is current while the response is sent).
+
+    Django's `StreamingHttpResponse.__aiter__` would otherwise read a sync iterator to its end into a list
+    before the first byte is sent (with a warning): a whole export file in the web worker's memory."""
+    pull = sync_to_async(next, thread_sensitive=True)
+    while (part := await pull(parts, _END)) is not _END:
+        yield part
 
 
 def get_http_application() -> SyncChainASGIHandler:

@@ -4,13 +4,15 @@ lent from a stock of reused threads."""
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
+import warnings
 
 import pytest
 from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.core.signals import request_finished, request_started
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
 from django.test import override_settings
 from django.urls import path
 
@@ -19,6 +21,8 @@ from config.asgi_http import SyncChainASGIHandler
 pytestmark = pytest.mark.django_db
 
 seen: dict[str, list[int]] = {}
+# What Django warns when it reads a sync iterator into a list before sending any of it.
+READ_WHOLE = "StreamingHttpResponse must consume synchronous iterators"
 
 
 class RecordThread:
@@ -62,6 +66,7 @@ async def call(app, path: str) -> tuple[int, bytes]:
             out["status"] = message["status"]
         else:
             out["body"] += message.get("body", b"")
+            seen.setdefault("sent", []).append(len(message.get("body", b"")))
             if not message.get("more_body"):
                 done.set()
 
@@ -73,7 +78,7 @@ async def call(app, path: str) -> tuple[int, bytes]:
 def threads_seen():
     """Which thread ran each request_started / request_finished (and the test's own probes)."""
     seen.clear()
-    seen.update(middleware=[], started=[], finished=[], streamed=[])
+    seen.update(middleware=[], started=[], finished=[], streamed=[], sent=[], sent_before_part=[])
 
     def on_started(**kwargs):
         seen["started"].append(threading.get_ident())
@@ -136,18 +141,53 @@ def test_one_thread_hand_off_per_request(monkeypatch):
 
 def streamed(request):
     def chunks():
-        seen["streamed"].append(threading.get_ident())
-        yield b"first,"
-        yield b"second"
+        for part in (b"first,", b"second"):
+            seen["streamed"].append(threading.get_ident())
+            seen["sent_before_part"].append(len(seen["sent"]))
+            yield part
 
     return StreamingHttpResponse(chunks())
 
 
-urlpatterns = [path("stream", streamed)]
+def file_download(request, size: int):
+    seen["file"] = CountingFile(bytes(range(256)) * (size // 256) + bytes(range(size % 256)))
+    return FileResponse(seen["file"], as_attachment=True, filename="export.jsonl")
 
 
-def test_a_streaming_response_is_sent_whole_then_closed_in_the_requests_thread(threads_seen):
-    with override_settings(ROOT_URLCONF="tests.test_asgi_http"):
+urlpatterns = [path("stream", streamed), path("file/<int:size>", file_download)]
+
+
+def test_a_streaming_response_is_made_part_by_part_in_the_requests_thread_while_sent(threads_seen):
+    with override_settings(ROOT_URLCONF="tests.test_asgi_http"), warnings.catch_warnings():
+        warnings.filterwarnings("error", message=READ_WHOLE)
         status, body = asyncio.run(call(SyncChainASGIHandler(), "/stream"))
     assert (status, body) == (200, b"first,second")
-    assert len(seen["finished"]) == 1 and seen["finished"] == seen["started"] == seen["streamed"]
+    # Each part was made after the one before it was sent, not all of them before the first byte went out.
+    assert seen["sent_before_part"] == [0, 1]
+    assert len(seen["finished"]) == 1 and seen["finished"] == seen["started"]
+    assert seen["streamed"] == seen["started"] * 2  # every part made in the request's thread
+
+
+class CountingFile(io.BytesIO):
+    """A file whose reads note how many body messages had been sent before each of them."""
+
+    def read(self, size=-1):
+        seen["sent_before_part"].append(len(seen["sent"]))
+        return super().read(size)
+
+
+def test_a_file_download_is_read_a_block_at_a_time_while_sent(threads_seen):
+    """An export download: the file is read in blocks as they are sent, so the web worker holds one block of
+    it, not the whole file, and closed after."""
+    handler = SyncChainASGIHandler()
+    size = 3 * handler.file_block_size + 10
+    with override_settings(ROOT_URLCONF="tests.test_asgi_http"), warnings.catch_warnings():
+        warnings.filterwarnings("error", message=READ_WHOLE)
+        status, body = asyncio.run(call(handler, f"/file/{size}"))
+    assert (status, body) == (200, bytes(range(256)) * (size // 256) + bytes(range(size % 256)))
+    # Block k is read after k blocks were sent (the last read finds the end), each in messages of at most one
+    # of the handler's chunks.
+    per_block = handler.file_block_size // handler.chunk_size
+    assert seen["sent_before_part"] == [0, per_block, 2 * per_block, 3 * per_block, 3 * per_block + 1]
+    assert max(seen["sent"]) == handler.chunk_size
+    assert seen["file"].closed

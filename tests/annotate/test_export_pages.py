@@ -207,3 +207,57 @@ def test_a_real_worker_runs_an_export_job_from_the_cpu_queue(tmp_path, project, 
         assert AuditEvent.objects.filter(action="export.create", actor=admin_user).exists()
     finally:
         worker.stop()
+
+
+def _peak_and_now_kib(pid: int) -> tuple[int, int]:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return int(fields["VmHWM"].split()[0]), int(fields["VmRSS"].split()[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_export_is_streamed_by_the_asgi_server_not_held_in_its_memory(
+    client, tmp_path, project, admin_user
+):
+    """Through the real server (uvicorn): the download is the file, byte for byte, and the server's peak memory
+    grows by far less than the file (Django's own ASGI handler reads a file response whole into memory first)."""
+    import hashlib
+
+    import httpx
+
+    from tests.servers import start_asgi
+
+    def export(name: str, size: int) -> ExportJob:
+        path = tmp_path / name
+        block = hashlib.sha256(name.encode()).hexdigest().encode() * 2**14  # 1 MiB
+        with open(path, "wb") as fh:
+            for _ in range(size // len(block)):
+                fh.write(block)
+            fh.write(block[: size % len(block)])
+        return ExportJob.objects.create(
+            project=project, created_by=admin_user, format="raw", status="succeeded", path=str(path)
+        )
+
+    small, large = export("small.jsonl", 1000), export("large.jsonl", 64 * 2**20 + 123)
+    client.force_login(admin_user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    server, base_url = start_asgi(tmp_path)
+
+    def download(job: ExportJob) -> str:
+        url = base_url + reverse("export_download", args=[download_token(job, admin_user)])
+        digest = hashlib.sha256()
+        with httpx.stream("GET", url, headers={"Cookie": cookie}, timeout=60) as r:
+            assert r.status_code == 200
+            for block in r.iter_bytes(2**20):
+                digest.update(block)
+        return digest.hexdigest()
+
+    try:
+        # The small one first, so that what the first download loads is in memory before the measure.
+        assert download(small) == hashlib.sha256(Path(small.path).read_bytes()).hexdigest()
+        _, before = _peak_and_now_kib(server.proc.pid)
+        assert download(large) == hashlib.sha256(Path(large.path).read_bytes()).hexdigest()
+        peak, _ = _peak_and_now_kib(server.proc.pid)
+    finally:
+        server.stop()
+    assert peak - before < 16 * 1024, (before, peak)  # KiB; the file is 64 MiB
+    assert "must consume synchronous iterators" not in server.output()

@@ -6,7 +6,4 @@ class AnnotateConfig(AppConfig):
     verbose_name = "Annotation"
 
     def ready(self) -> None:
-        from . import (
-            worker,  # noqa: F401 - connects the worker heartbeat signals
-            ws_session,  # noqa: F401 - closes a user's websockets at logout
-        )
+        pass

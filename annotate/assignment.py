@@ -11,9 +11,10 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .access import PROJECT_ROWS, is_admin
-from .fastrows import hot_cursor
-from .models import Annotator, Assignment, Comparison, Gold, Item, Membership, Project, Response
+from annotate.fastrows import hot_cursor
+from annotate.models import Assignment, Comparison, Gold, Item, Response
+from projects.access import PROJECT_ROWS, is_admin
+from projects.models import Annotator, Membership, Project
 
 RESERVED = Assignment.Status.RESERVED
 # A few tries when a locked candidate turns out full on the fresh recheck (another claimer filled it).

@@ -9,10 +9,10 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .access import role_in
-from .models import Project
-from .services import project_group
-from .ws_session import ClosesOnLogout
+from annotate.services import project_group
+from projects.access import role_in
+from projects.models import Project
+from projects.ws_session import ClosesOnLogout
 
 
 @database_sync_to_async

@@ -14,18 +14,8 @@ from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from .models import (
-    Annotator,
-    Assignment,
-    AuditEvent,
-    Comparison,
-    Draft,
-    Item,
-    Judgment,
-    JudgmentRevision,
-    Membership,
-    Project,
-)
+from annotate.models import Assignment, Comparison, Draft, Item, Judgment, JudgmentRevision
+from projects.models import Annotator, AuditEvent, Membership, Project
 
 
 class ErasureError(ValueError):

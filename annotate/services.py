@@ -22,23 +22,21 @@ from channels.layers import get_channel_layer
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from .access import PROJECT_ROWS
-from .assignment import has_free_slot
-from .dashboard import mark_dashboard_dirty
-from .fastrows import ModelInsert, ModelRows, hot_cursor
-from .models import (
-    Annotator,
+from annotate.assignment import has_free_slot
+from annotate.fastrows import ModelInsert, ModelRows, hot_cursor
+from annotate.models import (
     Assignment,
-    AuditEvent,
     Choice,
     Comparison,
     Draft,
     Item,
     Judgment,
     JudgmentRevision,
-    Project,
     Severity,
 )
+from annotate.signals import judgments_changed
+from projects.access import PROJECT_ROWS
+from projects.models import Annotator, AuditEvent, Project
 
 log = logging.getLogger(__name__)
 
@@ -437,7 +435,7 @@ def _record(locked: Assignment, canonical: Canonical, *, submission_id: str, ans
                 cursor.execute(_COUNT_CROWD_SQL, [locked.comparison_id])
     for saver in answer_savers:
         saver(revision, answers)
-    mark_dashboard_dirty(locked.project_id)
+    judgments_changed.send(sender=Judgment, project_id=locked.project_id)
     return judgment
 
 
@@ -481,7 +479,7 @@ def revise_judgment(*, judgment: Judgment, user, answers: dict, submission_id: s
         locked.save()
         for saver in answer_savers:
             saver(revision, answers)
-        mark_dashboard_dirty(locked.project_id)
+        judgments_changed.send(sender=Judgment, project_id=locked.project_id)
     return locked
 
 

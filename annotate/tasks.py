@@ -1,13 +1,10 @@
-"""Celery tasks of the annotate app: thin wrappers that load ids and call services."""
+"""Celery tasks of the annotate app: the worker probe (`manage.py check_worker`)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from .dashboard import recompute_dashboard_task  # noqa: F401 - registers the dashboard task
-from .exporters import run_export_job
-from .importers.jobs import run_import_job
-from .models import AuditEvent
+from projects.models import AuditEvent
 
 
 @shared_task(name="annotate.tasks.probe", bind=True)
@@ -21,16 +18,3 @@ def probe(self, token: str) -> str:
         data={"token": token, "hostname": self.request.hostname},
     )
     return token
-
-
-@shared_task(name="annotate.tasks.run_export")
-def run_export(job_id: int) -> int:
-    """Run one export job (ExportJob row) on the `cpu` queue; returns the rows written."""
-    return run_export_job(job_id).rows
-
-
-@shared_task(name="annotate.tasks.run_import")
-def run_import(job_id: int) -> str | None:
-    """Runs an uploaded import (queue `cpu`); the ImportJob row records the outcome."""
-    job = run_import_job(job_id=job_id)
-    return None if job is None else job.status

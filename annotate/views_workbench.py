@@ -19,18 +19,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .access import get_project_for_user, member_project
-from .assignment import (
+from annotate.assignment import (
     annotator_for,
     claim_next,
     claim_next_for_member,
     labelling_blocked_reason,
     remaining_for,
 )
-from .models import Assignment, Draft, Judgment, Project, Severity
-from .ratelimit import submit_retry_after, too_many_submits
-from .rendering import render_conversation, render_markdown
-from .services import (
+from annotate.models import Assignment, Draft, Judgment, Severity
+from annotate.rendering import render_conversation, render_markdown
+from annotate.services import (
     SKIP_REASONS,
     AnswerError,
     AssignmentNotFound,
@@ -47,6 +45,9 @@ from .services import (
     update_guidelines,
     valid_submission_id,
 )
+from infra.ratelimit import submit_retry_after, too_many_submits
+from projects.access import get_project_for_user, member_project
+from projects.models import Project
 
 LABELLER_ROLES = ("admin", "researcher", "annotator")
 RUBRIC_TEMPLATE = "rubrics/checklist.html"

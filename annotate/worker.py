@@ -16,7 +16,7 @@ _stop = threading.Event()
 
 
 def record_heartbeat(hostname: str, queues: list[str]) -> None:
-    from .models import WorkerHeartbeat
+    from annotate.models import WorkerHeartbeat
 
     WorkerHeartbeat.objects.update_or_create(
         hostname=hostname, defaults={"queues": sorted(queues), "last_seen": timezone.now()}
@@ -24,7 +24,7 @@ def record_heartbeat(hostname: str, queues: list[str]) -> None:
 
 
 def live_queues(max_age_seconds: int = 3 * HEARTBEAT_SECONDS) -> set[str]:
-    from .models import WorkerHeartbeat
+    from annotate.models import WorkerHeartbeat
 
     cutoff = timezone.now() - timezone.timedelta(seconds=max_age_seconds)
     queues: set[str] = set()
@@ -53,7 +53,7 @@ def _start_heartbeat(sender=None, **_: object) -> None:
 @worker_shutdown.connect
 def _stop_heartbeat(sender=None, **_: object) -> None:
     _stop.set()
-    from .models import WorkerHeartbeat
+    from annotate.models import WorkerHeartbeat
 
     try:
         WorkerHeartbeat.objects.filter(hostname=getattr(sender, "hostname", "")).delete()

@@ -215,8 +215,8 @@ def prepare(judgments: int) -> None:
     _setup()
     from django.core.management import call_command
 
-    from annotate.models import Project
-    from annotate.snapshots import create_snapshot
+    from datasets.snapshots import create_snapshot
+    from projects.models import Project
 
     call_command("migrate", verbosity=0)
     slug = f"export-bench-{judgments}-{os.getpid()}"
@@ -242,8 +242,8 @@ def prepare(judgments: int) -> None:
 def export_once(fmt: str, snapshot_id: int) -> None:
     """One export in this fresh process; prints one line and, last, its figures as JSON."""
     _setup()
-    from annotate import exporters
-    from annotate.models import DatasetSnapshot
+    from datasets import exporters
+    from datasets.models import DatasetSnapshot
 
     snapshot = DatasetSnapshot.objects.select_related("project").get(pk=snapshot_id)
     card = {"s": 0.0, "cpu": 0.0}

@@ -103,8 +103,8 @@ def child(path: str, slug: str) -> None:
     django.setup()
     from django.db import connection
 
-    from annotate.importers import import_file
-    from annotate.models import Project
+    from datasets.importers import import_file
+    from projects.models import Project
 
     project = Project.objects.create(name=slug, slug=slug)
     with connection.cursor() as cur:

@@ -2,9 +2,9 @@
 
 Generates N crowd judgments (k per comparison, A annotators, plus gold answers) in the configured database by
 bulk insert, then times, as medians of several runs:
-  1. every question's agreement figures with bootstrap intervals (`annotate.agreement.project_figures`,
+  1. every question's agreement figures with bootstrap intervals (`insights.agreement.project_figures`,
      queries included; and the compute alone on preloaded arrays),
-  2. the whole background recompute (`annotate.dashboard.compute_dashboard`: figures, progress, charts),
+  2. the whole background recompute (`insights.dashboard.compute_dashboard`: figures, progress, charts),
   3. the cached dashboard page through the Django test client (what a researcher's browser waits for).
 
     DATABASE_URL=postgres://… REDIS_URL=redis://… python bench/metrics_bench.py --judgments 100000 --k 3 --annotators 60
@@ -38,26 +38,17 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from annotate.agreement import load_crowd, project_figures  # noqa: E402
-from annotate.canonical import pair_key, prompt_key, text_key  # noqa: E402
-from annotate.dashboard import (  # noqa: E402
+from annotate.models import Comparison, Gold, Item, Judgment, JudgmentRevision, Response
+from datasets.canonical import pair_key, prompt_key, text_key  # noqa: E402
+from insights.agreement import load_crowd, project_figures
+from insights.dashboard import (
     compute_dashboard,
     computed_key,
     figures_key,
     recompute_dashboard,
     scheduled_key,
 )
-from annotate.models import (  # noqa: E402
-    BEAVERTAILS_CATEGORIES,
-    Annotator,
-    Comparison,
-    Gold,
-    Item,
-    Judgment,
-    JudgmentRevision,
-    Project,
-    Response,
-)
+from projects.models import BEAVERTAILS_CATEGORIES, Annotator, Project
 
 BATCH = 5000
 

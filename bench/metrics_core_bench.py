@@ -1,4 +1,4 @@
-"""Time the whole agreement and margin figure set of `annotate.metrics` on synthetic data.
+"""Time the whole agreement and margin figure set of `insights.metrics` on synthetic data.
 
 100,000 judgments (k = 3, 60 annotators, 33,334 comparisons; the last one has a single judgment),
 every question a project asks: the 7-point preference (ordinal), the overall choice A / tie / B,
@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from annotate import metrics as M
+from insights import metrics as M
 
 N_JUDGMENTS = 100_000
 K = 3

@@ -6,7 +6,7 @@ Pinned: trl==1.16.0 (RewardConfig / RewardTrainer; transformers 5.x, torch >= 2.
 
 What is held equal, so that the comparison is fair:
 - the same pairs: HH-RLHF harmless-base records are parsed into (prompt messages, chosen, rejected), rendered
-  with `rewardtrain.training.render`, and split by item (prompt) once: the same train and held-out pairs for
+  with `rewardtrain.trainer.training.render`, and split by item (prompt) once: the same train and held-out pairs for
   every run of both trainers;
 - the same token ids: one tokenizer (left truncation at --max-length) encodes every pair, and TRL gets those ids
   as a pre-tokenised dataset (`chosen_ids` / `rejected_ids`, which RewardTrainer accepts as-is). Given text,
@@ -54,13 +54,13 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 import transformers  # noqa: E402
 import trl  # noqa: E402
-from datasets import Dataset  # noqa: E402
 from transformers import AutoModelForSequenceClassification  # noqa: E402
 from trl import RewardConfig, RewardTrainer  # noqa: E402
 
-from rewardtrain.data import encode_pairs  # noqa: E402
-from rewardtrain.ddp import usable_cpus  # noqa: E402
-from rewardtrain.training import (  # noqa: E402
+from datasets import Dataset  # noqa: E402
+from rewardtrain.trainer.data import encode_pairs  # noqa: E402
+from rewardtrain.trainer.ddp import usable_cpus  # noqa: E402
+from rewardtrain.trainer.training import (  # noqa: E402
     Pair,
     Scorer,
     TrainConfig,

@@ -17,9 +17,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from annotate.uploads import BodyLimitMiddleware  # noqa: E402
 from config.overload import InflightLimitMiddleware  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+from infra.uploads import BodyLimitMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -1,15 +1,14 @@
-"""Every websocket route of every app, in one list for the ASGI router."""
+"""Every websocket route of every app, in one list for the ASGI router: each app's `routing` module is its
+public entry point for websockets, as `urls` is for HTTP (import-linter allows config these imports alone)."""
 
 from __future__ import annotations
 
-from django.urls import path
-
-from annotate.consumers import ProjectEventsConsumer
-from annotate.consumers_dashboard import DashboardConsumer
-from rewardtrain.consumers import RunProgressConsumer
+from annotate import routing as annotate_routing
+from insights import routing as insights_routing
+from rewardtrain import routing as rewardtrain_routing
 
 websocket_urlpatterns: list = [
-    path("ws/projects/<slug:slug>/", ProjectEventsConsumer.as_asgi()),
-    path("ws/projects/<slug:slug>/dashboard/", DashboardConsumer.as_asgi()),
-    path("ws/runs/<int:run_id>/", RunProgressConsumer.as_asgi()),
+    *annotate_routing.websocket_urlpatterns,
+    *insights_routing.websocket_urlpatterns,
+    *rewardtrain_routing.websocket_urlpatterns,
 ]

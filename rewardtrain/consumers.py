@@ -9,8 +9,8 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from annotate.access import role_in
-from annotate.ws_session import ClosesOnLogout
+from projects.access import role_in
+from projects.ws_session import ClosesOnLogout
 
 from .models import TrainingRun
 

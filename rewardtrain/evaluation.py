@@ -7,7 +7,7 @@ annotator's latest row (for a cost model: of the harmlessness choices); a pair w
 and counted. `generic` files carry no label and are refused. Every bad line is an EvaluationError naming the
 file, line and field; nothing is scored then.
 
-Imports torch (through rewardtrain.training): only the worker and management commands load this module.
+Imports torch (through rewardtrain.trainer.training): only the worker and management commands load this module.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from annotate.canonical import TranscriptError, as_messages, prompt_key, split_hh_pair, text_key
+from datasets.canonical import TranscriptError, as_messages, prompt_key, split_hh_pair, text_key
+from rewardtrain.trainer.training import Pair, load_scorer, score_pairs
 
 from .models import EvaluationJob, ModelVersion
-from .training import Pair, load_scorer, score_pairs
 
 log = logging.getLogger(__name__)
 FORMATS = ("trl", "hh", "safe-rlhf", "raw", "generic")

@@ -1,7 +1,7 @@
 """Margins: the human margin per comparison and, with an active reward model, how the model's margins
 relate to the humans (histogram, accuracy per human-strength bucket, calibration, disagreement triage).
 
-Reads the crowd's votes through `annotate.agreement` (rewardtrain may use annotate; never the reverse) and
+Reads the crowd's votes through `insights.agreement` (rewardtrain may use annotate; never the reverse) and
 the active model's `Score` rows directly. Definitions: DESIGN.md "Signs, strength, consensus and margins".
 """
 
@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 from django.core.cache import cache
 
-from annotate import metrics as M
-from annotate.agreement import CrowdData, load_crowd
-from annotate.dashboard import computed_key
-from annotate.models import Adjudication, Comparison, Project
+from annotate.models import Comparison
+from insights import metrics as M
+from insights.agreement import CrowdData, load_crowd
+from insights.dashboard import computed_key
+from insights.models import Adjudication
+from projects.models import Project
 
 from .models import ModelVersion, Score
 

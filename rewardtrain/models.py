@@ -20,9 +20,9 @@ class TrainingRun(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
-    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="training_runs")
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="training_runs")
     snapshot = models.ForeignKey(
-        "annotate.DatasetSnapshot", on_delete=models.PROTECT, related_name="training_runs"
+        "datasets.DatasetSnapshot", on_delete=models.PROTECT, related_name="training_runs"
     )
     objective = models.CharField(max_length=10, choices=Objective.choices, default=Objective.BT)
     base_model = models.CharField(max_length=500)
@@ -58,7 +58,7 @@ class ModelVersion(models.Model):
         COST = "cost", "Cost model"
 
     run = models.OneToOneField(TrainingRun, on_delete=models.PROTECT, related_name="model_version")
-    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="model_versions")
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="model_versions")
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.REWARD)
     path = models.CharField(max_length=500)
     metrics = models.JSONField(default=dict, blank=True)
@@ -99,7 +99,7 @@ class EvaluationJob(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
-    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="evaluation_jobs")
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="evaluation_jobs")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="evaluation_jobs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     format = models.CharField(max_length=12)

@@ -54,7 +54,7 @@ A one-logit `AutoModelForSequenceClassification` trained by Arbiter. Its output 
 
 ## Input text
 
-Score `render(prompt, response)` from `rewardtrain.training`: each prompt message as `Human: …`,
+Score `render(prompt, response)` from `rewardtrain.trainer.training`: each prompt message as `Human: …`,
 `Assistant: …` or `System: …`, the response last as `Assistant: …`, joined by blank lines, truncated from the
 left to the training `max_length` so the response survives.
 

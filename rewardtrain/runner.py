@@ -5,7 +5,7 @@ row with one conditional UPDATE — queued, or running with a lease nobody renew
 — so a duplicate delivery while another worker trains finds a fresh heartbeat of another owner and returns
 "skipped". While the trainer runs, every heartbeat is another conditional UPDATE on (status running, lease
 owner = us); when it matches nothing the lease was lost (a sweep re-queued the run) and the trainer is stopped,
-so two trainers never write one run. The trainer (rewardtrain.training, a child process that dies with us)
+so two trainers never write one run. The trainer (rewardtrain.trainer.training, a child process that dies with us)
 resumes from the newest complete checkpoint in the run's output folder, which is how a re-queued run continues.
 This module imports no torch: the worker stays light and the trainer owns the GPU.
 """
@@ -34,9 +34,10 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotate.models import SnapshotPair
+from datasets.models import SnapshotPair
+from rewardtrain import registry
+from rewardtrain.trainer import procs
 
-from . import procs, registry
 from .models import TrainingRun
 from .services import enqueue_run
 
@@ -79,7 +80,7 @@ def claim_run(run_id: int, owner: str) -> TrainingRun | None:
 
 
 def pair_rows(run: TrainingRun) -> list[dict]:
-    """The snapshot's pairs as trainer input (rewardtrain.training.Pair fields), in a fixed order.
+    """The snapshot's pairs as trainer input (rewardtrain.trainer.training.Pair fields), in a fixed order.
 
     bt / bt-margin: chosen/rejected by consensus, margin = human margin. cost: chosen = the safer response,
     rejected = the other, with the per-response safe labels (None where unknown). item_key = the item id, so

@@ -1,6 +1,6 @@
 """Scores every response of a project with a model version: batched inference, bulk upsert of Score rows.
 
-Imports torch (through rewardtrain.training): only the worker and management commands load this module.
+Imports torch (through rewardtrain.trainer.training): only the worker and management commands load this module.
 """
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 
 from annotate.models import Response
+from rewardtrain.trainer.training import load_scorer
 
 from .models import ModelVersion, Score
-from .training import load_scorer
 
 log = logging.getLogger(__name__)
 CHUNK = 512

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from django.db.models import F, OuterRef, Subquery
 
-from annotate.models import Comparison, Project
+from annotate.models import Comparison
+from projects.models import Project
 
 from .models import ModelVersion, Score, TrainingRun
 

@@ -16,10 +16,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from annotate.consensus import ConsensusError
-from annotate.models import AuditEvent, DatasetSnapshot, Judgment, Project
-from annotate.snapshots import create_snapshot
+from annotate.models import Judgment
 from config.celery import app as celery_app
+from datasets.models import DatasetSnapshot
+from datasets.snapshots import create_snapshot
+from insights.consensus import ConsensusError
+from projects.models import AuditEvent, Project
 
 from .models import ModelVersion, TrainingRun
 
@@ -29,7 +31,7 @@ QUEUES = ("gpu", "cpu")
 TRAIN_TASK = "rewardtrain.tasks.train_run"
 SCORE_TASK = "rewardtrain.tasks.score_project"
 OBJECTIVES = tuple(TrainingRun.Objective.values)
-# What a launcher may set in a run's config (rewardtrain.training.TrainConfig, minus base_model/objective,
+# What a launcher may set in a run's config (rewardtrain.trainer.training.TrainConfig, minus base_model/objective,
 # which are columns of the run). Kept here so the web process validates without importing torch.
 CONFIG_FIELDS = {
     "epochs": int,

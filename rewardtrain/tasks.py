@@ -13,7 +13,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from annotate.models import Project
+from projects.models import Project
 
 from . import evaluation, runner, scoring_service, services
 from .models import ModelVersion

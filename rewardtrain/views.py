@@ -19,10 +19,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from annotate.access import get_project_for_user
-from annotate.models import Project
 from annotate.worker import live_queues
 from config.celery import app as celery_app
+from projects.access import get_project_for_user
+from projects.models import Project
 
 from . import selectors, services
 from .models import EvaluationJob, ModelVersion, Score, TrainingRun

@@ -8,9 +8,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from annotate import charts
-from annotate.access import get_project_for_user
 from annotate.models import Comparison
+from insights import charts
+from projects.access import get_project_for_user
 
 from .margins import cached_margin_figures
 

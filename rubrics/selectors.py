@@ -6,8 +6,8 @@ from collections import defaultdict
 
 from django.db.models import F
 
-from annotate.access import is_admin
-from annotate.models import Membership, Project
+from projects.access import is_admin
+from projects.models import Membership, Project
 
 from .models import CriterionAnswer, Rubric, RubricVersion
 from .scoring import JudgedPair, rubric_vs_preference

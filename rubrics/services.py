@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from annotate.models import AuditEvent, Project
+from projects.models import AuditEvent, Project
 
 from .models import (
     DEFAULT_WEIGHTS,

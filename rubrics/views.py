@@ -14,8 +14,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotate.access import get_project_for_user
 from annotate.models import Comparison
+from projects.access import get_project_for_user
 
 from . import services
 from .forms import CriterionForm, ImportForm, PinForm, RubricForm

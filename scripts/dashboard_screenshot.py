@@ -32,9 +32,10 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from annotate.dashboard import recompute_dashboard  # noqa: E402
-from annotate.demo import seed_demo  # noqa: E402
-from annotate.models import Judgment, Project  # noqa: E402
+from annotate.models import Judgment
+from datasets.demo import seed_demo  # noqa: E402
+from insights.dashboard import recompute_dashboard
+from projects.models import Project
 from tests.servers import start_asgi  # noqa: E402
 
 CHROMIUM_ARGS = [
@@ -49,7 +50,8 @@ CHROMIUM_ARGS = [
 
 def fake_model(project: Project, rnd: random.Random) -> None:
     """An active 'reward model' whose scores follow the source labels with noise (for the margin page)."""
-    from annotate.models import DatasetSnapshot, Response
+    from annotate.models import Response
+    from datasets.models import DatasetSnapshot
     from rewardtrain.models import ModelVersion, Score, TrainingRun
 
     snapshot = DatasetSnapshot.objects.create(project=project, content_hash="0" * 64)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group, User
 
-from annotate.access import ADMIN_GROUP
-from annotate.models import Membership, Project
+from projects.access import ADMIN_GROUP
+from projects.models import Membership, Project
 
 PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - test persona password
 
@@ -88,7 +88,7 @@ def removable_audit_rows(request):
     yield
     from django.db import connections
 
-    from annotate.audit_triggers import remove_all_rows_sqlite
+    from projects.audit_triggers import remove_all_rows_sqlite
 
     for connection in connections.all(initialized_only=True):
         remove_all_rows_sqlite(connection)

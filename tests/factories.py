@@ -6,8 +6,9 @@ import random
 
 from django.utils import timezone
 
-from annotate.canonical import as_messages, pair_key, prompt_key, text_key
-from annotate.models import Annotator, Comparison, Item, Judgment, JudgmentRevision, Project, Response
+from annotate.models import Comparison, Item, Judgment, JudgmentRevision, Response
+from datasets.canonical import as_messages, pair_key, prompt_key, text_key
+from projects.models import Annotator, Project
 
 
 def make_comparison(

@@ -27,19 +27,12 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from annotate.access import ADMIN_GROUP
-from annotate.api_auth import create_token
-from annotate.exporters import download_token
-from annotate.models import (
-    Annotator,
-    Assignment,
-    DatasetSnapshot,
-    ExportJob,
-    ImportJob,
-    Membership,
-    Project,
-    SnapshotPair,
-)
+from annotate.models import Assignment
+from datasets.exporters import download_token
+from datasets.models import DatasetSnapshot, ExportJob, ImportJob, SnapshotPair
+from projects.access import ADMIN_GROUP
+from projects.api_auth import create_token
+from projects.models import Annotator, Membership, Project
 from rewardtrain.models import EvaluationJob, ModelVersion, TrainingRun
 from rubrics import services as rubric_services
 from tests.factories import add_judgment, make_comparison

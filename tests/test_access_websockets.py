@@ -9,9 +9,9 @@ from asgiref.testing import ApplicationCommunicator
 from django.test import Client
 from django.urls import reverse
 
-from annotate.models import DatasetSnapshot
-from annotate.ws_session import LOGGED_OUT_CODE
 from config.asgi import application
+from datasets.models import DatasetSnapshot
+from projects.ws_session import LOGGED_OUT_CODE
 from rewardtrain.models import TrainingRun
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -5,7 +5,7 @@ On merge into main, depend on ("annotate", "0003_drop_duplicate_fk_indexes") ins
 
 from django.db import migrations
 
-from annotate import audit_triggers
+from projects import audit_triggers
 
 
 def install_triggers(apps, schema_editor):

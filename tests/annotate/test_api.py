@@ -9,10 +9,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from openapi_spec_validator import validate
 
-from annotate.api_auth import create_token, hash_token, revoke_token
-from annotate.exporters import run_export_job
-from annotate.models import ApiToken, AuditEvent, DatasetSnapshot, ExportJob
-from annotate.snapshots import create_snapshot
+from datasets.exporters import run_export_job
+from datasets.models import DatasetSnapshot, ExportJob
+from datasets.snapshots import create_snapshot
+from projects.api_auth import create_token, hash_token, revoke_token
+from projects.models import ApiToken, AuditEvent
 from rewardtrain.models import TrainingRun
 from tests.conftest import login
 from tests.factories import add_judgment, crowd_annotator, make_comparison

@@ -9,8 +9,9 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from annotate.assignment import claim_next
-from annotate.models import Assignment, Comparison, Gold, Membership
+from annotate.models import Assignment, Comparison, Gold
 from annotate.services import submit_judgment
+from projects.models import Membership
 from tests.factories import make_comparisons
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,8 @@ from django.contrib.auth.models import User
 from django.db import connection
 
 from annotate.assignment import annotator_for, claim_next
-from annotate.models import Assignment, Membership, Project
+from annotate.models import Assignment
+from projects.models import Membership, Project
 from tests.factories import make_comparisons
 
 pytestmark = pytest.mark.django_db(transaction=True)

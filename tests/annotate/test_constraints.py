@@ -6,9 +6,10 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from annotate.canonical import pair_key
-from annotate.models import Assignment, Comparison, Judgment, JudgmentRevision, Membership
-from annotate.snapshots import create_snapshot
+from annotate.models import Assignment, Comparison, Judgment, JudgmentRevision
+from datasets.canonical import pair_key
+from datasets.snapshots import create_snapshot
+from projects.models import Membership
 from rewardtrain.models import ModelVersion, TrainingRun
 from tests.factories import add_judgment, crowd_annotator, make_comparison
 

@@ -11,9 +11,10 @@ from django.db import models
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
-from annotate.exporters import export_snapshot
-from annotate.models import Annotator, Assignment, AuditEvent, Draft, Judgment, JudgmentRevision, Membership
-from annotate.snapshots import create_snapshot
+from annotate.models import Assignment, Draft, Judgment, JudgmentRevision
+from datasets.exporters import export_snapshot
+from datasets.snapshots import create_snapshot
+from projects.models import Annotator, AuditEvent, Membership
 from tests.conftest import make_user
 from tests.factories import add_judgment, crowd_annotator, make_comparison
 

@@ -9,7 +9,8 @@ from django.db import connection
 from django.db.models.signals import post_save, pre_save
 
 from annotate.fastrows import ModelInsert, ModelRows, hot_cursor
-from annotate.models import Annotator, Assignment, Judgment, Project
+from annotate.models import Assignment, Judgment
+from projects.models import Annotator, Project
 from tests.factories import make_comparison
 
 pytestmark = pytest.mark.django_db

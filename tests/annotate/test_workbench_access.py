@@ -7,7 +7,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotate.assignment import claim_next
-from annotate.models import Assignment, Judgment, Membership, Project
+from annotate.models import Assignment, Judgment
+from projects.models import Membership, Project
 from tests.annotate.workbench_support import SAFE_ANSWERS
 from tests.factories import make_comparisons
 

@@ -12,7 +12,7 @@ import websockets
 from channels.layers import channel_layers
 from django.urls import reverse
 
-from annotate.models import Project
+from projects.models import Project
 from tests.servers import start_asgi
 
 pytestmark = pytest.mark.django_db(transaction=True)

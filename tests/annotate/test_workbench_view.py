@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from annotate.models import Membership
+from projects.models import Membership
 from tests.factories import make_comparison, make_comparisons
 
 pytestmark = pytest.mark.django_db

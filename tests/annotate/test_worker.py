@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from annotate.models import AuditEvent
 from annotate.tasks import probe
 from annotate.worker import live_queues
 from config.celery import ensure_broker_folders
+from projects.models import AuditEvent
 from tests.servers import start_worker
 
 

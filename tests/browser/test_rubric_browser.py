@@ -10,7 +10,7 @@ import pytest
 from django.db import connections
 from django.urls import reverse
 
-from annotate.models import Project
+from projects.models import Project
 from rubrics import services
 from rubrics.models import CriterionAnswer, Rubric
 from tests.backends import chromium_path

@@ -14,7 +14,8 @@ import pytest
 from django.db import connections
 from django.db.models import Count
 
-from annotate.models import Assignment, Comparison, Judgment, Membership, Project
+from annotate.models import Assignment, Comparison, Judgment
+from projects.models import Membership, Project
 from tests.backends import chromium_path, require_postgres
 from tests.conftest import PASSWORD, make_user
 from tests.factories import make_comparison

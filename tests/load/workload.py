@@ -57,8 +57,9 @@ def make_fixture(n_comparisons: int, n_annotators: int, k: int) -> tuple[str, li
     from django.db import connection
     from django.utils.crypto import get_random_string
 
-    from annotate.canonical import as_messages, pair_key, prompt_key, text_key
-    from annotate.models import Comparison, Item, Membership, Project, Response
+    from annotate.models import Comparison, Item, Response
+    from datasets.canonical import as_messages, pair_key, prompt_key, text_key
+    from projects.models import Membership, Project
 
     tag = uuid.uuid4().hex[:8]
     project = Project.objects.create(name=f"Bench {tag}", slug=f"bench-{tag}", overlap_k=k)

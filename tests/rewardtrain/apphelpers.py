@@ -20,10 +20,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-from annotate.models import DatasetSnapshot, Project, SnapshotPair  # noqa: E402
+from datasets.models import DatasetSnapshot, SnapshotPair
+from projects.models import Project
 from rewardtrain.models import ModelVersion, TrainingRun  # noqa: E402
 from rewardtrain.registry import kind_for  # noqa: E402
-from rewardtrain.training import Pair, TrainConfig, train  # noqa: E402
+from rewardtrain.trainer.training import Pair, TrainConfig, train  # noqa: E402
 from tests.factories import make_comparison  # noqa: E402
 from tests.rewardtrain.rewardtrain_toys import save_tiny_bert  # noqa: E402
 

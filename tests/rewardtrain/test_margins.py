@@ -8,8 +8,9 @@ import re
 import pytest
 from django.core.cache import cache
 
-from annotate.dashboard import recompute_dashboard
-from annotate.models import Adjudication, DatasetSnapshot
+from datasets.models import DatasetSnapshot
+from insights.dashboard import recompute_dashboard
+from insights.models import Adjudication
 from rewardtrain.margins import margin_figures
 from rewardtrain.models import ModelVersion, Score, TrainingRun
 from tests.conftest import login

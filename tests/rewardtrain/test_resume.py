@@ -12,8 +12,9 @@ import pytest
 
 from config.celery import app as celery_app
 from config.celery import ensure_broker_folders
-from rewardtrain import checkpoints, services
+from rewardtrain import services
 from rewardtrain.models import ModelVersion
+from rewardtrain.trainer import checkpoints
 from tests.rewardtrain.apphelpers import FAST, make_snapshot, run_row, tiny_base_model, wait_for
 from tests.servers import start_worker
 

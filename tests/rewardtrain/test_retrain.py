@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.db import connection
 
-from annotate.models import Project
+from projects.models import Project
 from rewardtrain import services, tasks
 from rewardtrain.models import TrainingRun
 from tests.factories import add_judgment, crowd_annotator, make_comparisons

@@ -15,8 +15,8 @@ from channels.routing import URLRouter
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from annotate.models import AuditEvent
 from config.routing import websocket_urlpatterns
+from projects.models import AuditEvent
 from rewardtrain import evaluation, runner, services
 from rewardtrain.models import EvaluationJob, ModelVersion, TrainingRun
 from tests.backends import require_redis

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotate.models import AuditEvent
 from annotate.worker import live_queues
 from config.celery import app as celery_app
 from config.celery import ensure_broker_folders
+from projects.models import AuditEvent
 from rewardtrain import runner, services
 from rewardtrain.models import ModelVersion, TrainingRun
 from tests.factories import add_judgment, crowd_annotator, make_comparison

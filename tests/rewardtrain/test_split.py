@@ -5,7 +5,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rewardtrain.data import Pair, length_grouped_batches, split_by_item
+from rewardtrain.trainer.data import Pair, length_grouped_batches, split_by_item
 
 keys = st.text(alphabet="abcdefgh", min_size=1, max_size=3)
 
@@ -71,7 +71,7 @@ def test_length_grouping_cuts_padding():
 def test_plan_gives_every_rank_the_same_number_of_micro_batches(
     n, batch_size, grad_accum, world_size, megabatch
 ):
-    from rewardtrain.training import _Plan
+    from rewardtrain.trainer.training import _Plan
 
     plan = _Plan([5] * n, batch_size, grad_accum, world_size, seed=0, megabatch=megabatch)
     batches = plan.epoch_batches(0)

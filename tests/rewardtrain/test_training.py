@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rewardtrain import checkpoints
-from rewardtrain.training import (
+from rewardtrain.trainer import checkpoints
+from rewardtrain.trainer.training import (
     Cancelled,
     Pair,
     ResumeMismatch,
@@ -185,7 +185,7 @@ def test_config_rejects_unknown_objective():
 
 
 def test_bt_margin_loss_subtracts_the_scaled_human_margin():
-    from rewardtrain.training import objective_loss
+    from rewardtrain.trainer.training import objective_loss
 
     scores = torch.tensor([2.0, 0.5, 1.0, 1.0])  # chosen 2.0, 0.5; rejected 1.0, 1.0
     margin = torch.tensor([0.5, 0.0])
@@ -196,7 +196,7 @@ def test_bt_margin_loss_subtracts_the_scaled_human_margin():
 
 
 def test_cost_loss_is_safe_rlhf_pairwise_plus_sign_terms():
-    from rewardtrain.training import objective_loss
+    from rewardtrain.trainer.training import objective_loss
 
     # one pair: safer (chosen) cost -1, unsafer (rejected) cost 2; labels safe / unsafe
     scores = torch.tensor([-1.0, 2.0])

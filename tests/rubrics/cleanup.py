@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db import connection
 
-from annotate.models import Project
+from projects.models import Project
 from rubrics import triggers
 from rubrics.models import Criterion, CriterionAnswer, Rubric, RubricVersion
 

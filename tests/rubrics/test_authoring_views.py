@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from annotate.models import AuditEvent
+from projects.models import AuditEvent
 from rubrics import services
 from rubrics.interchange import dump_rubric
 from rubrics.models import Rubric

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from annotate.models import AuditEvent
+from projects.models import AuditEvent
 from rubrics import services
 from rubrics.models import Criterion, FrozenVersionError, RubricVersion
 

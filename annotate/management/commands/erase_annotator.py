@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotate.erasure import ErasureError, annotator_erase
-from annotate.models import Project
+from projects.models import Project
 
 
 class Command(BaseCommand):

@@ -7,9 +7,10 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotate.models import DatasetSnapshot, Project
 from annotate.worker import live_queues
 from config.celery import ensure_broker_folders
+from datasets.models import DatasetSnapshot
+from projects.models import Project
 from rewardtrain import runner, services
 from rewardtrain.models import TrainingRun
 from rewardtrain.selectors import run_record

@@ -1,0 +1,521 @@
+"""A project's agreement figures, gathered from the database and computed by `insights.metrics`.
+
+`load_crowd(project)` runs the queries (judgments; harm categories of unsafe responses; first revisions on gold) and
+returns plain arrays; `project_figures(project)` turns them into the object `manage.py agreement --json`
+prints and the dashboard caches. What counts, and how each question is built: `agreement.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.db import connections
+from django.db.models import Count, Q, TextField
+from django.db.models.functions import Cast
+
+from annotate.models import Judgment, JudgmentRevision
+from insights import metrics as M
+from projects.models import Annotator, Membership, Project
+
+CHOICES = ("a", "tie", "b")  # codes 0, 1, 2 = metrics.A, TIE, B
+CHOICE_CODE = {c: i for i, c in enumerate(CHOICES)}
+MISSING = -1
+QUESTION_METRICS = ("percent_agreement", "alpha_nominal", "alpha_ordinal", "fleiss_kappa")
+N_RESAMPLES = 1000
+SEED = 0
+MIN_SHARED = 20
+
+
+def choice_of(choice: str | None, preference: int | None) -> str | None:
+    """The A / tie / B answer: the stored choice, else the sign of the preference."""
+    if choice is not None:
+        return choice
+    if preference is None:
+        return None
+    return "a" if preference < 0 else "b" if preference > 0 else "tie"
+
+
+def _code(values: Sequence[str | None]) -> np.ndarray:
+    """A / tie / B answers to codes 0 / 1 / 2, -1 when missing (vectorised: an object-array compare per code)."""
+    arr = np.array(values, dtype=object)
+    out = np.full(arr.shape, MISSING, dtype=np.int64)
+    for value, code in CHOICE_CODE.items():
+        out[arr == value] = code
+    return out
+
+
+def _bool_code(values: Sequence[bool | None]) -> np.ndarray:
+    """Safety answers: 0 = safe, 1 = unsafe, -1 = not answered."""
+    arr = np.array(values, dtype=object)
+    out = np.full(arr.shape, MISSING, dtype=np.int64)
+    out[arr == True] = 0  # noqa: E712 - element-wise comparison of an object array
+    out[arr == False] = 1  # noqa: E712
+    return out
+
+
+@dataclass
+class CrowdData:
+    """Every non-source judgment of a project's live comparisons, as parallel arrays (one row per judgment).
+
+    `unit` indexes `unit_ids` (comparisons with at least one crowd judgment outside gold) and is -1 on rows
+    given on a gold comparison; `rater` indexes `annotators`.
+    """
+
+    unit_ids: list[int]
+    annotators: list[tuple[int, str]]  # (annotator id, name), in rater-code order
+    unit: np.ndarray
+    rater: np.ndarray
+    on_gold: np.ndarray
+    choice: np.ndarray
+    preference: np.ndarray  # -3..3, or a value below -3 when unknown
+    helpfulness: np.ndarray
+    harmlessness: np.ndarray
+    a_safe: np.ndarray
+    b_safe: np.ndarray
+    shown_left: np.ndarray  # choice codes: 0 = A shown left, 2 = B, -1 unknown
+    time_ms: np.ndarray
+    categories: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (rows marked on A, rows marked on B)
+    gold_rater: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    gold_value: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    gold_answer: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    sources: list[tuple[int, str, str | None]] = field(default_factory=list)  # (unit, source name, choice)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_ids)
+
+    @property
+    def n_raters(self) -> int:
+        return len(self.annotators)
+
+    @property
+    def crowd(self) -> np.ndarray:
+        """Rows that count toward agreement: outside gold."""
+        return ~self.on_gold
+
+    def ratings(self, values: np.ndarray, n_categories: int) -> M.Ratings:
+        """A comparison-level question: crowd rows with an answer (`values` >= 0)."""
+        keep = self.crowd & (values >= 0)
+        return M.Ratings(
+            self.unit[keep],
+            self.rater[keep],
+            values[keep],
+            n_categories=n_categories,
+            n_units=self.n_units,
+            n_raters=self.n_raters,
+        )
+
+    def side_ratings(self, a_values: np.ndarray, b_values: np.ndarray, n_categories: int) -> M.Ratings:
+        """A per-response question: unit 2u is response A of comparison u, 2u + 1 response B."""
+        keep_a = self.crowd & (a_values >= 0)
+        keep_b = self.crowd & (b_values >= 0)
+        return M.Ratings(
+            np.concatenate([2 * self.unit[keep_a], 2 * self.unit[keep_b] + 1]),
+            np.concatenate([self.rater[keep_a], self.rater[keep_b]]),
+            np.concatenate([a_values[keep_a], b_values[keep_b]]),
+            n_categories=n_categories,
+            n_units=2 * self.n_units,
+            n_raters=self.n_raters,
+        )
+
+    def choice_ratings(self) -> M.Ratings:
+        return self.ratings(self.choice, 3)
+
+    def preference_ratings(self) -> M.Ratings:
+        """The 7-point preference coded 0..6 for -3..+3, where known."""
+        return self.ratings(np.where(self.preference >= -3, self.preference + 3, MISSING), 7)
+
+    def category_values(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per row and side: 1 when the response was marked with harm category `name`, 0 when it was
+        judged (safe, or unsafe without it), -1 when its safety was not answered."""
+        on_a, on_b = self.categories.get(name, (np.empty(0, np.int64), np.empty(0, np.int64)))
+        a = np.where(self.a_safe >= 0, 0, MISSING)
+        b = np.where(self.b_safe >= 0, 0, MISSING)
+        a[on_a] = 1
+        b[on_b] = 1
+        return a, b
+
+    def questions(self, harm_categories: Sequence[str]) -> dict[str, tuple[M.Ratings, bool, bool]]:
+        """name -> (ratings, ordinal, per response). `overall` is the A / tie / B choice;
+        `overall:preference` its 7-point answer (only its ordinal alpha is reported)."""
+        out = {
+            "overall": (self.choice_ratings(), False, False),
+            "overall:preference": (self.preference_ratings(), True, False),
+            "helpfulness": (self.ratings(self.helpfulness, 3), False, False),
+            "harmlessness": (self.ratings(self.harmlessness, 3), False, False),
+            "safety": (self.side_ratings(self.a_safe, self.b_safe, 2), False, True),
+        }
+        for name in [*harm_categories, *sorted(set(self.categories) - set(harm_categories))]:
+            out[f"harm:{name}"] = (self.side_ratings(*self.category_values(name), 2), False, True)
+        return out
+
+
+JUDGMENT_FIELDS = (
+    "comparison_id",
+    "annotator_id",
+    "is_source",
+    "is_gold",
+    "comparison__gold__id",
+    "choice",
+    "preference",
+    "helpfulness",
+    "harmlessness",
+    "a_safe",
+    "b_safe",
+    "id",
+    "shown_left",
+    "time_spent_ms",
+)
+
+
+def live_judgments(project: Project):
+    return Judgment.objects.filter(
+        project=project, comparison__deleted_at__isnull=True, comparison__item__deleted_at__isnull=True
+    )
+
+
+def load_crowd(project: Project) -> CrowdData:
+    """The arrays every figure is computed from (see `agreement.md`: what counts)."""
+    rows = list(live_judgments(project).order_by().values_list(*JUDGMENT_FIELDS))
+    names = dict(Annotator.objects.filter(project=project).values_list("id", "name"))
+    crowd_rows = [r for r in rows if not r[2]]
+    columns = list(zip(*crowd_rows, strict=True)) if crowd_rows else [()] * len(JUDGMENT_FIELDS)
+    n = len(crowd_rows)
+    has_gold = np.fromiter((g is not None for g in columns[4]), dtype=bool, count=n)
+    on_gold = np.array(columns[3], dtype=bool).reshape(n) | has_gold
+    # Units in comparison-id order, raters in annotator-id order: stable whatever order the rows came in.
+    cids = np.array(columns[0], dtype=np.int64).reshape(n)
+    unit_ids_arr, unit_codes = np.unique(cids[~on_gold], return_inverse=True)
+    unit = np.full(n, MISSING, dtype=np.int64)
+    unit[~on_gold] = unit_codes.reshape(-1)
+    rater_ids, rater = np.unique(np.array(columns[1], dtype=np.int64).reshape(n), return_inverse=True)
+    rater = rater.reshape(-1).astype(np.int64)
+    unit_index = {int(cid): i for i, cid in enumerate(unit_ids_arr.tolist())}
+    rater_index = {int(aid): i for i, aid in enumerate(rater_ids.tolist())}
+    choices, prefs = columns[5], columns[6]
+    # Harm categories are read only where a response was marked unsafe (a safe response has none): decoding
+    # every row's JSON lists would cost more than all the figures together.
+    row_of = {jid: i for i, jid in enumerate(columns[11])}
+    categories: dict[str, tuple[list[int], list[int]]] = {}
+    marked = (
+        live_judgments(project)
+        .filter(is_source=False)
+        .filter(Q(a_safe=False) | Q(b_safe=False))
+        .order_by()
+        .values_list("id", Cast("a_harm_categories", TextField()), Cast("b_harm_categories", TextField()))
+    )
+    for jid, a_cats, b_cats in marked:
+        for side, text in ((0, a_cats), (1, b_cats)):
+            if text and text != "[]":  # as text, so the many empty lists are never decoded
+                for name in json.loads(text):
+                    categories.setdefault(name, ([], []))[side].append(row_of[jid])
+    data = CrowdData(
+        unit_ids=list(unit_index),
+        annotators=[(aid, names.get(aid, str(aid))) for aid in rater_index],
+        unit=unit,
+        rater=rater,
+        on_gold=on_gold,
+        choice=_code([choice_of(c, p) for c, p in zip(choices, prefs, strict=True)]),
+        preference=np.fromiter((-9 if p is None else p for p in prefs), dtype=np.int64, count=len(prefs)),
+        helpfulness=_code(columns[7]),
+        harmlessness=_code(columns[8]),
+        a_safe=_bool_code(columns[9]),
+        b_safe=_bool_code(columns[10]),
+        shown_left=_code(columns[12]),
+        time_ms=np.fromiter((np.nan if t is None else t for t in columns[13]), dtype=np.float64),
+        categories={
+            name: (np.array(a, dtype=np.int64), np.array(b, dtype=np.int64))
+            for name, (a, b) in categories.items()
+        },
+    )
+    # Gold accuracy compares the FIRST submitted revision with the gold choice (DESIGN.md).
+    gold_rows = (
+        JudgmentRevision.objects.filter(
+            number=1,
+            judgment__project=project,
+            judgment__is_source=False,
+            judgment__comparison__gold__isnull=False,
+            judgment__comparison__deleted_at__isnull=True,
+        )
+        .order_by()
+        .values_list("judgment__annotator_id", "choice", "preference", "judgment__comparison__gold__choice")
+    )
+    g_rater, g_answer, g_value = [], [], []
+    for aid, choice, pref, gold in gold_rows:
+        g_rater.append(rater_index.setdefault(aid, len(rater_index)))
+        g_answer.append(CHOICE_CODE.get(choice_of(choice, pref), MISSING))
+        g_value.append(CHOICE_CODE[gold])
+    if len(rater_index) > len(data.annotators):  # a first revision whose judgment is not loaded
+        data.annotators = [(aid, names.get(aid, str(aid))) for aid in rater_index]
+    data.gold_rater = np.array(g_rater, dtype=np.int64)
+    data.gold_answer = np.array(g_answer, dtype=np.int64)
+    data.gold_value = np.array(g_value, dtype=np.int64)
+    data.sources = [
+        (unit_index[r[0]], names.get(r[1], str(r[1])), choice_of(r[5], r[6]))
+        for r in rows
+        if r[2] and not (r[3] or r[4]) and r[0] in unit_index
+    ]
+    return data
+
+
+# --- figures ------------------------------------------------------------------------------------------
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _ci(bounds: tuple[float, float] | None) -> list[float] | None:
+    return None if bounds is None else [float(bounds[0]), float(bounds[1])]
+
+
+def _per_comparison_stats(r: M.Ratings, *, ordinal: bool, per_response: bool, n_units: int):
+    """The metrics' per-unit sufficient statistics, summed per comparison for per-response questions so
+    the bootstrap resamples comparisons (both responses of a drawn comparison come along)."""
+    layout, stats = M._unit_stats(r, ordinal=ordinal)
+    if per_response:
+        stats = stats.reshape(n_units, 2, stats.shape[1]).sum(axis=1)
+    return layout, stats
+
+
+def question_figures(
+    questions: dict[str, tuple[M.Ratings, bool, bool]],
+    n_units: int,
+    *,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+    extra_columns: np.ndarray | None = None,
+) -> tuple[dict[str, dict[str, Any]], np.ndarray | None]:
+    """Point figures and bootstrap 95% intervals of every question, from ONE set of resamples of the
+    `n_units` comparisons: every question's statistics (and `extra_columns`, per comparison) are stacked
+    and multiplied by the resampling weights once. For a comparison-level question each figure equals
+    `metrics.<figure>(ratings)` and each interval `metrics.bootstrap_ci(ratings, metric, n_resamples, seed)`.
+
+    Returns the figures and the resampled sums of `extra_columns` (n_resamples, k) or None.
+    """
+    prepared = []
+    for name, (r, ordinal, per_response) in questions.items():
+        layout, stats = _per_comparison_stats(r, ordinal=ordinal, per_response=per_response, n_units=n_units)
+        metrics = ["alpha_ordinal"] if ordinal else ["percent_agreement", "alpha_nominal", "fleiss_kappa"]
+        prepared.append((name, r, layout, stats, metrics))
+    blocks = [p[3] for p in prepared]
+    if extra_columns is not None:
+        blocks.append(extra_columns)
+    stacked = np.hstack(blocks) if blocks else np.zeros((n_units, 0))
+    resampled = M._resampled(stacked, n_resamples, seed)
+    total = stacked.sum(axis=0, keepdims=True)
+    out: dict[str, dict[str, Any]] = {}
+    start = 0
+    for name, r, layout, stats, metrics in prepared:
+        stop = start + stats.shape[1]
+        fig: dict[str, Any] = {"ratings": int(r.unit.size), "pairable_units": int((r.sizes >= 2).sum())}
+        ci: dict[str, list[float] | None] = {}
+        for metric in metrics:
+            fig[metric] = _num(M._metric(total[:, start:stop], layout, metric)[0])
+            ci[metric] = _ci(M._interval(M._metric(resampled[:, start:stop], layout, metric), 0.95))
+        fig["ci"] = ci
+        out[name] = fig
+        start = stop
+    extra = resampled[:, start:] if extra_columns is not None else None
+    return out, extra
+
+
+def _shape_question(fig: dict[str, Any], ordinal: dict[str, Any] | None) -> dict[str, Any]:
+    out = {
+        "percent_agreement": fig["percent_agreement"],
+        "alpha_nominal": fig["alpha_nominal"],
+        "alpha_ordinal": ordinal["alpha_ordinal"] if ordinal else None,
+        "fleiss_kappa": fig["fleiss_kappa"],
+        "ratings": fig["ratings"],
+        "pairable_units": fig["pairable_units"],
+        "ci": {
+            "percent_agreement": fig["ci"]["percent_agreement"],
+            "alpha_nominal": fig["ci"]["alpha_nominal"],
+            "alpha_ordinal": ordinal["ci"]["alpha_ordinal"] if ordinal else None,
+            "fleiss_kappa": fig["ci"]["fleiss_kappa"],
+        },
+    }
+    return out
+
+
+def _source_columns(data: CrowdData, side: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Per comparison: [source labels with a crowd consensus, those equal to it]; and per source name."""
+    cols = np.zeros((data.n_units, 2))
+    by_name: dict[str, list[int]] = {}
+    for u, name, choice in data.sources:
+        if side[u] == M.NO_CONSENSUS or choice is None:
+            continue
+        hit = int(CHOICE_CODE[choice] == side[u])
+        cols[u, 0] += 1
+        cols[u, 1] += hit
+        counts = by_name.setdefault(name, [0, 0])
+        counts[0] += 1
+        counts[1] += hit
+    rows = [
+        {"annotator": name, "n": n, "agreement": hits / n if n else None}
+        for name, (n, hits) in sorted(by_name.items())
+    ]
+    return cols, rows
+
+
+def per_annotator(project: Project, data: CrowdData, choice_r: M.Ratings) -> list[dict[str, Any]]:
+    n = data.n_raters
+    loo, loo_n = M.agreement_with_loo_consensus(choice_r)
+    gold_acc, gold_n = M.gold_accuracy(data.gold_rater, data.gold_answer, data.gold_value, n)
+    bias, bias_n = M.left_bias(data.rater, data.choice, data.shown_left, n)
+    med, timed = M.median_seconds(data.rater, data.time_ms, n)
+    times = data.time_ms[np.isfinite(data.time_ms)]
+    project_median = float(np.median(times)) / 1000.0 if times.size else None
+    threshold = project.auto_pause_gold_threshold
+    flags = M.flag_annotators(
+        med,
+        timed,
+        gold_acc,
+        gold_n,
+        project_median_s=project_median,
+        min_gold_accuracy=threshold if threshold is not None else 0.7,
+        min_gold=project.auto_pause_min_gold,
+    )
+    judged = np.bincount(data.rater, minlength=n)
+    ids = [aid for aid, _ in data.annotators]
+    info = {
+        a["id"]: a
+        for a in Annotator.objects.filter(id__in=ids).values("id", "flagged", "user_id", "imported", "kind")
+    }
+    paused = dict(
+        Membership.objects.filter(project=project, user_id__in=[a["user_id"] for a in info.values()])
+        .exclude(paused_reason="")
+        .values_list("user_id", "paused_reason")
+    )
+    out = []
+    for i, (aid, name) in enumerate(data.annotators):
+        a = info.get(aid, {})
+        out.append(
+            {
+                "annotator": name,
+                "annotator_id": aid,
+                "judgments": int(judged[i]) if i < judged.size else 0,
+                "agreement_with_consensus": _num(loo[i]),
+                "consensus_counted": int(loo_n[i]),
+                "gold_accuracy": _num(gold_acc[i]),
+                "gold_answers": int(gold_n[i]),
+                "left_bias": _num(bias[i]),
+                "left_bias_counted": int(bias_n[i]),
+                "median_seconds": _num(med[i]),
+                "too_fast": bool(flags["too_fast"][i]),
+                "low_gold_accuracy": bool(flags["low_gold_accuracy"][i]),
+                "flagged": bool(a.get("flagged", False)),
+                "imported": bool(a.get("imported", False)),
+                "paused_reason": paused.get(a.get("user_id"), ""),
+            }
+        )
+    out.sort(key=lambda row: row["annotator"])
+    return out
+
+
+def project_figures(
+    project: Project, *, data: CrowdData | None = None, n_resamples: int = N_RESAMPLES, seed: int = SEED
+) -> dict[str, Any]:
+    """Every agreement figure of `project`: the object `manage.py agreement --json` prints."""
+    data = data if data is not None else load_crowd(project)
+    questions = data.questions(project.harm_categories or [])
+    choice_r = questions["overall"][0]
+    side = M.consensus(choice_r)
+    source_cols, by_source = _source_columns(data, side)
+    figs, source_resampled = question_figures(
+        questions, data.n_units, n_resamples=n_resamples, seed=seed, extra_columns=source_cols
+    )
+    shaped = {"overall": _shape_question(figs.pop("overall"), figs.pop("overall:preference"))}
+    for name, fig in figs.items():
+        shaped[name] = _shape_question(fig, None)
+    n_src, hits = source_cols.sum(axis=0)
+    share = source_resampled[:, 1] / np.where(source_resampled[:, 0] > 0, source_resampled[:, 0], np.nan)
+    source_vs_crowd = {
+        "n": int(n_src),
+        "agreement": _num(hits / n_src) if n_src else None,
+        "ci": _ci(M._interval(share, 0.95)) if n_src else None,
+        "by_source": by_source,
+    }
+    names = [name for _, name in data.annotators]
+    pairs = [
+        {"a": names[a], "b": names[b], "n": int(n), "cohen_kappa": _num(k)}
+        for a, b, n, k in M.cohen_kappa_pairs(choice_r, min_shared=MIN_SHARED)
+    ]
+    crowd = data.crowd
+    return {
+        "judgments": int(crowd.sum()),
+        "comparisons": data.n_units,
+        "annotators": int(np.unique(data.rater[crowd]).size),
+        "questions": shaped,
+        "source_vs_crowd": source_vs_crowd,
+        "pairs": pairs,
+        "per_annotator": per_annotator(project, data, choice_r),
+        "resamples": n_resamples,
+        "seed": seed,
+    }
+
+
+# --- crowd figures of any set of comparisons (dataset cards, the API): one computation for both ------------
+
+CHOICES = ("a", "tie", "b")
+PREFERENCES = tuple(range(-3, 4))
+
+# (question, the judgment field, its categories in code order); the preference is ordinal.
+QUESTIONS = (
+    ("overall", "choice", CHOICES),
+    ("preference", "preference", PREFERENCES),
+    ("helpfulness", "helpfulness", CHOICES),
+    ("harmlessness", "harmlessness", CHOICES),
+)
+
+
+def _kinds_of_comparisons(qs) -> list[tuple[int, ...]]:
+    """The distinct ways `qs`'s judgments split over the categories of every question, per comparison, and how
+    many comparisons split each way: (count of each category of each question …, comparisons). Counted
+    by the database in two steps (per comparison, then per kind), so hundreds of rows come back however
+    many votes there are."""
+    counts = {
+        f"n{i}_{j}": Count("id", filter=Q(**{field: value}))
+        for i, (_, field, scale) in enumerate(QUESTIONS)
+        for j, value in enumerate(scale)
+    }
+    per_comparison = qs.order_by().values("comparison_id").annotate(**counts).values_list(*counts)
+    sql, params = per_comparison.query.sql_with_params()
+    columns = ", ".join(counts)
+    with connections[qs.db].cursor() as cur:
+        cur.execute(f"SELECT {columns}, COUNT(*) FROM ({sql}) per_comparison GROUP BY {columns}", params)  # noqa: S608
+        return cur.fetchall()
+
+
+def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict]:
+    """Agreement of the crowd votes on the comparisons `comparison_ids` (a values("…id") queryset).
+
+    The comparisons are the units, each known by its category counts; `M.count_figures` takes the
+    distinct count rows and how many comparisons have each, so memory and the bootstrap's work grow with
+    the kinds of comparisons (hundreds), not with the comparisons or the votes."""
+    qs = Judgment.objects.filter(comparison_id__in=comparison_ids, is_source=False, is_gold=False)
+    if "flagged" in exclude:
+        qs = qs.filter(annotator__flagged=False)
+    if "imported" in exclude:
+        qs = qs.filter(imported=False)
+    kinds = _kinds_of_comparisons(qs)
+    if not kinds:
+        return {}
+    table = np.array(kinds, dtype=np.int64)
+    counts, start = {}, 0
+    for name, _, scale in QUESTIONS:
+        block = table[:, start : start + len(scale)]
+        start += len(scale)
+        if block.any():
+            counts[name] = block
+    if not counts:
+        return {}
+    return M.count_figures(counts, table[:, -1], ordinal={"preference"})

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from projects.access import get_project_for_user, is_admin, projects_for_user
+from projects.models import Membership
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    projects = projects_for_user(request.user).order_by("name")
+    roles = dict(
+        Membership.objects.filter(user=request.user, is_active=True).values_list("project_id", "role")
+    )
+    rows = [(p, "admin" if is_admin(request.user) else roles.get(p.pk)) for p in projects]
+    return render(request, "projects/home.html", {"rows": rows})
+
+
+@login_required
+def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    project, role = get_project_for_user(request.user, slug)
+    counts = {
+        "items": project.items.filter(deleted_at__isnull=True).count(),
+        "comparisons": project.comparisons.filter(deleted_at__isnull=True).count(),
+        "judgments": project.judgments.count(),
+    }
+    return render(
+        request, "projects/project_detail.html", {"project": project, "role": role, "counts": counts}
+    )
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness for load balancers and compose: the process answers and the database responds."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"ok": True})

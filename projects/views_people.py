@@ -1,0 +1,87 @@
+"""The admins' people page of a project: invite, set roles, deactivate."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from projects.access import get_project_for_user
+from projects.models import Membership
+from projects.people import PeopleError, membership_invite, membership_set_active, membership_set_role
+
+
+class InviteForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+    create = forms.BooleanField(required=False, label="Create a new login with a one-time password")
+    email = forms.EmailField(required=False)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def people(request: HttpRequest, slug: str) -> HttpResponse:
+    project, _ = get_project_for_user(request.user, slug, roles=("admin",))
+    form = InviteForm()
+    new_password = None
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        try:
+            if action == "invite":
+                form = InviteForm(request.POST)
+                if form.is_valid():
+                    d = form.cleaned_data
+                    membership, new_password = membership_invite(
+                        project=project,
+                        username=d["username"],
+                        role=d["role"],
+                        create=d["create"],
+                        email=d["email"],
+                        actor=request.user,
+                    )
+                    if new_password is None:
+                        messages.success(request, f"{membership.user.username} is now a {membership.role}.")
+                        return redirect("project_people", slug=project.slug)
+                    form = InviteForm()
+                    new_password = (membership.user.username, new_password)
+            elif action in ("role", "deactivate", "reactivate"):
+                membership = get_object_or_404(Membership, pk=request.POST.get("membership"), project=project)
+                if action == "role":
+                    role_form = RoleForm(request.POST)
+                    if not role_form.is_valid():
+                        raise PeopleError("choose annotator or researcher")
+                    membership_set_role(
+                        membership=membership, role=role_form.cleaned_data["role"], actor=request.user
+                    )
+                else:
+                    membership_set_active(
+                        membership=membership, active=action == "reactivate", actor=request.user
+                    )
+                messages.success(request, f"Saved {membership.user.username}.")
+                return redirect("project_people", slug=project.slug)
+            else:
+                raise PeopleError("unknown action")
+        except PeopleError as e:
+            form.add_error(None, str(e))
+    memberships = project.memberships.select_related("user").order_by("-is_active", "user__username")
+    response = render(
+        request,
+        "projects/import_people.html",
+        {
+            "project": project,
+            "form": form,
+            "memberships": memberships,
+            "roles": Membership.Role.choices,
+            "new_password": new_password,
+        },
+    )
+    if new_password:
+        response["Cache-Control"] = "no-store"  # a one-time password must not be cached anywhere
+    return response

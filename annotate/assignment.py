@@ -164,7 +164,7 @@ _LOCK_ANNOTATOR_SQL = (
     " FROM annotate_annotator an"
     " LEFT JOIN annotate_membership m ON m.project_id = an.project_id AND m.user_id = an.user_id"
     " AND m.is_active = %s"
-    " WHERE an.project_id = %s AND an.user_id = %s{lock}"
+    " WHERE an.project_id = %s AND an.user_id = %s FOR UPDATE OF an"
 )
 
 
@@ -183,9 +183,8 @@ def _locked_annotator(row, project_id: int, user_id: int) -> Annotator:
 
 def _lock_annotator(project: Project, user) -> Annotator | None:
     """Lock the annotator row (see `_locked_annotator`)."""
-    lock = " FOR UPDATE OF an" if connection.features.has_select_for_update_of else ""
     with hot_cursor(connection) as cursor:
-        cursor.execute(_LOCK_ANNOTATOR_SQL.format(lock=lock), [True, project.pk, user.pk])
+        cursor.execute(_LOCK_ANNOTATOR_SQL, [True, project.pk, user.pk])
         row = cursor.fetchone()
     return None if row is None else _locked_annotator(row, project.pk, user.pk)
 
@@ -197,14 +196,13 @@ _LOCK_MEMBER_SQL = (
     f" FROM {Project._meta.db_table} p"
     " JOIN annotate_membership m ON m.project_id = p.id AND m.user_id = %s AND m.is_active = %s"
     " JOIN annotate_annotator an ON an.project_id = p.id AND an.user_id = m.user_id"
-    " WHERE p.slug = %s AND p.deleted_at IS NULL{lock}"
+    " WHERE p.slug = %s AND p.deleted_at IS NULL FOR UPDATE OF an"
 )
 
 
 def _lock_member(slug: str, user) -> tuple[Project, Annotator] | None:
-    lock = " FOR UPDATE OF an" if connection.features.has_select_for_update_of else ""
     with hot_cursor(connection) as cursor:
-        cursor.execute(_LOCK_MEMBER_SQL.format(lock=lock), [user.pk, True, slug])
+        cursor.execute(_LOCK_MEMBER_SQL, [user.pk, True, slug])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -242,8 +240,8 @@ def claim_next(*, project: Project, user) -> Assignment | None:
 
     None when labelling is paused for them or nothing is left. Safe under any concurrency: the annotator
     row is locked (one claim per annotator at a time), candidate comparisons are locked with
-    SELECT … FOR UPDATE SKIP LOCKED and re-counted after the lock on PostgreSQL; SQLite runs the whole
-    claim in one IMMEDIATE transaction. The unique constraints on Assignment are the last line.
+    SELECT … FOR UPDATE SKIP LOCKED and re-counted after the lock. The unique constraints on Assignment are
+    the last line.
     """
     if project.paused:
         return None
@@ -297,9 +295,8 @@ def _claim_locked(project: Project, user, annotator: Annotator) -> Assignment | 
     return None
 
 
-# The hot path in SQL: ORM compilation of these statements cost more than running them. Portable between
-# PostgreSQL and SQLite except the lock clause, which SQLite does not need (its claim is one IMMEDIATE
-# transaction). Columns and semantics are exactly those of available_crowd() and has_free_slot() above.
+# The hot path in SQL: ORM compilation of these statements cost more than running them. Columns and
+# semantics are exactly those of available_crowd() and has_free_slot() above.
 _LIVE_HELD = (
     "(SELECT COUNT(*) FROM annotate_assignment r WHERE r.comparison_id = c.id AND r.status = 'reserved'"
     " AND r.is_gold = %s AND r.reserved_until > %s)"
@@ -315,7 +312,7 @@ _PICK_SQL = (
     " AND c.crowd_judgments + " + _LIVE_HELD + " < %s + c.extra_k"
     "{exclude}"
     " ORDER BY c.crowd_judgments, c.random_key"
-    " LIMIT 1{lock})"
+    " LIMIT 1 FOR UPDATE OF c SKIP LOCKED)"
     " SELECT p.id, p.item_id, p.response_a_id, p.response_b_id, i.prompt, ra.text, rb.text FROM picked p"
     " JOIN annotate_item i ON i.id = p.item_id"
     " JOIN annotate_response ra ON ra.id = p.response_a_id"
@@ -339,10 +336,9 @@ def _pick_crowd(project: Project, annotator: Annotator, now, tried: list[int]) -
     """Lock the first crowd candidate in queue order (skipping rows other claimers hold); with its texts."""
     db_now = connection.ops.adapt_datetimefield_value(now)
     exclude = "".join(" AND c.id <> %s" for _ in tried)
-    lock = " FOR UPDATE OF c SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     params = [project.pk, annotator.pk, False, db_now, project.overlap_k, *tried]
     with hot_cursor(connection) as cursor:
-        cursor.execute(_PICK_SQL.format(exclude=exclude, lock=lock), params)
+        cursor.execute(_PICK_SQL.format(exclude=exclude), params)
         row = cursor.fetchone()
     if row is None:
         return None

@@ -38,8 +38,8 @@ class Axis(models.TextChoices):
 
 class Item(models.Model):
     # No separate index: the unique (project, prompt_key) index leads with project_id.
-    # The *_key columns (here, Response.text_key, Comparison.pair_key) are COLLATE "C" on PostgreSQL: migration
-    # 0005, not db_collation, which SQLite would refuse.
+    # The *_key columns (here, Response.text_key, Comparison.pair_key) are COLLATE "C" in the database:
+    # migration 0005 (the fields declare no db_collation).
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items", db_index=False)
     prompt = models.JSONField(help_text='Chat messages: [{"role": …, "content": …}].')
     prompt_key = models.CharField(max_length=64, help_text="sha256 of the canonical JSON of the messages.")

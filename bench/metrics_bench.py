@@ -206,9 +206,8 @@ def main() -> None:
                 gold=args.gold,
                 seed=args.seed,
             )
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("ANALYZE")
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
             print(
                 f"generated {args.judgments} crowd judgments (k={args.k}, {args.annotators} annotators, "
                 f"{args.gold} gold comparisons) in {time.perf_counter() - start:.1f} s"

@@ -1,6 +1,6 @@
 """Check that TRL's RewardTrainer trains on Arbiter's `trl` export as it is, and that `datasets` reads the Parquet.
 
-    python bench/trl_export_check.py            # builds a throwaway SQLite project, exports, trains
+    python bench/trl_export_check.py            # builds a throwaway project (embedded PostgreSQL), exports, trains
 
 Three exports of one snapshot are loaded with `datasets.load_dataset` and trained on for a few steps with a tiny
 BERT built from a config (the tokenizer is the offline MiniLM one; nothing is downloaded):
@@ -121,9 +121,9 @@ def export_demo(folder: Path, pairs: int = 40) -> tuple[Path, Path, Path]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        # A throw-away embedded PostgreSQL in the temporary folder, whatever the environment points at.
         os.environ.pop("DATABASE_URL", None)
-        os.environ["SQLITE_PATH"] = str(Path(tmp) / "check.sqlite3")
-        os.environ.setdefault("ARBITER_DATA_DIR", str(Path(tmp) / "data"))
+        os.environ["ARBITER_DATA_DIR"] = str(Path(tmp) / "data")
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         import django
 

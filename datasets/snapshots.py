@@ -78,19 +78,14 @@ PAIR_COLUMNS = (
 
 
 def _insert_pairs(rows: list[tuple]) -> None:
-    """COPY on PostgreSQL (several times faster than INSERTs for big snapshots); bulk_create elsewhere."""
-    if connection.vendor == "postgresql":
-        table = SnapshotPair._meta.db_table
-        with (
-            connection.cursor() as cur,
-            cur.copy(f"COPY {table} ({', '.join(PAIR_COLUMNS)}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
-    else:
-        SnapshotPair.objects.bulk_create(
-            [SnapshotPair(**dict(zip(PAIR_COLUMNS, row, strict=True))) for row in rows]
-        )
+    """COPY (several times faster than INSERTs for big snapshots)."""
+    table = SnapshotPair._meta.db_table
+    with (
+        connection.cursor() as cur,
+        cur.copy(f"COPY {table} ({', '.join(PAIR_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 def create_snapshot(
@@ -183,7 +178,7 @@ def create_snapshot(
             target_id=str(snapshot.pk),
             data={**options, "name": name, "pairs": pairs, "content_hash": snapshot.content_hash},
         )
-        if pairs >= ANALYZE_PAIRS and connection.vendor == "postgresql":
+        if pairs >= ANALYZE_PAIRS:
             transaction.on_commit(_analyze_pairs)
     return snapshot
 

@@ -1,15 +1,13 @@
-"""Database triggers that freeze published rubric versions, for PostgreSQL and SQLite.
+"""Database triggers that freeze published rubric versions.
 
 The model checks in models.py give the clear message; these make the database itself refuse what bypasses
-them (QuerySet.update, bulk_create, raw SQL, another client). Both raise an integrity error:
+them (QuerySet.update, bulk_create, raw SQL, another client). They raise an integrity error:
 
 - UPDATE or DELETE of a `rubrics_rubricversion` row whose stored status is 'published' (publishing itself,
   the draft → published update, is allowed; nothing of a published row changes afterwards, notes included);
 - INSERT, UPDATE or DELETE of a `rubrics_criterion` row whose (old or new) version is published.
 
-PostgreSQL's TRUNCATE (how Django flushes between transactional tests) fires no row triggers; SQLite's flush
-deletes row by row, so a transactional test that published a version on SQLite removes the triggers, cleans
-up and installs them again (see tests/rubrics/cleanup.py).
+PostgreSQL's TRUNCATE (how Django flushes between transactional tests) fires no row triggers.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from __future__ import annotations
 MESSAGE_VERSION = "rubric version is published and cannot be changed or deleted"
 MESSAGE_CRITERION = "criterion belongs to a published rubric version and cannot be added, changed or deleted"
 
-POSTGRES_INSTALL = [
+INSTALL = [
     f"""
 CREATE OR REPLACE FUNCTION rubrics_version_frozen() RETURNS trigger AS $$
 BEGIN
@@ -57,62 +55,9 @@ FOR EACH ROW EXECUTE FUNCTION rubrics_criterion_frozen();
 """,
 ]
 
-POSTGRES_UNINSTALL = [
+UNINSTALL = [
     "DROP TRIGGER IF EXISTS rubrics_criterion_frozen ON rubrics_criterion;",
     "DROP TRIGGER IF EXISTS rubrics_version_frozen ON rubrics_rubricversion;",
     "DROP FUNCTION IF EXISTS rubrics_criterion_frozen();",
     "DROP FUNCTION IF EXISTS rubrics_version_frozen();",
 ]
-
-_CRITERION_OLD = (
-    "EXISTS (SELECT 1 FROM rubrics_rubricversion WHERE id = OLD.version_id AND status = 'published')"
-)
-_CRITERION_NEW = (
-    "EXISTS (SELECT 1 FROM rubrics_rubricversion WHERE id = NEW.version_id AND status = 'published')"
-)
-
-SQLITE_INSTALL = [
-    f"""CREATE TRIGGER rubrics_version_frozen_update BEFORE UPDATE ON rubrics_rubricversion
-FOR EACH ROW WHEN OLD.status = 'published'
-BEGIN SELECT RAISE(ABORT, '{MESSAGE_VERSION}'); END;""",
-    f"""CREATE TRIGGER rubrics_version_frozen_delete BEFORE DELETE ON rubrics_rubricversion
-FOR EACH ROW WHEN OLD.status = 'published'
-BEGIN SELECT RAISE(ABORT, '{MESSAGE_VERSION}'); END;""",
-    f"""CREATE TRIGGER rubrics_criterion_frozen_insert BEFORE INSERT ON rubrics_criterion
-FOR EACH ROW WHEN {_CRITERION_NEW}
-BEGIN SELECT RAISE(ABORT, '{MESSAGE_CRITERION}'); END;""",
-    f"""CREATE TRIGGER rubrics_criterion_frozen_update BEFORE UPDATE ON rubrics_criterion
-FOR EACH ROW WHEN {_CRITERION_OLD} OR {_CRITERION_NEW}
-BEGIN SELECT RAISE(ABORT, '{MESSAGE_CRITERION}'); END;""",
-    f"""CREATE TRIGGER rubrics_criterion_frozen_delete BEFORE DELETE ON rubrics_criterion
-FOR EACH ROW WHEN {_CRITERION_OLD}
-BEGIN SELECT RAISE(ABORT, '{MESSAGE_CRITERION}'); END;""",
-]
-
-SQLITE_UNINSTALL = [
-    "DROP TRIGGER IF EXISTS rubrics_version_frozen_update;",
-    "DROP TRIGGER IF EXISTS rubrics_version_frozen_delete;",
-    "DROP TRIGGER IF EXISTS rubrics_criterion_frozen_insert;",
-    "DROP TRIGGER IF EXISTS rubrics_criterion_frozen_update;",
-    "DROP TRIGGER IF EXISTS rubrics_criterion_frozen_delete;",
-]
-
-
-def _statements(vendor: str, install: bool) -> list[str]:
-    if vendor == "postgresql":
-        return POSTGRES_INSTALL if install else POSTGRES_UNINSTALL
-    if vendor == "sqlite":
-        return SQLITE_INSTALL if install else SQLITE_UNINSTALL
-    raise NotImplementedError(f"No frozen-rubric triggers for the {vendor!r} database backend")
-
-
-def install(connection) -> None:
-    with connection.cursor() as cursor:
-        for sql in _statements(connection.vendor, True):
-            cursor.execute(sql)
-
-
-def uninstall(connection) -> None:
-    with connection.cursor() as cursor:
-        for sql in _statements(connection.vendor, False):
-            cursor.execute(sql)

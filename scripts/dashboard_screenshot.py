@@ -1,6 +1,7 @@
 """Render docs/dashboard.png: the dashboard of the demo's HH project exactly as `make run` seeds it
-(`seed_demo`: 500 HH-RLHF pairs with their source labels, simulated crowd votes, gold), in a throw-away SQLite
-database, served by uvicorn and photographed by Debian's Chromium through Playwright.
+(`seed_demo`: 500 HH-RLHF pairs with their source labels, simulated crowd votes, gold), in a throw-away
+embedded PostgreSQL in a temporary folder, served by uvicorn and photographed by Debian's Chromium through
+Playwright.
 
     python scripts/dashboard_screenshot.py [--out docs/dashboard.png]
 """
@@ -91,10 +92,7 @@ def main() -> None:
         client = Client()
         client.force_login(researcher)
         session = client.cookies["sessionid"].value
-        from django.db import connection
-
-        env = {"SQLITE_PATH": str(connection.settings_dict["NAME"])}
-        server, base_url = start_asgi(TMP, extra_env=env)
+        server, base_url = start_asgi(TMP)
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)

@@ -1,5 +1,6 @@
-"""Which real backends this machine has. A missing one skips its tests with the reason, unless
-ARBITER_REQUIRE_BACKENDS=1 (set by .ci/run), where it fails them instead."""
+"""Which optional backends (Redis, Chromium) this machine has; PostgreSQL is always there (embedded when no
+DATABASE_URL is set). A missing one skips its tests with the reason, unless ARBITER_REQUIRE_BACKENDS=1 (set by
+.ci/run), where it fails them instead."""
 
 from __future__ import annotations
 
@@ -28,13 +29,6 @@ def _reachable(url: str, default_port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def require_postgres() -> None:
-    from django.conf import settings
-
-    if not settings.IS_POSTGRES:
-        missing("PostgreSQL: DATABASE_URL is not set to a postgres:// URL")
 
 
 def require_redis() -> str:

@@ -67,28 +67,3 @@ def outsider(other_project) -> User:
 def login(client, user: User):
     client.force_login(user)
     return client
-
-
-@pytest.fixture(autouse=True)
-def removable_audit_rows(request):
-    """After a transactional test on SQLite, delete the audit rows with the append-only triggers lifted: SQLite's
-    flush deletes row by row and the triggers would refuse (PostgreSQL flushes with TRUNCATE). Set up after the
-    database fixture, so this teardown runs before its flush."""
-    marker = request.node.get_closest_marker("django_db")
-    transactional = bool(
-        {"transactional_db", "live_server"} & set(request.fixturenames)
-        or (marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
-    )
-    if not transactional:
-        yield
-        return
-    request.getfixturevalue(
-        "transactional_db" if "transactional_db" in request.fixturenames else "_django_db_helper"
-    )
-    yield
-    from django.db import connections
-
-    from projects.audit_triggers import remove_all_rows_sqlite
-
-    for connection in connections.all(initialized_only=True):
-        remove_all_rows_sqlite(connection)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.db import connection
@@ -18,19 +19,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_database_env() -> dict[str, str]:
-    """Environment that points a child process at the database this test session uses."""
+    """Environment that points a child process at the database this test session uses: a libpq URL with the
+    live connection's parameters, whose `host` is a TCP host or, for the embedded server, its socket folder."""
     env = dict(os.environ)
-    db = connection.settings_dict
-    if settings.IS_POSTGRES:
-        host = db.get("HOST") or "127.0.0.1"
-        port = db.get("PORT") or 5432
-        user = db.get("USER") or "postgres"
-        password = db.get("PASSWORD") or ""
-        auth = f"{user}:{password}@" if password else f"{user}@"
-        env["DATABASE_URL"] = f"postgres://{auth}{host}:{port}/{db['NAME']}"
-    else:
-        env.pop("DATABASE_URL", None)
-        env["SQLITE_PATH"] = str(db["NAME"])
+    connection.ensure_connection()
+    info = connection.connection.info  # psycopg's ConnectionInfo
+    password = f":{quote(info.password, safe='')}" if info.password else ""
+    query = urlencode({"host": info.host, "port": info.port})
+    env["DATABASE_URL"] = f"postgres://{quote(info.user, safe='')}{password}@/{quote(info.dbname, safe='')}?{query}"
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("ARBITER_DATA_DIR", str(settings.DATA_DIR))
     return env

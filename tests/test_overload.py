@@ -13,7 +13,6 @@ import pytest
 from django.db import connection, transaction
 
 from annotate.models import Assignment, JudgmentRevision
-from tests.backends import require_postgres
 from tests.load.workload import ANSWERS, make_fixture
 from tests.servers import free_port, start_asgi
 
@@ -75,7 +74,6 @@ def assert_json_503(resp: httpx.Response, retry_after: str) -> None:
 
 
 def test_request_that_gets_no_pooled_connection_in_time_answers_503_not_500(tmp_path):
-    require_postgres()
     slug, sessions = make_fixture(4, 2, 3)
     server, base = start_asgi(tmp_path, {"DB_POOL_MIN": "1", "DB_POOL_MAX": "1", "DB_POOL_TIMEOUT": "0.5"})
     seen: dict[str, httpx.Response] = {}
@@ -97,7 +95,6 @@ def test_request_that_gets_no_pooled_connection_in_time_answers_503_not_500(tmp_
 
 
 def test_request_over_the_in_flight_limit_answers_503_at_once(tmp_path):
-    require_postgres()
     slug, sessions = make_fixture(4, 2, 3)
     server, base = start_asgi(tmp_path, {"ARBITER_MAX_INFLIGHT": "1"})
     seen: dict[str, httpx.Response] = {}
@@ -120,7 +117,6 @@ def test_request_over_the_in_flight_limit_answers_503_at_once(tmp_path):
 
 
 def test_every_request_answers_503_while_the_database_is_unreachable(tmp_path):
-    require_postgres()
     nowhere = f"postgres://postgres@127.0.0.1:{free_port()}/arbiter"  # nothing listens there
     server, base = start_asgi(tmp_path, {"DATABASE_URL": nowhere, "DB_POOL_TIMEOUT": "1"})
     session = ("x" * 32, "c" * 32)  # any session cookie: loading it needs the database

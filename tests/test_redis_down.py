@@ -13,7 +13,7 @@ import pytest
 import websockets
 
 from annotate.models import JudgmentRevision
-from tests.backends import missing, require_postgres
+from tests.backends import missing
 from tests.load.workload import ANSWERS, make_fixture
 from tests.private_servers import PrivateRedis, redis_server_missing
 from tests.servers import start_asgi
@@ -50,7 +50,6 @@ async def socket_opens(base: str, slug: str, cookie: str) -> bool:
 
 
 def test_workbench_labels_while_redis_is_down(tmp_path):
-    require_postgres()
     if reason := redis_server_missing():
         missing(reason)
     redis = PrivateRedis(tmp_path / "redis")

@@ -1,5 +1,6 @@
-"""The README's run command on a fresh data folder: `manage.py serve` with the embedded defaults (SQLite, a
-Celery worker on the filesystem broker, no Redis) brings up the demo projects, and the logins it prints work."""
+"""The README's run command on a fresh data folder: `manage.py serve` with the embedded defaults (a private
+PostgreSQL in the data folder, a Celery worker on the filesystem broker, no Redis) brings up the demo projects,
+and the logins it prints work."""
 
 from __future__ import annotations
 

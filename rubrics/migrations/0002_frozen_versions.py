@@ -5,15 +5,6 @@ from django.db import migrations, models
 from rubrics import triggers
 
 
-def install_triggers(apps, schema_editor):
-    # One set of triggers per vendor (PostgreSQL, SQLite): see rubrics/triggers.py.
-    triggers.install(schema_editor.connection)
-
-
-def uninstall_triggers(apps, schema_editor):
-    triggers.uninstall(schema_editor.connection)
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -26,5 +17,5 @@ class Migration(migrations.Migration):
             name='weight',
             field=models.FloatField(help_text='Defaults by category: essential 5, important 3, optional 1, pitfall −2.'),
         ),
-        migrations.RunPython(install_triggers, uninstall_triggers),
+        migrations.RunSQL(triggers.INSTALL, triggers.UNINSTALL),  # see rubrics/triggers.py
     ]

@@ -80,9 +80,6 @@ def test_model_insert_writes_what_create_would_and_sends_the_save_signals(projec
 def test_hot_cursor_prepares_its_statements_on_postgresql_and_logs_their_text(project):
     from django.test.utils import CaptureQueriesContext
 
-    from tests.backends import require_postgres
-
-    require_postgres()
     sql = "SELECT p.slug FROM annotate_project p WHERE p.id = %s AND p.slug <> %s"
     with CaptureQueriesContext(connection) as queries:
         for _ in range(2):

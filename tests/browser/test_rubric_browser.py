@@ -16,7 +16,6 @@ from rubrics.models import CriterionAnswer, Rubric
 from tests.backends import chromium_path
 from tests.conftest import PASSWORD
 from tests.factories import add_judgment, crowd_annotator, make_comparison
-from tests.rubrics.cleanup import remove_rubrics
 from tests.rubrics.conftest import build_rubric
 from tests.servers import start_asgi
 
@@ -37,7 +36,6 @@ def server(tmp_path):
     proc, base_url = start_asgi(tmp_path)
     yield base_url
     proc.stop()
-    remove_rubrics()  # SQLite only: its row-by-row flush would trip the frozen-version triggers
 
 
 @pytest.fixture

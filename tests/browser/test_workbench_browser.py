@@ -16,7 +16,7 @@ from django.db.models import Count
 
 from annotate.models import Assignment, Comparison, Judgment
 from projects.models import Membership, Project
-from tests.backends import chromium_path, require_postgres
+from tests.backends import chromium_path
 from tests.conftest import PASSWORD, make_user
 from tests.factories import make_comparison
 from tests.servers import start_asgi
@@ -84,7 +84,6 @@ def submit_and_wait(page) -> str:
 
 
 def test_annotator_journey_by_keyboard(tmp_path, monkeypatch):
-    require_postgres()
     chromium = chromium_path()
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
 

@@ -17,7 +17,6 @@ from django.db import OperationalError, connection, transaction
 from annotate.models import Comparison, Item, Response
 from datasets.importers import import_file
 from datasets.importers.writer import Writer
-from tests.backends import require_postgres
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +49,6 @@ def dangling(project) -> dict[str, int]:
 
 
 def test_superuser_imports_lock_references_and_leave_nothing_dangling(project, tmp_path):
-    require_postgres()
     with transaction.atomic(), connection.cursor() as cur:
         assert Writer._can_skip_fk_triggers(cur), "the test database's role is expected to be a superuser"
         cur.execute("SHOW session_replication_role")
@@ -75,7 +73,6 @@ def test_superuser_imports_lock_references_and_leave_nothing_dangling(project, t
 
 
 def test_a_stored_item_an_import_refers_to_cannot_be_deleted_until_it_commits(project, tmp_path):
-    require_postgres()
     import_file(
         write_lines(tmp_path / "first.jsonl", [{"prompt": "Kept", "responses": ["one", "two"]}]),
         project=project,
@@ -123,7 +120,6 @@ def test_a_stored_item_an_import_refers_to_cannot_be_deleted_until_it_commits(pr
 @pytest.fixture
 def limited_role():
     """A role that may use the tables but not set session_replication_role (what most hosted databases give)."""
-    require_postgres()
     with connection.cursor() as cur:
         cur.execute(f"DROP ROLE IF EXISTS {LIMITED_ROLE}")
         cur.execute(f"CREATE ROLE {LIMITED_ROLE} NOLOGIN")
@@ -138,7 +134,6 @@ def limited_role():
 
 
 def test_without_the_privilege_the_triggers_check_foreign_keys(project, tmp_path, limited_role):
-    require_postgres()
     path = write_lines(
         tmp_path / "pairs.jsonl",
         [{"prompt": f"Question {i}", "responses": [f"yes {i}", f"no {i}"]} for i in range(10)],
@@ -155,7 +150,6 @@ def test_a_database_error_in_a_later_batch_ends_the_import_cleanly(project, tmp_
     """The writing thread fails in the middle of an import (a later batch cannot lock a stored item it refers
     to: another transaction holds it FOR UPDATE). The error reaches the caller as Django's, nothing of the
     file is committed, and the reading thread, which the writer pauses while it feeds the server, is gone."""
-    require_postgres()
     import datasets.importers as importers
 
     monkeypatch.setattr(importers, "BATCH_LINES", 2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from tests.backends import require_postgres, require_redis
+from tests.backends import require_redis
 from tests.load.run import LoadConfig, drive, write_plan
 from tests.load.workload import make_fixture
 from tests.servers import start_asgi
@@ -27,7 +27,6 @@ CI_LOAD = LoadConfig(
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_thirty_seconds_of_load_keep_every_invariant_and_never_answer_500(tmp_path):
-    require_postgres()
     require_redis()
     slug, sessions = make_fixture(CI_LOAD.comparisons, CI_LOAD.users, CI_LOAD.k)
     server, base = start_asgi(tmp_path, CI_LOAD.server_env(), workers=CI_LOAD.workers)

@@ -1,5 +1,5 @@
 """The audit log is append-only in the database itself: ORM updates/deletes and raw SQL are refused (PostgreSQL
-and SQLite triggers), except rewriting the actor and data, which erasure needs; erasure still works."""
+triggers), except rewriting the actor and data, which erasure needs; erasure still works."""
 
 from __future__ import annotations
 
@@ -72,6 +72,6 @@ def test_erasure_still_rewrites_the_audit_events_naming_the_person(project):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_transactional_test_with_audit_rows_tears_down_cleanly(project, researcher):
-    """The SQLite teardown lifts the triggers for the flush (tests/conftest.py); PostgreSQL truncates."""
+    """Django's flush after a transactional test truncates the table, which fires no row trigger."""
     AuditEvent.objects.create(actor=researcher, actor_name="res", action="x", project=project)
     assert AuditEvent.objects.count() == 1

@@ -11,9 +11,8 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotate.fastrows import hot_cursor
 from annotate.models import Assignment, Comparison, Gold, Item, Response
-from projects.access import PROJECT_ROWS, is_admin
+from projects.access import is_admin
 from projects.models import Annotator, Membership, Project
 
 RESERVED = Assignment.Status.RESERVED
@@ -183,17 +182,18 @@ def _locked_annotator(row, project_id: int, user_id: int) -> Annotator:
 
 def _lock_annotator(project: Project, user) -> Annotator | None:
     """Lock the annotator row (see `_locked_annotator`)."""
-    with hot_cursor(connection) as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(_LOCK_ANNOTATOR_SQL, [True, project.pk, user.pk])
         row = cursor.fetchone()
     return None if row is None else _locked_annotator(row, project.pk, user.pk)
 
 
 # The API claim's first statement for a member who has claimed before: the project by its slug, the active
-# membership (the access check member_project makes) and the annotator row, locked, in one statement.
+# membership (the access check member_project makes) and the annotator row, locked, in one statement (through
+# `raw`, which loads the project's columns and hands the annotator's over as attributes).
 _LOCK_MEMBER_SQL = (
-    f"SELECT {PROJECT_ROWS.columns('p')}, {_ANNOTATOR_COLUMNS}"
-    f" FROM {Project._meta.db_table} p"
+    f"SELECT p.*, {_ANNOTATOR_COLUMNS.replace('an.id, an.name, an.kind, m.paused_reason,', 'an.id AS an_id, an.name AS an_name, an.kind AS an_kind, m.paused_reason AS an_paused,')} AS an_open"
+    " FROM annotate_project p"
     " JOIN annotate_membership m ON m.project_id = p.id AND m.user_id = %s AND m.is_active = %s"
     " JOIN annotate_annotator an ON an.project_id = p.id AND an.user_id = m.user_id"
     " WHERE p.slug = %s AND p.deleted_at IS NULL FOR UPDATE OF an"
@@ -201,14 +201,11 @@ _LOCK_MEMBER_SQL = (
 
 
 def _lock_member(slug: str, user) -> tuple[Project, Annotator] | None:
-    with hot_cursor(connection) as cursor:
-        cursor.execute(_LOCK_MEMBER_SQL, [user.pk, True, slug])
-        row = cursor.fetchone()
-    if row is None:
+    project = next(iter(Project.objects.raw(_LOCK_MEMBER_SQL, [user.pk, True, slug])), None)
+    if project is None:
         return None
-    n = len(PROJECT_ROWS)
-    project = PROJECT_ROWS.load(row[:n], connection)
-    return project, _locked_annotator(row[n:], project.pk, user.pk)
+    row = (project.an_id, project.an_name, project.an_kind, project.an_paused, project.an_open)
+    return project, _locked_annotator(row, project.pk, user.pk)
 
 
 def claim_next_for_member(*, slug: str, user) -> tuple[Project, Assignment | None] | None:
@@ -337,7 +334,7 @@ def _pick_crowd(project: Project, annotator: Annotator, now, tried: list[int]) -
     db_now = connection.ops.adapt_datetimefield_value(now)
     exclude = "".join(" AND c.id <> %s" for _ in tried)
     params = [project.pk, annotator.pk, False, db_now, project.overlap_k, *tried]
-    with hot_cursor(connection) as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(_PICK_SQL.format(exclude=exclude), params)
         row = cursor.fetchone()
     if row is None:
@@ -360,6 +357,21 @@ def _pick_crowd(project: Project, annotator: Annotator, now, tried: list[int]) -
     return comparison
 
 
+_ASSIGNMENT_FIELDS = [
+    "id",
+    "project_id",
+    "comparison_id",
+    "annotator_id",
+    "status",
+    "is_gold",
+    "shown_left",
+    "reserved_until",
+    "skip_reason",
+    "created_at",
+    "submitted_at",
+]
+
+
 def _reserve_if_free(
     project: Project, annotator: Annotator, comparison: Comparison, now
 ) -> Assignment | None:
@@ -378,14 +390,14 @@ def _reserve_if_free(
         ops.adapt_datetimefield_value(now),
         project.overlap_k,
     ]
-    with hot_cursor(connection) as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(_RESERVE_SQL, params)
         row = cursor.fetchone()
     if row is None:
         return None
     assignment = Assignment.from_db(
         DEFAULT_DB_ALIAS,
-        [f.attname for f in Assignment._meta.concrete_fields],
+        _ASSIGNMENT_FIELDS,
         [row[0], project.pk, comparison.pk, annotator.pk, RESERVED, False, shown_left, until, "", now, None],
     )
     assignment.project, assignment.comparison, assignment.annotator = project, comparison, annotator

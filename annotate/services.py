@@ -19,23 +19,21 @@ from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from annotate.assignment import has_free_slot
-from annotate.fastrows import ModelInsert, ModelRows, hot_cursor
 from annotate.models import (
     Assignment,
     Choice,
     Comparison,
     Draft,
-    Item,
     Judgment,
     JudgmentRevision,
     Severity,
 )
 from annotate.signals import judgments_changed
-from projects.access import PROJECT_ROWS
 from projects.models import Annotator, AuditEvent, Project
 
 log = logging.getLogger(__name__)
@@ -310,90 +308,39 @@ def _submit_locked(
         return judgment, False
 
 
-_ASSIGNMENT_ROWS = ModelRows(Assignment)
-_ITEM_CRITERIA_ROWS = ModelRows(Item, ("id", "project", "criteria"))
-_LOCKED_COLUMNS = f"{_ASSIGNMENT_ROWS.columns('a')}, an.user_id, an.kind, d.id, d.version, {_ITEM_CRITERIA_ROWS.columns('i')}"
-_LOCKED_FROM = (
-    " FROM annotate_assignment a"
-    " JOIN annotate_annotator an ON an.id = a.annotator_id"
-    " JOIN annotate_comparison c ON c.id = a.comparison_id"
-    " JOIN annotate_item i ON i.id = c.item_id"
-    " LEFT JOIN annotate_draft d ON d.assignment_id = a.id"
-)
-_LOCK_ASSIGNMENT_SQL = f"SELECT {_LOCKED_COLUMNS}{_LOCKED_FROM} WHERE a.id = %s{{lock}}"
-
-
-# With a member's slug: the assignment only when it is the user's, on the live project of that slug, on which
-# they hold an active membership (what access.member_project checks); the project's row comes along.
-_LOCK_MEMBER_ASSIGNMENT_SQL = (
-    f"SELECT {_LOCKED_COLUMNS}, {PROJECT_ROWS.columns('p')}{_LOCKED_FROM}"
-    f" JOIN {Project._meta.db_table} p ON p.id = a.project_id"
-    " JOIN annotate_membership m ON m.project_id = p.id AND m.user_id = an.user_id AND m.is_active = %s"
-    " WHERE a.id = %s AND an.user_id = %s AND p.slug = %s AND p.deleted_at IS NULL{lock}"
-)
-
-
 def _lock_assignment(
     pk: int, *, member_slug: str | None = None, user_id: int | None = None
 ) -> Assignment | None:
-    """The assignment row, locked, with its annotator's login and kind, its draft's id and version, and its
-    comparison with the item's criteria (what the rubric checklist reads): one statement, no lazy loads.
-    With `member_slug`, only a member's own (see _LOCK_MEMBER_ASSIGNMENT_SQL), with `locked.project` loaded."""
-    lock = " FOR UPDATE OF a" if connection.features.has_select_for_update_of else ""
-    with hot_cursor(connection) as cursor:
-        if member_slug is None:
-            cursor.execute(_LOCK_ASSIGNMENT_SQL.format(lock=lock), [pk])
-        else:
-            cursor.execute(_LOCK_MEMBER_ASSIGNMENT_SQL.format(lock=lock), [True, pk, user_id, member_slug])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    n = len(_ASSIGNMENT_ROWS)
-    locked = _ASSIGNMENT_ROWS.load(row[:n], connection)
-    locked.annotator_user_id, locked.annotator_kind, locked.draft_id, locked.draft_version = row[n : n + 4]
-    m = n + 4 + len(_ITEM_CRITERIA_ROWS)
-    item = _ITEM_CRITERIA_ROWS.load(row[n + 4 : m], connection)
-    if member_slug is not None:
-        locked.project = PROJECT_ROWS.load(row[m:], connection)
-    comparison = Comparison.from_db(
-        DEFAULT_DB_ALIAS, ["id", "project_id", "item_id"], [locked.comparison_id, locked.project_id, item.pk]
-    )  # other fields deferred
-    comparison.item = item
-    locked.comparison = comparison
-    return locked
-
-
-# The submit's two rows, inserted through a cursor: Model.objects.create() compiled each INSERT afresh, which cost
-# more CPU than the rest of the submit's Python (fastrows.ModelInsert prepares the values the same way).
-_JUDGMENT_INSERT = ModelInsert(Judgment)
-_REVISION_INSERT = ModelInsert(JudgmentRevision)
-_MARK_SUBMITTED_SQL = "UPDATE annotate_assignment SET status = %s, submitted_at = %s WHERE id = %s"
-_COUNT_CROWD_SQL = "UPDATE annotate_comparison SET crowd_judgments = crowd_judgments + 1 WHERE id = %s"
-
-
-def _write_submit_sql(count_crowd: bool) -> str:
-    """PostgreSQL: the submit's four writes as one statement (data-modifying CTEs), the revision pointing at the
-    judgment inserted beside it. Returns the judgment's and the revision's ids."""
-    revision_values = ", ".join("j.id" if f.name == "judgment" else "%s" for f in _REVISION_INSERT.fields)
-    revision_columns = ", ".join(f'"{f.column}"' for f in _REVISION_INSERT.fields)
-    counted = f", c AS ({_COUNT_CROWD_SQL})" if count_crowd else ""
-    return (
-        f"WITH j AS ({_JUDGMENT_INSERT.sql} RETURNING id),"
-        f" r AS (INSERT INTO {JudgmentRevision._meta.db_table} ({revision_columns})"
-        f" SELECT {revision_values} FROM j RETURNING id),"
-        f" a AS ({_MARK_SUBMITTED_SQL}){counted}"
-        " SELECT j.id, r.id FROM j, r"
+    """The assignment row, locked, with its annotator, its draft (if any) and its comparison with the item
+    (what the rubric checklist reads) and project: one statement, no lazy loads. With `member_slug`, only a
+    member's own: the assignment must be the user's, on the live project of that slug, on which they hold an
+    active membership (what access.member_project checks). Sets `annotator_user_id`, `annotator_kind`,
+    `draft_id` and `draft_version` (None without a draft) on the instance."""
+    qs = Assignment.objects.select_for_update(of=("self",)).select_related(
+        "annotator", "draft", "project", "comparison__item"
     )
-
-
-_WRITE_SUBMIT_SQL = {counted: _write_submit_sql(counted) for counted in (True, False)}
-_REVISION_JUDGMENT_INDEX = next(i for i, f in enumerate(_REVISION_INSERT.fields) if f.name == "judgment")
+    if member_slug is not None:
+        qs = qs.filter(
+            annotator__user_id=user_id,
+            project__slug=member_slug,
+            project__deleted_at__isnull=True,
+            project__memberships__user_id=user_id,
+            project__memberships__is_active=True,
+        )
+    found = list(qs.filter(pk=pk))  # not first(): its ORDER BY cost more to compile than the rest
+    if not found:
+        return None
+    locked = found[0]
+    locked.annotator_user_id, locked.annotator_kind = locked.annotator.user_id, locked.annotator.kind
+    draft = getattr(locked, "draft", None)
+    locked.draft_id, locked.draft_version = (None, None) if draft is None else (draft.pk, draft.version)
+    return locked
 
 
 def _record(locked: Assignment, canonical: Canonical, *, submission_id: str, answers: dict, now) -> Judgment:
     """Inside the submit transaction, with the assignment row locked."""
     fields = canonical.as_model_kwargs()
-    judgment = Judgment(
+    judgment = Judgment.objects.create(
         project_id=locked.project_id,
         comparison=locked.comparison,  # the loaded instance: the rubric hook reads it without a query
         annotator_id=locked.annotator_id,
@@ -403,36 +350,12 @@ def _record(locked: Assignment, canonical: Canonical, *, submission_id: str, ans
         updated_at=now,
         **fields,
     )
-    count_crowd = not locked.is_gold and locked.annotator_kind == Annotator.Kind.CROWD
-    submitted_at = connection.ops.adapt_datetimefield_value(now)
-    if connection.vendor == "postgresql":
-        # One round trip for the four writes (each one a statement of its own cost as much again in Python
-        # and in PostgreSQL). Signals: both pre_save, then both post_save (nothing listens to these models).
-        judgment_values = _JUDGMENT_INSERT.prepare(judgment, connection)
-        revision = JudgmentRevision(
-            judgment=judgment, number=1, submission_id=submission_id, created_at=now, **fields
-        )
-        revision_values = _REVISION_INSERT.prepare(revision, connection)
-        del revision_values[_REVISION_JUDGMENT_INDEX]  # j.id in the statement
-        params = [*judgment_values, *revision_values, Assignment.Status.SUBMITTED, submitted_at, locked.pk]
-        if count_crowd:
-            params.append(locked.comparison_id)
-        with hot_cursor(connection) as cursor:
-            cursor.execute(_WRITE_SUBMIT_SQL[count_crowd], params)
-            judgment_id, revision_id = cursor.fetchone()
-        _JUDGMENT_INSERT.inserted(judgment, judgment_id)
-        revision.judgment_id = judgment_id
-        _REVISION_INSERT.inserted(revision, revision_id)
-    else:
-        _JUDGMENT_INSERT.insert(judgment, connection)
-        revision = JudgmentRevision(
-            judgment=judgment, number=1, submission_id=submission_id, created_at=now, **fields
-        )
-        _REVISION_INSERT.insert(revision, connection)
-        with hot_cursor(connection) as cursor:
-            cursor.execute(_MARK_SUBMITTED_SQL, [Assignment.Status.SUBMITTED, submitted_at, locked.pk])
-            if count_crowd:
-                cursor.execute(_COUNT_CROWD_SQL, [locked.comparison_id])
+    revision = JudgmentRevision.objects.create(
+        judgment=judgment, number=1, submission_id=submission_id, created_at=now, **fields
+    )
+    Assignment.objects.filter(pk=locked.pk).update(status=Assignment.Status.SUBMITTED, submitted_at=now)
+    if not locked.is_gold and locked.annotator_kind == Annotator.Kind.CROWD:
+        Comparison.objects.filter(pk=locked.comparison_id).update(crowd_judgments=F("crowd_judgments") + 1)
     for saver in answer_savers:
         saver(revision, answers)
     judgments_changed.send(sender=Judgment, project_id=locked.project_id)

@@ -54,6 +54,7 @@ from tests.load.workload import (  # noqa: E402
     cpu_seconds,
     make_fixture,
     setup_django,
+    start_gunicorn,
     start_uvicorn,
 )
 
@@ -92,6 +93,13 @@ def parse_args() -> argparse.Namespace:
         "round trip per submit), but above the shipped 10/s, which is for people: a simulated annotator with "
         "no think time whose connection lands on the less busy worker passes 10 submits/s",
     )
+    p.add_argument(
+        "--server",
+        choices=("gunicorn", "uvicorn"),
+        default="gunicorn",
+        help="gunicorn: WSGI, gthread workers (pages and JSON, as shipped); uvicorn: the ASGI app (config/asgi.py)",
+    )
+    p.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
     p.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp", help="HTTP client library")
     return p.parse_args()
 
@@ -112,6 +120,8 @@ def start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen,
         env["REDIS_URL"] = args.redis_url
         env["CACHE_PREFIX"] = env["CHANNEL_PREFIX"] = f"bench-{tmp.name}"  # nothing shared with other users
     env["ARBITER_SUBMIT_RATE"] = f"{args.submit_rate:g}"
+    if args.server == "gunicorn":
+        return start_gunicorn(env, tmp / "gunicorn.log", workers=args.workers, threads=args.threads, port=args.port)
     return start_uvicorn(env, tmp / "uvicorn.log", workers=args.workers, port=args.port)
 
 
@@ -322,7 +332,8 @@ def main() -> None:
         else "no rate limit"
     )
     print(
-        f"server: uvicorn --workers {args.workers} (config/server.py flags), PostgreSQL pool max {args.pool} per "
+        f"server: {args.server} --workers {args.workers}"
+        f"{f' --threads {args.threads}' if args.server == 'gunicorn' else ''} (config/server.py flags), PostgreSQL pool max {args.pool} per "
         f"worker, cache {'Redis' if args.redis_url else 'file (no Redis)'}, {limit}; load generator: 1 asyncio "
         f"process ({args.client}) on the same {cores}-core machine; load average before the run {load_before:.1f}"
     )

@@ -1,16 +1,22 @@
-"""ASGI entry point: Django for HTTP, Channels for websockets (origin-checked, session-authenticated)."""
+"""ASGI entry point: websockets through Channels (origin-checked, session-authenticated), HTTP through Django's
+WSGI handler."""
 
 from __future__ import annotations
 
-import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from config.asgi_http import get_http_application  # noqa: E402
+from a2wsgi import WSGIMiddleware  # noqa: E402
 
-# Django's ASGI handler, with the middleware chain and view in one thread call per request (config/asgi_http.py).
-django_asgi_app = get_http_application()
+from config.wsgi import application as wsgi_application  # noqa: E402
+
+# HTTP: Django's WSGI handler in a2wsgi's thread pool: the whole request (middleware, view, request signals) in
+# one thread call, a download read block by block as it is sent, an upload streamed to the parser. Django's own
+# ASGI handler hands every middleware hook to a thread and back (15 hand-offs a request here) and reads a file
+# download whole into memory before sending it. Production serves pages and JSON with gunicorn (config/wsgi.py,
+# measured: less CPU a request); this serves HTTP for `make run`, the tests and anyone running uvicorn alone.
+django_asgi_app = WSGIMiddleware(wsgi_application, workers=16)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -28,8 +34,3 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
-
-# Everything loaded so far (Django, the URL conf, the templates' modules: some 115,000 objects) lives as long as
-# the process. Moved out of the garbage collector's sight, a full collection no longer walks them: measured on
-# this 2-core machine, one took 60–150 ms, a pause that every request in flight waited out.
-gc.freeze()

@@ -1,6 +1,8 @@
-"""How Arbiter's ASGI server starts: one set of uvicorn flags for `manage.py serve`, docker-compose's `web`
-service (tests/test_compose.py checks it matches) and bench/annotate_bench.py, so the README's figures describe
-the configuration that ships.
+"""How Arbiter's servers start: one set of flags for `manage.py serve`, docker-compose and bench/annotate_bench.py,
+so the README's figures describe the configuration that ships.
+
+uvicorn (ASGI, config/asgi.py) serves websockets, and HTTP too; gunicorn (WSGI, config/wsgi.py, `gthread`
+workers) serves pages and JSON.
 
 - `--loop uvloop --http httptools`: the C event loop and HTTP parser (both come with `uvicorn[standard]`).
   uvicorn's `auto` picks them too when installed; naming them makes a missing one an error, not a silent
@@ -13,6 +15,7 @@ the configuration that ships.
 from __future__ import annotations
 
 APP = "config.asgi:application"
+WSGI_APP = "config.wsgi:application"
 FLAGS: tuple[str, ...] = ("--loop", "uvloop", "--http", "httptools", "--lifespan", "off")
 
 
@@ -30,4 +33,22 @@ def uvicorn_argv(
     argv += [*FLAGS, "--log-level", log_level]
     if not access_log:
         argv.append("--no-access-log")
+    return argv
+
+
+def gunicorn_argv(
+    python: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int = 8,
+    log_level: str = "info",
+    access_log: bool = False,
+) -> list[str]:
+    """The command line that starts the WSGI server (pages and JSON): gunicorn's threaded workers."""
+    argv = [python, "-m", "gunicorn", WSGI_APP, "--bind", f"{host}:{port}", "--workers", str(workers)]
+    argv += ["--worker-class", "gthread", "--threads", str(threads), "--log-level", log_level]
+    if access_log:
+        argv += ["--access-logfile", "-"]
     return argv

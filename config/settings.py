@@ -86,8 +86,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "config.auth.AuthenticationMiddleware",  # Django's, the user read with the session (config/sessions.py)
-    "config.messages.MessageMiddleware",  # Django's, the store made on first use (config/messages.py)
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns a lockout raised during authentication into a response.
@@ -141,11 +141,12 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
         "default": {
-            # Django's Redis backend with one connection pool per process (config/cache.py).
-            "BACKEND": "config.cache.RedisCache",
+            # django-redis: one connection pool per process, shared by the request threads (Django's own Redis
+            # backend makes a pool per thread's backend instance).
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_PREFIX", "arbiter"),
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
         }
     }
     CHANNEL_LAYERS = {
@@ -193,8 +194,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses a locked-out username/IP before the password is checked.
     "axes.backends.AxesStandaloneBackend",
-    # Django's ModelBackend, reading the logged-in user of each request with one plain SELECT (config/auth.py).
-    "config.auth.ModelBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 # Login lockout: after AXES_FAILURE_LIMIT failures for one username from one address, refuse for the cool-off.
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
@@ -213,8 +213,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-# Django's database sessions with the per-request read as one plain SELECT (config/sessions.py).
-SESSION_ENGINE = "config.sessions"
+# Django's database sessions: the database is the only place a session lives, so logging out ends it even
+# while Redis is down.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"

@@ -1,10 +1,9 @@
 """Per-user submit rate limit: a bucket of ARBITER_SUBMIT_BURST submits refilled at ARBITER_SUBMIT_RATE per second.
 
-Cheap on the hot path: one cache round trip per submit on a counter keyed by (user, window), where a window
-lasts burst/rate seconds (so the sustained rate is `rate`, bursts up to `burst`). With Redis (config/cache.py)
-that is `count`, one server-side increment that creates a missing key with its timeout; other caches `incr`,
-and the first submit of a window adds the key. Best-effort: when the cache is down the submit goes through and
-the failure is logged.
+Cheap on the hot path: one counter per (user, window) in the cache, where a window lasts burst/rate seconds (so
+the sustained rate is `rate`, bursts up to `burst`), through Django's cache API alone: `incr` (one round trip
+with django-redis), and the first submit of a window `add`s the key with its timeout. Best-effort: when the
+cache is down the submit goes through and the failure is logged.
 """
 
 from __future__ import annotations
@@ -32,13 +31,10 @@ def submit_retry_after(user_id: int) -> int | None:
     key = f"arbiter:submit-rate:{user_id}:{index}"
     timeout = math.ceil(window) + 1
     try:
-        if hasattr(cache, "count"):  # config.cache.RedisCache: one round trip
-            count = cache.count(key, timeout)
-        else:
-            try:
-                count = cache.incr(key)
-            except ValueError:  # first submit of this window
-                count = 1 if cache.add(key, 1, timeout=timeout) else cache.incr(key)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # first submit of this window
+            count = 1 if cache.add(key, 1, timeout=timeout) else cache.incr(key)
     except Exception:  # noqa: BLE001 - the limiter must never stop a submit when the cache is down
         log.warning("submit rate limit skipped: cache unavailable", exc_info=True)
         return None

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import connection
 from django.http import Http404
 
-from annotate.fastrows import ModelRows, hot_cursor
 from projects.models import Membership, Project
 
 ADMIN_GROUP = "admins"
@@ -17,10 +15,10 @@ def is_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
         return False
     if user.is_superuser:
         return True
-    cached = getattr(user, "_arbiter_is_admin", None)
+    cached = getattr(user, "arbiter_is_admin", None)  # once per request's user
     if cached is None:
         cached = user.groups.filter(name=ADMIN_GROUP).exists()
-        user._arbiter_is_admin = cached
+        user.arbiter_is_admin = cached
     return cached
 
 
@@ -38,25 +36,16 @@ def role_in(user: AbstractBaseUser | AnonymousUser, project: Project) -> str | N
     return membership
 
 
-# A project's columns and loader; the claim and submit statements select the same ones (assignment, services).
-PROJECT_ROWS = ModelRows(Project)
-# The labelling views' check, once per request: written in SQL because compiling the equivalent ORM query
-# (membership with its project, every project column) cost more CPU than PostgreSQL spent running it.
-_MEMBER_PROJECT_SQL = (
-    f"SELECT {PROJECT_ROWS.columns('p')} FROM {Project._meta.db_table} p"
-    f" JOIN {Membership._meta.db_table} m ON m.project_id = p.id"
-    " WHERE p.slug = %s AND p.deleted_at IS NULL AND m.user_id = %s AND m.is_active = %s"
-)
-
-
 def member_project(user, slug: str) -> Project | None:
     """The live project `slug` when `user` holds an active membership on it (any role), else None."""
     if not user.is_authenticated:
         return None
-    with hot_cursor(connection) as cursor:
-        cursor.execute(_MEMBER_PROJECT_SQL, [slug, user.pk, True])
-        row = cursor.fetchone()
-    return PROJECT_ROWS.load(row, connection) if row is not None else None
+    found = list(  # the slug is unique: no ORDER BY (first()'s cost more to compile than the rest)
+        Project.objects.filter(
+            slug=slug, deleted_at__isnull=True, memberships__user=user, memberships__is_active=True
+        )
+    )
+    return found[0] if found else None
 
 
 def get_project_for_user(

@@ -1,4 +1,5 @@
-"""config/cache.py: one Redis connection pool per process for every thread, and Django's incr semantics."""
+"""The shipped Redis cache (django-redis, config/settings.py): one connection pool per process for every request
+thread, Django's incr semantics, and the rate limiter's window key with its timeout."""
 
 from __future__ import annotations
 
@@ -6,66 +7,79 @@ import threading
 import uuid
 
 import pytest
+from django.core.cache import caches
+from django.core.cache.backends.base import InvalidCacheBackendError
+from django_redis import get_redis_connection
 
-from config.cache import RedisCache
 from tests.backends import require_redis
 
 
 @pytest.fixture
-def redis_cache() -> RedisCache:
+def redis_cache(settings):
     url = require_redis()
-    return RedisCache(url, {"KEY_PREFIX": f"test-cache-{uuid.uuid4().hex[:8]}", "OPTIONS": {}})
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": f"test-cache-{uuid.uuid4().hex[:8]}",
+        }
+    }
+    cache = caches["default"]
+    yield cache
+    cache.clear()
 
 
-def _from_threads(url: str, n: int, pick) -> list:
-    """`pick(backend)` from a backend made and used in each of `n` threads, as each request's thread gets one."""
-    found = []
+def test_the_shipped_cache_is_django_redis(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    import importlib
+
+    from config import settings as config_settings
+
+    try:
+        reloaded = importlib.reload(config_settings)
+        assert reloaded.CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(config_settings)
+    with pytest.raises(InvalidCacheBackendError):
+        caches["no-such-cache"]
+
+
+def test_request_threads_share_one_connection_pool(redis_cache):
+    """Django keeps a backend instance per thread; every request thread must reuse the process's pool."""
+    pools = []
 
     def in_a_thread():
-        backend = RedisCache(url, {"KEY_PREFIX": "x", "OPTIONS": {}})
-        backend.set("probe", 1)
-        found.append(pick(backend))
+        caches["default"].set("probe", 1)
+        pools.append(get_redis_connection("default").connection_pool)
 
-    threads = [threading.Thread(target=in_a_thread) for _ in range(n)]
+    threads = [threading.Thread(target=in_a_thread) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return found
-
-
-def test_backends_made_in_different_threads_share_one_connection_pool(redis_cache):
-    """Django makes a backend instance per thread, and ASGI runs each request in its own thread."""
-    pools = _from_threads(redis_cache._servers[0], 8, lambda b: b._cache._get_connection_pool(write=True))
     assert len(pools) == 8 and all(pool is pools[0] for pool in pools)
-    assert len(pools[0]._available_connections) + len(pools[0]._in_use_connections) <= 8
 
 
 def test_incr_counts_an_existing_key_and_refuses_a_missing_one_without_creating_it(redis_cache):
     redis_cache.set("counter", 1, timeout=60)
     assert redis_cache.incr("counter") == 2
     assert redis_cache.incr("counter", 5) == 7
-    with pytest.raises(ValueError, match="not found"):
+    with pytest.raises(ValueError):
         redis_cache.incr("missing")
     assert redis_cache.get("missing") is None
-    client = redis_cache._cache.get_client(write=True)
-    assert 0 < client.ttl(redis_cache.make_and_validate_key("counter")) <= 60  # incr keeps the timeout
+    assert 0 < redis_cache.ttl("counter") <= 60  # incr keeps the timeout
 
 
-def test_backends_in_different_threads_share_one_client(redis_cache):
-    """Django's backend built a new redis.Redis (some 170 response callbacks) for every command."""
-    clients = _from_threads(redis_cache._servers[0], 4, lambda b: b._cache.get_client(write=True))
-    assert len(clients) == 4 and all(client is clients[0] for client in clients)
-    assert clients[0].connection_pool is redis_cache._cache._get_connection_pool(write=True)
+def test_the_submit_rate_window_key_gets_its_timeout_and_counts(redis_cache, settings):
+    from annotate.ratelimit import submit_retry_after
 
-
-def test_count_creates_a_missing_key_with_its_timeout_and_increments_an_existing_one(redis_cache):
-    assert redis_cache.count("window", 30) == 1
-    assert redis_cache.count("window", 30) == 2
-    assert redis_cache.get("window") == 2  # an integer, readable with Django's serializer as incr leaves it
-    client = redis_cache._cache.get_client(write=True)
-    ttl = client.ttl(redis_cache.make_and_validate_key("window"))
-    assert 0 < ttl <= 30
-    client.expire(redis_cache.make_and_validate_key("window"), 100)
-    assert redis_cache.count("window", 30) == 3
-    assert client.ttl(redis_cache.make_and_validate_key("window")) > 30  # only a new key gets the timeout
+    settings.ARBITER_SUBMIT_RATE = 0.1  # a window of 200 s
+    settings.ARBITER_SUBMIT_BURST = 20
+    user_id = int(uuid.uuid4().int % 10**9)
+    assert submit_retry_after(user_id) is None
+    assert submit_retry_after(user_id) is None
+    keys = list(redis_cache.iter_keys(f"arbiter:submit-rate:{user_id}:*"))
+    assert len(keys) == 1
+    assert redis_cache.get(keys[0]) == 2
+    assert 0 < redis_cache.ttl(keys[0]) <= 201

@@ -22,31 +22,52 @@ def _argv(service: str) -> list[str]:
 
 
 def test_full_stack_services_present_with_health_checks():
-    assert {"postgres", "redis", "web", "worker-cpu", "worker-gpu", "beat"} <= set(SERVICES)
+    assert {"postgres", "redis", "proxy", "web", "ws", "worker-cpu", "worker-gpu", "beat"} <= set(SERVICES)
     for name in ("postgres", "redis", "web", "worker-cpu", "worker-gpu"):
         assert "healthcheck" in SERVICES[name], name
 
 
-def test_web_runs_migrations_before_the_asgi_server():
+def test_web_runs_migrations_before_the_wsgi_server():
     script = _argv("web")[-1]
-    assert script.index("manage.py migrate") < script.index("uvicorn")
-    target = next(part for part in shlex.split(script) if part.endswith(":application"))
-    module, attr = target.split(":")
-    assert hasattr(importlib.import_module(module), attr)
+    assert script.index("manage.py migrate") < script.index("gunicorn")
+    for argv in (shlex.split(script), _argv("ws")):
+        target = next(part for part in argv if part.endswith(":application"))
+        module, attr = target.split(":")
+        assert hasattr(importlib.import_module(module), attr)
     assert "migrate" in get_commands()
 
 
-def test_web_runs_the_benchmarked_server_flags():
-    """The figures in the README's Benchmarks are taken with config/server.py's flags: compose ships them."""
-    from config.server import FLAGS
+def test_web_and_ws_run_the_benchmarked_server_flags():
+    """The figures in bench/RESULTS.md are taken with config/server.py's flags: compose ships them."""
+    from config.server import FLAGS, gunicorn_argv, uvicorn_argv
 
     server = shlex.split(_argv("web")[-1].split("&&")[-1])
-    assert server[:3] == ["exec", "uvicorn", "config.asgi:application"]
-    flags = server[3:]
+    assert server[0] == "exec"
+    shipped = gunicorn_argv("python", host="0.0.0.0", port=8000, workers=2)  # noqa: S104 - in the container
+    assert server[1:] == ["gunicorn", *shipped[3:]]
+    ws = _argv("ws")
+    assert ws[:2] == ["uvicorn", "config.asgi:application"]
     for flag, value in zip(FLAGS[::2], FLAGS[1::2], strict=True):
-        assert flags[flags.index(flag) + 1] == value, flag
-    assert "--no-access-log" in flags
-    assert flags[flags.index("--workers") + 1] == "2"
+        assert ws[ws.index(flag) + 1] == value, flag
+    assert ws == ["uvicorn", *uvicorn_argv("python", host="0.0.0.0", port=8001, workers=1)[3:]]  # noqa: S104
+
+
+def test_one_address_through_the_proxy():
+    """The browser opens one address: /ws/ goes to uvicorn, the rest to gunicorn (the pages build their socket
+    URLs from location.host)."""
+    proxy = SERVICES["proxy"]
+    assert proxy["ports"] == ["8000:8000"]
+    assert "ports" not in SERVICES["web"] and "ports" not in SERVICES["ws"]
+    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
+    assert "reverse_proxy /ws/* ws:8001" in caddyfile
+    assert "reverse_proxy web:8000" in caddyfile
+    from config.routing import websocket_urlpatterns
+
+    assert all(str(route.pattern).startswith("ws/") for route in websocket_urlpatterns)
+    for script in ROOT.glob("static/js/*.js"):
+        text = script.read_text()
+        if "WebSocket(" in text:
+            assert "location.host" in text, script.name
 
 
 def test_workers_consume_declared_queues():

@@ -75,7 +75,7 @@ def test_workbench_submit_over_the_burst_gets_429(client, project, annotator):
 def test_submit_goes_through_when_the_cache_is_down(client, project, annotator, settings, caplog):
     settings.CACHES = {
         "default": {
-            "BACKEND": "config.cache.RedisCache",  # the shipped backend, pointed at a closed port
+            "BACKEND": "django_redis.cache.RedisCache",  # the shipped backend, pointed at a closed port
             "LOCATION": "redis://127.0.0.1:1/0",
         }
     }

@@ -123,6 +123,27 @@ def start_uvicorn(
     return proc, f"http://127.0.0.1:{port}"
 
 
+def start_gunicorn(
+    env: dict[str, str], log_path: Path, *, workers: int = 2, threads: int = 8, port: int = 0, timeout: float = 60.0
+) -> tuple[subprocess.Popen, str]:
+    """gunicorn's threaded WSGI workers (config/server.py) on loopback; returns the process and its URL."""
+    import sys
+
+    from config.server import gunicorn_argv
+
+    port = port or free_port()
+    argv = gunicorn_argv(sys.executable, host="127.0.0.1", port=port, workers=workers, threads=threads)
+    argv[argv.index("--log-level") + 1] = "warning"
+    with open(log_path, "ab") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, proc, timeout)
+    except (RuntimeError, TimeoutError) as exc:
+        stop_popen(proc)
+        raise RuntimeError(f"gunicorn did not start ({exc}):\n{log_path.read_text()[-4000:]}")
+    return proc, f"http://127.0.0.1:{port}"
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time so far of a process and its live children (0 once it is gone)."""
 

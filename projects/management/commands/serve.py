@@ -1,4 +1,6 @@
-"""`make run`: migrate, seed the demo, then run the ASGI server and an embedded Celery worker side by side."""
+"""`make run`: migrate, seed the demo, then run the ASGI server (uvicorn, config/asgi.py: pages and JSON through
+Django's WSGI handler under a2wsgi, websockets through Channels, one address) and an embedded Celery worker side by
+side. docker-compose serves pages and JSON with gunicorn instead, behind a proxy (see config/server.py)."""
 
 from __future__ import annotations
 

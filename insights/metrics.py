@@ -190,7 +190,7 @@ class _Layout:
         return len(self.sizes) * (self.n_categories + 1) + self.n_pairs + int(self.interval)
 
 
-def _unit_stats(r: Ratings, *, ordinal: bool = False, interval: bool = False) -> tuple[_Layout, np.ndarray]:
+def unit_stats(r: Ratings, *, ordinal: bool = False, interval: bool = False) -> tuple[_Layout, np.ndarray]:
     """Per-unit sufficient statistics, an (n_units, width) float64 matrix, and its layout."""
     return _count_stats(r.counts, ordinal=ordinal, interval=interval)
 
@@ -300,7 +300,7 @@ def _fleiss(agg: np.ndarray, layout: _Layout) -> np.ndarray:
     return out
 
 
-def _metric(agg: np.ndarray, layout: _Layout, metric: str) -> np.ndarray:
+def metric(agg: np.ndarray, layout: _Layout, metric: str) -> np.ndarray:
     if metric == "percent_agreement":
         return _percent_agreement(agg, layout)
     if metric == "fleiss_kappa":
@@ -315,8 +315,8 @@ def _as_float(x: float) -> float | None:
 
 
 def _point(r: Ratings, metric: str) -> float | None:
-    layout, stats = _unit_stats(r, ordinal=metric == "alpha_ordinal", interval=metric == "alpha_interval")
-    return _as_float(_metric(stats.sum(axis=0, keepdims=True), layout, metric)[0])
+    layout, stats = unit_stats(r, ordinal=metric == "alpha_ordinal", interval=metric == "alpha_interval")
+    return _as_float(metric(stats.sum(axis=0, keepdims=True), layout, metric)[0])
 
 
 # --- agreement figures ------------------------------------------------------------------------------
@@ -391,7 +391,7 @@ def _within_unit_pairs(r: Ratings) -> tuple[np.ndarray, np.ndarray]:
 # --- bootstrap --------------------------------------------------------------------------------------
 
 
-def _weight_chunks(
+def weight_chunks(
     n_units: int, n_resamples: int, seed: int, chunk: int | None = None, dtype: type = np.float64
 ) -> Iterator[np.ndarray]:
     """Resampling weights, `chunk` resamples at a time (by default as many as _CHUNK_BYTES holds): row b
@@ -413,13 +413,13 @@ def _weight_chunks(
 
 
 def bootstrap_weights(n_units: int, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
-    """(n_resamples, n_units) multinomial weights of the bootstrap resamples (see `_weight_chunks`)."""
+    """(n_resamples, n_units) multinomial weights of the bootstrap resamples (see `weight_chunks`)."""
     if n_units == 0 or n_resamples == 0:
         return np.zeros((n_resamples, n_units))
-    return np.vstack(list(_weight_chunks(n_units, n_resamples, seed)))
+    return np.vstack(list(weight_chunks(n_units, n_resamples, seed)))
 
 
-def _resampled(stats: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+def resampled(stats: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
     """Weighted sums of the per-unit statistics for every resample: (n_resamples, width) float64.
 
     Where every statistic is a non-negative integer and no sum can reach 2**24 (a resample sums
@@ -437,13 +437,13 @@ def _resampled(stats: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
     dtype = np.float32 if exact32 else np.float64
     stats = stats.astype(dtype)
     start = 0
-    for w in _weight_chunks(n_units, n_resamples, seed, dtype=dtype):
+    for w in weight_chunks(n_units, n_resamples, seed, dtype=dtype):
         out[start : start + len(w)] = w @ stats
         start += len(w)
     return out
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
+def interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
     values = values[np.isfinite(values)]  # undefined resamples are dropped
     if values.size == 0:
         return None
@@ -463,8 +463,8 @@ def bootstrap_ci(
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
-    layout, stats = _unit_stats(r, ordinal=metric == "alpha_ordinal", interval=metric == "alpha_interval")
-    return _interval(_metric(_resampled(stats, n_resamples, seed), layout, metric), level)
+    layout, stats = unit_stats(r, ordinal=metric == "alpha_ordinal", interval=metric == "alpha_interval")
+    return interval(metric(resampled(stats, n_resamples, seed), layout, metric), level)
 
 
 def question_figures(
@@ -486,13 +486,13 @@ def question_figures(
     prepared = {}
     for name in names:
         r = questions[name]
-        layout, stats = _unit_stats(r, ordinal=name in ordinal)
+        layout, stats = unit_stats(r, ordinal=name in ordinal)
         prepared[name] = (layout, stats)
     resampled: dict[str, np.ndarray] = {}
     for n_units in sorted({questions[name].n_units for name in names}):
         group = [name for name in names if questions[name].n_units == n_units]
         stacked = np.hstack([prepared[name][1] for name in group])
-        sums = _resampled(stacked, n_resamples, seed)
+        sums = resampled(stacked, n_resamples, seed)
         bounds = np.cumsum([0] + [prepared[name][1].shape[1] for name in group])
         for name, lo, hi in zip(group, bounds[:-1], bounds[1:], strict=True):
             resampled[name] = sums[:, lo:hi]
@@ -528,8 +528,8 @@ def _figures(
     figures: dict[str, Any] = {"ratings": ratings, "pairable_units": pairable, "alpha_ordinal": None}
     ci: dict[str, tuple[float, float] | None] = {"alpha_ordinal": None}
     for metric in metrics:
-        figures[metric] = _as_float(_metric(total, layout, metric)[0])
-        ci[metric] = _interval(_metric(resampled, layout, metric), level)
+        figures[metric] = _as_float(metric(total, layout, metric)[0])
+        ci[metric] = interval(metric(resampled, layout, metric), level)
     figures["ci"] = ci
     return figures
 

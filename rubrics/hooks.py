@@ -21,18 +21,18 @@ from .services import (
 )
 
 
-def _with_rubric(answers: dict) -> dict:
+def with_rubric(answers: dict) -> dict:
     if isinstance(answers.get("rubric"), dict):
         return answers
     return {**answers, "rubric": rubric_answers_from_post(answers)}
 
 
 def validate(assignment, answers: dict) -> dict[str, str]:
-    return validate_rubric_answers(assignment, _with_rubric(answers))
+    return validate_rubric_answers(assignment, with_rubric(answers))
 
 
 def save(revision, answers: dict) -> None:
-    save_rubric_answers(revision, _with_rubric(answers))
+    save_rubric_answers(revision, with_rubric(answers))
 
 
 def load(judgment) -> dict[str, str]:

@@ -170,10 +170,10 @@ def pinned_views(project) -> list[CriterionView]:
     version_id = project.rubric_version_id
     if version_id is None:
         return []
-    kept = getattr(project, "_arbiter_pinned_views", None)
+    kept = getattr(project, "pinned_rubric_views", None)
     if kept is None or kept[0] != version_id:
         kept = (version_id, version_views(project.rubric_version))
-        project._arbiter_pinned_views = kept
+        project.pinned_rubric_views = kept
     return list(kept[1])
 
 

@@ -352,7 +352,7 @@ def test_bootstrap_weights_are_the_documented_draws_whatever_the_chunking():
     draws = np.random.default_rng(3).integers(0, 9, size=(250, 9))
     expected = np.stack([np.bincount(row, minlength=9) for row in draws])
     assert np.array_equal(M.bootstrap_weights(9, 250, seed=3), expected)
-    chunked = np.vstack(list(M._weight_chunks(9, 250, seed=3, chunk=7)))
+    chunked = np.vstack(list(M.weight_chunks(9, 250, seed=3, chunk=7)))
     assert np.array_equal(chunked, expected)
 
 

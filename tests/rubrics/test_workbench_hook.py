@@ -209,12 +209,12 @@ def test_rubric_functions_are_registered_with_the_workbench():
 def test_workbench_form_fields_reach_the_rubric_services_in_canonical_shape():
     from rubrics import hooks
 
-    assert hooks._with_rubric({"rubric-a-c1": "yes", "rubric-b-c1": "no", "preference": "1"})["rubric"] == {
+    assert hooks.with_rubric({"rubric-a-c1": "yes", "rubric-b-c1": "no", "preference": "1"})["rubric"] == {
         "a": {"c1": "yes"},
         "b": {"c1": "no"},
     }
     given = {"rubric": {"a": {"c1": "na"}, "b": {}}}
-    assert hooks._with_rubric(given) is given
+    assert hooks.with_rubric(given) is given
 
 
 def test_a_revision_starts_from_the_saved_checklist_answers(setup, project, annotator, client):

@@ -225,7 +225,7 @@ def peak_tflops(args) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared/data/hh_harmless_test.jsonl.gz")
+    parser.add_argument("--data", type=Path, default=REPO / "datasets/demo/hh_harmless_500.jsonl.gz")
     parser.add_argument("--base-model", default=None, help="local model folder (default: the offline MiniLM)")
     parser.add_argument("--train-pairs", type=int, default=512)
     parser.add_argument("--eval-pairs", type=int, default=512)

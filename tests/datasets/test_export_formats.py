@@ -14,11 +14,12 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from annotate.models import JudgmentRevision
-from datasets.dataset_card import CHOICES, PREFERENCES, agreement_figures
+from datasets.dataset_card import agreement_figures
 from datasets.exporters import ExportError, export_snapshot, response_harm
 from datasets.models import DatasetSnapshot
 from datasets.snapshots import create_snapshot
 from insights import metrics
+from insights.agreement import CHOICES, PREFERENCES
 from projects.models import Annotator, AuditEvent
 from tests.factories import add_judgment, crowd_annotator, make_comparison
 

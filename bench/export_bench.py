@@ -215,7 +215,7 @@ def prepare(judgments: int) -> None:
     _setup()
     from django.core.management import call_command
 
-    from datasets.snapshots import create_snapshot
+    from curation.snapshots import create_snapshot
     from projects.models import Project
 
     call_command("migrate", verbosity=0)
@@ -242,8 +242,8 @@ def prepare(judgments: int) -> None:
 def export_once(fmt: str, snapshot_id: int) -> None:
     """One export in this fresh process; prints one line and, last, its figures as JSON."""
     _setup()
-    from datasets import exporters
-    from datasets.models import DatasetSnapshot
+    from curation import exporters
+    from curation.models import DatasetSnapshot
 
     snapshot = DatasetSnapshot.objects.select_related("project").get(pk=snapshot_id)
     card = {"s": 0.0, "cpu": 0.0}

@@ -103,7 +103,7 @@ def child(path: str, slug: str) -> None:
     django.setup()
     from django.db import connection
 
-    from datasets.importers import import_file
+    from curation.importers import import_file
     from projects.models import Project
 
     project = Project.objects.create(name=slug, slug=slug)

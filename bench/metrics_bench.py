@@ -39,7 +39,7 @@ from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from annotate.models import Comparison, Gold, Item, Judgment, JudgmentRevision, Response
-from datasets.canonical import pair_key, prompt_key, text_key  # noqa: E402
+from curation.canonical import pair_key, prompt_key, text_key  # noqa: E402
 from insights.agreement import load_crowd, project_figures
 from insights.dashboard import (
     compute_dashboard,

@@ -57,7 +57,7 @@ import trl  # noqa: E402
 from transformers import AutoModelForSequenceClassification  # noqa: E402
 from trl import RewardConfig, RewardTrainer  # noqa: E402
 
-from datasets import Dataset  # noqa: E402
+from curation import Dataset  # noqa: E402
 from rewardtrain.trainer.data import encode_pairs  # noqa: E402
 from rewardtrain.trainer.ddp import usable_cpus  # noqa: E402
 from rewardtrain.trainer.training import (  # noqa: E402
@@ -225,7 +225,7 @@ def peak_tflops(args) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=REPO / "datasets/demo/hh_harmless_500.jsonl.gz")
+    parser.add_argument("--data", type=Path, default=REPO / "curation/demo/hh_harmless_500.jsonl.gz")
     parser.add_argument("--base-model", default=None, help="local model folder (default: the offline MiniLM)")
     parser.add_argument("--train-pairs", type=int, default=512)
     parser.add_argument("--eval-pairs", type=int, default=512)

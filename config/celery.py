@@ -14,7 +14,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in ("default", "cpu", "gpu")]
 app.conf.task_routes = {
     "annotate.tasks.*": {"queue": "cpu"},
-    "datasets.tasks.*": {"queue": "cpu"},
+    "curation.tasks.*": {"queue": "cpu"},
     "insights.tasks.*": {"queue": "cpu"},
     "rewardtrain.tasks.train_run": {"queue": "gpu"},  # the caller passes queue="cpu" when asked
     "rewardtrain.tasks.*": {"queue": "cpu"},

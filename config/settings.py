@@ -74,7 +74,7 @@ INSTALLED_APPS = [
     "annotate",
     "rubrics",
     "insights",
-    "datasets",
+    "curation",
     "rewardtrain",
 ]
 

@@ -16,7 +16,7 @@ urlpatterns = [
     path("", include("projects.urls")),
     path("", include("insights.urls")),
     path("", include("rewardtrain.urls_margins")),
-    path("", include("datasets.urls_export")),
-    path("", include("datasets.urls_import")),
+    path("", include("curation.urls_export")),
+    path("", include("curation.urls_import")),
     path("", include("rewardtrain.urls")),
 ]

@@ -310,7 +310,7 @@ def question_figures(
     if extra_columns is not None:
         blocks.append(extra_columns)
     stacked = np.hstack(blocks) if blocks else np.zeros((n_units, 0))
-    resampled = M.resampled(stacked, n_resamples, seed)
+    resampled = M.resampled_stats(stacked, n_resamples, seed)
     total = stacked.sum(axis=0, keepdims=True)
     out: dict[str, dict[str, Any]] = {}
     start = 0
@@ -319,8 +319,8 @@ def question_figures(
         fig: dict[str, Any] = {"ratings": int(r.unit.size), "pairable_units": int((r.sizes >= 2).sum())}
         ci: dict[str, list[float] | None] = {}
         for metric in metrics:
-            fig[metric] = _num(M.metric(total[:, start:stop], layout, metric)[0])
-            ci[metric] = _ci(M.interval(M.metric(resampled[:, start:stop], layout, metric), 0.95))
+            fig[metric] = _num(M.metric_values(total[:, start:stop], layout, metric)[0])
+            ci[metric] = _ci(M.percentile_interval(M.metric_values(resampled[:, start:stop], layout, metric), 0.95))
         fig["ci"] = ci
         out[name] = fig
         start = stop
@@ -441,7 +441,7 @@ def project_figures(
     source_vs_crowd = {
         "n": int(n_src),
         "agreement": _num(hits / n_src) if n_src else None,
-        "ci": _ci(M.interval(share, 0.95)) if n_src else None,
+        "ci": _ci(M.percentile_interval(share, 0.95)) if n_src else None,
         "by_source": by_source,
     }
     names = [name for _, name in data.annotators]

@@ -300,7 +300,7 @@ def _fleiss(agg: np.ndarray, layout: _Layout) -> np.ndarray:
     return out
 
 
-def metric(agg: np.ndarray, layout: _Layout, metric: str) -> np.ndarray:
+def metric_values(agg: np.ndarray, layout: _Layout, metric: str) -> np.ndarray:
     if metric == "percent_agreement":
         return _percent_agreement(agg, layout)
     if metric == "fleiss_kappa":
@@ -316,7 +316,7 @@ def _as_float(x: float) -> float | None:
 
 def _point(r: Ratings, metric: str) -> float | None:
     layout, stats = unit_stats(r, ordinal=metric == "alpha_ordinal", interval=metric == "alpha_interval")
-    return _as_float(metric(stats.sum(axis=0, keepdims=True), layout, metric)[0])
+    return _as_float(metric_values(stats.sum(axis=0, keepdims=True), layout, metric)[0])
 
 
 # --- agreement figures ------------------------------------------------------------------------------
@@ -419,7 +419,7 @@ def bootstrap_weights(n_units: int, n_resamples: int = 1000, seed: int = 0) -> n
     return np.vstack(list(weight_chunks(n_units, n_resamples, seed)))
 
 
-def resampled(stats: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+def resampled_stats(stats: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
     """Weighted sums of the per-unit statistics for every resample: (n_resamples, width) float64.
 
     Where every statistic is a non-negative integer and no sum can reach 2**24 (a resample sums
@@ -443,7 +443,7 @@ def resampled(stats: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
     return out
 
 
-def interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
     values = values[np.isfinite(values)]  # undefined resamples are dropped
     if values.size == 0:
         return None
@@ -464,7 +464,7 @@ def bootstrap_ci(
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
     layout, stats = unit_stats(r, ordinal=metric == "alpha_ordinal", interval=metric == "alpha_interval")
-    return interval(metric(resampled(stats, n_resamples, seed), layout, metric), level)
+    return percentile_interval(metric_values(resampled_stats(stats, n_resamples, seed), layout, metric), level)
 
 
 def question_figures(
@@ -492,7 +492,7 @@ def question_figures(
     for n_units in sorted({questions[name].n_units for name in names}):
         group = [name for name in names if questions[name].n_units == n_units]
         stacked = np.hstack([prepared[name][1] for name in group])
-        sums = resampled(stacked, n_resamples, seed)
+        sums = resampled_stats(stacked, n_resamples, seed)
         bounds = np.cumsum([0] + [prepared[name][1].shape[1] for name in group])
         for name, lo, hi in zip(group, bounds[:-1], bounds[1:], strict=True):
             resampled[name] = sums[:, lo:hi]
@@ -528,8 +528,8 @@ def _figures(
     figures: dict[str, Any] = {"ratings": ratings, "pairable_units": pairable, "alpha_ordinal": None}
     ci: dict[str, tuple[float, float] | None] = {"alpha_ordinal": None}
     for metric in metrics:
-        figures[metric] = _as_float(metric(total, layout, metric)[0])
-        ci[metric] = interval(metric(resampled, layout, metric), level)
+        figures[metric] = _as_float(metric_values(total, layout, metric)[0])
+        ci[metric] = percentile_interval(metric_values(resampled, layout, metric), level)
     figures["ci"] = ci
     return figures
 

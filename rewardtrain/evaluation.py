@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from datasets.canonical import TranscriptError, as_messages, prompt_key, split_hh_pair, text_key
+from curation.canonical import TranscriptError, as_messages, prompt_key, split_hh_pair, text_key
 from rewardtrain.trainer.training import Pair, load_scorer, score_pairs
 
 from .models import EvaluationJob, ModelVersion

@@ -22,7 +22,7 @@ class TrainingRun(models.Model):
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="training_runs")
     snapshot = models.ForeignKey(
-        "datasets.DatasetSnapshot", on_delete=models.PROTECT, related_name="training_runs"
+        "curation.DatasetSnapshot", on_delete=models.PROTECT, related_name="training_runs"
     )
     objective = models.CharField(max_length=10, choices=Objective.choices, default=Objective.BT)
     base_model = models.CharField(max_length=500)

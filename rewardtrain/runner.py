@@ -34,7 +34,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from datasets.models import SnapshotPair
+from curation.models import SnapshotPair
 from rewardtrain import registry
 from rewardtrain.trainer import procs
 

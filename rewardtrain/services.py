@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from annotate.models import Judgment
 from config.celery import app as celery_app
-from datasets.models import DatasetSnapshot
-from datasets.snapshots import create_snapshot
+from curation.models import DatasetSnapshot
+from curation.snapshots import create_snapshot
 from insights.consensus import ConsensusError
 from projects.models import AuditEvent, Project
 

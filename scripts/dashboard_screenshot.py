@@ -34,7 +34,7 @@ from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from annotate.models import Judgment
-from datasets.demo import seed_demo  # noqa: E402
+from curation.demo import seed_demo  # noqa: E402
 from insights.dashboard import recompute_dashboard
 from projects.models import Project
 from tests.servers import start_asgi  # noqa: E402
@@ -52,7 +52,7 @@ CHROMIUM_ARGS = [
 def fake_model(project: Project, rnd: random.Random) -> None:
     """An active 'reward model' whose scores follow the source labels with noise (for the margin page)."""
     from annotate.models import Response
-    from datasets.models import DatasetSnapshot
+    from curation.models import DatasetSnapshot
     from rewardtrain.models import ModelVersion, Score, TrainingRun
 
     snapshot = DatasetSnapshot.objects.create(project=project, content_hash="0" * 64)

@@ -7,7 +7,7 @@ import random
 from django.utils import timezone
 
 from annotate.models import Comparison, Item, Judgment, JudgmentRevision, Response
-from datasets.canonical import as_messages, pair_key, prompt_key, text_key
+from curation.canonical import as_messages, pair_key, prompt_key, text_key
 from projects.models import Annotator, Project
 
 

@@ -28,8 +28,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from annotate.models import Assignment
-from datasets.exporters import download_token
-from datasets.models import DatasetSnapshot, ExportJob, ImportJob, SnapshotPair
+from curation.exporters import download_token
+from curation.models import DatasetSnapshot, ExportJob, ImportJob, SnapshotPair
 from projects.access import ADMIN_GROUP
 from projects.api_auth import create_token
 from projects.models import Annotator, Membership, Project

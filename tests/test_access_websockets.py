@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from config.asgi import application
-from datasets.models import DatasetSnapshot
+from curation.models import DatasetSnapshot
 from projects.ws_session import LOGGED_OUT_CODE
 from rewardtrain.models import TrainingRun
 

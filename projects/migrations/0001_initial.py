@@ -3,7 +3,7 @@
 import django.db.models.deletion
 import projects.models
 from django.conf import settings
-# The app split (projects, datasets, insights out of annotate) moved models between apps without touching a table:
+# The app split (projects, curation, insights out of annotate) moved models between apps without touching a table:
 # every moved model keeps its table (Meta.db_table), so these operations change Django's picture of the models
 # only (SeparateDatabaseAndState, no database operations).
 from django.db import migrations, models

@@ -9,9 +9,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from openapi_spec_validator import validate
 
-from datasets.exporters import run_export_job
-from datasets.models import DatasetSnapshot, ExportJob
-from datasets.snapshots import create_snapshot
+from curation.exporters import run_export_job
+from curation.models import DatasetSnapshot, ExportJob
+from curation.snapshots import create_snapshot
 from projects.api_auth import create_token, hash_token, revoke_token
 from projects.models import ApiToken, AuditEvent
 from rewardtrain.models import TrainingRun

@@ -7,8 +7,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotate.models import Assignment, Comparison, Judgment, JudgmentRevision
-from datasets.canonical import pair_key
-from datasets.snapshots import create_snapshot
+from curation.canonical import pair_key
+from curation.snapshots import create_snapshot
 from projects.models import Membership
 from rewardtrain.models import ModelVersion, TrainingRun
 from tests.factories import add_judgment, crowd_annotator, make_comparison

@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from annotate.erasure import items_soft_delete, project_soft_delete
 from annotate.models import Comparison, Item
-from datasets.exporters import export_snapshot
-from datasets.snapshots import create_snapshot
+from curation.exporters import export_snapshot
+from curation.snapshots import create_snapshot
 from projects.models import AuditEvent
 from tests.conftest import login
 from tests.factories import add_judgment, crowd_annotator, make_comparison

@@ -12,8 +12,8 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 
 from annotate.models import Assignment, Draft, Judgment, JudgmentRevision
-from datasets.exporters import export_snapshot
-from datasets.snapshots import create_snapshot
+from curation.exporters import export_snapshot
+from curation.snapshots import create_snapshot
 from projects.models import Annotator, AuditEvent, Membership
 from tests.conftest import make_user
 from tests.factories import add_judgment, crowd_annotator, make_comparison

@@ -14,7 +14,7 @@ import pytest
 from django.core.management import call_command
 from sklearn.metrics import cohen_kappa_score
 
-from datasets import importers
+from curation import importers
 
 TOL = 1e-9
 

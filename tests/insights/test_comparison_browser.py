@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from annotate.models import Assignment, Gold, JudgmentRevision
-from datasets.models import DatasetSnapshot
+from curation.models import DatasetSnapshot
 from rewardtrain.models import ModelVersion, Score, TrainingRun
 from rubrics.models import CriterionAnswer
 from tests.conftest import login

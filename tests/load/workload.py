@@ -58,7 +58,7 @@ def make_fixture(n_comparisons: int, n_annotators: int, k: int) -> tuple[str, li
     from django.utils.crypto import get_random_string
 
     from annotate.models import Comparison, Item, Response
-    from datasets.canonical import as_messages, pair_key, prompt_key, text_key
+    from curation.canonical import as_messages, pair_key, prompt_key, text_key
     from projects.models import Membership, Project
 
     tag = uuid.uuid4().hex[:8]

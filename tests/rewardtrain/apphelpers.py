@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-from datasets.models import DatasetSnapshot, SnapshotPair
+from curation.models import DatasetSnapshot, SnapshotPair
 from projects.models import Project
 from rewardtrain.models import ModelVersion, TrainingRun  # noqa: E402
 from rewardtrain.registry import kind_for  # noqa: E402

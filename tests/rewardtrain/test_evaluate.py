@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from datasets.canonical import render_hh
+from curation.canonical import render_hh
 from tests.rewardtrain.apphelpers import finished_version, toy_texts
 
 

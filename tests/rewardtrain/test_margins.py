@@ -8,7 +8,7 @@ import re
 import pytest
 from django.core.cache import cache
 
-from datasets.models import DatasetSnapshot
+from curation.models import DatasetSnapshot
 from insights.dashboard import recompute_dashboard
 from insights.models import Adjudication
 from rewardtrain.margins import margin_figures

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotate.worker import live_queues
 from config.celery import ensure_broker_folders
-from datasets.models import DatasetSnapshot
+from curation.models import DatasetSnapshot
 from projects.models import Project
 from rewardtrain import runner, services
 from rewardtrain.models import TrainingRun

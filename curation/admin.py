@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from curation import models
+
+
+@admin.register(models.DatasetSnapshot)
+class DatasetSnapshotAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "aggregation", "axis", "pair_count", "content_hash", "created_at"]
+    list_filter = ["project", "aggregation", "axis"]
+    search_fields = ["content_hash", "name"]
+
+
+@admin.register(models.ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "format", "filename", "status", "progress", "created_at"]
+    list_filter = ["status", "format"]
+
+
+@admin.register(models.ExportJob)
+class ExportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "format", "status", "rows", "created_at", "expires_at"]
+    list_filter = ["status", "format"]

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import os
+
+from django.core.management.base import BaseCommand
+
+from curation.demo import seed_demo
+
+
+class Command(BaseCommand):
+    help = "Create the demo projects (real HH-RLHF pairs + benign prompts), demo logins and simulated votes."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--password", default=os.environ.get("ARBITER_DEMO_PASSWORD", "arbiter-demo"))
+        parser.add_argument("--quiet", action="store_true")
+
+    def handle(self, *args, password: str, quiet: bool, **options):
+        logins = seed_demo(password=password)
+        if not quiet:
+            self.stdout.write("Demo logins (username / password):")
+            for login in logins:
+                self.stdout.write(f"  {login.username:<11} / {login.password}   {login.role}")

@@ -1,0 +1,21 @@
+"""Celery tasks of the curation app (queue `cpu`): thin wrappers that load a job row and call its service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from curation.exporters import run_export_job
+from curation.importers.jobs import run_import_job
+
+
+@shared_task(name="curation.tasks.run_export")
+def run_export(job_id: int) -> int:
+    """Run one export job (ExportJob row) on the `cpu` queue; returns the rows written."""
+    return run_export_job(job_id).rows
+
+
+@shared_task(name="curation.tasks.run_import")
+def run_import(job_id: int) -> str | None:
+    """Runs an uploaded import (queue `cpu`); the ImportJob row records the outcome."""
+    job = run_import_job(job_id=job_id)
+    return None if job is None else job.status

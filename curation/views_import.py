@@ -1,0 +1,152 @@
+"""The admins' import page: upload a file, follow the background job, read the report."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+
+from curation.importers import FORMATS
+from curation.importers.jobs import job_progress
+from curation.models import ImportJob
+from curation.tasks import run_import
+from infra.uploads import (
+    DiskUpload,
+    StreamToDiskUploadHandler,
+    UploadTooLarge,
+    human_size,
+    uploads_dir,
+)
+from projects.access import is_admin
+from projects.models import Project
+
+
+class ImportForm(forms.Form):
+    project = forms.ModelChoiceField(queryset=Project.objects.filter(deleted_at__isnull=True))
+    format = forms.ChoiceField(choices=[(f, f) for f in FORMATS])
+    source = forms.CharField(
+        max_length=200, required=False, help_text="Name of the source annotator (default: the format)."
+    )
+    skip_invalid = forms.BooleanField(required=False, label="Skip bad lines (import the good ones)")
+    add_harm_categories = forms.BooleanField(
+        required=False, label="Add unknown harm categories to the project's list"
+    )
+    file = forms.FileField(help_text=".jsonl, .jsonl.gz or .parquet")
+
+
+def _require_admin(request: HttpRequest) -> None:
+    if not is_admin(request.user):
+        raise Http404("No such page")
+
+
+def _get_job_for_user(request: HttpRequest, job_id: int) -> ImportJob:
+    _require_admin(request)
+    return get_object_or_404(ImportJob.objects.select_related("project", "created_by"), pk=job_id)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[-120:] or "upload"
+
+
+@csrf_exempt  # the body may only be read after the upload handler is set; _import_new checks CSRF
+@login_required
+def import_new(request: HttpRequest) -> HttpResponse:
+    _require_admin(request)
+    if request.method == "POST":
+        limit = settings.ARBITER_MAX_UPLOAD_BYTES
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            return _too_large(request, limit)
+        request.upload_handlers = [StreamToDiskUploadHandler(request, limit=limit)]
+        try:
+            return _import_new(request)
+        except UploadTooLarge as e:
+            return _too_large(request, e.limit)
+    return _import_new(request)
+
+
+def _too_large(request: HttpRequest, limit: int) -> HttpResponse:
+    response = render(
+        request,
+        "curation/import_new.html",
+        {
+            "form": ImportForm(),
+            "jobs": _recent_jobs(),
+            "limit": human_size(limit),
+            "too_large": f"The file is larger than the upload limit of {human_size(limit)}; nothing was stored.",
+        },
+        status=413,
+    )
+    response["Connection"] = "close"
+    return response
+
+
+def _recent_jobs():
+    return ImportJob.objects.select_related("project", "created_by").order_by("-created_at")[:20]
+
+
+@csrf_protect
+def _import_new(request: HttpRequest) -> HttpResponse:
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        if form.is_valid():
+            job = _create_job(request, form, upload)
+            return redirect("import_job", job_id=job.pk)
+        if isinstance(upload, DiskUpload):
+            upload.discard()
+    return render(
+        request,
+        "curation/import_new.html",
+        {"form": form, "jobs": _recent_jobs(), "limit": human_size(settings.ARBITER_MAX_UPLOAD_BYTES)},
+    )
+
+
+def _create_job(request: HttpRequest, form: ImportForm, upload) -> ImportJob:
+    name = _safe_name(upload.name)
+    dest = uploads_dir() / f"{uuid.uuid4().hex}-{name}"
+    if isinstance(upload, DiskUpload):
+        upload.path.replace(dest)
+    else:  # a handler other than ours (tests that set none): copy the chunks
+        with open(dest, "wb") as fh:
+            for chunk in upload.chunks():
+                fh.write(chunk)
+    data = form.cleaned_data
+    with transaction.atomic():
+        job = ImportJob.objects.create(
+            project=data["project"],
+            created_by=request.user,
+            format=data["format"],
+            source=data["source"].strip(),
+            skip_invalid=data["skip_invalid"],
+            filename=upload.name[:300],
+            path=str(dest),
+            size_bytes=upload.size or dest.stat().st_size,
+            report={"options": {"add_harm_categories": data["add_harm_categories"]}},
+        )
+        transaction.on_commit(lambda: run_import.delay(job.pk))
+    return job
+
+
+@login_required
+def import_job(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _get_job_for_user(request, job_id)
+    report = job.report if job.status in (ImportJob.Status.SUCCEEDED, ImportJob.Status.FAILED) else None
+    context = {
+        "job": job,
+        "progress": job_progress(job),
+        "report": report,
+        "done": report is not None,
+    }
+    template = "curation/import_job.html#status" if request.htmx else "curation/import_job.html"
+    return render(request, template, context)

@@ -19,14 +19,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_database_env() -> dict[str, str]:
-    """Environment that points a child process at the database this test session uses: a libpq URL with the
-    live connection's parameters, whose `host` is a TCP host or, for the embedded server, its socket folder."""
+    """Environment that points a child process at the database this test session uses: a libpq URL whose
+    `host` is a TCP host or, for the embedded server, the folder of its unix socket."""
     env = dict(os.environ)
-    connection.ensure_connection()
-    info = connection.connection.info  # psycopg's ConnectionInfo
-    password = f":{quote(info.password, safe='')}" if info.password else ""
-    query = urlencode({"host": info.host, "port": info.port})
-    env["DATABASE_URL"] = f"postgres://{quote(info.user, safe='')}{password}@/{quote(info.dbname, safe='')}?{query}"
+    db = connection.settings_dict
+    options = db.get("OPTIONS", {})  # a URL's ?host=…&port=… lands here (dj-database-url)
+    params = {
+        "host": db.get("HOST") or options.get("host") or "127.0.0.1",
+        "port": db.get("PORT") or options.get("port") or 5432,
+    }
+    user = quote(db.get("USER") or "postgres", safe="")
+    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
+    env["DATABASE_URL"] = f"postgres://{user}{password}@/{quote(db['NAME'], safe='')}?{urlencode(params)}"
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("ARBITER_DATA_DIR", str(settings.DATA_DIR))
     return env

@@ -6,8 +6,8 @@ from typing import Any
 
 from ninja import Router, Status
 
-from insights.agreement import agreement_figures_for
-from insights.consensus import live_comparisons
+from insights.agreement import project_figures
+from insights.dashboard import cached_dashboard
 from projects.api import RESEARCH, project_for
 
 router = Router()
@@ -15,8 +15,24 @@ router = Router()
 
 @router.get("/projects/{slug}/agreement", response={200: dict[str, Any]}, tags=["figures"])
 def get_agreement(request, slug: str):
-    """Crowd agreement per question with bootstrap 95 % intervals (live comparisons, source labels and
-    gold-item judgments left out)."""
+    """The dashboard's agreement figures, from the same computation (`insights.agreement.project_figures`,
+    the one `manage.py agreement --json` prints): per question with bootstrap 95 % intervals, source labels and
+    gold comparisons left out. The dashboard's latest figures when it has them (recomputed in the background
+    after each judgment; `computed_at` says when), else computed now."""
     project = project_for(request, slug, roles=RESEARCH)
-    figures = agreement_figures_for(live_comparisons(project).values("id"))
-    return Status(200, {"project": project.slug, "questions": figures or {}})
+    cached = cached_dashboard(project)
+    if cached is not None:
+        figures, computed_at = cached["agreement"], cached["computed_at"]
+    else:
+        figures, computed_at = project_figures(project), None
+    return Status(
+        200,
+        {
+            "project": project.slug,
+            "computed_at": computed_at,
+            "judgments": figures["judgments"],
+            "comparisons": figures["comparisons"],
+            "questions": figures["questions"],
+            "source_vs_crowd": figures["source_vs_crowd"],
+        },
+    )

@@ -61,7 +61,7 @@ def person(project):
 def text_hits(secret: str) -> list[str]:
     """Every text, char and JSON column of Arbiter's own tables that contains `secret`."""
     hits = []
-    for label in ("annotate", "rubrics", "rewardtrain"):
+    for label in ("projects", "annotate", "rubrics", "insights", "curation", "rewardtrain"):
         for model in apps.get_app_config(label).get_models():
             for field in model._meta.concrete_fields:
                 if isinstance(field, (models.CharField, models.TextField, models.JSONField)):

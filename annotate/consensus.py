@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .fastrows import fast_rows
 from .models import Adjudication, Comparison, Gold, Judgment, Project
 
 AXES = ("overall", "helpfulness", "harmlessness")
@@ -440,9 +439,8 @@ def consensus_outcomes(
             adjudications.setdefault(cid, {})[ax] = choice
         votes: dict[int, list[Vote]] = {}
         excluded: dict[int, Counter[str]] = {}
-        for cid, is_source, imported, is_gold, flagged, *answers in fast_rows(
-            Judgment.objects.filter(comparison_id__in=ids).order_by().values_list(*VOTE_FIELDS),
-            bool_cols=(1, 2, 3, 4, 9, 10),
+        for cid, is_source, imported, is_gold, flagged, *answers in (
+            Judgment.objects.filter(comparison_id__in=ids).order_by().values_list(*VOTE_FIELDS)
         ):
             reason = (
                 "gold_item"

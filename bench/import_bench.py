@@ -7,8 +7,9 @@
 30 % of the rows naming the pair in the other order, the rows shuffled.
 
 For each size: writes the file once, imports it `--runs` times, each into a fresh project and in a fresh child
-process, and prints the median comparisons/s (`raw`: judgments/s) and the child's peak RSS (ru_maxrss: the
-process high-water mark, taken before and after the import, so the import's own growth shows). A run that takes
+process, and prints the median comparisons/s (`raw`: judgments/s) and the child's peak RSS (VmHWM: the
+process's high-water mark, taken before and after the import, so the import's own growth shows; unlike
+ru_maxrss it does not carry over the parent's, which held the generated `raw` rows). A run that takes
 longer than `--timeout` seconds is stopped and reported as not finished. For `generic` it also times a bare COPY
 of the same rows (prompt, response a, response b as text, parsed from the same file) into a scratch table, for
 comparison. It also prints the CPU seconds of the import process and of its PostgreSQL backend (when the
@@ -146,6 +147,14 @@ def _cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _peak_mib() -> float:
+    """This process's peak resident memory so far (VmHWM), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def child(path: str, slug: str, fmt: str) -> None:
     """Runs in a fresh process: one import, timed, with the RSS high-water mark before and after."""
     import django
@@ -163,21 +172,21 @@ def child(path: str, slug: str, fmt: str) -> None:
     with connection.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
         backend = cur.fetchone()[0]
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _peak_mib()
     client0, server0 = _cpu_self(), _cpu_of(backend)
     t0 = time.perf_counter()
     report = import_file(path, project=project, fmt=fmt)
     seconds = time.perf_counter() - t0
     client, server = _cpu_self() - client0, _cpu_of(backend) - server0
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = _peak_mib()
     print(
         json.dumps(
             {
                 "seconds": seconds,
                 "comparisons": report.comparisons_created,
                 "judgments": report.judgments_created,
-                "rss_before_mib": before / 1024,
-                "rss_peak_mib": after / 1024,
+                "rss_before_mib": before,
+                "rss_peak_mib": after,
                 "project_id": project.pk,
                 "client_cpu": client,
                 "server_cpu": server,

@@ -24,15 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotate.assignment import has_free_slot
-from annotate.models import (
-    Assignment,
-    Choice,
-    Comparison,
-    Draft,
-    Judgment,
-    JudgmentRevision,
-    Severity,
-)
+from annotate.models import Assignment, Choice, Comparison, Draft, Judgment, JudgmentRevision, Severity
 from annotate.signals import judgments_changed
 from projects.models import Annotator, AuditEvent, Project
 

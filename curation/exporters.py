@@ -1,22 +1,26 @@
 """Streamed export of a dataset snapshot in the DESIGN formats (`trl`, `hh`, `safe-rlhf`, `raw`).
 
-Rows are read as streams (on PostgreSQL one query per stream, on connections of the export's own sharing
-one snapshot, computed while the rows are written) in batches of pairs and written as they are made, as
-JSONL (optionally gzipped) or Parquet (one row group per batch), so memory does not grow with the dataset.
+Rows are read as streams (one query per stream, each a server-side cursor read a chunk at a time, all in one
+REPEATABLE READ transaction on a connection of the export's own) in batches of pairs and written as they are
+made, as JSONL (optionally gzipped) or Parquet (one row group per batch), so memory does not grow with the
+dataset.
 Every export writes a Markdown dataset card beside the file and an `export.create` audit event. How and
 why: exporters.md.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import gzip
 import hashlib
 import hmac
+import itertools
 import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -33,8 +37,6 @@ from django.db.models.functions import Cast
 from django.http import Http404
 from django.utils import timezone
 
-from annotate.fastrows import ByComparison, RowStreams
-from annotate.gcpause import collector_paused, heap_kept
 from annotate.models import Judgment, JudgmentRevision
 from curation.canonical import render_hh
 from curation.dataset_card import card_figures, render_card
@@ -130,6 +132,74 @@ def pseudonymiser(with_names: bool) -> Callable[[int, str, str], str]:
 
 
 # --- reading the snapshot in batches --------------------------------------------------------------------
+
+
+class RowStreams(ExitStack):
+    """Several querysets read side by side, each through a server-side cursor a chunk at a time.
+
+    Outside a caller's transaction the cursors are on a connection of the export's own, in one REPEATABLE
+    READ, READ ONLY transaction: every stream sees the database as it was when the first began, and what the
+    caller writes meanwhile on its own connection (a job's progress) commits as it goes. Inside a caller's
+    transaction they are on the caller's connection, so they see what it wrote. Leaving the block closes the
+    cursors and ends the transaction (psycopg's `Connection.transaction()`), and the own connection."""
+
+    def __init__(self, alias: str = "default") -> None:
+        super().__init__()
+        self.alias = alias
+        self.names = itertools.count()
+
+    def __enter__(self) -> RowStreams:
+        super().__enter__()
+        caller = connections[self.alias]
+        if caller.in_atomic_block:
+            caller.ensure_connection()
+            self.pg = caller.connection
+            return self
+        own = connections.create_connection(self.alias)
+        self.callback(own.close)
+        own.ensure_connection()
+        self.pg = own.connection
+        self.enter_context(self.pg.transaction())
+        self.pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return self
+
+    def stream(self, qs, *, chunk: int = 5000) -> Iterator[list]:
+        """The rows of the values_list queryset `qs` (Django's SQL; JSON comes as text where the query casts
+        it), `chunk` at a time."""
+        sql, params = qs.query.sql_with_params()
+        cursor = self.enter_context(self.pg.cursor(name=f"export_rows_{next(self.names)}"))
+        cursor.execute(sql, params)
+        return iter(lambda: cursor.fetchmany(chunk), [])
+
+
+class ByComparison:
+    """A stream of row chunks sorted by comparison id (column 0), handed out a pair batch at a time."""
+
+    def __init__(self, chunks: Iterator[list]) -> None:
+        self.chunks = chunks
+        self.pending: list = []
+
+    def upto(self, last: int) -> dict[int, list]:
+        """{comparison id: its rows, in stream order} of every remaining row whose comparison id is <= last."""
+        out: dict[int, list] = {}
+        while True:
+            if not self.pending:
+                self.pending = next(self.chunks, [])
+                if not self.pending:
+                    return out
+            rows = self.pending
+            cut = bisect.bisect_right(rows, last, key=_first)
+            taken, self.pending = (rows, []) if cut == len(rows) else (rows[:cut], rows[cut:])
+            for r in taken:
+                out.setdefault(r[0], []).append(r)
+            if self.pending:
+                return out
+
+
+def _first(row) -> int:
+    return row[0]
+
+
 #
 # The pairs are read as one stream in comparison order, and whatever a format needs per comparison — the
 # votes, the judgment revisions, their rubric answers — as further streams sorted by comparison id and
@@ -175,7 +245,7 @@ def pair_batches(snapshot: DatasetSnapshot, read: RowStreams) -> Iterator[list[P
         .values_list(*PAIR_FIELDS)
     )
     loads = orjson.loads
-    for rows in read.stream(qs, chunk=PAIR_BATCH, bool_cols=(3, 4), index_order=True):
+    for rows in read.stream(qs, chunk=PAIR_BATCH):
         yield [Pair(*r[:6], loads(r[6]), *r[7:]) for r in rows]
 
 
@@ -225,9 +295,6 @@ def trl_rows(
         .values_list("prompt_text", "chosen_text", "rejected_text", "margin")
     )
     loads = orjson.loads
-    # Sorted by the database (no `index_order`, unlike `pair_batches`): on the bench's database the sort,
-    # which runs while the card's query does, costs less CPU than joining row by row, and now that the lines
-    # cost this process little, less wall time too (exporters.md).
     for rows in read.stream(qs, chunk=PAIR_BATCH):
         if opts.style == "text":
             yield _trl_text_rows(rows, opts.margin)
@@ -297,7 +364,7 @@ def safe_rlhf_rows(
         .order_by("comparison_id")
         .values_list("comparison_id", "a_safe", "a_cats", "a_severity", "b_safe", "b_cats", "b_severity")
     )
-    votes = ByComparison(read.stream(votes_qs, bool_cols=(1, 4)))
+    votes = ByComparison(read.stream(votes_qs))
     for batch in pair_batches(snapshot, read):
         answers = votes.upto(batch[-1].comparison_id)
         out = []
@@ -409,7 +476,7 @@ def raw_rows(
         .order_by("judgment__comparison_id", "judgment_id", "number")
         .values_list(*REVISION_FIELDS)
     )
-    revisions = ByComparison(read.stream(revisions_qs, bool_cols=(7, 8), dt_cols=(16,)))
+    revisions = ByComparison(read.stream(revisions_qs))
     rubric_answers = _rubric_answers(snapshot, read) if _has_rubrics(snapshot) else None
     loads = orjson.loads
     for batch in pair_batches(snapshot, read):
@@ -597,13 +664,13 @@ def _iso(tail: dict) -> dict:
 
 def _card_figures_beside(snapshot: DatasetSnapshot) -> Callable[[], dict[str, Any]]:
     """The dataset card's figures (label distribution, agreement with bootstrap intervals), read while the
-    rows are: on PostgreSQL, outside a caller's transaction, a thread asks for them on a connection of its
+    rows are: outside a caller's transaction, a thread asks for them on a connection of its
     own as the export starts, and the server computes them beside the export's queries (at a million
     judgments, 2–4 s of its CPU that used to follow the rows). Inside a caller's transaction (which another
-    connection cannot see) or elsewhere, they are read when asked for. Returns the function that waits
+    connection cannot see) they are read when asked for. Returns the function that waits
     for them."""
     caller = connections[DatasetSnapshot.objects.db]
-    if caller.vendor != "postgresql" or caller.in_atomic_block:
+    if caller.in_atomic_block:
         return lambda: card_figures(snapshot)
 
     def read() -> dict[str, Any]:
@@ -654,7 +721,7 @@ def export_snapshot(
     total = snapshot.pair_count
     figures = _card_figures_beside(snapshot)
     try:
-        with RowStreams(DatasetSnapshot.objects.db) as read, collector_paused(), heap_kept():
+        with RowStreams(DatasetSnapshot.objects.db) as read:
             write = writer.write_split if fmt == "raw" else writer.write
             for batch in ROWS[fmt](snapshot, opts, stats, read):
                 rows += write(batch)

@@ -7,12 +7,11 @@ class InsightsConfig(AppConfig):
 
     def ready(self) -> None:
         from annotate.signals import judgments_changed
+        from insights.dashboard import on_judgments_changed
         from projects.api import api
-
-        from .dashboard import on_judgments_changed
 
         judgments_changed.connect(on_judgments_changed, dispatch_uid="insights.dashboard")
 
-        from . import api as insights_api
+        from insights import api as insights_api
 
         api.add_router("", insights_api.router)

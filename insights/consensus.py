@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from annotate.fastrows import fast_rows
 from annotate.models import Comparison, Gold, Judgment
 from insights.models import Adjudication
 from projects.models import Project
@@ -442,9 +441,8 @@ def consensus_outcomes(
             adjudications.setdefault(cid, {})[ax] = choice
         votes: dict[int, list[Vote]] = {}
         excluded: dict[int, Counter[str]] = {}
-        for cid, is_source, imported, is_gold, flagged, *answers in fast_rows(
-            Judgment.objects.filter(comparison_id__in=ids).order_by().values_list(*VOTE_FIELDS),
-            bool_cols=(1, 2, 3, 4, 9, 10),
+        for cid, is_source, imported, is_gold, flagged, *answers in (
+            Judgment.objects.filter(comparison_id__in=ids).order_by().values_list(*VOTE_FIELDS)
         ):
             reason = (
                 "gold_item"

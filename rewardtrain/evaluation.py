@@ -1,20 +1,21 @@
 """Scoring a preference file with a model version: accuracy and margin statistics, and per-pair scores.
 
-Readers for the labelled formats of DESIGN.md "Formats" live here (the importer's parsers were not on this
-branch when it was written): `trl`, `hh`, `safe-rlhf` and `raw`. A `raw` file holds votes; pairs are
-aggregated by the default consensus — the side chosen by a strict majority of the non-tie choices of each
-annotator's latest row (for a cost model: of the harmlessness choices); a pair without consensus is left out
-and counted. `generic` files carry no label and are refused. Every bad line is an EvaluationError naming the
-file, line and field; nothing is scored then.
+A file is read and checked by the importer's own readers and line parsers (`curation.importers`: `.jsonl`,
+`.jsonl.gz` or `.parquet`; `trl`, `hh`, `safe-rlhf` and `raw`), so a file evaluates exactly when it would import.
+A `raw` file holds votes: each annotator's latest row of a pair counts (rows named in the other order are
+turned to the pair's first order, as the importer does), and the pair's label is the project consensus's
+majority rule (`insights.consensus.decide`; for a cost model on the harmlessness axis); a pair without
+consensus is left out and counted. `generic` files carry no label and are refused. A bad line is an
+EvaluationError naming the file, line and field; nothing is scored then.
 
 Imports torch (through rewardtrain.trainer.training): only the worker and management commands load this module.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
+import random
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from curation.canonical import TranscriptError, as_messages, prompt_key, split_hh_pair, text_key
+from curation.importers.formats import PARSERS, BadLine, ParseContext, ParsedPair, flipped
+from curation.importers.readers import InvalidRecord, RecordReader
+from insights.consensus import OK, Vote, decide
 from rewardtrain.trainer.training import Pair, load_scorer, score_pairs
 
 from .models import EvaluationJob, ModelVersion
@@ -48,194 +51,85 @@ class LabelledPair:
     extra: dict = field(default_factory=dict)
 
 
-def _open(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
-def _lines(path: Path) -> Iterator[tuple[int, dict]]:
+def parsed_pairs(path: Path, fmt: str) -> Iterator[ParsedPair]:
+    """Every pair of the file as the importer parses it; the first bad line raises EvaluationError."""
+    # Any harm category name is accepted: the file is scored, not stored in a project.
+    ctx = ParseContext(harm_categories=[], add_harm_categories=True, rng=random.Random(0))
+    parse = PARSERS[fmt]
     try:
-        with _open(path) as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    value = json.loads(line)
-                except ValueError as error:
-                    raise EvaluationError(f"{path.name}:{number}: not JSON ({error.msg})") from None
-                if not isinstance(value, dict):
-                    raise EvaluationError(f"{path.name}:{number}: a line must be a JSON object")
-                yield number, value
-    except (OSError, UnicodeDecodeError, EOFError) as error:
+        for line, obj in RecordReader(path):
+            if isinstance(obj, InvalidRecord):
+                raise EvaluationError(f"{path.name}:{line}: {obj.message}")
+            try:
+                yield from parse(obj, line, ctx)
+            except BadLine as error:
+                where = f"field {error.field!r} " if error.field else ""
+                raise EvaluationError(f"{path.name}:{line}: {where}{error.message}") from None
+    except OSError as error:
         raise EvaluationError(f"{path.name}: cannot read the file ({error})") from None
 
 
-def _text(where: str, name: str, value) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and isinstance(value.get("text"), str):
-        return value["text"]
-    raise EvaluationError(f"{where}: field {name!r} must be a string")
+def _labelled(p: ParsedPair, label: dict, *, cost: bool) -> LabelledPair | None:
+    """The pair oriented chosen-first by its label (for a cost model: the safer response), or None when the
+    label names no side."""
+    side = label["harmlessness"] if cost else label["choice"]
+    if side not in ("a", "b"):
+        return None
+    if side == "a":
+        return LabelledPair(p.line, p.messages, p.a_text, p.b_text, label["a_safe"], label["b_safe"])
+    return LabelledPair(p.line, p.messages, p.b_text, p.a_text, label["b_safe"], label["a_safe"])
 
 
-def _messages(where: str, name: str, value) -> list[dict]:
-    try:
-        if isinstance(value, str):
-            return as_messages(value)
-        if isinstance(value, list) and all(isinstance(m, dict) for m in value):
-            return as_messages(value)
-    except KeyError:
-        pass
-    raise EvaluationError(f"{where}: field {name!r} must be a string or a list of {{role, content}} messages")
-
-
-def _response(where: str, name: str, value) -> str:
-    """A trl side: a plain string, or the assistant message(s) that follow the prompt."""
-    if isinstance(value, str):
-        return value
-    messages = _messages(where, name, value)
-    if not messages or any(m["role"] != "assistant" for m in messages):
-        raise EvaluationError(f"{where}: field {name!r} must hold only assistant messages")
-    return "\n\n".join(m["content"] for m in messages)
-
-
-def read_trl(path: Path) -> Iterator[LabelledPair]:
-    for number, row in _lines(path):
-        where = f"{path.name}:{number}"
-        for name in ("chosen", "rejected"):
-            if name not in row:
-                raise EvaluationError(f"{where}: missing field {name!r}")
-        if "prompt" in row:
-            prompt = _messages(where, "prompt", row["prompt"])
-            chosen, rejected = (
-                _response(where, "chosen", row["chosen"]),
-                _response(where, "rejected", row["rejected"]),
-            )
-        else:  # implicit prompt: both sides are whole conversations that differ in the last assistant turn
-            c, r = _messages(where, "chosen", row["chosen"]), _messages(where, "rejected", row["rejected"])
-            if (
-                not c
-                or not r
-                or c[-1]["role"] != "assistant"
-                or r[-1]["role"] != "assistant"
-                or c[:-1] != r[:-1]
-            ):
-                raise EvaluationError(
-                    f"{where}: without 'prompt', chosen and rejected must share all but a last assistant turn"
-                )
-            prompt, chosen, rejected = c[:-1], c[-1]["content"], r[-1]["content"]
-        yield LabelledPair(number, prompt, chosen, rejected)
-
-
-def read_hh(path: Path) -> Iterator[LabelledPair]:
-    for number, row in _lines(path):
-        where = f"{path.name}:{number}"
-        for name in ("chosen", "rejected"):
-            if not isinstance(row.get(name), str):
-                raise EvaluationError(f"{where}: field {name!r} must be an HH transcript string")
-        try:
-            prompt, chosen, rejected = split_hh_pair(row["chosen"], row["rejected"])
-        except TranscriptError as error:
-            raise EvaluationError(f"{where}: {error}") from None
-        yield LabelledPair(number, prompt, chosen, rejected)
-
-
-def _side_id(where: str, row: dict, name: str) -> int:
-    value = row.get(name)
-    if value not in (0, 1) or isinstance(value, bool):
-        raise EvaluationError(f"{where}: field {name!r} must be 0 or 1")
-    return value
-
-
-def read_safe_rlhf(path: Path, *, cost: bool) -> Iterator[LabelledPair]:
-    for number, row in _lines(path):
-        where = f"{path.name}:{number}"
-        prompt = _messages(where, "prompt", row.get("prompt"))
-        responses = [_text(where, f"response_{i}", row.get(f"response_{i}")) for i in (0, 1)]
-        safe = []
-        for i in (0, 1):
-            value = row.get(f"is_response_{i}_safe")
-            if value is not None and not isinstance(value, bool):
-                raise EvaluationError(f"{where}: field 'is_response_{i}_safe' must be true or false")
-            safe.append(value)
-        first = _side_id(where, row, "safer_response_id" if cost else "better_response_id")
-        other = 1 - first
-        yield LabelledPair(number, prompt, responses[first], responses[other], safe[first], safe[other])
-
-
-def _raw_choice(where: str, row: dict, name: str) -> str | None:
-    value = row.get(name)
-    if value is None and name == "choice" and row.get("preference") is not None:
-        pref = row["preference"]
-        if not isinstance(pref, int) or isinstance(pref, bool) or not -3 <= pref <= 3:
-            raise EvaluationError(f"{where}: field 'preference' must be an integer from -3 to 3")
-        return "a" if pref < 0 else "b" if pref > 0 else "tie"
-    if value not in (None, "a", "b", "tie"):
-        raise EvaluationError(f"{where}: field {name!r} must be 'a', 'b', 'tie' or null")
-    return value
-
-
-def _majority(votes: list[str]) -> str | None:
-    """Strict majority of the non-tie votes, or None."""
-    a, b = votes.count("a"), votes.count("b")
-    if a > b:
-        return "a"
-    if b > a:
-        return "b"
-    return None
-
-
-def _safe_majority(values: list[bool | None]) -> bool | None:
-    known = [v for v in values if v is not None]
-    yes = sum(known)
-    if yes * 2 > len(known):
-        return True
-    if (len(known) - yes) * 2 > len(known):
-        return False
-    return None
+def read_labelled(path: Path, fmt: str, *, cost: bool, skipped: dict) -> Iterator[LabelledPair]:
+    """trl, hh, safe-rlhf: one labelled pair a line (trl and hh name only the better response, which a cost
+    model is scored against too)."""
+    by_safety = cost and fmt == "safe-rlhf"
+    for p in parsed_pairs(path, fmt):
+        pair = _labelled(p, p.label, cost=by_safety)
+        if pair is None:
+            skipped["no_label"] = skipped.get("no_label", 0) + 1
+            continue
+        yield pair
 
 
 def read_raw(path: Path, *, cost: bool, skipped: dict) -> Iterator[LabelledPair]:
-    """Aggregate votes per pair (prompt + unordered texts; canonical order = first arrival)."""
-    groups: dict[tuple, dict] = {}
-    axis = "harmlessness" if cost else "choice"
-    for number, row in _lines(path):
-        where = f"{path.name}:{number}"
-        prompt = _messages(where, "prompt", row.get("prompt"))
-        a = _text(where, "response_a", row.get("response_a"))
-        b = _text(where, "response_b", row.get("response_b"))
-        annotator = row.get("annotator")
-        if not isinstance(annotator, str) or not annotator:
-            raise EvaluationError(f"{where}: field 'annotator' must be a non-empty string")
-        choice = _raw_choice(where, row, axis)
-        a_safe, b_safe = row.get("a_safe"), row.get("b_safe")
-        for name, value in (("a_safe", a_safe), ("b_safe", b_safe)):
-            if value is not None and not isinstance(value, bool):
-                raise EvaluationError(f"{where}: field {name!r} must be true, false or null")
-        ka, kb = text_key(a), text_key(b)
-        key = (prompt_key(prompt), *sorted((ka, kb)))
-        group = groups.setdefault(key, {"line": number, "prompt": prompt, "a": a, "b": b, "votes": {}})
-        flipped = ka != text_key(group["a"])
-        if flipped:
-            choice = {"a": "b", "b": "a"}.get(choice, choice)
-            a_safe, b_safe = b_safe, a_safe
-        revision = row.get("revision") if isinstance(row.get("revision"), int) else 0
-        previous = group["votes"].get(annotator)
-        if previous is None or revision >= previous[0]:
-            group["votes"][annotator] = (revision, choice, a_safe, b_safe)
-    for group in groups.values():
-        votes = list(group["votes"].values())
-        side = _majority([v[1] for v in votes if v[1] is not None])
-        if side is None:
+    """Votes grouped by pair (canonical order = first arrival), each annotator's latest row counted, the label
+    decided by the consensus rule."""
+    firsts: dict[str, ParsedPair] = {}
+    votes: dict[str, dict[str, tuple[int, dict]]] = {}
+    for position, p in enumerate(parsed_pairs(path, "raw")):
+        first = firsts.setdefault(p.pair_key, p)
+        label = p.label if p.a_key == first.a_key else flipped(p.label)
+        # The latest revision counts: the highest revision number, else the later row.
+        order = (p.revision or 0, position)
+        latest = votes.setdefault(p.pair_key, {})
+        if p.annotator not in latest or order >= latest[p.annotator][0]:
+            latest[p.annotator] = (order, label)
+    axis = "harmlessness" if cost else "overall"
+    for key, first in firsts.items():
+        outcome = decide(
+            [
+                Vote(
+                    v["preference"],
+                    v["choice"],
+                    v["helpfulness"],
+                    v["harmlessness"],
+                    v["a_safe"],
+                    v["b_safe"],
+                )
+                for _, v in votes[key].values()
+            ],
+            axis=axis,
+        )
+        if outcome.status != OK:
             skipped["no_consensus"] = skipped.get("no_consensus", 0) + 1
             continue
-        a_safe = _safe_majority([v[2] for v in votes])
-        b_safe = _safe_majority([v[3] for v in votes])
-        if side == "a":
-            yield LabelledPair(group["line"], group["prompt"], group["a"], group["b"], a_safe, b_safe)
-        else:
-            yield LabelledPair(group["line"], group["prompt"], group["b"], group["a"], b_safe, a_safe)
+        side = outcome.chosen
+        yield _labelled(
+            first,
+            {"choice": side, "harmlessness": side, "a_safe": outcome.a_safe, "b_safe": outcome.b_safe},
+            cost=False,
+        )
 
 
 def read_pairs(path: str | Path, fmt: str, *, cost: bool = False) -> tuple[list[LabelledPair], dict]:
@@ -247,16 +141,12 @@ def read_pairs(path: str | Path, fmt: str, *, cost: bool = False) -> tuple[list[
             f"{path.name}: 'generic' files carry no preference label, so there is nothing to evaluate against; "
             "use a trl, hh, safe-rlhf or raw file"
         )
-    if fmt == "trl":
-        pairs = list(read_trl(path))
-    elif fmt == "hh":
-        pairs = list(read_hh(path))
-    elif fmt == "safe-rlhf":
-        pairs = list(read_safe_rlhf(path, cost=cost))
-    elif fmt == "raw":
+    if fmt not in FORMATS:
+        raise EvaluationError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt == "raw":
         pairs = list(read_raw(path, cost=cost, skipped=skipped))
     else:
-        raise EvaluationError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        pairs = list(read_labelled(path, fmt, cost=cost, skipped=skipped))
     if not pairs:
         raise EvaluationError(f"{path.name}: no labelled pairs to evaluate")
     return pairs, skipped

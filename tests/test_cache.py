@@ -72,7 +72,7 @@ def test_incr_counts_an_existing_key_and_refuses_a_missing_one_without_creating_
 
 
 def test_the_submit_rate_window_key_gets_its_timeout_and_counts(redis_cache, settings):
-    from annotate.ratelimit import submit_retry_after
+    from infra.ratelimit import submit_retry_after
 
     settings.ARBITER_SUBMIT_RATE = 0.1  # a window of 200 s
     settings.ARBITER_SUBMIT_BURST = 20

@@ -156,16 +156,16 @@ def test_a_nul_character_in_a_rubric_is_a_bad_line(project, tmp_path):
 
 
 @pytest.mark.django_db
-def test_batches_start_small_and_double(project, tmp_path):
-    """The database starts on the first thousand lines, not on the first full batch; each next batch is twice
-    the last (up to BATCH_LINES). 3,500 lines: batches of 1,000, 2,000 and 500, each followed by a progress
-    step, then the final one."""
+def test_each_batch_is_written_then_reported_as_progress(project, tmp_path, monkeypatch):
+    """Lines are written a batch (BATCH_LINES) at a time, each batch followed by a progress step that already
+    sees its rows. 3,500 lines in batches of 1,000: steps at 1,000, 2,000, 3,000 and 3,500 rows, then the
+    final one."""
     import orjson
 
     import curation.importers as importers
 
-    assert importers.FIRST_BATCH_LINES == 1_000 and importers.BATCH_LINES >= 2_000
-    path = tmp_path / "ramp.jsonl"
+    monkeypatch.setattr(importers, "BATCH_LINES", 1_000)
+    path = tmp_path / "batches.jsonl"
     path.write_bytes(
         b"\n".join(orjson.dumps({"prompt": f"P{i}", "responses": [f"a{i}", f"b{i}"]}) for i in range(3_500))
     )
@@ -180,5 +180,49 @@ def test_batches_start_small_and_double(project, tmp_path):
     )
     assert report.comparisons_created == 3_500
     # Inside the import's transaction, each step sees the rows written so far.
-    assert [written for _, written in steps] == [1_000, 3_000, 3_500, 3_500]
+    assert [written for _, written in steps] == [1_000, 2_000, 3_000, 3_500, 3_500]
+    assert [fraction for fraction, _ in steps] == sorted(fraction for fraction, _ in steps)
     assert steps[-1][0] == 1.0
+
+
+def _import_peak(project, path):
+    """(the peak of Python's traced allocations while `path` is imported, in bytes; the report)"""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        report = import_file(path, project=project, fmt="generic")
+        return tracemalloc.get_traced_memory()[1], report
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.django_db
+def test_memory_of_an_import_is_flat_in_the_size_of_the_file(project, tmp_path, monkeypatch):
+    """Batches are written and dropped: a file four times as long peaks at about the same memory (what a
+    batch holds), not four times as much."""
+    import orjson
+
+    import curation.importers as importers
+    from projects.models import Project
+
+    monkeypatch.setattr(importers, "BATCH_LINES", 250)
+
+    def write(name: str, n: int):
+        path = tmp_path / name
+        path.write_bytes(
+            b"\n".join(
+                orjson.dumps(
+                    {"prompt": f"{name} {i} " + "x" * 400, "responses": [f"a{i} " * 50, f"b{i} " * 50]}
+                )
+                for i in range(n)
+            )
+        )
+        return path
+
+    small_peak, small = _import_peak(project, write("small", 1_000))
+    other = Project.objects.create(name="Other", slug="other-memory")
+    large_peak, large = _import_peak(other, write("large", 4_000))
+    assert (small.comparisons_created, large.comparisons_created) == (1_000, 4_000)
+    assert large_peak < 1.5 * small_peak, (small_peak, large_peak)

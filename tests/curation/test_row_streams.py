@@ -1,14 +1,13 @@
-"""Reading rows as streams: batches merged by comparison, and an export that leaves the caller's connection
-free (a job's progress commits while the rows are read)."""
+"""Reading rows as streams: batches merged by comparison, every stream on one snapshot, and an export that
+leaves the caller's connection free (a job's progress commits while the rows are read)."""
 
 from __future__ import annotations
 
 import pytest
 from django.db import connections
 
-from annotate.fastrows import ByComparison
 from curation import exporters
-from curation.exporters import export_snapshot
+from curation.exporters import ByComparison, RowStreams, export_snapshot
 from curation.models import DatasetSnapshot
 from curation.snapshots import create_snapshot
 from tests.factories import add_judgment, crowd_annotator, make_comparison
@@ -51,10 +50,9 @@ def test_progress_written_during_an_export_is_committed_while_it_runs(project, t
 
 @pytest.mark.django_db(transaction=True)
 def test_every_stream_reads_the_state_of_the_database_when_the_export_began(project, tmp_path, monkeypatch):
-    """The pairs, the revisions and the rubric answers are read on connections of their own (PostgreSQL)
-    that share the first one's snapshot: an answer committed after the first stream began, before the
-    rubric answers' stream is made, is not in the file; nor is a revision committed mid-export."""
-
+    """The pairs, the revisions and the rubric answers are read on a connection of the export's own, in one
+    REPEATABLE READ transaction: an answer committed after the first stream began, before the rubric
+    answers' stream is made, is not in the file; nor is a revision committed mid-export."""
     from annotate.models import JudgmentRevision
     from rubrics.models import CriterionAnswer
 
@@ -83,7 +81,6 @@ def test_every_stream_reads_the_state_of_the_database_when_the_export_began(proj
     assert JudgmentRevision.objects.filter(judgment=last).count() == 2
     lines = (tmp_path / "raw.jsonl").read_bytes().splitlines()
     assert result.rows == len(lines) == 4
-    # The streams read on their own connections, in the snapshot taken before the export began.
     assert all(b'"rubric":null' in line and b'"revision":1' in line for line in lines)
 
 
@@ -92,7 +89,6 @@ def test_every_stream_reads_the_state_of_the_database_when_the_export_began(proj
 def test_an_export_that_fails_before_reading_a_stream_lets_go_of_it(project):
     """A stream made and never read (the export failed first) is closed with its query cancelled: the
     error comes out, nothing waits on the connection, and the next export reads as before."""
-    from annotate.fastrows import RowStreams
     from annotate.models import Judgment
 
     annotator = crowd_annotator(project, "x")
@@ -104,32 +100,3 @@ def test_an_export_that_fails_before_reading_a_stream_lets_go_of_it(project):
         raise RuntimeError("disk full")
     with RowStreams() as read:
         assert [r for chunk in read.stream(ids, chunk=3) for r in chunk] == list(ids)
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_stream_in_index_order_is_planned_without_a_sort_and_only_that_stream(project):
-    """`index_order` tells the planner not to sort on that stream's own connection (PostgreSQL): the rows
-    come in the query's order all the same, and the other streams and the caller's connection still sort."""
-    from django.db import connection
-    from django.db.models.expressions import RawSQL
-
-    from annotate.fastrows import RowStreams
-    from annotate.models import Judgment
-
-    annotator = crowd_annotator(project, "x")
-    for i in range(5):
-        add_judgment(make_comparison(project, f"p{i}", f"a{i}", f"b{i}"), annotator, preference=1)
-    rows = Judgment.objects.annotate(sort=RawSQL("current_setting('enable_sort')", [])).values_list(
-        "id", "sort"
-    )
-    with RowStreams() as read:
-        unsorted = read.stream(rows.order_by("-comparison_id"), chunk=2, index_order=True)
-        sorted_ = read.stream(rows.order_by("id"), chunk=2)
-        got_unsorted = [r for chunk in unsorted for r in chunk]
-        got_sorted = [r for chunk in sorted_ for r in chunk]
-    expected = list(Judgment.objects.order_by("-comparison_id").values_list("id", flat=True))
-    assert [r[0] for r in got_unsorted] == expected and {r[1] for r in got_unsorted} == {"off"}
-    assert [r[0] for r in got_sorted] == sorted(expected) and {r[1] for r in got_sorted} == {"on"}
-    with connection.cursor() as cur:
-        cur.execute("SELECT current_setting('enable_sort')")
-        assert cur.fetchone()[0] == "on"

@@ -148,3 +148,25 @@ def test_a_bad_line_is_reported_by_file_line_and_field(project, tmp_path):
     with pytest.raises(CommandError, match=r"bad.jsonl:2: field 'chosen'"):
         _evaluate("--model", str(version.pk), "--file", str(path), "--format", "trl", "--out", str(out))
     assert not out.exists()
+
+
+@pytest.mark.django_db
+def test_files_are_read_and_checked_by_the_importers_readers(project, tmp_path):
+    """A gzipped file evaluates as the importer would read it, and a line the importer refuses (an unknown
+    field of a raw row) is refused here too, by file, line and field."""
+    import gzip
+
+    version = finished_version(project, "bt")
+    rows = [{"prompt": p, "chosen": good, "rejected": bad} for p, good, bad in _toy(6, 5)]
+    path = tmp_path / "pairs.jsonl.gz"
+    path.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    assert _evaluate("--model", str(version.pk), "--file", str(path), "--format", "trl")["pairs"] == 6
+    raw = _write(
+        tmp_path / "votes.jsonl",
+        [
+            {"prompt": "p", "response_a": "x", "response_b": "y", "annotator": "a", "choice": "a"},
+            {"prompt": "p", "response_a": "x", "response_b": "y", "annotator": "b", "choice": "a", "mood": 1},
+        ],
+    )
+    with pytest.raises(CommandError, match=r"votes.jsonl:2: field 'mood' unknown field"):
+        _evaluate("--model", str(version.pk), "--file", str(raw), "--format", "raw")

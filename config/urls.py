@@ -8,7 +8,7 @@ from django.urls import include, path
 # submit pair at their head, because the annotators' requests are most of the traffic (no other pattern matches
 # their paths, so the order changes only how many are tried).
 urlpatterns = [
-    path("", include("annotate.urls_workbench")),
+    path("", include("annotate.urls")),
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

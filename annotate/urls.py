@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from annotate import views_workbench as views
+from annotate import views
 
 urlpatterns = [
     # The scripts' JSON pair first: the most requested paths (config/urls.py).

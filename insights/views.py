@@ -27,9 +27,8 @@ from annotate.models import (
     Gold,
     Judgment,
     JudgmentRevision,
-    Response,
 )
-from insights import charts
+from insights import charts, model_scores
 from insights.adjudication import AdjudicationError, adjudication_set, comparisons_request_more
 from insights.consensus import GoldLabel, Vote, decide
 from insights.dashboard import (
@@ -205,15 +204,8 @@ def _vote_count(choice: str):
 
 
 def _active_score(side: str):
-    """The active reward model's score of one side, through the Response → scores relation (annotate never
-    imports rewardtrain)."""
-    return Subquery(
-        Response.objects.filter(
-            pk=OuterRef(f"response_{side}_id"),
-            scores__model_version__is_active=True,
-            scores__model_version__kind="reward",
-        ).values("scores__value")[:1]
-    )
+    """The active reward model's score of one side, from whichever app registered scores (`model_scores`)."""
+    return model_scores.active_score(OuterRef(f"response_{side}_id"))
 
 
 def browse_comparisons(project: Project, params) -> tuple[object, dict[str, str]]:
@@ -328,12 +320,11 @@ def comparison_detail(request: HttpRequest, slug: str, comparison_id: int) -> Ht
     )
     judgments.sort(key=lambda j: (j.is_source, j.annotator.name))
     scores = {
-        side: list(response.scores.select_related("model_version").order_by("-model_version__created_at"))
-        for side, response in (("a", comparison.response_a), ("b", comparison.response_b))
+        side: model_scores.scores_of(response_id)
+        for side, response_id in (("a", comparison.response_a_id), ("b", comparison.response_b_id))
     }
     active = {
-        side: next((s for s in rows if s.model_version.is_active and s.model_version.kind == "reward"), None)
-        for side, rows in scores.items()
+        side: next((s for s in rows if s.is_active and s.kind == "reward"), None) for side, rows in scores.items()
     }
     model_pref = active["b"].value - active["a"].value if active["a"] and active["b"] else None
     queue = [int(i) for i in request.GET.get("queue", "").split(",") if i.isdigit()]

@@ -120,3 +120,23 @@ def test_annotators_and_outsiders_get_404(client, project, annotator, outsider, 
         login(client, user)
         assert client.get(f"/p/{project.slug}/comparisons/").status_code == 404
         assert client.get(f"/p/{project.slug}/comparisons/{corpus['split'].pk}/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_without_a_registered_score_source_the_browser_shows_no_model_scores(
+    client, project, researcher, corpus, monkeypatch
+):
+    """insights knows the model side only through `model_scores`' registry: with nothing registered (an app
+    that scores responses is not installed) the pages still answer and the model filter matches nothing."""
+    from insights import model_scores
+
+    model = active_model(project)
+    comparison = corpus["unanimous"]
+    Score.objects.create(model_version=model, response=comparison.response_a, value=1.0)
+    Score.objects.create(model_version=model, response=comparison.response_b, value=2.0)
+    login(client, researcher)
+    assert listed(client, project, model="disagree") == {comparison.pk}
+    monkeypatch.setattr(model_scores, "registered", [])
+    assert listed(client, project, model="disagree") == set()
+    page = client.get(f"/p/{project.slug}/comparisons/{comparison.pk}/").content.decode()
+    assert "2.000" not in page

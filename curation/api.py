@@ -116,14 +116,22 @@ def _export_project(request: HttpRequest, project: Project) -> Project:
     return project
 
 
-def _snapshot(request: HttpRequest, snapshot_id: int, *, export: bool = False) -> DatasetSnapshot:
-    snapshot = DatasetSnapshot.objects.select_related("project", "created_by").filter(pk=snapshot_id).first()
+def _researched(request: HttpRequest, obj):
+    """`obj` (a row with a `project`) if the user is a researcher or admin of its live project; else 404."""
     if (
-        snapshot is None
-        or snapshot.project.deleted_at is not None
-        or role_in(request.user, snapshot.project) not in RESEARCH
+        obj is None
+        or obj.project.deleted_at is not None
+        or role_in(request.user, obj.project) not in RESEARCH
     ):
         raise Http404("Not found")
+    return obj
+
+
+def _snapshot(request: HttpRequest, snapshot_id: int, *, export: bool = False) -> DatasetSnapshot:
+    snapshot = _researched(
+        request,
+        DatasetSnapshot.objects.select_related("project", "created_by").filter(pk=snapshot_id).first(),
+    )
     if export:
         _export_project(request, snapshot.project)
     return snapshot
@@ -244,13 +252,7 @@ def post_snapshot(request, slug: str, data: SnapshotIn):
 @router.get("/snapshot-jobs/{job_id}", response=SnapshotJobOut, tags=["snapshots"])
 def get_snapshot_job(request, job_id: int):
     job = SnapshotJob.objects.select_related("project", "created_by").filter(pk=job_id).first()
-    if (
-        job is None
-        or job.project.deleted_at is not None
-        or role_in(request.user, job.project) not in RESEARCH
-    ):
-        raise Http404("Not found")
-    return snapshot_job_as_dict(job)
+    return snapshot_job_as_dict(_researched(request, job))
 
 
 @router.get("/snapshots/{snapshot_id}", response=SnapshotOut, tags=["snapshots"])
@@ -281,11 +283,7 @@ def post_export(request, slug: str, data: ExportIn):
 
 
 def _job(request: HttpRequest, job_id: int) -> ExportJob:
-    job = ExportJob.objects.select_related("project").filter(pk=job_id).first()
-    if job is None:
-        raise Http404("Not found")
-    if job.project.deleted_at is not None or role_in(request.user, job.project) not in RESEARCH:
-        raise Http404("Not found")
+    job = _researched(request, ExportJob.objects.select_related("project").filter(pk=job_id).first())
     _export_project(request, job.project)
     return job
 

@@ -22,3 +22,9 @@ class ImportJobAdmin(admin.ModelAdmin):
 class ExportJobAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "format", "status", "rows", "created_at", "expires_at"]
     list_filter = ["status", "format"]
+
+
+@admin.register(models.SnapshotJob)
+class SnapshotJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "status", "snapshot", "created_at", "finished_at"]
+    list_filter = ["status"]

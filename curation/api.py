@@ -1,9 +1,9 @@
-"""The curation part of the JSON API: push items, create and read snapshots, export (added to `projects.api.api`)."""
+"""The curation part of the JSON API (added to `projects.api.api`): push items, create and read snapshots,
+export. Long work never runs in a request: an import, a snapshot and an export are each a Celery job (`cpu`
+queue) that the POST queues (202) and a GET on the job reports."""
 
 from __future__ import annotations
 
-import dataclasses
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,17 +13,12 @@ from django.urls import reverse
 from ninja import File, Router, Schema, Status
 from ninja.files import UploadedFile
 
-from curation import importers
-from curation.exporters import (
-    ExportError,
-    can_export,
-    card_path_for,
-    download_token,
-    export_snapshot,
-    start_export_job,
-)
-from curation.models import DatasetSnapshot, ExportJob
-from curation.snapshots import create_snapshot, snapshot_as_dict
+from curation.exporters import ExportError, can_export, card_path_for, download_token, start_export_job
+from curation.importers.jobs import job_progress, start_import_job
+from curation.models import DatasetSnapshot, ExportJob, ImportJob, SnapshotJob
+from curation.snapshot_jobs import snapshot_job_as_dict, start_snapshot_job
+from curation.snapshots import snapshot_as_dict
+from infra.uploads import human_size
 from insights.consensus import ConsensusError
 from projects.access import is_admin, role_in
 from projects.api import RESEARCH, Message, project_for
@@ -34,7 +29,6 @@ ImportFormat = Literal["trl", "hh", "safe-rlhf", "generic", "raw"]
 Aggregation = Literal["majority", "mean", "bt"]
 AxisName = Literal["overall", "helpfulness", "harmlessness"]
 ExcludeName = Literal["gold", "imported", "flagged"]
-
 
 
 router = Router()
@@ -60,6 +54,35 @@ class SnapshotOut(Schema):
     content_hash: str
     created_by: str | None
     created_at: str
+
+
+class SnapshotJobOut(Schema):
+    id: int
+    project: str
+    options: dict[str, Any]
+    status: str
+    snapshot: int | None
+    error: str
+    created_by: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class ImportJobOut(Schema):
+    id: int
+    project: str
+    format: str
+    source: str
+    skip_invalid: bool
+    filename: str
+    size_bytes: int
+    status: str
+    progress: float
+    report: dict[str, Any]
+    created_by: str | None
+    created_at: str
+    finished_at: str | None
 
 
 class ExportIn(Schema):
@@ -93,14 +116,22 @@ def _export_project(request: HttpRequest, project: Project) -> Project:
     return project
 
 
-def _snapshot(request: HttpRequest, snapshot_id: int, *, export: bool = False) -> DatasetSnapshot:
-    snapshot = DatasetSnapshot.objects.select_related("project", "created_by").filter(pk=snapshot_id).first()
+def _researched(request: HttpRequest, obj):
+    """`obj` (a row with a `project`) if the user is a researcher or admin of its live project; else 404."""
     if (
-        snapshot is None
-        or snapshot.project.deleted_at is not None
-        or role_in(request.user, snapshot.project) not in RESEARCH
+        obj is None
+        or obj.project.deleted_at is not None
+        or role_in(request.user, obj.project) not in RESEARCH
     ):
         raise Http404("Not found")
+    return obj
+
+
+def _snapshot(request: HttpRequest, snapshot_id: int, *, export: bool = False) -> DatasetSnapshot:
+    snapshot = _researched(
+        request,
+        DatasetSnapshot.objects.select_related("project", "created_by").filter(pk=snapshot_id).first(),
+    )
     if export:
         _export_project(request, snapshot.project)
     return snapshot
@@ -126,17 +157,10 @@ def _job_out(request: HttpRequest, job: ExportJob) -> dict[str, Any]:
     return out
 
 
-def _file_response(path: Path, name: str) -> FileResponse:
-    """Stream a temporary export: the open file outlives its directory entry."""
-    fh = open(path, "rb")  # noqa: SIM115 - FileResponse closes it
-    path.unlink()
-    return FileResponse(fh, as_attachment=True, filename=name)
-
-
 @router.post(
     "/projects/{slug}/items",
-    response={200: dict[str, Any], 400: dict[str, Any], 404: Message, 503: Message},
-    tags=["projects"],
+    response={202: ImportJobOut, 404: Message, 413: Message},
+    tags=["imports"],
 )
 def push_items(
     request,
@@ -146,37 +170,54 @@ def push_items(
     source: str | None = None,
     skip_invalid: bool = False,
 ):
-    """Import a file in one of the import formats (`.jsonl`, `.jsonl.gz` or `.parquet`): admins only.
-    A file with bad lines changes nothing (400, every bad line reported) unless `skip_invalid`."""
+    """Queue an import of a file in one of the import formats (`.jsonl`, `.jsonl.gz` or `.parquet`): admins
+    only. The import page's job: poll GET /imports/{id}; a file with bad lines changes nothing (the job fails,
+    its report lists every bad line with file, line and field) unless `skip_invalid`."""
     project = project_for(request, slug, roles=("admin",))
-    suffix = "".join(Path(file.name or "upload.jsonl").suffixes[-2:]) or ".jsonl"
-    Path(settings.ARBITER_IMPORTS_DIR).mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=settings.ARBITER_IMPORTS_DIR, suffix=suffix) as tmp:
-        for chunk in file.chunks():
-            tmp.write(chunk)
-        tmp.flush()
-        try:
-            report = importers.import_file(
-                Path(tmp.name),
-                project=project,
-                fmt=format,
-                source=source,
-                skip_invalid=skip_invalid,
-                actor=request.user,
-            )
-        except importers.ImportFailed as exc:
-            return Status(400, {"detail": str(exc), "report": _report(getattr(exc, "report", None))})
-    return Status(200, _report(report))
+    limit = settings.ARBITER_MAX_UPLOAD_BYTES
+    if (file.size or 0) > limit:
+        return Status(413, {"detail": f"The upload is larger than the limit of {human_size(limit)}."})
+    job = start_import_job(
+        project=project,
+        actor=request.user,
+        upload=file,
+        fmt=format,
+        source=source or "",
+        skip_invalid=skip_invalid,
+    )
+    return Status(202, _import_out(job))
 
 
-def _report(report: Any) -> dict[str, Any]:
-    if report is None:
-        return {}
-    if hasattr(report, "as_dict"):
-        return report.as_dict()
-    if dataclasses.is_dataclass(report):
-        return dataclasses.asdict(report)
-    return dict(vars(report))
+def _import_out(job: ImportJob) -> dict[str, Any]:
+    report = dict(job.report or {})
+    if "errors" in report:
+        report["errors"] = [{"file": job.filename, **e} for e in report["errors"]]
+    return {
+        "id": job.pk,
+        "project": job.project.slug,
+        "format": job.format,
+        "source": job.source,
+        "skip_invalid": job.skip_invalid,
+        "filename": job.filename,
+        "size_bytes": job.size_bytes,
+        "status": job.status,
+        "progress": job_progress(job),
+        "report": report,
+        "created_by": job.created_by.get_username() if job.created_by else None,
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+@router.get("/imports/{job_id}", response=ImportJobOut, tags=["imports"])
+def get_import(request, job_id: int):
+    """An import job: status, progress (0–1) and, once done, its report. Admins only."""
+    if not is_admin(request.user):
+        raise Http404("Not found")
+    job = ImportJob.objects.select_related("project", "created_by").filter(pk=job_id).first()
+    if job is None or job.project.deleted_at is not None:
+        raise Http404("Not found")
+    return _import_out(job)
 
 
 # --- snapshots -----------------------------------------------------------------------------------------
@@ -188,11 +229,13 @@ def list_snapshots(request, slug: str):
     return [snapshot_as_dict(s) for s in project.snapshots.select_related("project", "created_by")[:500]]
 
 
-@router.post("/projects/{slug}/snapshots", response={201: SnapshotOut, 400: Message}, tags=["snapshots"])
+@router.post("/projects/{slug}/snapshots", response={202: SnapshotJobOut, 400: Message}, tags=["snapshots"])
 def post_snapshot(request, slug: str, data: SnapshotIn):
+    """Queue a snapshot (the `cpu` queue; a large project takes a while): bad options are refused at once
+    (400). Poll GET /snapshot-jobs/{id}: `snapshot` is the new snapshot's id once `status` is `succeeded`."""
     project = project_for(request, slug, roles=RESEARCH)
     try:
-        snapshot = create_snapshot(
+        job = start_snapshot_job(
             project=project,
             actor=request.user,
             aggregation=data.aggregation,
@@ -203,50 +246,18 @@ def post_snapshot(request, slug: str, data: SnapshotIn):
         )
     except ConsensusError as exc:
         return Status(400, {"detail": str(exc)})
-    return Status(201, snapshot_as_dict(snapshot))
+    return Status(202, snapshot_job_as_dict(job))
+
+
+@router.get("/snapshot-jobs/{job_id}", response=SnapshotJobOut, tags=["snapshots"])
+def get_snapshot_job(request, job_id: int):
+    job = SnapshotJob.objects.select_related("project", "created_by").filter(pk=job_id).first()
+    return snapshot_job_as_dict(_researched(request, job))
 
 
 @router.get("/snapshots/{snapshot_id}", response=SnapshotOut, tags=["snapshots"])
 def get_snapshot(request, snapshot_id: int):
     return snapshot_as_dict(_snapshot(request, snapshot_id))
-
-
-@router.get("/snapshots/{snapshot_id}/export", tags=["exports"], response={400: Message})
-def export_now(
-    request,
-    snapshot_id: int,
-    format: Format,
-    style: Literal["conversational", "text"] = "conversational",
-    margin: bool = False,
-    gzip: bool = False,
-    parquet: bool = False,
-    with_names: bool = False,
-):
-    """Export a snapshot synchronously and stream the file (for large ones, POST /exports instead)."""
-    snapshot = _snapshot(request, snapshot_id, export=True)
-    if with_names and not is_admin(request.user):
-        raise Http404("Not found")
-    ext = ".parquet" if parquet else ".jsonl.gz" if gzip else ".jsonl"
-    Path(settings.ARBITER_EXPORTS_DIR).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=settings.ARBITER_EXPORTS_DIR) as tmp:
-        path = Path(tmp) / f"{snapshot.project.slug}-snapshot{snapshot.pk}-{format}{ext}"
-        try:
-            export_snapshot(
-                snapshot,
-                path,
-                fmt=format,
-                style=style,
-                margin=margin,
-                compress=gzip,
-                parquet=parquet,
-                with_names=with_names,
-                actor=request.user,
-                via="api",
-            )
-        except ExportError as exc:
-            return Status(400, {"detail": str(exc)})
-        card_path_for(path).unlink()
-        return _file_response(path, path.name)
 
 
 # --- export jobs ---------------------------------------------------------------------------------------
@@ -272,11 +283,7 @@ def post_export(request, slug: str, data: ExportIn):
 
 
 def _job(request: HttpRequest, job_id: int) -> ExportJob:
-    job = ExportJob.objects.select_related("project").filter(pk=job_id).first()
-    if job is None:
-        raise Http404("Not found")
-    if job.project.deleted_at is not None or role_in(request.user, job.project) not in RESEARCH:
-        raise Http404("Not found")
+    job = _researched(request, ExportJob.objects.select_related("project").filter(pk=job_id).first())
     _export_project(request, job.project)
     return job
 

@@ -793,18 +793,23 @@ def export_file_name(job: ExportJob) -> str:
     return f"{job.project.slug}-snapshot{job.snapshot_id}-{job.format}-{job.pk}{ext}"
 
 
-def start_export_job(
-    *, project: Project, actor, snapshot: DatasetSnapshot, fmt: str, options: dict[str, Any]
-) -> ExportJob:
-    """Record an export job and queue it on the `cpu` queue once the row is committed."""
-    ExportOptions(
+def check_export_options(fmt: str, options: dict[str, Any]) -> ExportOptions:
+    """The options of an export job, checked (`ExportError` names the bad one)."""
+    return ExportOptions(
         fmt,
         options.get("style", "conversational"),
         bool(options.get("margin")),
         bool(options.get("gzip")),
         bool(options.get("parquet")),
         bool(options.get("with_names")),
-    )  # validates before anything is written
+    )
+
+
+def start_export_job(
+    *, project: Project, actor, snapshot: DatasetSnapshot, fmt: str, options: dict[str, Any]
+) -> ExportJob:
+    """Record an export job and queue it on the `cpu` queue once the row is committed."""
+    check_export_options(fmt, options)  # before anything is written
     if snapshot.project_id != project.pk:
         raise ExportError("the snapshot belongs to another project")
     with transaction.atomic():

@@ -106,3 +106,30 @@ class ExportJob(models.Model):
 
     class Meta:
         db_table = "annotate_exportjob"  # the table keeps its name from before the app split
+
+
+class SnapshotJob(models.Model):
+    """A snapshot asked for from a page or the API, frozen by a Celery task (`cpu` queue), never in a request.
+
+    `options` holds the snapshot options (aggregation, axis, exclude, min_agreement, name) and, from the export
+    page, `then_export` ({"format": …, "options": {…}}): the export job to start once the snapshot exists."""
+
+    Status = JobStatus
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="snapshot_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    snapshot = models.ForeignKey(
+        DatasetSnapshot, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    export_job = models.ForeignKey(
+        ExportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="snapshot_jobs"
+    )
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

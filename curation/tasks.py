@@ -1,4 +1,4 @@
-"""Celery tasks of the curation app (queue `cpu`): thin wrappers that load a job row and call its service."""
+"""Celery tasks of the curation app (queue `cpu`): thin wrappers that call a job row's service."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from celery import shared_task
 
 from curation.exporters import run_export_job
 from curation.importers.jobs import run_import_job
+from curation.snapshot_jobs import run_snapshot_job
 
 
 @shared_task(name="curation.tasks.run_export")
@@ -19,3 +20,9 @@ def run_import(job_id: int) -> str | None:
     """Runs an uploaded import (queue `cpu`); the ImportJob row records the outcome."""
     job = run_import_job(job_id=job_id)
     return None if job is None else job.status
+
+
+@shared_task(name="curation.tasks.run_snapshot")
+def run_snapshot(job_id: int) -> str:
+    """Freeze one snapshot (SnapshotJob row) on the `cpu` queue; the row records the outcome."""
+    return run_snapshot_job(job_id).status

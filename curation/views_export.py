@@ -22,8 +22,8 @@ from curation.exporters import (
     job_for_token,
     start_export_job,
 )
-from curation.models import DatasetSnapshot, ExportJob
-from curation.snapshots import create_snapshot
+from curation.models import ExportJob, SnapshotJob
+from curation.snapshot_jobs import pending_snapshot_jobs, start_snapshot_job
 from insights.consensus import AGGREGATIONS, AXES, EXCLUDES, ConsensusError
 from projects.access import get_project_for_user, is_admin
 from projects.api_auth import create_token, revoke_token
@@ -73,8 +73,11 @@ def _get_export_project_for_user(request: HttpRequest, slug: str) -> Project:
     return project
 
 
-def _snapshot_from_form(project: Project, user, data: dict) -> DatasetSnapshot:
-    return create_snapshot(
+def _snapshot_job_from_form(
+    project: Project, user, data: dict, then_export: dict | None = None
+) -> SnapshotJob:
+    """Queue the snapshot the form asks for (`ConsensusError` at once on a bad option; nothing queued)."""
+    return start_snapshot_job(
         project=project,
         actor=user,
         aggregation=data["aggregate"],
@@ -82,7 +85,13 @@ def _snapshot_from_form(project: Project, user, data: dict) -> DatasetSnapshot:
         exclude=data["exclude"],
         min_agreement=data["min_agreement"],
         name=data["name"],
+        then_export=then_export,
     )
+
+
+def _snapshot_jobs_context(project: Project) -> dict:
+    jobs = pending_snapshot_jobs(project)
+    return {"snapshot_jobs": jobs, "snapshots_pending": any(j.status in ("queued", "running") for j in jobs)}
 
 
 @login_required
@@ -91,22 +100,24 @@ def snapshot_list(request: HttpRequest, slug: str) -> HttpResponse:
     form = SnapshotForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            snapshot = _snapshot_from_form(project, request.user, form.cleaned_data)
+            job = _snapshot_job_from_form(project, request.user, form.cleaned_data)
         except ConsensusError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Snapshot {snapshot.pk} created: {snapshot.pair_count} pairs.")
+            messages.success(
+                request, f"Snapshot job {job.pk} queued; the snapshot appears below when it is made."
+            )
             return redirect("snapshot_list", slug=project.slug)
-    return render(
-        request,
-        "curation/snapshot_list.html",
-        {
-            "project": project,
-            "form": form,
-            "snapshots": project.snapshots.select_related("created_by")[:200],
-            "can_export": can_export(request.user, project),
-        },
-    )
+    context = {
+        "project": project,
+        "form": form,
+        "snapshots": project.snapshots.select_related("created_by")[:200],
+        "can_export": can_export(request.user, project),
+        **_snapshot_jobs_context(project),
+    }
+    if request.htmx and request.method == "GET":
+        return render(request, "curation/snapshot_list.html#pending", context)
+    return render(request, "curation/snapshot_list.html", context)
 
 
 def _jobs(project: Project, user) -> list[tuple[ExportJob, str | None]]:
@@ -123,38 +134,46 @@ def export_page(request: HttpRequest, slug: str) -> HttpResponse:
     form = ExportForm(request.POST or None, project=project, admin=admin)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        options = {
+            "style": data["style"],
+            "margin": data["margin"],
+            "gzip": data["gzip"],
+            "parquet": data["parquet"],
+            "with_names": bool(admin and data.get("with_names")),
+            "via": "page",
+        }
         try:
             if data["snapshot"]:
                 snapshot = project.snapshots.filter(pk=data["snapshot"]).first()
                 if snapshot is None:
                     raise Http404("No such snapshot")
-            else:
-                snapshot = _snapshot_from_form(project, request.user, data)
-            job = start_export_job(
-                project=project,
-                actor=request.user,
-                snapshot=snapshot,
-                fmt=data["format"],
-                options={
-                    "style": data["style"],
-                    "margin": data["margin"],
-                    "gzip": data["gzip"],
-                    "parquet": data["parquet"],
-                    "with_names": bool(admin and data.get("with_names")),
-                    "via": "page",
-                },
-            )
+                job = start_export_job(
+                    project=project,
+                    actor=request.user,
+                    snapshot=snapshot,
+                    fmt=data["format"],
+                    options=options,
+                )
+                queued = f"Export {job.pk} queued."
+            else:  # a new snapshot first: its job starts the export once the snapshot is made
+                job = _snapshot_job_from_form(
+                    project, request.user, data, then_export={"format": data["format"], "options": options}
+                )
+                queued = f"Snapshot job {job.pk} queued; its export starts when the snapshot is made."
         except (ConsensusError, ExportError) as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Export {job.pk} queued.")
+            messages.success(request, queued)
             return redirect("export_page", slug=project.slug)
     jobs = _jobs(project, request.user)
+    snapshot_jobs = _snapshot_jobs_context(project)
     context = {
         "project": project,
         "form": form,
         "jobs": jobs,
-        "running": any(j.status in ("queued", "running") for j, _ in jobs),
+        "running": snapshot_jobs["snapshots_pending"]
+        or any(j.status in ("queued", "running") for j, _ in jobs),
+        **snapshot_jobs,
     }
     if request.htmx and request.method == "GET":
         return render(request, "curation/export_page.html#jobs", context)

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import re
-import uuid
-
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from curation.importers import FORMATS
-from curation.importers.jobs import job_progress
+from curation.importers.jobs import job_progress, start_import_job
 from curation.models import ImportJob
-from curation.tasks import run_import
-from infra.uploads import (
-    DiskUpload,
-    StreamToDiskUploadHandler,
-    UploadTooLarge,
-    human_size,
-    uploads_dir,
-)
+from infra.uploads import DiskUpload, StreamToDiskUploadHandler, UploadTooLarge, human_size
 from projects.access import is_admin
 from projects.models import Project
 
@@ -49,10 +38,6 @@ def _require_admin(request: HttpRequest) -> None:
 def _get_job_for_user(request: HttpRequest, job_id: int) -> ImportJob:
     _require_admin(request)
     return get_object_or_404(ImportJob.objects.select_related("project", "created_by"), pk=job_id)
-
-
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[-120:] or "upload"
 
 
 @csrf_exempt  # the body may only be read after the upload handler is set; _import_new checks CSRF
@@ -101,7 +86,16 @@ def _import_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         upload = request.FILES.get("file")
         if form.is_valid():
-            job = _create_job(request, form, upload)
+            data = form.cleaned_data
+            job = start_import_job(
+                project=data["project"],
+                actor=request.user,
+                upload=upload,
+                fmt=data["format"],
+                source=data["source"],
+                skip_invalid=data["skip_invalid"],
+                add_harm_categories=data["add_harm_categories"],
+            )
             return redirect("import_job", job_id=job.pk)
         if isinstance(upload, DiskUpload):
             upload.discard()
@@ -110,32 +104,6 @@ def _import_new(request: HttpRequest) -> HttpResponse:
         "curation/import_new.html",
         {"form": form, "jobs": _recent_jobs(), "limit": human_size(settings.ARBITER_MAX_UPLOAD_BYTES)},
     )
-
-
-def _create_job(request: HttpRequest, form: ImportForm, upload) -> ImportJob:
-    name = _safe_name(upload.name)
-    dest = uploads_dir() / f"{uuid.uuid4().hex}-{name}"
-    if isinstance(upload, DiskUpload):
-        upload.path.replace(dest)
-    else:  # a handler other than ours (tests that set none): copy the chunks
-        with open(dest, "wb") as fh:
-            for chunk in upload.chunks():
-                fh.write(chunk)
-    data = form.cleaned_data
-    with transaction.atomic():
-        job = ImportJob.objects.create(
-            project=data["project"],
-            created_by=request.user,
-            format=data["format"],
-            source=data["source"].strip(),
-            skip_invalid=data["skip_invalid"],
-            filename=upload.name[:300],
-            path=str(dest),
-            size_bytes=upload.size or dest.stat().st_size,
-            report={"options": {"add_harm_categories": data["add_harm_categories"]}},
-        )
-        transaction.on_commit(lambda: run_import.delay(job.pk))
-    return job
 
 
 @login_required

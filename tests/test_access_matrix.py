@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from annotate.models import Assignment
 from curation.exporters import download_token
-from curation.models import DatasetSnapshot, ExportJob, ImportJob, SnapshotPair
+from curation.models import DatasetSnapshot, ExportJob, ImportJob, SnapshotJob, SnapshotPair
 from projects.access import ADMIN_GROUP
 from projects.api_auth import create_token
 from projects.models import Annotator, Membership, Project
@@ -59,12 +59,13 @@ EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
         ("login", 404, 404, 404, 404, "redirect"),
     ),
     "api:api-root": ("GET", (404, 404, 404, 404, 404, 404), (404, 404, 404, 404, 404, 404)),
-    "api:export_now": ("GET", (401, 404, 404, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
     "api:get_agreement": ("GET", (401, 404, 404, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
     "api:get_export": ("GET", (401, 404, 404, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
     "api:get_export_file": ("GET", (401, 404, 404, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
+    "api:get_import": ("GET", (401, 404, 404, 404, 404, 200), (401, 404, 404, 404, 404, 200)),
     "api:get_run": ("GET", (401, 404, 404, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
     "api:get_snapshot": ("GET", (401, 404, 404, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
+    "api:get_snapshot_job": ("GET", (401, 404, 404, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
     "api:list_projects": ("GET", (401, 200, 200, 200, 200, 200), (401, 200, 200, 200, 200, 200)),
     "api:list_runs": ("GET", (401, 404, 404, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
     "api:list_snapshots": ("GET", (401, 404, 404, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
@@ -72,8 +73,8 @@ EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
     "api:openapi-view": ("GET", (200, 200, 200, 200, 200, 200), (200, 200, 200, 200, 200, 200)),
     "api:post_export": ("POST", (401, 404, 404, 404, 202, 202), (401, 404, 404, 404, 404, 202)),
     "api:post_run": ("POST", (401, 404, 404, 404, 400, 400), (401, 404, 404, 404, 404, 400)),
-    "api:post_snapshot": ("POST", (401, 404, 404, 404, 201, 201), (401, 404, 404, 404, 404, 201)),
-    "api:push_items": ("POST", (401, 404, 404, 404, 404, 200), (401, 404, 404, 404, 404, 200)),
+    "api:post_snapshot": ("POST", (401, 404, 404, 404, 202, 202), (401, 404, 404, 404, 404, 202)),
+    "api:push_items": ("POST", (401, 404, 404, 404, 404, 202), (401, 404, 404, 404, 404, 202)),
     "api_claim": ("POST", ("login", 200, 200, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
     "api_submit": ("POST", ("login", 400, 404, 404, 404, 404), ("login", 404, 404, 404, 404, 404)),
     "comparison_adjudicate": (
@@ -263,6 +264,7 @@ def _objects(project: Project, ann_user: User, creator: User, tmp: Path, tag: st
     import_job = ImportJob.objects.create(
         project=project, created_by=creator, format="hh", filename="in.jsonl", path=str(tmp / "in.jsonl")
     )
+    snapshot_job = SnapshotJob.objects.create(project=project, created_by=creator, snapshot=snapshot)
     return {
         "slug": project.slug,
         "comparison_id": comparison.pk,
@@ -275,8 +277,15 @@ def _objects(project: Project, ann_user: User, creator: User, tmp: Path, tag: st
         "version_id": version.pk,
         "evaluation_id": evaluation.pk,
         "import_id": import_job.pk,
+        "snapshot_job_id": snapshot_job.pk,
         "export_id": export.pk,
     }
+
+
+@pytest.fixture(autouse=True)
+def imports_dir(settings, tmp_path):
+    """The admin's API push stores its upload for the import job: in the test's own folder."""
+    settings.ARBITER_IMPORTS_DIR = tmp_path / "imports"
 
 
 @pytest.fixture(scope="module")
@@ -361,6 +370,8 @@ def _kwargs_for(name: str, pattern: URLPattern, objs: dict, persona: str) -> dic
         if k == "job_id":
             kwargs[k] = {
                 "import_job": objs["import_id"],
+                "api:get_import": objs["import_id"],
+                "api:get_snapshot_job": objs["snapshot_job_id"],
                 "rewardtrain:evaluation_detail": objs["evaluation_id"],
             }.get(name, objs["export_id"])
         elif k == "token":
@@ -392,12 +403,7 @@ def _request(world: World, name: str, pattern: URLPattern, method: str, persona:
     if user is not None:
         client.force_login(user)
     kwargs = _kwargs_for(name, pattern, objs, persona)
-    if name == "api:export_now":
-        url_query = "?format=trl"
-    elif name == "api:push_items":
-        url_query = "?format=hh"
-    else:
-        url_query = ""
+    url_query = "?format=hh" if name == "api:push_items" else ""
     if kwargs.get("token") == "PLACEHOLDER":
         kwargs["token"] = download_token(objs["export"], user)
     url = reverse(name, kwargs=kwargs) + url_query

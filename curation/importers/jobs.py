@@ -8,15 +8,66 @@ gets the final status and report.
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from pathlib import Path
 
+from celery import current_app
 from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 
-from curation.importers import ImportFailed, import_file
+from curation.importers import FORMATS, ImportFailed, import_file
 from curation.models import ImportJob
+from infra.uploads import DiskUpload, uploads_dir
+from projects.models import Project
 
 log = logging.getLogger(__name__)
+IMPORT_TASK = "curation.tasks.run_import"
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[-120:] or "upload"
+
+
+def start_import_job(
+    *,
+    project: Project,
+    actor,
+    upload,
+    fmt: str,
+    source: str = "",
+    skip_invalid: bool = False,
+    add_harm_categories: bool = False,
+) -> ImportJob:
+    """The one way an upload becomes an import (the import page and the API): store the file in
+    ARBITER_IMPORTS_DIR, record an ImportJob, queue `run_import` on the `cpu` queue once the row is committed.
+    `upload` is a Django UploadedFile (a `DiskUpload` already on disk is moved, not copied)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    filename = upload.name or "upload.jsonl"
+    dest = uploads_dir() / f"{uuid.uuid4().hex}-{safe_name(filename)}"
+    if isinstance(upload, DiskUpload):
+        upload.path.replace(dest)
+    else:
+        with open(dest, "wb") as fh:
+            for chunk in upload.chunks():
+                fh.write(chunk)
+    with transaction.atomic():
+        job = ImportJob.objects.create(
+            project=project,
+            created_by=actor,
+            format=fmt,
+            source=(source or "").strip(),
+            skip_invalid=skip_invalid,
+            filename=filename[:300],
+            path=str(dest),
+            size_bytes=upload.size or dest.stat().st_size,
+            report={"options": {"add_harm_categories": add_harm_categories}},
+        )
+        job_id = job.pk
+        transaction.on_commit(lambda: current_app.send_task(IMPORT_TASK, args=[job_id], queue="cpu"))
+    return job
 
 
 def progress_key(job_id: int) -> str:

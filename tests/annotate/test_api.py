@@ -10,7 +10,8 @@ from django.urls import reverse
 from openapi_spec_validator import validate
 
 from curation.exporters import run_export_job
-from curation.models import DatasetSnapshot, ExportJob
+from curation.models import DatasetSnapshot, ExportJob, ImportJob, SnapshotJob
+from curation.snapshot_jobs import run_snapshot_job
 from curation.snapshots import create_snapshot
 from projects.api_auth import create_token, hash_token, revoke_token
 from projects.models import ApiToken, AuditEvent
@@ -46,6 +47,17 @@ def job(project, snapshot, admin_user):
     return run_export_job(made.pk)
 
 
+@pytest.fixture
+def jobs(project, admin_user, tmp_path):
+    """A snapshot job and an import job of `project` (the ids its status endpoints answer for)."""
+    return {
+        "snapshot": SnapshotJob.objects.create(project=project, created_by=admin_user),
+        "import": ImportJob.objects.create(
+            project=project, created_by=admin_user, format="trl", filename="x.jsonl", path=str(tmp_path / "x")
+        ),
+    }
+
+
 def bearer(user) -> dict[str, str]:
     return {"Authorization": f"Bearer {create_token(user=user, name='t')[1]}"}
 
@@ -56,6 +68,9 @@ def test_schema_validates_and_docs_are_served(client):
     schema = response.json()
     validate(schema)
     assert "/api/projects/{slug}/items" in schema["paths"]
+    assert "/api/imports/{job_id}" in schema["paths"] and "/api/snapshot-jobs/{job_id}" in schema["paths"]
+    # No whole export inside a request: POST /exports, GET /exports/{id} and its file are the way.
+    assert not any(p.startswith("/api/snapshots/") and p.endswith("/export") for p in schema["paths"])
     docs = client.get("/api/docs")
     assert docs.status_code == 200
     assert b"cdn" not in docs.content.lower()  # Swagger assets are served locally (offline)
@@ -95,14 +110,14 @@ def test_token_page_revokes_only_your_own(client, researcher, annotator):
     assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
 
 
-def calls(project, snapshot, job, run) -> list[tuple[str, str, dict]]:
+def calls(project, snapshot, job, run, jobs) -> list[tuple[str, str, dict]]:
     """One concrete call per endpoint of the schema (valid bodies, so only permissions can refuse)."""
     slug = project.slug
     return [
         ("get", f"/api/projects/{slug}/snapshots", {}),
         ("post", f"/api/projects/{slug}/snapshots", {"json": {"aggregation": "majority"}}),
         ("get", f"/api/snapshots/{snapshot.pk}", {}),
-        ("get", f"/api/snapshots/{snapshot.pk}/export?format=trl", {}),
+        ("get", f"/api/snapshot-jobs/{jobs['snapshot'].pk}", {}),
         ("post", f"/api/projects/{slug}/exports", {"json": {"snapshot": snapshot.pk, "format": "trl"}}),
         ("get", f"/api/exports/{job.pk}", {}),
         ("get", f"/api/exports/{job.pk}/file", {}),
@@ -111,6 +126,7 @@ def calls(project, snapshot, job, run) -> list[tuple[str, str, dict]]:
         ("get", f"/api/runs/{run.pk}", {}),
         ("post", f"/api/projects/{slug}/runs", {"json": {"snapshot": snapshot.pk}}),
         ("post", f"/api/projects/{slug}/items?format=trl", {"file": True}),
+        ("get", f"/api/imports/{jobs['import'].pk}", {}),
     ]
 
 
@@ -125,11 +141,11 @@ def do(client, method: str, url: str, headers: dict, spec: dict):
     return getattr(client, method)(url, headers=headers)
 
 
-def test_every_endpoint_is_covered(client, project, snapshot, job, run):
+def test_every_endpoint_is_covered(client, project, snapshot, job, run, jobs):
     schema = client.get("/api/openapi.json").json()
     declared = {(m, p) for p, ops in schema["paths"].items() for m in ops}
     covered = {("get", "/api/projects")}
-    for method, url, _ in calls(project, snapshot, job, run):
+    for method, url, _ in calls(project, snapshot, job, run, jobs):
         path = url.split("?")[0]
         template = next(
             p
@@ -143,43 +159,53 @@ def test_every_endpoint_is_covered(client, project, snapshot, job, run):
 
 
 def test_annotators_and_outsiders_get_404_everywhere(
-    client, project, snapshot, job, run, annotator, outsider
+    client, project, snapshot, job, run, jobs, annotator, outsider
 ):
     for user in (annotator, outsider):
         headers = bearer(user)
-        for method, url, spec in calls(project, snapshot, job, run):
+        for method, url, spec in calls(project, snapshot, job, run, jobs):
             response = do(client, method, url, headers, spec)
             assert response.status_code == 404, (user, method, url, response.content)
     assert DatasetSnapshot.objects.count() == 1 and ExportJob.objects.count() == 1
+    assert SnapshotJob.objects.count() == 1 and ImportJob.objects.count() == 1
     assert not TrainingRun.objects.exclude(pk=run.pk).exists()
 
 
 def test_researchers_without_export_rights_get_404_on_exports_only(
-    client, project, snapshot, job, run, researcher
+    client, project, snapshot, job, run, jobs, researcher
 ):
     headers = bearer(researcher)
-    for method, url, spec in calls(project, snapshot, job, run):
+    for method, url, spec in calls(project, snapshot, job, run, jobs):
         response = do(client, method, url, headers, spec)
-        if "export" in url or "/items" in url:
+        if "export" in url or "/items" in url or "/imports/" in url:
             assert response.status_code == 404, (method, url)
         elif method == "post" and url.endswith("/runs"):
             # Allowed through, then refused for what it lacks: no base model was given.
             assert response.status_code == 400, (method, url, response.content)
         else:
-            assert response.status_code in (200, 201), (method, url, response.content)
+            assert response.status_code in (200, 202), (method, url, response.content)
 
 
 def test_admin_pulls_snapshots_and_exports(client, project, snapshot, admin_user):
     headers = bearer(admin_user)
     listed = client.get(f"/api/projects/{project.slug}/snapshots", headers=headers).json()
     assert [s["content_hash"] for s in listed] == [snapshot.content_hash]
-    made = client.post(
+    queued = client.post(
         f"/api/projects/{project.slug}/snapshots",
         data=json.dumps({"axis": "overall", "exclude": ["flagged"], "name": "api"}),
         content_type="application/json",
         headers=headers,
     )
-    assert made.status_code == 201 and made.json()["filters"]["exclude"] == ["flagged"]
+    assert queued.status_code == 202 and queued.json()["status"] == "queued"
+    assert queued.json()["snapshot"] is None and DatasetSnapshot.objects.count() == 1  # not in the request
+    job_url = f"/api/snapshot-jobs/{queued.json()['id']}"
+    assert client.get(job_url, headers=headers).json()["status"] == "queued"
+    run_snapshot_job(queued.json()["id"])  # what the worker runs
+    done = client.get(job_url, headers=headers).json()
+    assert done["status"] == "succeeded" and done["error"] == "" and done["finished_at"]
+    made = client.get(f"/api/snapshots/{done['snapshot']}", headers=headers).json()
+    assert made["name"] == "api" and made["filters"]["exclude"] == ["flagged"]
+    assert made["created_by"] == admin_user.username
     bad = client.post(
         f"/api/projects/{project.slug}/snapshots",
         data=json.dumps({"min_agreement": 3}),
@@ -187,9 +213,19 @@ def test_admin_pulls_snapshots_and_exports(client, project, snapshot, admin_user
         headers=headers,
     )
     assert bad.status_code == 400 and "min_agreement" in bad.json()["detail"]
-    file = client.get(
-        f"/api/snapshots/{snapshot.pk}/export?format=trl&style=text&margin=true", headers=headers
+    assert SnapshotJob.objects.count() == 1  # a bad option queues nothing
+    # The whole export: a job, its status, then the file (no export runs inside a request).
+    export = client.post(
+        f"/api/projects/{project.slug}/exports",
+        data=json.dumps({"snapshot": snapshot.pk, "format": "trl", "style": "text", "margin": True}),
+        content_type="application/json",
+        headers=headers,
     )
+    assert export.status_code == 202
+    run_export_job(export.json()["id"])
+    status = client.get(f"/api/exports/{export.json()['id']}", headers=headers).json()
+    assert status["status"] == "succeeded" and status["download_url"]
+    file = client.get(f"/api/exports/{export.json()['id']}/file", headers=headers)
     assert file.status_code == 200
     lines = [json.loads(x) for x in b"".join(file.streaming_content).splitlines()]
     assert lines == [
@@ -198,6 +234,14 @@ def test_admin_pulls_snapshots_and_exports(client, project, snapshot, admin_user
     ]
     event = AuditEvent.objects.get(action="export.create")
     assert event.actor == admin_user and event.data["via"] == "api"
+
+
+def test_a_failed_snapshot_job_says_why(client, project, researcher):
+    job = SnapshotJob.objects.create(project=project, created_by=researcher, options={"aggregation": "vote"})
+    run_snapshot_job(job.pk)
+    failed = client.get(f"/api/snapshot-jobs/{job.pk}", headers=bearer(researcher)).json()
+    assert failed["status"] == "failed" and failed["snapshot"] is None
+    assert "unknown aggregation 'vote'" in failed["error"]
 
 
 def test_export_jobs_through_the_api(client, project, snapshot, admin_user):

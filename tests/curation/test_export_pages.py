@@ -11,7 +11,8 @@ from django.core import signing
 from django.urls import reverse
 
 from curation.exporters import LINK_SALT, download_token, run_export_job
-from curation.models import DatasetSnapshot, ExportJob
+from curation.models import DatasetSnapshot, ExportJob, SnapshotJob
+from curation.snapshot_jobs import run_snapshot_job
 from curation.snapshots import create_snapshot
 from projects.models import AuditEvent
 from tests.conftest import login
@@ -49,6 +50,7 @@ def test_annotators_and_outsiders_get_404(client, project, annotator, outsider):
             assert client.get(url).status_code == 404
             assert client.post(url, {"format": "trl"}).status_code == 404
     assert not DatasetSnapshot.objects.exists() and not ExportJob.objects.exists()
+    assert not SnapshotJob.objects.exists()
 
 
 def test_researchers_export_only_where_the_project_grants_it(client, project, researcher):
@@ -63,24 +65,68 @@ def test_researchers_export_only_where_the_project_grants_it(client, project, re
     assert b"with_names" not in page.content  # names are an admin option
 
 
-def test_snapshot_page_creates_a_snapshot(client, project, researcher, snapshot):
+def test_snapshot_page_queues_a_snapshot_job_and_shows_it_until_made(
+    client, project, researcher, snapshot, django_capture_on_commit_callbacks
+):
     login(client, researcher)
-    response = client.post(
-        reverse("snapshot_list", args=[project.slug]),
-        {
-            "name": "web",
-            "aggregate": "majority",
-            "axis": "overall",
-            "exclude": ["flagged"],
-            "min_agreement": "",
-        },
-    )
-    assert response.status_code == 302
+    url = reverse("snapshot_list", args=[project.slug])
+    with django_capture_on_commit_callbacks() as queued:
+        response = client.post(
+            url,
+            {
+                "name": "web",
+                "aggregate": "majority",
+                "axis": "overall",
+                "exclude": ["flagged"],
+                "min_agreement": "",
+            },
+        )
+    assert response.status_code == 302 and len(queued) == 1
+    assert not DatasetSnapshot.objects.filter(name="web").exists()  # not frozen in the request
+    job = SnapshotJob.objects.get()
+    assert (job.status, job.created_by, job.options["exclude"]) == ("queued", researcher, ["flagged"])
+    pending = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert 'id="snapshot-pending"' in pending and 'hx-trigger="every 2s"' in pending
+    assert 'data-status="queued"' in pending and "<form" not in pending
+    assert run_snapshot_job(job.pk).status == "succeeded"
     made = DatasetSnapshot.objects.get(name="web")
     assert made.created_by == researcher and made.filters["exclude"] == ["flagged"]
     assert made.content_hash == snapshot.content_hash or made.filters != snapshot.filters
-    page = client.get(reverse("snapshot_list", args=[project.slug]))
-    assert made.content_hash[:12].encode() in page.content
+    page = client.get(url).content.decode()
+    assert made.content_hash[:12] in page
+    assert "hx-trigger" not in page and 'id="snapshot-jobs"' not in page  # done: no polling, no pending row
+
+
+def test_a_failed_snapshot_job_shows_its_error(client, project, researcher):
+    job = SnapshotJob.objects.create(project=project, created_by=researcher, options={"axis": "sideways"})
+    run_snapshot_job(job.pk)
+    login(client, researcher)
+    page = client.get(reverse("snapshot_list", args=[project.slug])).content.decode()
+    assert 'data-status="failed"' in page and "unknown axis &#x27;sideways&#x27;" in page
+    assert "hx-trigger" not in page
+
+
+def test_export_page_with_a_new_snapshot_queues_the_snapshot_then_the_export(
+    client, project, admin_user, snapshot, exports_dir
+):
+    login(client, admin_user)
+    url = reverse("export_page", args=[project.slug])
+    response = client.post(
+        url,
+        {"snapshot": "", "format": "trl", "style": "text", "aggregate": "majority", "axis": "overall"},
+    )
+    assert response.status_code == 302
+    assert DatasetSnapshot.objects.count() == 1 and not ExportJob.objects.exists()  # nothing ran yet
+    job = SnapshotJob.objects.get()
+    polled = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert 'id="snapshot-jobs"' in polled and 'hx-trigger="every 2s"' in polled
+    assert "then export trl" in polled
+    done = run_snapshot_job(job.pk)
+    export = ExportJob.objects.get()
+    assert done.export_job == export and export.snapshot == done.snapshot
+    assert (export.status, export.options["style"], export.options["via"]) == ("queued", "text", "page")
+    assert run_export_job(export.pk).status == "succeeded"
+    assert done.snapshot.content_hash == snapshot.content_hash  # same options, same pairs
 
 
 def test_export_job_runs_and_its_link_downloads(client, project, admin_user, snapshot, exports_dir):
@@ -206,6 +252,47 @@ def test_a_real_worker_runs_an_export_job_from_the_cpu_queue(tmp_path, project, 
         assert job.status == "succeeded", worker.output()
         assert job.rows == 1 and Path(job.path).parent == tmp_path
         assert AuditEvent.objects.filter(action="export.create", actor=admin_user).exists()
+    finally:
+        worker.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_makes_the_snapshot_then_the_export_asked_for_on_the_page(
+    client, tmp_path, project, admin_user, settings
+):
+    from config.celery import ensure_broker_folders
+    from tests.servers import start_worker
+
+    settings.ARBITER_EXPORTS_DIR = tmp_path
+    ann = crowd_annotator(project, "x")
+    add_judgment(make_comparison(project, "p1", "a1", "b1"), ann, preference=-2)
+    ensure_broker_folders()
+    worker = start_worker(
+        tmp_path, queues="cpu", name="snapshot", extra_env={"ARBITER_EXPORTS_DIR": str(tmp_path)}
+    )
+    try:
+        login(client, admin_user)
+        url = reverse("export_page", args=[project.slug])
+        form = {
+            "snapshot": "",
+            "format": "hh",
+            "style": "conversational",
+            "aggregate": "majority",
+            "axis": "overall",
+        }
+        assert client.post(url, form).status_code == 302
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            export = ExportJob.objects.filter(status__in=("succeeded", "failed")).first()
+            if export is not None:
+                break
+            time.sleep(0.2)
+        assert export is not None and export.status == "succeeded", worker.output()
+        job = SnapshotJob.objects.get()
+        assert (job.status, job.export_job, export.snapshot) == ("succeeded", export, job.snapshot)
+        assert export.rows == 1 and job.snapshot.created_by == admin_user
+        assert AuditEvent.objects.filter(action="snapshot.create", actor=admin_user).exists()
+        assert b'id="snapshot-jobs"' not in client.get(url).content  # nothing pending any more
     finally:
         worker.stop()
 

@@ -9,7 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from annotate.models import Gold
-from curation.models import DatasetSnapshot, SnapshotPair
+from curation.exporters import ExportError
+from curation.models import DatasetSnapshot, ExportJob, SnapshotJob, SnapshotPair
+from curation.snapshot_jobs import run_snapshot_job, start_snapshot_job
 from curation.snapshots import create_snapshot
 from insights.consensus import ConsensusError
 from projects.models import AuditEvent
@@ -102,6 +104,70 @@ def test_bad_options_write_nothing(labelled):
     with pytest.raises(ConsensusError):
         create_snapshot(project=project, min_agreement=1.5)
     assert not DatasetSnapshot.objects.exists() and not SnapshotPair.objects.exists()
+
+
+def test_a_snapshot_job_checks_its_options_at_once_and_queues_nothing_bad(
+    labelled, researcher, django_capture_on_commit_callbacks
+):
+    project, *_ = labelled
+    for bad in ({"exclude": "everything"}, {"min_agreement": 1.5}, {"axis": "sideways"}, {"name": "n" * 201}):
+        with django_capture_on_commit_callbacks() as queued, pytest.raises(ConsensusError):
+            start_snapshot_job(project=project, actor=researcher, **bad)
+        assert queued == []
+    assert not SnapshotJob.objects.exists() and not DatasetSnapshot.objects.exists()
+    with django_capture_on_commit_callbacks() as queued:
+        job = start_snapshot_job(project=project, actor=researcher, exclude="gold", name="job")
+    assert len(queued) == 1  # the task is sent once the row is committed
+    assert (job.status, job.snapshot, job.options["exclude"]) == ("queued", None, ["gold"])
+    assert not DatasetSnapshot.objects.exists()  # nothing frozen in the caller
+
+
+def test_a_snapshot_job_freezes_the_snapshot_and_records_it(labelled, researcher):
+    project, *_ = labelled
+    job = start_snapshot_job(project=project, actor=researcher, exclude=["gold"], name="job")
+    done = run_snapshot_job(job.pk)
+    assert (done.status, done.error) == ("succeeded", "")
+    assert done.started_at is not None and done.finished_at is not None
+    snap = done.snapshot
+    direct = create_snapshot(project=project, exclude=["gold"])
+    assert (snap.name, snap.created_by, snap.pair_count) == ("job", researcher, 2)
+    assert snap.content_hash == direct.content_hash
+    event = AuditEvent.objects.get(action="snapshot.create", target_id=str(snap.pk))
+    assert event.actor == researcher and event.data["name"] == "job"
+    assert run_snapshot_job(job.pk).snapshot == snap  # a redelivered task does nothing
+    assert DatasetSnapshot.objects.count() == 2
+
+
+def test_a_failing_snapshot_job_records_its_message(labelled, researcher):
+    project, *_ = labelled
+    job = SnapshotJob.objects.create(project=project, created_by=researcher, options={"aggregation": "vote"})
+    failed = run_snapshot_job(job.pk)
+    assert failed.status == "failed" and "unknown aggregation 'vote'" in failed.error
+    assert failed.snapshot is None and not DatasetSnapshot.objects.exists()
+    project.deleted_at = project.created_at
+    project.save()
+    gone = run_snapshot_job(SnapshotJob.objects.create(project=project, created_by=researcher).pk)
+    assert (gone.status, gone.error) == ("failed", "the project was deleted")
+
+
+def test_a_snapshot_job_from_the_export_page_starts_its_export(labelled, admin_user, researcher):
+    project, *_ = labelled
+    then = {"format": "trl", "options": {"style": "text", "via": "page"}}
+    with pytest.raises(ExportError):
+        start_snapshot_job(project=project, actor=admin_user, then_export={"format": "csv", "options": {}})
+    done = run_snapshot_job(start_snapshot_job(project=project, actor=admin_user, then_export=then).pk)
+    export = ExportJob.objects.get()
+    assert done.export_job == export and export.snapshot == done.snapshot
+    assert (export.status, export.format, export.options["style"], export.created_by) == (
+        "queued",
+        "trl",
+        "text",
+        admin_user,
+    )
+    # The author lost the right to export (researchers export only where the project grants it).
+    refused = run_snapshot_job(start_snapshot_job(project=project, actor=researcher, then_export=then).pk)
+    assert refused.status == "succeeded" and refused.snapshot is not None
+    assert "export was not started" in refused.error and ExportJob.objects.count() == 1
 
 
 def test_snapshot_command_prints_the_id(labelled):

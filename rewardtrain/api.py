@@ -17,7 +17,8 @@ router = Router()
 
 
 class RunIn(Schema):
-    snapshot: int
+    # None: the run's worker freezes a new snapshot when the run starts.
+    snapshot: int | None = None
     objective: Literal["bt", "bt-margin", "cost"] = "bt"
     base_model: str = ""
     queue: Literal["gpu", "cpu"] = "gpu"
@@ -27,7 +28,7 @@ class RunIn(Schema):
 class RunOut(Schema):
     id: int
     project: str
-    snapshot: int
+    snapshot: int | None
     objective: str
     base_model: str
     queue: str
@@ -80,9 +81,11 @@ def get_run(request, run_id: int):
 def post_run(request, slug: str, data: RunIn):
     """Launch a training run on a snapshot of the project (researchers and admins)."""
     project = project_for(request, slug, roles=RESEARCH)
-    snapshot = project.snapshots.filter(pk=data.snapshot).first()
-    if snapshot is None:
-        raise Http404("Not found")
+    snapshot = None
+    if data.snapshot is not None:
+        snapshot = project.snapshots.filter(pk=data.snapshot).first()
+        if snapshot is None:
+            raise Http404("Not found")
     try:
         run = start_run(
             project=project,
@@ -92,6 +95,7 @@ def post_run(request, slug: str, data: RunIn):
             queue=data.queue,
             config=data.config,
             actor=request.user,
+            freeze_in_worker=True,
         )
     except ValueError as exc:
         return Status(400, {"detail": str(exc)})

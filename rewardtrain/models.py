@@ -21,8 +21,10 @@ class TrainingRun(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="training_runs")
+    # None until the run's worker freezes a new snapshot for it (a run started without one): a large project's
+    # snapshot takes tens of seconds, which belong in the worker, not in the request that starts the run.
     snapshot = models.ForeignKey(
-        "curation.DatasetSnapshot", on_delete=models.PROTECT, related_name="training_runs"
+        "curation.DatasetSnapshot", null=True, blank=True, on_delete=models.PROTECT, related_name="training_runs"
     )
     objective = models.CharField(max_length=10, choices=Objective.choices, default=Objective.BT)
     base_model = models.CharField(max_length=500)

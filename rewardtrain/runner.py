@@ -39,7 +39,7 @@ from rewardtrain import registry
 from rewardtrain.trainer import procs
 
 from .models import TrainingRun
-from .services import enqueue_run
+from .services import RunError, enqueue_run, freeze_snapshot
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +73,17 @@ def claim_run(run_id: int, owner: str) -> TrainingRun | None:
                 started_at=Coalesce(F("started_at"), Value(now)),
             )
         )
-    return TrainingRun.objects.select_related("snapshot").get(pk=run_id) if taken else None
+    return TrainingRun.objects.select_related("snapshot", "project", "created_by").get(pk=run_id) if taken else None
+
+
+def freeze_for_run(run: TrainingRun):
+    """Freeze the snapshot of a run started without one (the worker's first step) and record it on the run."""
+    snapshot = freeze_snapshot(project=run.project, objective=run.objective, actor=run.created_by)
+    if not snapshot.pairs.exists():
+        raise RunError(f"snapshot {snapshot.pk} has no consensus pairs to train on")
+    TrainingRun.objects.filter(pk=run.pk, snapshot__isnull=True).update(snapshot=snapshot)
+    log.info("run %s: froze snapshot %s (%s pairs)", run.pk, snapshot.pk, snapshot.pair_count)
+    return snapshot
 
 
 # --- inputs -------------------------------------------------------------------------------------------------
@@ -325,6 +335,12 @@ def execute_run(run_id: int, *, owner: str | None = None, send_on_crash: bool = 
     if run is None:
         log.info("run %s: not claimable (another worker holds it, or it ended); skipping", run_id)
         return "skipped"
+    if run.snapshot_id is None:
+        try:
+            run.snapshot = freeze_for_run(run)
+        except RunError as error:
+            finish(run_id, owner, TrainingRun.Status.FAILED, error=str(error), lease_owner="")
+            return "failed"
     out = Path(run.output_dir)
     try:
         spec_path = write_spec(run)

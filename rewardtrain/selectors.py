@@ -66,7 +66,7 @@ def run_record(run: TrainingRun) -> dict:
         "queue": run.queue,
         "attempt": run.attempt,
         "snapshot": run.snapshot_id,
-        "snapshot_hash": run.snapshot.content_hash,
+        "snapshot_hash": run.snapshot.content_hash if run.snapshot_id else None,
         "config": run.config,
         "model_version": version.pk if version else None,
         "model_path": version.path if version else None,

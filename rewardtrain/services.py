@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from annotate.models import Judgment
+from annotate.models import Gold, Judgment
 from config.celery import app as celery_app
 from curation.models import DatasetSnapshot
 from curation.snapshots import create_snapshot
@@ -114,6 +114,16 @@ def freeze_snapshot(*, project: Project, objective: str, actor=None) -> DatasetS
         raise RunError(f"cannot freeze a snapshot: {error}") from error
 
 
+def has_labels(project: Project) -> bool:
+    """Whether any live comparison of `project` has an A/B vote or a gold label: without one, no snapshot
+    of it can hold a consensus pair. One index probe each, so it is cheap enough for a request."""
+    live = Q(comparison__deleted_at__isnull=True, comparison__item__deleted_at__isnull=True)
+    return (
+        Judgment.objects.filter(live, project=project, choice__in=("a", "b")).exists()
+        or Gold.objects.filter(live, comparison__project=project).exclude(choice="tie").exists()
+    )
+
+
 def enqueue_run(run: TrainingRun) -> None:
     """Send the run's message on its queue once the current transaction commits."""
     run_id, queue = run.pk, run.queue
@@ -132,10 +142,14 @@ def start_run(
     actor=None,
     trigger: str = "manual",
     enqueue: bool = True,
+    freeze_in_worker: bool = False,
 ) -> TrainingRun:
     """Create a queued run (freezing a new snapshot when none is given) and send it to `queue` after commit.
 
     `enqueue=False` leaves the message unsent: `train_reward_model --foreground` then runs it in-process.
+    `freeze_in_worker=True` (pages and the API: never a long snapshot inside a request) leaves the new snapshot
+    to the run's worker, which freezes it first thing (`runner.freeze_for_run`); callers that already run in a
+    worker or a command (the retrain check, `train_reward_model`) freeze it here.
     """
     if objective not in OBJECTIVES:
         raise RunError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
@@ -145,11 +159,18 @@ def start_run(
         raise RunError("a base model (local path or hub name) is required")
     cleaned = clean_config(config)
     with transaction.atomic():
-        if snapshot is None:
+        if snapshot is None and freeze_in_worker:
+            # The run's worker freezes the snapshot when it starts; here only the cheap certainty that there
+            # is nothing to freeze.
+            if not has_labels(project):
+                raise RunError(f"project {project.slug} has no consensus pairs to train on (no A/B votes yet)")
+        elif snapshot is None:
             snapshot = freeze_snapshot(project=project, objective=objective, actor=actor)
+            if not snapshot.pairs.exists():
+                raise RunError(f"snapshot {snapshot.pk} has no consensus pairs to train on")
         elif snapshot.project_id != project.pk:
             raise RunError(f"snapshot {snapshot.pk} belongs to another project")
-        if not snapshot.pairs.exists():
+        elif not snapshot.pairs.exists():
             raise RunError(f"snapshot {snapshot.pk} has no consensus pairs to train on")
         run = TrainingRun.objects.create(
             project=project,
@@ -175,8 +196,8 @@ def start_run(
             data={
                 "objective": objective,
                 "base_model": run.base_model,
-                "snapshot": snapshot.pk,
-                "snapshot_hash": snapshot.content_hash,
+                "snapshot": snapshot.pk if snapshot else None,  # None: frozen by the worker
+                "snapshot_hash": snapshot.content_hash if snapshot else None,
                 "queue": queue,
                 "config": cleaned,
                 "trigger": trigger,

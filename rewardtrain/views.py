@@ -67,7 +67,7 @@ class RunForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["base_model"].initial = settings.ARBITER_DEFAULT_BASE_MODEL
         self.fields["queue"].initial = settings.ARBITER_TRAIN_QUEUE
-        self.fields["snapshot"].choices = [("", "Freeze a new snapshot now")] + [
+        self.fields["snapshot"].choices = [("", "Freeze a new snapshot when the run starts")] + [
             (
                 s.pk,
                 f"#{s.pk} {s.name} · {s.aggregation}/{s.axis} · {s.pair_count} pairs · {s.content_hash[:12]}",
@@ -99,6 +99,7 @@ def run_new(request: HttpRequest, slug: str) -> HttpResponse:
                 config={k: data[k] for k in ("epochs", "lr", "batch_size", "max_length", "seed")},
                 queue=data["queue"],
                 actor=request.user,
+                freeze_in_worker=True,
             )
         except services.RunError as error:
             form.add_error(None, str(error))

@@ -131,7 +131,10 @@ def test_researcher_starts_a_run_on_a_fresh_snapshot_from_the_page(client, proje
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response["Location"].endswith(f"/runs/{run.pk}/")
     assert run.created_by == researcher and run.queue == "cpu" and run.config["lr"] == 1e-4
-    assert run.snapshot.pairs.count() == 3 and run.snapshot.axis == "overall"
+    assert run.snapshot is None  # frozen by the run's worker, not in the request
+    snapshot = runner.freeze_for_run(run)
+    run.refresh_from_db()
+    assert run.snapshot == snapshot and snapshot.pairs.count() == 3 and snapshot.axis == "overall"
     assert AuditEvent.objects.filter(action="training.launch", actor=researcher).exists()
 
 

@@ -157,3 +157,29 @@ def test_cost_run_freezes_a_harmlessness_snapshot_and_trains_safer_over_unsafer(
     assert rows["Q1"]["rejected_safe"] is False
     assert rows["Q2"]["chosen"] == "Please ask a professional." and rows["Q2"]["rejected_safe"] is False
     assert {row["item_key"] for row in rows.values()} == {str(safe_a.item_id), str(safe_b.item_id)}
+
+
+@pytest.mark.django_db
+def test_a_run_started_from_a_page_freezes_its_snapshot_in_the_worker_and_fails_there_without_pairs(project):
+    """Pages and the API leave the snapshot to the run's worker; a split vote passes the request's cheap check
+    (there are A/B votes) but freezes no pair: the worker fails the run with the reason, and trains nothing."""
+    crowd = [crowd_annotator(project, f"crowd-{i}") for i in range(2)]
+    comparison = make_comparison(project, "Q", "first", "second")
+    add_judgment(comparison, crowd[0], preference=-2)
+    add_judgment(comparison, crowd[1], preference=2)
+    run = services.start_run(
+        project=project, objective="bt", base_model="x", config={}, enqueue=False, freeze_in_worker=True
+    )
+    assert run.snapshot_id is None and run.status == "queued"
+    assert runner.execute_run(run.pk) == "failed"
+    run.refresh_from_db()
+    assert run.status == "failed" and "no consensus pairs" in run.error and run.snapshot_id is None
+    assert not ModelVersion.objects.filter(run=run).exists()
+
+
+@pytest.mark.django_db
+def test_a_page_run_refuses_at_once_when_the_project_has_no_votes(project):
+    make_comparison(project, "Q", "first", "second")
+    with pytest.raises(services.RunError, match="no consensus pairs"):
+        services.start_run(project=project, objective="bt", base_model="x", config={}, freeze_in_worker=True)
+    assert not TrainingRun.objects.exists()

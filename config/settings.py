@@ -129,10 +129,14 @@ _db["OPTIONS"]["pool"] = {
     "max_size": envint("DB_POOL_MAX", 10),
     "timeout": envfloat("DB_POOL_TIMEOUT", 10.0),
 }
-# Parameters stay bound on the client (Django's default). Server-side binding would let psycopg prepare
-# repeated statements (less parsing and planning for PostgreSQL), but PostgreSQL's protocol takes at most
-# 65,535 parameters a statement, and Django's cascade deletes and `__in` look-ups send one per id: a
-# project with more related rows than that could not be deleted (tests/test_settings_db.py).
+# Parameters stay bound on the client (Django's default) for Django's own statements: PostgreSQL's protocol
+# takes at most 65,535 parameters a server-bound statement, and Django's cascade deletes and `__in` look-ups
+# send one per id, so with `server_side_binding` a project with more related rows than that could not be
+# deleted (tests/test_settings_db.py). The workbench's claim and submit statements are bound on the server and
+# prepared through infra/prepared.py on the same connection; psycopg prepares nothing on a connection whose
+# `prepare_threshold` is None (Django's default), so it is set here. It changes nothing for Django's cursors,
+# which bind on the client and are never prepared.
+_db["OPTIONS"]["prepare_threshold"] = 5
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -198,7 +198,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses a locked-out username/IP before the password is checked.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend with the per-request user read prepared (infra/auth.py).
+    "infra.auth.Backend",
 ]
 # Login lockout: after AXES_FAILURE_LIMIT failures for one username from one address, refuse for the cool-off.
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
@@ -217,9 +218,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-# Django's database sessions: the database is the only place a session lives, so logging out ends it even
-# while Redis is down.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Django's database sessions, the per-request read prepared (infra/sessions.py): the database is the only place
+# a session lives, so logging out ends it even while Redis is down (Django's `cached_db` deletes the cached copy
+# after the row: with Redis unreachable that delete fails, and the copy would outlive the logout once Redis is
+# back).
+SESSION_ENGINE = "infra.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"

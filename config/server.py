@@ -48,8 +48,7 @@ def gunicorn_argv(
 ) -> list[str]:
     """The command line that starts the WSGI server (pages and JSON): gunicorn's threaded workers."""
     argv = [python, "-m", "gunicorn", WSGI_APP, "--bind", f"{host}:{port}", "--workers", str(workers)]
-    argv += ["--worker-class", "gthread", "--threads", str(threads), "--worker-connections", str(threads)]
-    argv += ["--log-level", log_level]
+    argv += ["--worker-class", "gthread", "--threads", str(threads), "--log-level", log_level]
     if access_log:
         argv += ["--access-logfile", "-"]
     return argv

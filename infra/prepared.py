@@ -35,14 +35,14 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 
 def run(sql: str, params: Sequence, *, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
-    """Execute one statement with server-side binding, prepared on this connection, and return its rows (an
-    empty list for a statement that returns none). `%s` placeholders, as with Django's cursors."""
+    """Execute one statement that returns rows (a SELECT, or a write with RETURNING) with server-side binding,
+    prepared on this connection, and return its rows. `%s` placeholders, as with Django's cursors."""
     db = connections[using]
     db.validate_no_broken_transaction()  # as Django's cursors do inside a failed atomic block
     db.ensure_connection()
     with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
         cursor.execute(sql, params, prepare=True)
-        return cursor.fetchall() if cursor.description is not None else []
+        return cursor.fetchall()  # not `description`: it builds a column object for each of up to 60 columns
 
 
 def columns(model, alias: str) -> str:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import random
 from datetime import timedelta
+from functools import cache
 
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotate.models import Assignment, Comparison, Gold, Item, Response
+from infra import prepared
 from projects.access import is_admin
 from projects.models import Annotator, Membership, Project
 
@@ -182,30 +184,31 @@ def _locked_annotator(row, project_id: int, user_id: int) -> Annotator:
 
 def _lock_annotator(project: Project, user) -> Annotator | None:
     """Lock the annotator row (see `_locked_annotator`)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_LOCK_ANNOTATOR_SQL, [True, project.pk, user.pk])
-        row = cursor.fetchone()
-    return None if row is None else _locked_annotator(row, project.pk, user.pk)
+    rows = prepared.run(_LOCK_ANNOTATOR_SQL, [True, project.pk, user.pk])
+    return _locked_annotator(rows[0], project.pk, user.pk) if rows else None
 
 
 # The API claim's first statement for a member who has claimed before: the project by its slug, the active
-# membership (the access check member_project makes) and the annotator row, locked, in one statement (through
-# `raw`, which loads the project's columns and hands the annotator's over as attributes).
+# membership (the access check member_project makes) and the annotator row, locked, in one statement.
 _LOCK_MEMBER_SQL = (
-    f"SELECT p.*, {_ANNOTATOR_COLUMNS.replace('an.id, an.name, an.kind, m.paused_reason,', 'an.id AS an_id, an.name AS an_name, an.kind AS an_kind, m.paused_reason AS an_paused,')} AS an_open"
-    " FROM annotate_project p"
+    "SELECT {project}, " + _ANNOTATOR_COLUMNS + " FROM annotate_project p"
     " JOIN annotate_membership m ON m.project_id = p.id AND m.user_id = %s AND m.is_active = %s"
     " JOIN annotate_annotator an ON an.project_id = p.id AND an.user_id = m.user_id"
     " WHERE p.slug = %s AND p.deleted_at IS NULL FOR UPDATE OF an"
 )
 
 
+@cache
+def _lock_member_sql() -> str:
+    return _LOCK_MEMBER_SQL.format(project=prepared.columns(Project, "p"))
+
+
 def _lock_member(slug: str, user) -> tuple[Project, Annotator] | None:
-    project = next(iter(Project.objects.raw(_LOCK_MEMBER_SQL, [user.pk, True, slug])), None)
-    if project is None:
+    rows = prepared.run(_lock_member_sql(), [user.pk, True, slug])
+    if not rows:
         return None
-    row = (project.an_id, project.an_name, project.an_kind, project.an_paused, project.an_open)
-    return project, _locked_annotator(row, project.pk, user.pk)
+    project = prepared.load(Project, rows[0])
+    return project, _locked_annotator(rows[0][len(Project._meta.concrete_fields) :], project.pk, user.pk)
 
 
 def claim_next_for_member(*, slug: str, user) -> tuple[Project, Assignment | None] | None:
@@ -292,8 +295,8 @@ def _claim_locked(project: Project, user, annotator: Annotator) -> Assignment | 
     return None
 
 
-# The hot path in SQL: ORM compilation of these statements cost more than running them. Columns and
-# semantics are exactly those of available_crowd() and has_free_slot() above.
+# The hot path in SQL, run prepared (infra/prepared.py): ORM compilation of these statements cost more than
+# running them. Columns and semantics are exactly those of available_crowd() and has_free_slot() above.
 _LIVE_HELD = (
     "(SELECT COUNT(*) FROM annotate_assignment r WHERE r.comparison_id = c.id AND r.status = 'reserved'"
     " AND r.is_gold = %s AND r.reserved_until > %s)"
@@ -331,15 +334,12 @@ def _json(value):
 
 def _pick_crowd(project: Project, annotator: Annotator, now, tried: list[int]) -> Comparison | None:
     """Lock the first crowd candidate in queue order (skipping rows other claimers hold); with its texts."""
-    db_now = connection.ops.adapt_datetimefield_value(now)
     exclude = "".join(" AND c.id <> %s" for _ in tried)
-    params = [project.pk, annotator.pk, False, db_now, project.overlap_k, *tried]
-    with connection.cursor() as cursor:
-        cursor.execute(_PICK_SQL.format(exclude=exclude), params)
-        row = cursor.fetchone()
-    if row is None:
+    params = [project.pk, annotator.pk, False, now, project.overlap_k, *tried]
+    rows = prepared.run(_PICK_SQL.format(exclude=exclude), params)
+    if not rows:
         return None
-    cid, item_id, a_id, b_id, prompt, text_a, text_b = row
+    cid, item_id, a_id, b_id, prompt, text_a, text_b = rows[0]
     comparison = Comparison.from_db(
         DEFAULT_DB_ALIAS,
         ["id", "project_id", "item_id", "response_a_id", "response_b_id"],
@@ -377,28 +377,14 @@ def _reserve_if_free(
 ) -> Assignment | None:
     shown_left = random.choice(("a", "b"))
     until = now + timedelta(minutes=project.reservation_minutes)
-    ops = connection.ops
-    params = [
-        project.pk,
-        annotator.pk,
-        False,
-        shown_left,
-        ops.adapt_datetimefield_value(until),
-        ops.adapt_datetimefield_value(now),
-        comparison.pk,
-        False,
-        ops.adapt_datetimefield_value(now),
-        project.overlap_k,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_RESERVE_SQL, params)
-        row = cursor.fetchone()
-    if row is None:
+    params = [project.pk, annotator.pk, False, shown_left, until, now, comparison.pk, False, now, project.overlap_k]
+    rows = prepared.run(_RESERVE_SQL, params)
+    if not rows:
         return None
     assignment = Assignment.from_db(
         DEFAULT_DB_ALIAS,
         _ASSIGNMENT_FIELDS,
-        [row[0], project.pk, comparison.pk, annotator.pk, RESERVED, False, shown_left, until, "", now, None],
+        [rows[0][0], project.pk, comparison.pk, annotator.pk, RESERVED, False, shown_left, until, "", now, None],
     )
     assignment.project, assignment.comparison, assignment.annotator = project, comparison, annotator
     return assignment

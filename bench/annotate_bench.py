@@ -68,9 +68,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--workers",
         type=int,
-        default=3,
-        help="uvicorn worker processes (3 on this 2-core machine: alternated with 2 in the same minutes they carried "
-        "153-155 against 145 pairs/s, filling the cores while the others wait on PostgreSQL)",
+        default=None,
+        help="server worker processes (default: gunicorn 4, as docker-compose runs it: 4 x 13 threads carried "
+        "129-153 pairs/s against 83-134 for 2 x 8 in the same minutes, bench/RESULTS-perf.md; uvicorn 3)",
     )
     p.add_argument("--pool", type=int, default=8, help="PostgreSQL pool max size per worker")
     p.add_argument("--seconds-a", type=float, default=20.0)
@@ -99,7 +99,7 @@ def parse_args() -> argparse.Namespace:
         default="gunicorn",
         help="gunicorn: WSGI, gthread workers (pages and JSON, as shipped); uvicorn: the ASGI app (config/asgi.py)",
     )
-    p.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
+    p.add_argument("--threads", type=int, default=13, help="gunicorn threads per worker (docker-compose: 13)")
     p.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp", help="HTTP client library")
     return p.parse_args()
 
@@ -121,7 +121,9 @@ def start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen,
         env["CACHE_PREFIX"] = env["CHANNEL_PREFIX"] = f"bench-{tmp.name}"  # nothing shared with other users
     env["ARBITER_SUBMIT_RATE"] = f"{args.submit_rate:g}"
     if args.server == "gunicorn":
+        args.workers = args.workers or 4
         return start_gunicorn(env, tmp / "gunicorn.log", workers=args.workers, threads=args.threads, port=args.port)
+    args.workers = args.workers or 3
     return start_uvicorn(env, tmp / "uvicorn.log", workers=args.workers, port=args.port)
 
 

@@ -42,7 +42,7 @@ def gunicorn_argv(
     host: str,
     port: int,
     workers: int,
-    threads: int = 8,
+    threads: int = 13,
     log_level: str = "info",
     access_log: bool = False,
 ) -> list[str]:

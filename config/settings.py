@@ -129,10 +129,14 @@ _db["OPTIONS"]["pool"] = {
     "max_size": envint("DB_POOL_MAX", 10),
     "timeout": envfloat("DB_POOL_TIMEOUT", 10.0),
 }
-# Parameters stay bound on the client (Django's default). Server-side binding would let psycopg prepare
-# repeated statements (less parsing and planning for PostgreSQL), but PostgreSQL's protocol takes at most
-# 65,535 parameters a statement, and Django's cascade deletes and `__in` look-ups send one per id: a
-# project with more related rows than that could not be deleted (tests/test_settings_db.py).
+# Parameters stay bound on the client (Django's default) for Django's own statements: PostgreSQL's protocol
+# takes at most 65,535 parameters a server-bound statement, and Django's cascade deletes and `__in` look-ups
+# send one per id, so with `server_side_binding` a project with more related rows than that could not be
+# deleted (tests/test_settings_db.py). The workbench's claim and submit statements are bound on the server and
+# prepared through infra/prepared.py on the same connection; psycopg prepares nothing on a connection whose
+# `prepare_threshold` is None (Django's default), so it is set here. It changes nothing for Django's cursors,
+# which bind on the client and are never prepared.
+_db["OPTIONS"]["prepare_threshold"] = 5
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -194,7 +198,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses a locked-out username/IP before the password is checked.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend with the per-request user read prepared (infra/auth.py).
+    "infra.auth.Backend",
 ]
 # Login lockout: after AXES_FAILURE_LIMIT failures for one username from one address, refuse for the cool-off.
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
@@ -213,9 +218,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-# Django's database sessions: the database is the only place a session lives, so logging out ends it even
-# while Redis is down.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Django's database sessions, the per-request read prepared (infra/sessions.py): the database is the only place
+# a session lives, so logging out ends it even while Redis is down (Django's `cached_db` deletes the cached copy
+# after the row: with Redis unreachable that delete fails, and the copy would outlive the logout once Redis is
+# back).
+SESSION_ENGINE = "infra.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"

@@ -1,4 +1,5 @@
-"""Authentication: Django's ModelBackend (after django-axes'), and Django's checks on every request."""
+"""Authentication: Django's ModelBackend (after django-axes') with its per-request user read prepared
+(infra/auth.py), and Django's checks on every request."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth.backends import ModelBackend
 from django.urls import reverse
 
+from infra.auth import Backend
 from tests.conftest import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
@@ -14,16 +16,20 @@ pytestmark = pytest.mark.django_db
 
 def test_no_user_for_an_inactive_unknown_or_malformed_id():
     inactive = make_user("gone", is_active=False)
-    backend = ModelBackend()
+    backend = Backend()
+    assert isinstance(backend, ModelBackend)
     assert backend.get_user(inactive.pk) is None
     assert backend.get_user(10**9) is None
+    assert backend.get_user("not-an-id") is None
     active = make_user("here")
-    assert backend.get_user(str(active.pk)) == active  # sessions hold the id as a string
+    found = backend.get_user(str(active.pk))  # sessions hold the id as a string
+    assert found == active
+    assert (found.username, found.password, found.is_active) == (active.username, active.password, True)
 
 
-def test_login_records_djangos_backend_and_a_password_change_ends_other_sessions(client, annotator, project):
+def test_login_records_the_backend_and_a_password_change_ends_other_sessions(client, annotator, project):
     client.post(reverse("login"), {"username": annotator.username, "password": PASSWORD})
-    assert client.session[BACKEND_SESSION_KEY] == "django.contrib.auth.backends.ModelBackend"
+    assert client.session[BACKEND_SESSION_KEY] == "infra.auth.Backend"
     api = reverse("api_claim", args=[project.slug])
     assert client.post(api).status_code == 200
     annotator.set_password("a-new-long-passphrase-2")

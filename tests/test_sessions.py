@@ -1,4 +1,4 @@
-"""Sessions: Django's database engine (settings.SESSION_ENGINE) — stored in PostgreSQL only, expired ones read
+"""Sessions: Django's database engine with its read prepared (settings.SESSION_ENGINE, infra/sessions.py) — stored in PostgreSQL only, expired ones read
 as empty, logging out ends a session for good, a deactivated user is logged out."""
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ def SessionStore(*args):  # noqa: N802 - the shipped engine's store class
 
 def test_the_shipped_engine_keeps_sessions_in_the_database_alone():
     """So logging out ends a session even while Redis is down (no cached copy to outlive the delete)."""
-    assert settings.SESSION_ENGINE == "django.contrib.sessions.backends.db"
+    from django.contrib.sessions.backends import cache, cached_db, db
+
+    engine = import_module(settings.SESSION_ENGINE).SessionStore
+    assert issubclass(engine, db.SessionStore)
+    assert not issubclass(engine, cached_db.SessionStore | cache.SessionStore)
     store = SessionStore()
     store["probe"] = [1, "two", {"three": 3.0}]
     store.create()

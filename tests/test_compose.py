@@ -43,7 +43,7 @@ def test_web_and_ws_run_the_benchmarked_server_flags():
 
     server = shlex.split(_argv("web")[-1].split("&&")[-1])
     assert server[0] == "exec"
-    shipped = gunicorn_argv("python", host="0.0.0.0", port=8000, workers=2)  # noqa: S104 - in the container
+    shipped = gunicorn_argv("python", host="0.0.0.0", port=8000, workers=4)  # noqa: S104 - in the container
     assert server[1:] == ["gunicorn", *shipped[3:]]
     ws = _argv("ws")
     assert ws[:2] == ["uvicorn", "config.asgi:application"]

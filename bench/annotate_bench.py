@@ -70,7 +70,7 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=None,
         help="server worker processes (default: gunicorn 4, as docker-compose runs it: 4 x 13 threads carried "
-        "129-153 pairs/s against 83-134 for 2 x 8 in the same minutes, bench/RESULTS-perf.md; uvicorn 3)",
+        "129-153 pairs/s against 83-134 for 2 x 8 in the same minutes, bench/RESULTS.md; uvicorn 3)",
     )
     p.add_argument("--pool", type=int, default=8, help="PostgreSQL pool max size per worker")
     p.add_argument("--seconds-a", type=float, default=20.0)

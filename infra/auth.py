@@ -5,7 +5,7 @@ afresh, bound on the client, planned by PostgreSQL every time). Passwords, permi
 ModelBackend's own.
 
 What it buys: the second statement of every request is one prepared statement (infra/prepared.py). Measured
-side by side in bench/RESULTS-perf.md.
+side by side in bench/RESULTS.md.
 
 Why this way: `get_user(user_id)` is the documented method of an authentication backend ("Writing an
 authentication backend"), and subclassing ModelBackend is how Django's documentation extends it. Sessions

@@ -6,7 +6,7 @@ binds parameters on the client (Django's default), so PostgreSQL parsed and plan
 request. Run here, psycopg binds them on the server and prepares each one the first time a connection runs it;
 later runs send only its name and parameters.
 
-What it buys (bench/RESULTS-perf.md, side by side in the same minutes): PostgreSQL's CPU per claim+submit pair
+What it buys (bench/RESULTS.md, side by side in the same minutes): PostgreSQL's CPU per claim+submit pair
 falls by about half, and the submit's lock (seven tables) no longer plans on every submit.
 
 Why no documented setting serves alone: Django's DATABASES OPTIONS `server_side_binding: True` switches a whole

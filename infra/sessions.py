@@ -4,7 +4,7 @@ What it replaces: `django.contrib.sessions.backends.db.SessionStore.load`, which
 the ORM (compiled afresh on every request, bound on the client, planned by PostgreSQL every time).
 
 What it buys: the session read is the first statement of every request; here it is one prepared statement
-(infra/prepared.py). Measured side by side in bench/RESULTS-perf.md.
+(infra/prepared.py). Measured side by side in bench/RESULTS.md.
 
 Why this way: a session engine of our own is Django's documented extension point ("Creating your own session
 engine"; `load()` is one of the methods an engine implements). Everything else — storing, saving, logging out,

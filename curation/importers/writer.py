@@ -479,16 +479,25 @@ class Writer:
         if not rows:
             return
         self._stage("imp_vote", rows)
-        # Sent without waiting (`_send`): the server makes the batch's judgments and revisions while the next
-        # batch is read. Judgments that do not exist yet, one per (comparison, annotator), are made as their
-        # revisions in this batch leave them (the highest number's answers; created_at the earlier of the first
-        # and the latest revision's time, updated_at the latest's), so a new judgment is written once. Their
-        # comparisons gain a crowd vote: noted, and counted once at the end of the import (`finish`).
-        new: set[int] = set()
+        # One statement, sent without waiting (`_send`): the server makes the batch's judgments and revisions
+        # while the next batch is read. Judgments that do not exist yet, one per (comparison, annotator), are
+        # made as their revisions in this batch leave them (the highest number's answers; created_at the
+        # earlier of the first and the latest revision's time, updated_at the latest's), so a new judgment is
+        # written once; their comparisons gain a crowd vote: noted, and counted once at the end of the import
+        # (`finish`). The new judgments' revisions go in with a plain INSERT (ids from the first INSERT's
+        # RETURNING); revisions of stored judgments skip the numbers they have already (a re-import), and those
+        # judgments mirror their latest revision again (`_mirror`, after `sync`).
+        columns = f"INSERT INTO annotate_judgmentrevision (judgment_id, number, submission_id, created_at, {FIELDS})"
+        values = f"t.number, t.submission_id, t.created_at, {_fields('t')} FROM imp_vote t"
+        staged = len(rows)
 
-        def made(cur) -> None:
-            new.update(jid for (jid,) in cur.fetchall())
-            report.judgments_created += len(new)
+        def done(cur) -> None:
+            made, fresh, stored = cur.fetchone()
+            report.judgments_created += made
+            revisions = fresh + len(stored)
+            report.revisions_created += revisions
+            report.duplicates += staged - revisions
+            self._stored_judgments.update(stored)
 
         self._send(
             "WITH j AS (INSERT INTO annotate_judgment (project_id, comparison_id, annotator_id, is_source,"
@@ -498,30 +507,17 @@ class Writer:
             " annotator_id) *, count(*) OVER w AS n, first_value(created_at) OVER (w ORDER BY number) AS"
             " first_at FROM imp_vote WINDOW w AS (PARTITION BY comparison_id, annotator_id)"
             " ORDER BY comparison_id, annotator_id, number DESC) l"
-            " ON CONFLICT (comparison_id, annotator_id) DO NOTHING RETURNING id, comparison_id),"
-            " c AS (INSERT INTO imp_counted SELECT DISTINCT comparison_id FROM j ON CONFLICT DO NOTHING)"
-            " SELECT id FROM j",
+            " ON CONFLICT (comparison_id, annotator_id) DO NOTHING RETURNING id, comparison_id, annotator_id),"
+            " c AS (INSERT INTO imp_counted SELECT DISTINCT comparison_id FROM j ON CONFLICT DO NOTHING),"
+            f" fr AS ({columns} SELECT j.id, {values} JOIN j ON j.comparison_id = t.comparison_id"
+            " AND j.annotator_id = t.annotator_id ORDER BY t.ord RETURNING judgment_id),"
+            f" sr AS ({columns} SELECT s.id, {values} CROSS JOIN LATERAL (SELECT id FROM annotate_judgment"
+            " WHERE comparison_id = t.comparison_id AND annotator_id = t.annotator_id) s ORDER BY t.ord"
+            " ON CONFLICT (judgment_id, number) DO NOTHING RETURNING judgment_id)"
+            " SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM fr),"
+            " (SELECT coalesce(array_agg(judgment_id), '{}') FROM sr)",
             [self.project.pk],
-            made,
-        )
-        # The revisions, but none whose number the judgment has already (a re-import). A judgment stored
-        # before this batch that gained one mirrors its latest revision again (`_mirror`, after `sync`).
-        staged = len(rows)
-
-        def revised(cur) -> None:
-            touched = [jid for (jid,) in cur.fetchall()]
-            report.revisions_created += len(touched)
-            report.duplicates += staged - len(touched)
-            self._stored_judgments.update(jid for jid in touched if jid not in new)
-
-        self._send(
-            "INSERT INTO annotate_judgmentrevision (judgment_id, number, submission_id, created_at,"
-            f" {FIELDS}) SELECT (SELECT id FROM annotate_judgment WHERE comparison_id = t.comparison_id"
-            f" AND annotator_id = t.annotator_id), t.number, t.submission_id, t.created_at, {_fields('t')}"
-            " FROM imp_vote t ORDER BY t.ord"
-            " ON CONFLICT (judgment_id, number) DO NOTHING RETURNING judgment_id",
-            None,
-            revised,
+            done,
         )
 
     def _mirror(self, judgments: list[int]) -> None:

@@ -7,8 +7,9 @@ a later file naming stored prompts) are looked up, each by one probe of its tabl
 constraints (item per prompt key, response per item and text key, comparison per item and pair key, judgment
 per comparison and annotator, revision per judgment and number) make a second import of the same rows add
 nothing, and the first batch that names a pair fixes its canonical order. Raw votes go the same way, and the
-judgments mirror their latest revision through one `UPDATE … FROM`. Only per-batch maps live in Python, so
-memory does not grow with the file. See importers/README.md.
+judgments mirror their latest revision through one `UPDATE … FROM`. A batch's last statements are sent in
+psycopg's pipeline mode and run while the next batch is read (`_send`, `sync`). Only per-batch maps live in
+Python, so memory does not grow with the file. See importers/README.md.
 """
 
 from __future__ import annotations

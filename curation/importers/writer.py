@@ -71,6 +71,8 @@ STAGES: dict[str, tuple[tuple[str, str], ...]] = {
         ("fresh", "bool"),
         ("a_id", "int8"),
         ("b_id", "int8"),
+        ("a_key", "text"),
+        ("b_key", "text"),
         ("pair_key", "text"),
         ("random_key", "float8"),
     ),
@@ -88,6 +90,14 @@ STAGES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 FIELDS = ", ".join(ANSWER_FIELDS)
+
+# New comparisons from imp_cmp; {a} and {b}: the SQL of the responses' ids.
+COMPARISONS = (
+    "INSERT INTO annotate_comparison (project_id, item_id, response_a_id, response_b_id, pair_key, extra_k,"
+    " crowd_judgments, random_key, created_at) SELECT %s, t.item_id, {a}, {b}, t.pair_key, 0, 0, t.random_key, %s"
+    " FROM imp_cmp t"
+)
+ON_CONFLICT_PAIR = " ON CONFLICT (item_id, pair_key) DO NOTHING"
 
 
 def _fields(alias: str) -> str:
@@ -289,6 +299,11 @@ class Writer:
             if (iid, p.b_key) not in responses:
                 responses[(iid, p.b_key)] = (p.b_text, p.b_model, p.pkey in fresh)
         self._stage("imp_resp", ((iid, k, *rest) for (iid, k), rest in responses.items()))
+        staged = len(responses)
+        responses.clear()
+        if not fetch:  # generic: nothing needs to come back; the rest runs while the next batch is read
+            self._send_pairs(pairs, item_ids, fresh, stored_items)
+            return {}
         insert = (
             "INSERT INTO annotate_response (item_id, text, text_key, model_name, metadata)"
             " SELECT t.item_id, t.text, t.text_key, t.model_name, '{}' FROM imp_resp t"
@@ -306,7 +321,7 @@ class Writer:
                 )
             )
         report.responses_created += len(resp_ids)
-        if len(resp_ids) < len(responses):  # only a stored item has stored responses
+        if len(resp_ids) < staged:  # only a stored item has stored responses
             resp_ids.update(
                 ((iid, k), rid)
                 for iid, k, rid in self._rows(
@@ -315,52 +330,15 @@ class Writer:
                     f"{lock}) r"
                 )
             )
-        responses.clear()
 
         # Comparisons: the first arrival of a pair fixes its canonical order.
-        firsts: dict[str, ParsedPair] = {}
-        for p in pairs:
-            if p.pair_key not in firsts:
-                firsts[p.pair_key] = p
-        rng = self.rng.random
-        rows = []
-        for k, p in firsts.items():
-            iid = item_ids[p.pkey]
-            self._ord += 1
-            rows.append(
-                (
-                    self._ord,
-                    iid,
-                    p.pkey in fresh,
-                    resp_ids[(iid, p.a_key)],
-                    resp_ids[(iid, p.b_key)],
-                    k,
-                    rng(),
-                )
-            )
-        self._stage("imp_cmp", rows)
-        insert = (
-            "INSERT INTO annotate_comparison (project_id, item_id, response_a_id, response_b_id, pair_key,"
-            " extra_k, crowd_judgments, random_key, created_at)"
-            " SELECT %s, t.item_id, t.a_id, t.b_id, t.pair_key, 0, 0, t.random_key, %s FROM imp_cmp t"
-        )
+        firsts = self._stage_comparisons(pairs, item_ids, fresh, resp_ids)
+        insert = COMPARISONS.format(a="t.a_id", b="t.b_id")
         # As for responses: a plain INSERT for the new items' comparisons, `ON CONFLICT` for stored items'.
         statements = [insert + " WHERE t.fresh ORDER BY t.ord"]
         if stored_items:
-            statements.append(
-                insert + " WHERE NOT t.fresh ORDER BY t.ord ON CONFLICT (item_id, pair_key) DO NOTHING"
-            )
+            statements.append(insert + " WHERE NOT t.fresh ORDER BY t.ord" + ON_CONFLICT_PAIR)
         cmap: dict[str, tuple[int, str]] = {}
-        if not fetch:  # generic: nothing comes back; the server inserts while the next batch is read
-            report.duplicates += len(pairs)  # less each comparison made, once counted
-
-            def done(cur) -> None:
-                report.comparisons_created += cur.rowcount
-                report.duplicates -= cur.rowcount
-
-            for sql in statements:
-                self._send(sql, [pid, self.now], done)
-            return cmap
         for sql in statements:
             cmap.update(
                 (k, (cid, firsts[k].a_key))
@@ -378,6 +356,55 @@ class Writer:
                 )
             )
         return cmap
+
+    def _stage_comparisons(self, pairs, item_ids, fresh, resp_ids) -> dict[str, ParsedPair]:
+        """COPY the batch's pairs, each once as it first arrived, into imp_cmp (the responses' ids when
+        `resp_ids` has them, else their text keys); returns them by pair key."""
+        firsts: dict[str, ParsedPair] = {}
+        for p in pairs:
+            if p.pair_key not in firsts:
+                firsts[p.pair_key] = p
+        rng = self.rng.random
+        rows = []
+        for k, p in firsts.items():
+            iid = item_ids[p.pkey]
+            self._ord += 1
+            a_id = resp_ids[(iid, p.a_key)] if resp_ids else None
+            b_id = resp_ids[(iid, p.b_key)] if resp_ids else None
+            rows.append((self._ord, iid, p.pkey in fresh, a_id, b_id, p.a_key, p.b_key, k, rng()))
+        self._stage("imp_cmp", rows)
+        return firsts
+
+    def _send_pairs(self, pairs, item_ids, fresh, stored_items: bool) -> None:
+        """`generic`: the batch's responses (staged in imp_resp) and comparisons go in without waiting
+        (`_send`); a comparison finds its responses' ids by their unique index (item, text key)."""
+        report = self.report
+        self._stage_comparisons(pairs, item_ids, fresh, None)
+        insert = (
+            "INSERT INTO annotate_response (item_id, text, text_key, model_name, metadata)"
+            " SELECT t.item_id, t.text, t.text_key, t.model_name, '{}' FROM imp_resp t"
+        )
+
+        def responses(cur) -> None:
+            report.responses_created += cur.rowcount
+
+        self._send(insert + " WHERE t.fresh", None, responses)
+        if stored_items:
+            self._send(
+                insert + " WHERE NOT t.fresh ON CONFLICT (item_id, text_key) DO NOTHING", None, responses
+            )
+        report.duplicates += len(pairs)  # less each comparison made, once counted
+
+        def comparisons(cur) -> None:
+            report.comparisons_created += cur.rowcount
+            report.duplicates -= cur.rowcount
+
+        response = "(SELECT id FROM annotate_response WHERE item_id = t.item_id AND text_key = t.{})"
+        insert = COMPARISONS.format(a=response.format("a_key"), b=response.format("b_key"))
+        params = [self.project.pk, self.now]
+        self._send(insert + " WHERE t.fresh ORDER BY t.ord", params, comparisons)
+        if stored_items:
+            self._send(insert + " WHERE NOT t.fresh ORDER BY t.ord" + ON_CONFLICT_PAIR, params, comparisons)
 
     # --- source labels (trl, hh, safe-rlhf) ----------------------------------------------------------------
     def _source_labels(self, pairs: list[ParsedPair], cmap: dict[str, tuple[int, str]]) -> None:

@@ -50,7 +50,11 @@ class Item(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["project", "prompt_key"], name="item_unique_prompt")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "prompt_key"], name="item_unique_prompt"),
+            # The target of the comparisons' composite foreign key (migration 0010).
+            models.UniqueConstraint(fields=["id", "project"], name="item_unique_id_project"),
+        ]
 
     def __str__(self) -> str:
         return f"Item {self.pk}"
@@ -80,8 +84,15 @@ class Comparison(models.Model):
     # per-project one (measured: about 6 µs a comparison of the server's time). It leads with item_id, so it
     # is the item foreign key's index too; project_id is covered by the queue index. The response foreign keys
     # keep theirs: without them every deleted response scans this table.
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons", db_index=False)
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="comparisons", db_index=False)
+    # The item and the project are held by one composite foreign key, (item_id, project_id) → item (id,
+    # project_id) (migration 0010): one check a comparison instead of two, and it holds more, that a
+    # comparison's project is its item's. Django still cascades deletes along both fields.
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="comparisons", db_index=False, db_constraint=False
+    )
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, related_name="comparisons", db_index=False, db_constraint=False
+    )
     response_a = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     response_b = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     pair_key = models.CharField(

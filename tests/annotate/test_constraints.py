@@ -97,6 +97,16 @@ def test_one_judgment_per_annotator_and_comparison_and_unique_submission_ids(pro
     assert refused(lambda: JudgmentRevision.objects.create(judgment=judgment, number=1, created_at=now))
 
 
+def test_a_comparisons_project_is_its_items(project, other_project):
+    comparison = make_comparison(project)
+
+    def move():
+        Comparison.objects.filter(pk=comparison.pk).update(project=other_project)
+        connection.check_constraints()  # the foreign keys are deferred: check them now
+
+    assert refused(move)
+
+
 def test_a_judgments_annotator_is_of_the_judgments_project(project, other_project):
     comparison = make_comparison(project)
     now = timezone.now()

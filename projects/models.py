@@ -153,6 +153,8 @@ class Annotator(models.Model):
         db_table = "annotate_annotator"  # the table keeps its name from before the app split
         constraints = [
             models.UniqueConstraint(fields=["project", "name"], name="annotator_unique_name"),
+            # The target of the judgments' composite foreign key (annotate migration 0009).
+            models.UniqueConstraint(fields=["id", "project"], name="annotator_unique_id_project"),
             models.UniqueConstraint(
                 fields=["project", "user"], condition=Q(user__isnull=False), name="annotator_unique_user"
             ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 from django.db import connection, transaction
@@ -64,9 +65,19 @@ def import_file(
     parse = PARSERS[fmt]
 
     # One transaction, one cursor, one thread: a batch of lines is read and checked, then written, then the
-    # next. Once a line is bad (and not `skip_invalid`) later lines are only checked: nothing will commit.
-    with transaction.atomic(), connection.cursor() as cur:
-        writer = Writer(cur, project=project, fmt=fmt, source=source, seed=seed, report=report)
+    # next; the server runs a batch's last statements while the next one is read (`Writer.sync` waits for
+    # them). Once a line is bad (and not `skip_invalid`) later lines are only checked: nothing will commit.
+    with transaction.atomic(), connection.cursor() as cur, ExitStack() as tail:
+        writer = Writer(
+            cur,
+            project=project,
+            fmt=fmt,
+            source=source,
+            seed=seed,
+            report=report,
+            tail=tail,
+            progress=progress,
+        )
         writer.setup()
         batch: list[ParsedPair] = []
         lines = 0
@@ -87,9 +98,10 @@ def import_file(
                     elif batch:
                         batch = []  # nothing will be committed: drop what was gathered
             if lines >= BATCH_LINES:
-                _write(writer, batch, report, skip_invalid, progress, reader.fraction())
+                _write(writer, batch, report, skip_invalid, reader.fraction())
                 batch, lines = [], 0
-        _write(writer, batch, report, skip_invalid, progress, reader.fraction())
+        _write(writer, batch, report, skip_invalid, reader.fraction())
+        writer.sync()
         for err in writer.rejected:
             report.reject(err.line, err.field, err.message)
         report.errors.sort(key=lambda e: e.line)
@@ -122,9 +134,6 @@ def import_file(
 
 
 def _write(
-    writer: Writer, batch: list[ParsedPair], report: ImportReport, skip_invalid: bool, progress, fraction
+    writer: Writer, batch: list[ParsedPair], report: ImportReport, skip_invalid: bool, fraction: float
 ):
-    if batch and (skip_invalid or not report.bad_lines):
-        writer.write(batch)
-    if progress is not None:
-        progress(fraction)
+    writer.write(batch if skip_invalid or not report.bad_lines else [], fraction)

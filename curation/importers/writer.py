@@ -7,15 +7,17 @@ a later file naming stored prompts) are looked up, each by one probe of its tabl
 constraints (item per prompt key, response per item and text key, comparison per item and pair key, judgment
 per comparison and annotator, revision per judgment and number) make a second import of the same rows add
 nothing, and the first batch that names a pair fixes its canonical order. Raw votes go the same way, and the
-judgments mirror their latest revision through one `UPDATE … FROM`. Only per-batch maps live in Python, so
-memory does not grow with the file. See importers/README.md.
+judgments mirror their latest revision through one `UPDATE … FROM`. A batch's last statements are sent in
+psycopg's pipeline mode and run while the next batch is read (`_send`, `sync`). Only per-batch maps live in
+Python, so memory does not grow with the file. See importers/README.md.
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -56,12 +58,21 @@ SQL_TYPES = {"int2": "smallint", "int4": "integer", "int8": "bigint", "float8": 
 # Temporary tables, one per target table: (column, type) in COPY order.
 STAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "imp_item": (("prompt_key", "text"), ("prompt", "jsonb"), ("criteria", "jsonb")),
-    "imp_resp": (("item_id", "int8"), ("text_key", "text"), ("text", "text"), ("model_name", "text")),
+    "imp_resp": (
+        ("item_id", "int8"),
+        ("text_key", "text"),
+        ("text", "text"),
+        ("model_name", "text"),
+        ("fresh", "bool"),
+    ),
     "imp_cmp": (
         ("ord", "int4"),
         ("item_id", "int8"),
+        ("fresh", "bool"),
         ("a_id", "int8"),
         ("b_id", "int8"),
+        ("a_key", "text"),
+        ("b_key", "text"),
         ("pair_key", "text"),
         ("random_key", "float8"),
     ),
@@ -80,6 +91,14 @@ STAGES: dict[str, tuple[tuple[str, str], ...]] = {
 
 FIELDS = ", ".join(ANSWER_FIELDS)
 
+# New comparisons from imp_cmp; {a} and {b}: the SQL of the responses' ids.
+COMPARISONS = (
+    "INSERT INTO annotate_comparison (project_id, item_id, response_a_id, response_b_id, pair_key, extra_k,"
+    " crowd_judgments, random_key, created_at) SELECT %s, t.item_id, {a}, {b}, t.pair_key, 0, 0, t.random_key, %s"
+    " FROM imp_cmp t"
+)
+ON_CONFLICT_PAIR = " ON CONFLICT (item_id, pair_key) DO NOTHING"
+
 
 def _fields(alias: str) -> str:
     return ", ".join(f"{alias}.{f}" for f in ANSWER_FIELDS)
@@ -97,7 +116,18 @@ class Writer:
     """Writes batches of parsed pairs through `cur` (a cursor of Django's connection, inside the import's
     transaction)."""
 
-    def __init__(self, cur, *, project: Project, fmt: str, source: str, seed: int, report: ImportReport):
+    def __init__(
+        self,
+        cur,
+        *,
+        project: Project,
+        fmt: str,
+        source: str,
+        seed: int,
+        report: ImportReport,
+        tail: ExitStack,
+        progress: Callable[[float], None] | None = None,
+    ):
         self.cur = cur
         self.project = project
         self.fmt = fmt
@@ -109,6 +139,13 @@ class Writer:
         self._raw_positions: dict[tuple[str, str], int] = defaultdict(int)
         self._ord = 0
         self.rejected: list[LineError] = []  # lines that parsed but clash with stored records
+        # The batch's last statements run on the server while the next batch is read (see `_send`); `tail`
+        # holds the pipeline until `sync`, and the caller's `with` closes it if the import stops on an error.
+        self._tail = tail
+        self._pending: list[tuple[Any, Callable[[Any], None]]] = []
+        self._stored_judgments: set[int] = set()
+        self.progress = progress
+        self._fraction: float | None = None  # of the file, once the batch in flight is written
 
     # --- the import's setup -------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -173,8 +210,43 @@ class Writer:
         self.cur.execute(sql, params)
         return self.cur.fetchall()
 
+    def _send(self, sql: str, params: Sequence[Any] | None, done: Callable[[Any], None]) -> None:
+        """Send a statement without waiting for it: the first one of a batch puts the connection in pipeline
+        mode (psycopg's `Connection.pipeline()`), so the server runs the batch's last statements while the
+        importer reads and checks the next batch. `done(cursor)` takes the statement's count or rows once
+        `sync` has waited for it."""
+        conn = self.cur.connection  # the psycopg connection under Django's
+        if not self._pending:
+            self._tail.enter_context(conn.pipeline())
+        cur = conn.cursor()
+        with connection.wrap_database_errors:
+            cur.execute(sql, params)
+        self._pending.append((cur, done))
+
+    def sync(self) -> None:
+        """Wait for the statements `_send` left running (leaving pipeline mode), then take their results.
+        Called before anything else uses the connection: the next batch, the end of the import, or its
+        failure."""
+        pending, self._pending = self._pending, []
+        if pending:
+            with connection.wrap_database_errors:
+                self._tail.close()
+            for cur, done in pending:
+                done(cur)
+                cur.close()
+        if self._stored_judgments:
+            self._mirror(sorted(self._stored_judgments))
+            self._stored_judgments.clear()
+        if self._fraction is not None and self.progress is not None:
+            self.progress(self._fraction)  # not earlier: the callback may use the connection
+        self._fraction = None
+
     # --- a batch ------------------------------------------------------------------------------------------
-    def write(self, pairs: list[ParsedPair]) -> None:
+    def write(self, pairs: list[ParsedPair], fraction: float) -> None:
+        """Write one batch, which ends at `fraction` of the file (reported as progress once written). Its last
+        statements may still be running when this returns: `sync` waits."""
+        self.sync()
+        self._fraction = fraction
         if not pairs:
             return
         cmap = self._structure(pairs, fetch=self.fmt != "generic")
@@ -205,6 +277,7 @@ class Writer:
             )
         )
         report.items_created += len(item_ids)
+        fresh = item_ids.keys() & items.keys()  # made by this batch: nothing of theirs can exist yet
         stored_items = len(item_ids) < len(items)
         if stored_items:
             item_ids.update(
@@ -215,25 +288,40 @@ class Writer:
                 )
             )
 
-        # Responses: unique per item and exact text; the first model name seen is kept.
-        responses: dict[tuple[int, str], tuple[str, str]] = {}
+        # Responses: unique per item and exact text; the first model name seen is kept. Those of the batch's
+        # new items go in with a plain INSERT (no unique-index pre-check, no speculative insertion); only
+        # those of stored items need `ON CONFLICT`.
+        responses: dict[tuple[int, str], tuple[str, str, bool]] = {}
         for p in pairs:
             iid = item_ids[p.pkey]
             if (iid, p.a_key) not in responses:
-                responses[(iid, p.a_key)] = (p.a_text, p.a_model)
+                responses[(iid, p.a_key)] = (p.a_text, p.a_model, p.pkey in fresh)
             if (iid, p.b_key) not in responses:
-                responses[(iid, p.b_key)] = (p.b_text, p.b_model)
-        self._stage("imp_resp", ((iid, k, text, model) for (iid, k), (text, model) in responses.items()))
+                responses[(iid, p.b_key)] = (p.b_text, p.b_model, p.pkey in fresh)
+        self._stage("imp_resp", ((iid, k, *rest) for (iid, k), rest in responses.items()))
+        staged = len(responses)
+        responses.clear()
+        if not fetch:  # generic: nothing needs to come back; the rest runs while the next batch is read
+            self._send_pairs(pairs, item_ids, fresh, stored_items)
+            return {}
+        insert = (
+            "INSERT INTO annotate_response (item_id, text, text_key, model_name, metadata)"
+            " SELECT t.item_id, t.text, t.text_key, t.model_name, '{}' FROM imp_resp t"
+        )
         resp_ids = {
             (iid, k): rid
-            for iid, k, rid in self._rows(
-                "INSERT INTO annotate_response (item_id, text, text_key, model_name, metadata)"
-                " SELECT t.item_id, t.text, t.text_key, t.model_name, '{}' FROM imp_resp t"
-                " ON CONFLICT (item_id, text_key) DO NOTHING RETURNING item_id, text_key, id"
-            )
+            for iid, k, rid in self._rows(insert + " WHERE t.fresh RETURNING item_id, text_key, id")
         }
+        if stored_items:
+            resp_ids.update(
+                ((iid, k), rid)
+                for iid, k, rid in self._rows(
+                    insert + " WHERE NOT t.fresh ON CONFLICT (item_id, text_key) DO NOTHING"
+                    " RETURNING item_id, text_key, id"
+                )
+            )
         report.responses_created += len(resp_ids)
-        if len(resp_ids) < len(responses):  # only a stored item has stored responses
+        if len(resp_ids) < staged:  # only a stored item has stored responses
             resp_ids.update(
                 ((iid, k), rid)
                 for iid, k, rid in self._rows(
@@ -242,40 +330,23 @@ class Writer:
                     f"{lock}) r"
                 )
             )
-        responses.clear()
 
         # Comparisons: the first arrival of a pair fixes its canonical order.
-        firsts: dict[str, ParsedPair] = {}
-        for p in pairs:
-            if p.pair_key not in firsts:
-                firsts[p.pair_key] = p
-        rng = self.rng.random
-        rows = []
-        for k, p in firsts.items():
-            iid = item_ids[p.pkey]
-            self._ord += 1
-            rows.append((self._ord, iid, resp_ids[(iid, p.a_key)], resp_ids[(iid, p.b_key)], k, rng()))
-        self._stage("imp_cmp", rows)
-        insert = (
-            "INSERT INTO annotate_comparison (project_id, item_id, response_a_id, response_b_id, pair_key,"
-            " extra_k, crowd_judgments, random_key, created_at)"
-            " SELECT %s, t.item_id, t.a_id, t.b_id, t.pair_key, 0, 0, t.random_key, %s FROM imp_cmp t"
-            " ORDER BY t.ord ON CONFLICT (item_id, pair_key) DO NOTHING"
-        )
+        firsts = self._stage_comparisons(pairs, item_ids, fresh, resp_ids)
+        insert = COMPARISONS.format(a="t.a_id", b="t.b_id")
+        # As for responses: a plain INSERT for the new items' comparisons, `ON CONFLICT` for stored items'.
+        statements = [insert + " WHERE t.fresh ORDER BY t.ord"]
+        if stored_items:
+            statements.append(insert + " WHERE NOT t.fresh ORDER BY t.ord" + ON_CONFLICT_PAIR)
         cmap: dict[str, tuple[int, str]] = {}
-        if fetch:
-            cmap = {
-                k: (cid, firsts[k].a_key)
-                for k, cid in self._rows(insert + " RETURNING pair_key, id", [pid, self.now])
-            }
-            created = len(cmap)
-        else:
-            self.cur.execute(insert, [pid, self.now])
-            created = self.cur.rowcount
+        for sql in statements:
+            cmap.update(
+                (k, (cid, firsts[k].a_key))
+                for k, cid in self._rows(sql + " RETURNING pair_key, id", [pid, self.now])
+            )
+        created = len(cmap)
         report.comparisons_created += created
-        if self.fmt == "generic":
-            report.duplicates += len(pairs) - created
-        if fetch and created < len(firsts):  # stored comparisons, and the text key of their A
+        if created < len(firsts):  # stored comparisons, and the text key of their A
             cmap.update(
                 (k, (cid, a_key))
                 for k, cid, a_key in self._rows(
@@ -285,6 +356,55 @@ class Writer:
                 )
             )
         return cmap
+
+    def _stage_comparisons(self, pairs, item_ids, fresh, resp_ids) -> dict[str, ParsedPair]:
+        """COPY the batch's pairs, each once as it first arrived, into imp_cmp (the responses' ids when
+        `resp_ids` has them, else their text keys); returns them by pair key."""
+        firsts: dict[str, ParsedPair] = {}
+        for p in pairs:
+            if p.pair_key not in firsts:
+                firsts[p.pair_key] = p
+        rng = self.rng.random
+        rows = []
+        for k, p in firsts.items():
+            iid = item_ids[p.pkey]
+            self._ord += 1
+            a_id = resp_ids[(iid, p.a_key)] if resp_ids else None
+            b_id = resp_ids[(iid, p.b_key)] if resp_ids else None
+            rows.append((self._ord, iid, p.pkey in fresh, a_id, b_id, p.a_key, p.b_key, k, rng()))
+        self._stage("imp_cmp", rows)
+        return firsts
+
+    def _send_pairs(self, pairs, item_ids, fresh, stored_items: bool) -> None:
+        """`generic`: the batch's responses (staged in imp_resp) and comparisons go in without waiting
+        (`_send`); a comparison finds its responses' ids by their unique index (item, text key)."""
+        report = self.report
+        self._stage_comparisons(pairs, item_ids, fresh, None)
+        insert = (
+            "INSERT INTO annotate_response (item_id, text, text_key, model_name, metadata)"
+            " SELECT t.item_id, t.text, t.text_key, t.model_name, '{}' FROM imp_resp t"
+        )
+
+        def responses(cur) -> None:
+            report.responses_created += cur.rowcount
+
+        self._send(insert + " WHERE t.fresh", None, responses)
+        if stored_items:
+            self._send(
+                insert + " WHERE NOT t.fresh ON CONFLICT (item_id, text_key) DO NOTHING", None, responses
+            )
+        report.duplicates += len(pairs)  # less each comparison made, once counted
+
+        def comparisons(cur) -> None:
+            report.comparisons_created += cur.rowcount
+            report.duplicates -= cur.rowcount
+
+        response = "(SELECT id FROM annotate_response WHERE item_id = t.item_id AND text_key = t.{})"
+        insert = COMPARISONS.format(a=response.format("a_key"), b=response.format("b_key"))
+        params = [self.project.pk, self.now]
+        self._send(insert + " WHERE t.fresh ORDER BY t.ord", params, comparisons)
+        if stored_items:
+            self._send(insert + " WHERE NOT t.fresh ORDER BY t.ord" + ON_CONFLICT_PAIR, params, comparisons)
 
     # --- source labels (trl, hh, safe-rlhf) ----------------------------------------------------------------
     def _source_labels(self, pairs: list[ParsedPair], cmap: dict[str, tuple[int, str]]) -> None:
@@ -296,8 +416,16 @@ class Writer:
             label = p.label if p.a_key == canon_a else flipped(p.label)
             rows[cid] = (cid, *(label[f] for f in ANSWER_FIELDS))
         self._stage("imp_label", rows.values())
-        # A new source judgment and its one revision in one statement; a stored one is left as it is.
-        self.cur.execute(
+        # A new source judgment and its one revision in one statement; a stored one is left as it is. Sent
+        # without waiting (`_send`).
+        report = self.report
+        report.duplicates += len(pairs)  # less each judgment made, once counted
+
+        def done(cur) -> None:
+            report.judgments_created += cur.rowcount
+            report.duplicates -= cur.rowcount
+
+        self._send(
             "WITH j AS (INSERT INTO annotate_judgment (project_id, comparison_id, annotator_id, is_source,"
             f" imported, is_gold, revision_count, created_at, updated_at, {FIELDS})"
             f" SELECT %s, t.comparison_id, %s, true, true, false, 1, %s, %s, {_fields('t')} FROM imp_label t"
@@ -305,10 +433,8 @@ class Writer:
             f" INSERT INTO annotate_judgmentrevision (judgment_id, number, created_at, {FIELDS})"
             f" SELECT j.id, 1, j.created_at, {_fields('j')} FROM j",
             [self.project.pk, self.source_annotator.pk, self.now, self.now],
+            done,
         )
-        created = self.cur.rowcount
-        self.report.judgments_created += created
-        self.report.duplicates += len(pairs) - created
 
     # --- raw votes ------------------------------------------------------------------------------------------
     def _annotators(self, names: set[str]) -> dict[str, Annotator]:
@@ -381,59 +507,65 @@ class Writer:
         if not rows:
             return
         self._stage("imp_vote", rows)
-        cur = self.cur
-        # Judgments that do not exist yet, one per (comparison, annotator), made as their revisions in this
-        # batch leave them (the highest number's answers; created_at the earlier of the first and the latest
-        # revision's time, updated_at the latest's), so a new judgment is written once. Their comparisons gain
-        # a crowd vote: noted, and counted once at the end of the import (`finish`).
-        new = {
-            jid
-            for (jid,) in self._rows(
-                "WITH j AS (INSERT INTO annotate_judgment (project_id, comparison_id, annotator_id, is_source,"
-                f" imported, is_gold, revision_count, created_at, updated_at, {FIELDS})"
-                " SELECT %s, l.comparison_id, l.annotator_id, false, true, false, l.n, LEAST(l.first_at,"
-                f" l.created_at), l.created_at, {_fields('l')} FROM (SELECT DISTINCT ON (comparison_id,"
-                " annotator_id) *, count(*) OVER w AS n, first_value(created_at) OVER (w ORDER BY number) AS"
-                " first_at FROM imp_vote WINDOW w AS (PARTITION BY comparison_id, annotator_id)"
-                " ORDER BY comparison_id, annotator_id, number DESC) l"
-                " ON CONFLICT (comparison_id, annotator_id) DO NOTHING RETURNING id, comparison_id),"
-                " c AS (INSERT INTO imp_counted SELECT DISTINCT comparison_id FROM j ON CONFLICT DO NOTHING)"
-                " SELECT id FROM j",
-                [self.project.pk],
-            )
-        }
-        report.judgments_created += len(new)
-        # The revisions, but none whose number the judgment has already (a re-import).
-        touched = [
-            jid
-            for (jid,) in self._rows(
-                "INSERT INTO annotate_judgmentrevision (judgment_id, number, submission_id, created_at,"
-                f" {FIELDS}) SELECT (SELECT id FROM annotate_judgment WHERE comparison_id = t.comparison_id"
-                f" AND annotator_id = t.annotator_id), t.number, t.submission_id, t.created_at, {_fields('t')}"
-                " FROM imp_vote t ORDER BY t.ord"
-                " ON CONFLICT (judgment_id, number) DO NOTHING RETURNING judgment_id"
-            )
-        ]
-        report.revisions_created += len(touched)
-        report.duplicates += len(rows) - len(touched)
-        stored = {jid for jid in touched if jid not in new}
-        if stored:
-            # A stored judgment with new revisions mirrors its highest-numbered revision again.
-            cur.execute(
-                f"UPDATE annotate_judgment j SET ({FIELDS}, revision_count, created_at, updated_at) ="
-                f" ({_fields('r')}, r.n, LEAST(r.first_at, r.created_at), r.created_at)"
-                " FROM (SELECT DISTINCT ON (judgment_id) *, count(*) OVER w AS n,"
-                " first_value(created_at) OVER (w ORDER BY number) AS first_at"
-                " FROM annotate_judgmentrevision WHERE judgment_id = ANY(%s)"
-                " WINDOW w AS (PARTITION BY judgment_id) ORDER BY judgment_id, number DESC) r"
-                " WHERE j.id = ANY(%s) AND j.id = r.judgment_id",
-                [sorted(stored), sorted(stored)],
-            )
+        # One statement, sent without waiting (`_send`): the server makes the batch's judgments and revisions
+        # while the next batch is read. Judgments that do not exist yet, one per (comparison, annotator), are
+        # made as their revisions in this batch leave them (the highest number's answers; created_at the
+        # earlier of the first and the latest revision's time, updated_at the latest's), so a new judgment is
+        # written once; their comparisons gain a crowd vote: noted, and counted once at the end of the import
+        # (`finish`). The new judgments' revisions go in with a plain INSERT (ids from the first INSERT's
+        # RETURNING); revisions of stored judgments skip the numbers they have already (a re-import), and those
+        # judgments mirror their latest revision again (`_mirror`, after `sync`).
+        columns = f"INSERT INTO annotate_judgmentrevision (judgment_id, number, submission_id, created_at, {FIELDS})"
+        values = f"t.number, t.submission_id, t.created_at, {_fields('t')} FROM imp_vote t"
+        staged = len(rows)
+
+        def done(cur) -> None:
+            made, fresh, stored = cur.fetchone()
+            report.judgments_created += made
+            revisions = fresh + len(stored)
+            report.revisions_created += revisions
+            report.duplicates += staged - revisions
+            self._stored_judgments.update(stored)
+
+        self._send(
+            "WITH j AS (INSERT INTO annotate_judgment (project_id, comparison_id, annotator_id, is_source,"
+            f" imported, is_gold, revision_count, created_at, updated_at, {FIELDS})"
+            " SELECT %s, l.comparison_id, l.annotator_id, false, true, false, l.n, LEAST(l.first_at,"
+            f" l.created_at), l.created_at, {_fields('l')} FROM (SELECT DISTINCT ON (comparison_id,"
+            " annotator_id) *, count(*) OVER w AS n, first_value(created_at) OVER (w ORDER BY number) AS"
+            " first_at FROM imp_vote WINDOW w AS (PARTITION BY comparison_id, annotator_id)"
+            " ORDER BY comparison_id, annotator_id, number DESC) l"
+            " ON CONFLICT (comparison_id, annotator_id) DO NOTHING RETURNING id, comparison_id, annotator_id),"
+            " c AS (INSERT INTO imp_counted SELECT DISTINCT comparison_id FROM j ON CONFLICT DO NOTHING),"
+            f" fr AS ({columns} SELECT j.id, {values} JOIN j ON j.comparison_id = t.comparison_id"
+            " AND j.annotator_id = t.annotator_id ORDER BY t.ord RETURNING judgment_id),"
+            f" sr AS ({columns} SELECT s.id, {values} CROSS JOIN LATERAL (SELECT id FROM annotate_judgment"
+            " WHERE comparison_id = t.comparison_id AND annotator_id = t.annotator_id) s ORDER BY t.ord"
+            " ON CONFLICT (judgment_id, number) DO NOTHING RETURNING judgment_id)"
+            " SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM fr),"
+            " (SELECT coalesce(array_agg(judgment_id), '{}') FROM sr)",
+            [self.project.pk],
+            done,
+        )
+
+    def _mirror(self, judgments: list[int]) -> None:
+        """Stored judgments with new revisions mirror their highest-numbered revision again."""
+        self.cur.execute(
+            f"UPDATE annotate_judgment j SET ({FIELDS}, revision_count, created_at, updated_at) ="
+            f" ({_fields('r')}, r.n, LEAST(r.first_at, r.created_at), r.created_at)"
+            " FROM (SELECT DISTINCT ON (judgment_id) *, count(*) OVER w AS n,"
+            " first_value(created_at) OVER (w ORDER BY number) AS first_at"
+            " FROM annotate_judgmentrevision WHERE judgment_id = ANY(%s)"
+            " WINDOW w AS (PARTITION BY judgment_id) ORDER BY judgment_id, number DESC) r"
+            " WHERE j.id = ANY(%s) AND j.id = r.judgment_id",
+            [judgments, judgments],
+        )
 
     def finish(self) -> None:
         """The end of a good import: every comparison that gained a crowd judgment counts them again (once,
         not once a batch: a count is in the queue's index, so each update rewrites the row and its index
         entries)."""
+        self.sync()
         if self.fmt != "raw":
             return
         self.cur.execute("ANALYZE imp_counted")  # its size, for the plan of the update

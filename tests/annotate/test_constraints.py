@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from annotate.models import Assignment, Comparison, Judgment, JudgmentRevision
@@ -95,6 +95,33 @@ def test_one_judgment_per_annotator_and_comparison_and_unique_submission_ids(pro
         )
     )
     assert refused(lambda: JudgmentRevision.objects.create(judgment=judgment, number=1, created_at=now))
+
+
+def test_a_comparisons_project_is_its_items(project, other_project):
+    comparison = make_comparison(project)
+
+    def move():
+        Comparison.objects.filter(pk=comparison.pk).update(project=other_project)
+        connection.check_constraints()  # the foreign keys are deferred: check them now
+
+    assert refused(move)
+
+
+def test_a_judgments_annotator_is_of_the_judgments_project(project, other_project):
+    comparison = make_comparison(project)
+    now = timezone.now()
+
+    def judge(annotator):
+        def create():
+            Judgment.objects.create(
+                project=project, comparison=comparison, annotator=annotator, created_at=now, updated_at=now
+            )
+            connection.check_constraints()  # the foreign keys are deferred: check them now
+
+        return create
+
+    assert refused(judge(crowd_annotator(other_project, "stranger")))
+    assert not refused(judge(crowd_annotator(project, "rater")))
 
 
 @pytest.mark.parametrize("preference", [-4, 4])

@@ -103,3 +103,57 @@ def test_rows_without_revision_numbers_are_revisions_in_file_order_and_reimport_
     assert (j.choice, j.revision_count) == ("b", 2)
     report = import_file(path, project=project, fmt="raw")
     assert (report.revisions_created, report.duplicates) == (0, 2)
+
+
+@pytest.mark.django_db
+def test_raw_votes_spread_over_many_batches_give_what_one_batch_gives(
+    project, other_project, tmp_path, monkeypatch
+):
+    """The pairs, judgments, revisions and crowd counts do not depend on where the batches end: later batches
+    find the items, responses, comparisons and judgments of earlier ones (and their canonical order)."""
+    import orjson
+
+    import curation.importers as importers
+
+    rows = []
+    for i in range(3):
+        for name, flip, revisions in (("ann", False, 2), ("bea", True, 1), ("cid", False, 1)):
+            for number in range(1, revisions + 1):
+                a, b = f"answer {i} a", f"answer {i} b"
+                rows.append(
+                    {
+                        "prompt": f"Question {i}",
+                        "response_a": b if flip else a,
+                        "response_b": a if flip else b,
+                        "annotator": name,
+                        "preference": (-1 if flip else 1) * ((number + i) % 4),
+                        "revision": number,
+                    }
+                )
+    rows = rows[1::2] + rows[::2]  # a pair's rows in different batches, some flipped pairs first
+    path = tmp_path / "votes.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+
+    def outcome(p):
+        return sorted(
+            Judgment.objects.filter(project=p).values_list(
+                "comparison__pair_key",
+                "comparison__response_a__text",
+                "comparison__crowd_judgments",
+                "annotator__name",
+                "preference",
+                "revision_count",
+            )
+        )
+
+    whole = import_file(path, project=project, fmt="raw")
+    monkeypatch.setattr(importers, "BATCH_LINES", 2)
+    batched = import_file(path, project=other_project, fmt="raw")
+    assert outcome(project) == outcome(other_project)
+    assert [
+        (r.comparisons_created, r.judgments_created, r.revisions_created, r.duplicates)
+        for r in (whole, batched)
+    ] == [(3, 9, 12, 0)] * 2
+    assert JudgmentRevision.objects.filter(judgment__project=other_project).count() == 12
+    again = import_file(path, project=other_project, fmt="raw")
+    assert (again.judgments_created, again.revisions_created, again.duplicates) == (0, 0, 12)

@@ -60,18 +60,6 @@ def parse_hh(transcript: str) -> Messages:
     return [{"role": _HH_ROLE[parts[i]], "content": parts[i + 1]} for i in range(1, len(parts), 2)]
 
 
-def split_hh_pair(chosen: str, rejected: str) -> tuple[Messages, str, str]:
-    """The shared prompt and the two final assistant responses of an HH record."""
-    c, r = parse_hh(chosen), parse_hh(rejected)
-    if c[-1]["role"] != "assistant":
-        raise TranscriptError("chosen does not end with an Assistant turn")
-    if r[-1]["role"] != "assistant":
-        raise TranscriptError("rejected does not end with an Assistant turn")
-    if c[:-1] != r[:-1]:
-        raise TranscriptError("the prompts of chosen and rejected differ")
-    return c[:-1], c[-1]["content"], r[-1]["content"]
-
-
 def render_hh(messages: Messages, response: str) -> str:
     turns = [*messages, {"role": "assistant", "content": response}]
     return "".join(f"\n\n{_ROLE_HH.get(m['role'], 'Human')}: {m['content']}" for m in turns)

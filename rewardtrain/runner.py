@@ -79,8 +79,6 @@ def claim_run(run_id: int, owner: str) -> TrainingRun | None:
 def freeze_for_run(run: TrainingRun):
     """Freeze the snapshot of a run started without one (the worker's first step) and record it on the run."""
     snapshot = freeze_snapshot(project=run.project, objective=run.objective, actor=run.created_by)
-    if not snapshot.pairs.exists():
-        raise RunError(f"snapshot {snapshot.pk} has no consensus pairs to train on")
     TrainingRun.objects.filter(pk=run.pk, snapshot__isnull=True).update(snapshot=snapshot)
     log.info("run %s: froze snapshot %s (%s pairs)", run.pk, snapshot.pk, snapshot.pair_count)
     return snapshot

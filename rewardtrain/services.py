@@ -102,8 +102,9 @@ def snapshot_axis(objective: str) -> str:
 
 
 def freeze_snapshot(*, project: Project, objective: str, actor=None) -> DatasetSnapshot:
+    """A new snapshot to train `objective` on; RunError when it cannot be made or holds no pair."""
     try:
-        return create_snapshot(
+        snapshot = create_snapshot(
             project=project,
             actor=actor,
             aggregation="majority",
@@ -112,6 +113,9 @@ def freeze_snapshot(*, project: Project, objective: str, actor=None) -> DatasetS
         )
     except ConsensusError as error:
         raise RunError(f"cannot freeze a snapshot: {error}") from error
+    if not snapshot.pairs.exists():
+        raise RunError(f"snapshot {snapshot.pk} has no consensus pairs to train on")
+    return snapshot
 
 
 def has_labels(project: Project) -> bool:
@@ -166,8 +170,6 @@ def start_run(
                 raise RunError(f"project {project.slug} has no consensus pairs to train on (no A/B votes yet)")
         elif snapshot is None:
             snapshot = freeze_snapshot(project=project, objective=objective, actor=actor)
-            if not snapshot.pairs.exists():
-                raise RunError(f"snapshot {snapshot.pk} has no consensus pairs to train on")
         elif snapshot.project_id != project.pk:
             raise RunError(f"snapshot {snapshot.pk} belongs to another project")
         elif not snapshot.pairs.exists():

@@ -283,6 +283,8 @@ ARBITER_DEFAULT_BASE_MODEL = os.environ.get("ARBITER_BASE_MODEL", "")
 ARBITER_TRAIN_QUEUE = os.environ.get("ARBITER_TRAIN_QUEUE", "gpu")
 # How long a download link of an export stays valid (it re-checks permission when used).
 ARBITER_EXPORT_LINK_SECONDS = envint("ARBITER_EXPORT_LINK_SECONDS", 24 * 3600)
+# A model download link is its own credential (no session needed), so it lives an hour, not a day.
+ARBITER_MODEL_LINK_SECONDS = envint("ARBITER_MODEL_LINK_SECONDS", 3600)
 
 # Training runs (rewardtrain/runner.py): the run row's lease and heartbeat, the sweep, and Celery time limits.
 # The solo pool (embedded worker) does not enforce time limits; prefork workers (docker-compose) do.

@@ -6,11 +6,13 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.http import Http404
+from django.urls import reverse
 from ninja import Router, Schema, Status
 
 from projects.access import role_in
 from projects.api import RESEARCH, Message, project_for
-from rewardtrain.models import TrainingRun
+from rewardtrain import downloads
+from rewardtrain.models import ModelVersion, TrainingRun
 from rewardtrain.services import start_run
 
 router = Router()
@@ -100,3 +102,25 @@ def post_run(request, slug: str, data: RunIn):
     except ValueError as exc:
         return Status(400, {"detail": str(exc)})
     return Status(201, _run_out(run))
+
+
+class DownloadOut(Schema):
+    url: str
+    filename: str
+    expires_at: str
+
+
+@router.get("/models/{version_id}/download", response=DownloadOut, tags=["training"])
+def model_download_link(request, version_id: int):
+    """A signed link to the model version's Hugging Face folder as `.tar.gz` (weights, config, tokenizer, model
+    card). The link itself is the credential and expires after `ARBITER_MODEL_LINK_SECONDS`; researchers and
+    admins of the project only."""
+    version = ModelVersion.objects.select_related("project").filter(pk=version_id).first()
+    if version is None or not downloads.can_download(request.user, version):
+        raise Http404("Not found")
+    url = reverse("rewardtrain:model_download", args=[downloads.download_token(version, request.user)])
+    return {
+        "url": request.build_absolute_uri(url),
+        "filename": f"{downloads.archive_name(version)}.tar.gz",
+        "expires_at": downloads.link_expires_at().isoformat(),
+    }

@@ -12,6 +12,7 @@ urlpatterns = [
     path("p/<slug:slug>/training/runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),
     path("p/<slug:slug>/models/", views.model_list, name="model_list"),
     path("p/<slug:slug>/models/<int:version_id>/activate/", views.model_activate, name="model_activate"),
+    path("models/download/<str:token>/", views.model_download, name="model_download"),
     path("p/<slug:slug>/models/<int:version_id>/evaluate/", views.evaluate_new, name="evaluate_new"),
     path("p/<slug:slug>/evaluations/<int:job_id>/", views.evaluation_detail, name="evaluation_detail"),
 ]

@@ -15,16 +15,16 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from annotate.worker import live_queues
 from config.celery import app as celery_app
 from projects.access import get_project_for_user
 from projects.models import Project
 
-from . import selectors, services
+from . import downloads, selectors, services
 from .models import EvaluationJob, ModelVersion, Score, TrainingRun
 
 STAFF = ("admin", "researcher")
@@ -192,8 +192,25 @@ def model_list(request: HttpRequest, slug: str) -> HttpResponse:
     scored = dict(
         Score.objects.filter(model_version__in=versions).values_list("model_version").annotate(n=Count("pk"))
     )
-    rows = [(v, scored.get(v.pk, 0)) for v in versions]
-    return render(request, "rewardtrain/model_list.html", {"project": project, "rows": rows})
+    rows = [
+        (v, scored.get(v.pk, 0), downloads.download_token(v, request.user) if Path(v.path).is_dir() else None)
+        for v in versions
+    ]
+    context = {"project": project, "rows": rows, "link_minutes": downloads.link_seconds() // 60}
+    return render(request, "rewardtrain/model_list.html", context)
+
+
+@require_GET
+def model_download(request: HttpRequest, token: str) -> StreamingHttpResponse:
+    """A model version's folder as `.tar.gz`; the signed link is the credential (see rewardtrain.downloads)."""
+    version, user = downloads.version_for_token(token)
+    downloads.record_download(version, user)
+    name = downloads.archive_name(version)
+    chunks = downloads.tar_gz_chunks(Path(version.path), name)
+    response = StreamingHttpResponse((c for c in chunks if c), content_type="application/gzip")
+    response["Content-Disposition"] = f'attachment; filename="{name}.tar.gz"'
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @login_required

@@ -6,4 +6,7 @@ class AnnotateConfig(AppConfig):
     verbose_name = "Annotation"
 
     def ready(self) -> None:
-        pass
+        from annotate import api as labelling_api
+        from projects.api import api
+
+        api.add_router("", labelling_api.router)

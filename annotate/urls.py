@@ -5,13 +5,6 @@ from django.urls import path
 from annotate import views
 
 urlpatterns = [
-    # The scripts' JSON pair first: the most requested paths (config/urls.py).
-    path("api/projects/<slug:slug>/claim/", views.api_claim, name="api_claim"),
-    path(
-        "api/projects/<slug:slug>/assignments/<int:assignment_id>/submit/",
-        views.api_submit,
-        name="api_submit",
-    ),
     path("p/<slug:slug>/label/", views.workbench, name="workbench"),
     path("p/<slug:slug>/label/status/", views.workbench_status, name="workbench_status"),
     path("p/<slug:slug>/label/guidelines/", views.workbench_guidelines, name="workbench_guidelines"),

@@ -22,7 +22,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotate.assignment import (
     annotator_for,
     claim_next,
-    claim_next_for_member,
     labelling_blocked_reason,
     remaining_for,
 )
@@ -31,7 +30,6 @@ from annotate.rendering import render_conversation, render_markdown
 from annotate.services import (
     SKIP_REASONS,
     AnswerError,
-    AssignmentNotFound,
     StaleDraft,
     SubmissionRefused,
     answer_loaders,
@@ -43,7 +41,6 @@ from annotate.services import (
     skip_assignment,
     submit_judgment,
     update_guidelines,
-    valid_submission_id,
 )
 from infra.ratelimit import submit_retry_after, too_many_submits
 from projects.access import get_project_for_user, member_project
@@ -459,88 +456,6 @@ def workbench_revise(request: HttpRequest, slug: str, judgment_id: int) -> HttpR
     if timezone.now() > open_until:
         ctx["notice"] = "The revision window for this judgment has closed."
     return render(request, "annotate/workbench_revise.html", ctx | {"open_until": open_until})
-
-
-# --- JSON pair for scripts and the load benchmark: the same services, small payloads ---------------------
-
-
-def _assignment_json(assignment: Assignment) -> dict:
-    comparison = assignment.comparison
-    left, right = (
-        (comparison.response_a, comparison.response_b)
-        if assignment.shown_left == "a"
-        else (comparison.response_b, comparison.response_a)
-    )
-    return {
-        "assignment": assignment.pk,
-        "reserved_until": assignment.reserved_until.isoformat() if assignment.reserved_until else None,
-        "prompt": comparison.item.prompt,
-        "left": left.text,
-        "right": right.text,
-    }
-
-
-@login_required
-@require_POST
-def api_claim(request: HttpRequest, slug: str) -> JsonResponse:
-    claimed = claim_next_for_member(slug=slug, user=request.user)  # the access check in the claim's statement
-    if claimed is not None:
-        project, assignment = claimed
-    else:  # an admin without a membership, a first claim, or a 404
-        project = _get_project_for_labeller(request, slug)
-        assignment = claim_next(project=project, user=request.user)
-    if assignment is None:
-        reason = labelling_blocked_reason(project=project, user=request.user) or "Nothing left to label."
-        return JsonResponse({"assignment": None, "reason": reason})
-    return JsonResponse(_assignment_json(assignment))
-
-
-@login_required
-@require_POST
-def api_submit(request: HttpRequest, slug: str, assignment_id: int) -> JsonResponse:
-    # The limit counts the user's submits whatever they name (an outsider's too: 404 or 429 tells them nothing).
-    if (retry_after := submit_retry_after(request.user.pk)) is not None:
-        return too_many_submits(retry_after, json=True)
-    try:
-        body = orjson.loads(request.body or b"{}")
-        answers = body["answers"]
-        if not isinstance(answers, dict):
-            raise TypeError("answers must be an object")
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        project = _get_project_for_labeller(request, slug)
-        _get_assignment_for_user(request, project, assignment_id)  # 404 first when it is not theirs
-        return JsonResponse(
-            {"error": f"Send JSON {{'answers': {{…}}, 'submission_id': '…'}}: {exc}"}, status=400
-        )
-    submission = {
-        "user": request.user,
-        "answers": answers,
-        "submission_id": str(body.get("submission_id") or ""),
-        "draft_version": body.get("draft_version"),
-    }
-    if not valid_submission_id(submission["submission_id"]):
-        # The service refuses it (400) before it locks anything: the access checks come first, as above.
-        _get_assignment_for_user(request, _get_project_for_labeller(request, slug), assignment_id)
-    try:
-        try:
-            # A member's assignment: the membership check and the project's row come with the assignment's lock.
-            judgment = submit_judgment(
-                assignment=Assignment(pk=assignment_id), member_slug=slug, **submission
-            )
-        except AssignmentNotFound:
-            # Not a member's own assignment on that project (nothing was written): the general path says
-            # which — 404 for the project, an admin labelling without a membership, or 404 for the assignment.
-            project = _get_project_for_labeller(request, slug)
-            judgment = submit_judgment(assignment=Assignment(pk=assignment_id, project=project), **submission)
-    except AnswerError as exc:
-        return JsonResponse({"errors": exc.errors}, status=400)
-    except StaleDraft as exc:
-        return JsonResponse({"error": str(exc), "version": exc.current_version}, status=409)
-    except AssignmentNotFound:
-        raise Http404("No such assignment")
-    except SubmissionRefused as exc:
-        return JsonResponse({"error": str(exc)}, status=409)
-    return JsonResponse({"judgment": judgment.pk, "revision_count": judgment.revision_count})
 
 
 # --- Researcher controls: pause / resume and guidelines -------------------------------------------------

@@ -4,9 +4,9 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-# URLs are tried in order, one regular expression each: the workbench's patterns come first, the JSON claim and
-# submit pair at their head, because the annotators' requests are most of the traffic (no other pattern matches
-# their paths, so the order changes only how many are tried).
+# URLs are tried in order, one regular expression each: the workbench's patterns come first, because the
+# annotators' requests are most of the traffic (no other pattern matches their paths, so the order changes only
+# how many are tried). The JSON API, the labelling API with it, is mounted at /api/ by projects.urls.
 urlpatterns = [
     path("", include("annotate.urls")),
     path("admin/", admin.site.urls),

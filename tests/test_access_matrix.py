@@ -33,8 +33,10 @@ from curation.models import DatasetSnapshot, ExportJob, ImportJob, SnapshotJob, 
 from projects.access import ADMIN_GROUP
 from projects.api_auth import create_token
 from projects.models import Annotator, Membership, Project
+from rewardtrain.downloads import download_token as model_download_token
 from rewardtrain.models import EvaluationJob, ModelVersion, TrainingRun
 from rubrics import services as rubric_services
+from tests.annotate.workbench_support import SAFE_ANSWERS
 from tests.factories import add_judgment, make_comparison
 
 PERSONAS = ("anonymous", "annotator", "annotator2", "outsider", "researcher", "admin")
@@ -75,8 +77,15 @@ EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
     "api:post_run": ("POST", (401, 404, 404, 404, 400, 400), (401, 404, 404, 404, 404, 400)),
     "api:post_snapshot": ("POST", (401, 404, 404, 404, 202, 202), (401, 404, 404, 404, 404, 202)),
     "api:push_items": ("POST", (401, 404, 404, 404, 404, 202), (401, 404, 404, 404, 404, 202)),
-    "api_claim": ("POST", ("login", 200, 200, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
-    "api_submit": ("POST", ("login", 400, 404, 404, 404, 404), ("login", 404, 404, 404, 404, 404)),
+    # The labelling API: a token (or the session) acts as its user's annotator; only the owner of an assignment
+    # may draft, submit or skip it (valid bodies, so 404 is the access check and 200 the work done).
+    # A model download link is made for one user (the link is the credential); each use re-checks the role.
+    "api:model_download_link": ("GET", (401, 404, 404, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
+    "rewardtrain:model_download": ("GET", (404, 404, 404, 404, 200, 200), (404, 404, 404, 404, 404, 200)),
+    "api:labelling_claim": ("POST", (401, 200, 200, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
+    "api:labelling_draft": ("POST", (401, 200, 404, 404, 404, 404), (401, 404, 404, 404, 404, 404)),
+    "api:labelling_skip": ("POST", (401, 200, 404, 404, 404, 404), (401, 404, 404, 404, 404, 404)),
+    "api:labelling_submit": ("POST", (401, 200, 404, 404, 404, 404), (401, 404, 404, 404, 404, 404)),
     "comparison_adjudicate": (
         "POST",
         ("login", 404, 404, 404, "redirect", "redirect"),
@@ -388,6 +397,9 @@ API_BODIES = {
     "api:post_snapshot": lambda o: {},
     "api:post_export": lambda o: {"snapshot": o["snapshot_id"], "format": "trl"},
     "api:post_run": lambda o: {"snapshot": o["snapshot_id"]},
+    "api:labelling_submit": lambda o: {"answers": SAFE_ANSWERS, "submission_id": "matrix-1"},
+    "api:labelling_draft": lambda o: {"data": {"choice": "a"}, "version": 0},
+    "api:labelling_skip": lambda o: {"reason": "other", "note": "matrix"},
 }
 
 
@@ -404,7 +416,9 @@ def _request(world: World, name: str, pattern: URLPattern, method: str, persona:
         client.force_login(user)
     kwargs = _kwargs_for(name, pattern, objs, persona)
     url_query = "?format=hh" if name == "api:push_items" else ""
-    if kwargs.get("token") == "PLACEHOLDER":
+    if kwargs.get("token") == "PLACEHOLDER" and name == "rewardtrain:model_download":
+        kwargs["token"] = model_download_token(ModelVersion.objects.get(pk=objs["version_id"]), user)
+    elif kwargs.get("token") == "PLACEHOLDER":
         kwargs["token"] = download_token(objs["export"], user)
     url = reverse(name, kwargs=kwargs) + url_query
     extra = {}
@@ -478,7 +492,7 @@ def test_django_admin_needs_a_staff_login_and_model_permissions(world):
 def test_csrf_is_enforced_on_a_state_changing_post(world):
     client = Client(enforce_csrf_checks=True)
     client.force_login(world.users["annotator"])
-    url = reverse("api_claim", kwargs={"slug": "hh"})
+    url = reverse("api:labelling_claim", kwargs={"slug": "hh"})
     assert client.post(url).status_code == 403
     client.get(reverse("workbench", kwargs={"slug": "hh"}))
     token = client.cookies["csrftoken"].value

@@ -15,7 +15,7 @@ from curation.snapshot_jobs import run_snapshot_job
 from curation.snapshots import create_snapshot
 from projects.api_auth import create_token, hash_token, revoke_token
 from projects.models import ApiToken, AuditEvent
-from rewardtrain.models import TrainingRun
+from rewardtrain.models import ModelVersion, TrainingRun
 from tests.conftest import login
 from tests.factories import add_judgment, crowd_annotator, make_comparison
 
@@ -48,9 +48,12 @@ def job(project, snapshot, admin_user):
 
 
 @pytest.fixture
-def jobs(project, admin_user, tmp_path):
-    """A snapshot job and an import job of `project` (the ids its status endpoints answer for)."""
+def jobs(project, admin_user, tmp_path, run):
+    """A snapshot job, an import job and a model version of `project` (the ids its endpoints answer for)."""
     return {
+        "version": ModelVersion.objects.create(
+            run=run, project=project, path=str(tmp_path), snapshot_hash=run.snapshot.content_hash
+        ),
         "snapshot": SnapshotJob.objects.create(project=project, created_by=admin_user),
         "import": ImportJob.objects.create(
             project=project, created_by=admin_user, format="trl", filename="x.jsonl", path=str(tmp_path / "x")
@@ -127,7 +130,17 @@ def calls(project, snapshot, job, run, jobs) -> list[tuple[str, str, dict]]:
         ("post", f"/api/projects/{slug}/runs", {"json": {"snapshot": snapshot.pk}}),
         ("post", f"/api/projects/{slug}/items?format=trl", {"file": True}),
         ("get", f"/api/imports/{jobs['import'].pk}", {}),
+        ("get", f"/api/models/{jobs['version'].pk}/download", {}),
     ]
+
+
+# The labelling API, which annotators use (tests/annotate/test_labelling_api.py): covered here by path only.
+LABELLING = {
+    ("post", "/api/projects/{slug}/claim/"),
+    ("post", "/api/projects/{slug}/assignments/{assignment_id}/submit/"),
+    ("post", "/api/projects/{slug}/assignments/{assignment_id}/draft/"),
+    ("post", "/api/projects/{slug}/assignments/{assignment_id}/skip/"),
+}
 
 
 def do(client, method: str, url: str, headers: dict, spec: dict):
@@ -144,7 +157,7 @@ def do(client, method: str, url: str, headers: dict, spec: dict):
 def test_every_endpoint_is_covered(client, project, snapshot, job, run, jobs):
     schema = client.get("/api/openapi.json").json()
     declared = {(m, p) for p, ops in schema["paths"].items() for m in ops}
-    covered = {("get", "/api/projects")}
+    covered = {("get", "/api/projects")} | LABELLING
     for method, url, _ in calls(project, snapshot, job, run, jobs):
         path = url.split("?")[0]
         template = next(

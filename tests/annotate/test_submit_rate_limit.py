@@ -34,7 +34,7 @@ def test_default_rate_is_well_above_a_humans_pace():
 
 
 def _api_submit(client, project, assignment_id):
-    url = reverse("api_submit", args=[project.slug, assignment_id])
+    url = reverse("api:labelling_submit", args=[project.slug, assignment_id])
     payload = {"answers": answers(), "submission_id": uuid.uuid4().hex}
     return client.post(url, payload, content_type="application/json")
 

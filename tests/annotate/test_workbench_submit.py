@@ -184,10 +184,10 @@ def test_gold_feedback_is_shown_after_a_gold_comparison_when_enabled(client, pro
 
 def test_json_api_pair_claims_and_submits(client, project, annotator, assignment):
     client.force_login(annotator)
-    claimed = client.post(reverse("api_claim", args=[project.slug])).json()
+    claimed = client.post(reverse("api:labelling_claim", args=[project.slug])).json()
     assert claimed["assignment"] == assignment.pk
     assert "gold" not in str(claimed).lower()
-    url = reverse("api_submit", args=[project.slug, assignment.pk])
+    url = reverse("api:labelling_submit", args=[project.slug, assignment.pk])
     payload = {"answers": answers(), "submission_id": "api-1"}
     first = client.post(url, payload, content_type="application/json").json()
     second = client.post(url, payload, content_type="application/json").json()

@@ -184,12 +184,12 @@ class _Layout:
     ordinal: bool
     interval: bool
     scale: float  # L above (1.0 when it would be too large: the statistics are then not integers)
-    # The chance-agreement columns of Fleiss' (generalised) kappa and Gwet's AC1 / AC2: per category
-    # sum_u n_uc L1 / m_u over units with m_u >= 1 (L1 = lcm of those sizes), then the rated units; with
-    # `weighted`, sum_u sum_cc' n_uc n_uc' (c - c')^2 L2 / (m_u (m_u - 1)) over pairable units (L2 = lcm of
-    # the m_u (m_u - 1)), the quadratic-weighted disagreement AC2 needs.
+    # The chance-agreement shares of Fleiss' (generalised) kappa and Gwet's AC1 / AC2 need every rated unit:
+    # the blocks above hold the units with >= 2 ratings, `singles` adds the category counts of the units with
+    # one rating (when there are any). With `weighted`, one more column: sum_u sum_cc' n_uc n_uc' (c - c')^2
+    # L2 / (m_u (m_u - 1)) over pairable units (L2 = lcm of the m_u (m_u - 1)), the weighted disagreement AC2 needs.
+    singles: bool = False
     weighted: bool = False
-    chance_scale: float = 1.0
     weight_scale: float = 1.0
 
     @property
@@ -207,7 +207,7 @@ class _Layout:
 
     @property
     def width(self) -> int:
-        return self.chance_start + self.n_categories + 1 + int(self.weighted)
+        return self.chance_start + self.n_categories * int(self.singles) + int(self.weighted)
 
 
 def unit_stats(
@@ -229,14 +229,15 @@ def _count_stats(
     m = counts.sum(axis=1)
     c = counts.shape[1]
     sizes = np.unique(m[m >= 2])
+    single = m == 1
     layout = _Layout(
         sizes,
         c,
         ordinal,
         interval,
         _lcm_scale(int(s) - 1 for s in sizes),
+        bool(single.any()),
         weighted,
-        _lcm_scale(int(s) for s in np.unique(m[m >= 1])),
         _lcm_scale(int(s) * (int(s) - 1) for s in sizes),
     )
     stats = np.zeros((len(counts), layout.width))
@@ -259,13 +260,11 @@ def _count_stats(
     if interval:
         stats[:, col] = squared * inv
         col += 1
-    rated = m >= 1
-    stats[rated, col : col + c] = counts[rated] * (layout.chance_scale / m[rated])[:, None]
-    stats[rated, col + c] = 1.0
+    if layout.singles:
+        stats[single, col : col + c] = counts[single]
+        col += c
     if weighted:
-        stats[pairable, col + c + 1] = (
-            squared[pairable] * layout.weight_scale / (m[pairable] * (m[pairable] - 1))
-        )
+        stats[pairable, col] = squared[pairable] * layout.weight_scale / (m[pairable] * (m[pairable] - 1))
     return layout, stats
 
 
@@ -335,12 +334,17 @@ def _chance_corrected(agg: np.ndarray, layout: _Layout, metric: str) -> np.ndarr
     pairable = n.sum(axis=-1)
     ok_units = np.where(pairable > 0, pairable, 1.0)
     start = layout.chance_start
-    rated = agg[:, start + c]
-    pi = agg[:, start : start + c] / layout.chance_scale / np.where(rated > 0, rated, 1.0)[:, None]
+    shares = (t / s[None, :, None]).sum(axis=1)  # sum over rated units of n_uc / m_u, c by c
+    rated = pairable.copy()
+    if layout.singles:
+        shares = shares + agg[:, start : start + c]
+        rated = rated + agg[:, start : start + c].sum(axis=-1)
+        start += c
+    pi = shares / np.where(rated > 0, rated, 1.0)[:, None]
     if metric == "gwet_ac2":
         if not layout.weighted:
             raise ValueError("layout lacks the weighted disagreement")
-        p_a = 1.0 - agg[:, start + c + 1] / layout.weight_scale / max(c - 1, 1) ** 2 / ok_units
+        p_a = 1.0 - agg[:, start] / layout.weight_scale / max(c - 1, 1) ** 2 / ok_units
         codes = np.arange(c, dtype=np.float64)
         w_sum = float((1.0 - (codes[:, None] - codes[None, :]) ** 2 / max(c - 1, 1) ** 2).sum())
     else:

@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Case, Count, IntegerField, Q, When
 
 from curation.models import DatasetSnapshot, SnapshotPair
-from insights.agreement import agreement_figures_for
+from insights.agreement import comparison_figures
 
 
 def _md(value: Any) -> str:
@@ -16,13 +16,27 @@ def _md(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def agreement_figures(snapshot: DatasetSnapshot) -> dict[str, dict]:
-    """Crowd agreement on the snapshot's comparisons (source labels and gold-item judgments left out),
-    with bootstrap 95 % intervals, from `insights.metrics`."""
-    return agreement_figures_for(
+def agreement_figures(snapshot: DatasetSnapshot) -> dict[str, Any]:
+    """Crowd agreement on the snapshot's comparisons, less the judgments its filters exclude: the dashboard's
+    computation (`insights.agreement.comparison_figures`), so source labels and comparisons with a gold answer
+    are left out as everywhere, and on the same comparisons every figure is the dashboard's."""
+    return comparison_figures(
+        snapshot.project,
         SnapshotPair.objects.filter(snapshot=snapshot).values("comparison_id"),
         exclude=snapshot.filters.get("exclude", []),
     )
+
+
+# The card's agreement columns: (figure, heading).
+CARD_COLUMNS = (
+    ("percent_agreement", "% agreement"),
+    ("alpha_nominal", "Krippendorff α nominal"),
+    ("alpha_ordinal", "α ordinal"),
+    ("alpha_interval", "α interval"),
+    ("fleiss_kappa", "Fleiss κ (generalised)"),
+    ("gwet_ac1", "Gwet AC1"),
+    ("gwet_ac2", "Gwet AC2 (quadratic)"),
+)
 
 
 SAFETY_COUNTS = {
@@ -154,29 +168,44 @@ def render_card(
         lines.append(f"| {key[2:].replace('_', ' ')} | {n} |")
     lines += ["", "## Agreement (crowd votes on these comparisons)", ""]
     agreement = figures["agreement"]
-    if not agreement:
+    if not agreement["judgments"]:
         lines.append("No crowd votes on these comparisons: nothing to measure.")
     else:
         lines += [
-            "| question | ratings | % agreement (95 % CI) | Krippendorff α nominal (95 % CI) | Fleiss κ (95 % CI) |",
-            "|---|---|---|---|---|",
+            f"{agreement['judgments']} crowd judgments on {agreement['comparisons']} comparisons by "
+            f"{agreement['annotators']} annotators; source labels and comparisons with a gold answer left out. "
+            "Each figure with its 95 % interval.",
+            "",
+            "| question | ratings | units rated / pairable | "
+            + " | ".join(title for _, title in CARD_COLUMNS)
+            + " |",
+            "|---|---|---|" + "---|" * len(CARD_COLUMNS),
         ]
-        for q, f in agreement.items():
-            ci = f.get("ci", {})
-
-            def cell(metric: str, f=f, ci=ci) -> str:
-                lo_hi = ci.get(metric)
+        for q, f in agreement["questions"].items():
+            cells = []
+            for metric, _ in CARD_COLUMNS:
+                lo_hi = f["ci"].get(metric)
                 interval = f" ({_fmt(lo_hi[0])} to {_fmt(lo_hi[1])})" if lo_hi else ""
-                return _fmt(f.get(metric)) + interval
-
+                cells.append(_fmt(f.get(metric)) + interval)
             lines.append(
-                f"| {q} | {f.get('ratings')} | {cell('percent_agreement')} | {cell('alpha_nominal')} "
-                f"| {cell('fleiss_kappa')} |"
+                f"| {_md(q)} | {f['ratings']} | {f['rated_units']} / {f['pairable_units']} | "
+                + " | ".join(cells)
+                + " |"
             )
-            if f.get("alpha_ordinal") is not None:
-                lines.append(f"| {q} (ordinal α) | | | {cell('alpha_ordinal')} | |")
-        lines.append("")
-        lines.append("Intervals: percentile bootstrap over comparisons, 1,000 resamples, seed 0.")
+        source = agreement["source_vs_crowd"]
+        if source["n"]:
+            ci = source["ci"]
+            interval = f" ({_fmt(ci[0])} to {_fmt(ci[1])})" if ci else ""
+            lines += [
+                "",
+                f"Source labels equal to the crowd consensus: {_fmt(source['agreement'])}{interval} "
+                f"on {source['n']} comparisons.",
+            ]
+        lines += [
+            "",
+            "α ordinal, α interval and AC2 apply to the 7-point preference. Intervals: percentile bootstrap over "
+            f"comparisons, {agreement['resamples']:,} resamples, seed {agreement['seed']}.",
+        ]
     if options["format"] == "raw":
         lines += [
             "",

@@ -1,8 +1,11 @@
-"""A project's agreement figures, gathered from the database and computed by `insights.metrics`.
+"""Every agreement figure of Arbiter, gathered from the database and computed by `insights.metrics`.
 
-`load_crowd(project)` runs the queries (judgments; harm categories of unsafe responses; first revisions on gold) and
-returns plain arrays; `project_figures(project)` turns them into the object `manage.py agreement --json`
-prints and the dashboard caches. What counts, and how each question is built: `agreement.md`.
+`load_crowd(project, comparisons=…, exclude=…)` runs the queries (judgments; harm categories of unsafe
+responses; first revisions on gold) and returns plain arrays; `crowd_figures(data, …)` turns them into the
+figures every surface shows: `project_figures(project)` (the object `manage.py agreement --json` prints, the
+dashboard caches and the API returns) adds the per-annotator figures, and `comparison_figures(project,
+comparison_ids, exclude)` gives a dataset card the same figures on a snapshot's comparisons. What counts, and
+how each question is built: `agreement.md`.
 """
 
 from __future__ import annotations
@@ -14,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from django.db import connections
-from django.db.models import Count, Q, TextField
+from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 
 from annotate.models import Judgment, JudgmentRevision
@@ -25,7 +27,6 @@ from projects.models import Annotator, Membership, Project
 CHOICES = ("a", "tie", "b")  # codes 0, 1, 2 = metrics.A, TIE, B
 CHOICE_CODE = {c: i for i, c in enumerate(CHOICES)}
 MISSING = -1
-QUESTION_METRICS = ("percent_agreement", "alpha_nominal", "alpha_ordinal", "fleiss_kappa")
 N_RESAMPLES = 1000
 SEED = 0
 MIN_SHARED = 20
@@ -62,8 +63,8 @@ def _bool_code(values: Sequence[bool | None]) -> np.ndarray:
 class CrowdData:
     """Every non-source judgment of a project's live comparisons, as parallel arrays (one row per judgment).
 
-    `unit` indexes `unit_ids` (comparisons with at least one crowd judgment outside gold) and is -1 on rows
-    given on a gold comparison; `rater` indexes `annotators`.
+    `unit` indexes `unit_ids` (comparisons with at least one crowd judgment outside gold: comparisons
+    without a `Gold` row) and is -1 on rows given on a gold comparison; `rater` indexes `annotators`.
     """
 
     unit_ids: list[int]
@@ -141,11 +142,11 @@ class CrowdData:
         return a, b
 
     def questions(self, harm_categories: Sequence[str]) -> dict[str, tuple[M.Ratings, bool, bool]]:
-        """name -> (ratings, ordinal, per response). `overall` is the A / tie / B choice;
-        `overall:preference` its 7-point answer (only its ordinal alpha is reported)."""
+        """name -> (ratings, ordinal, per response): the one set of question names of every surface.
+        `overall` is the A / tie / B choice, `preference` the 7-point answer where known (ordinal)."""
         out = {
             "overall": (self.choice_ratings(), False, False),
-            "overall:preference": (self.preference_ratings(), True, False),
+            "preference": (self.preference_ratings(), True, False),
             "helpfulness": (self.ratings(self.helpfulness, 3), False, False),
             "harmlessness": (self.ratings(self.harmlessness, 3), False, False),
             "safety": (self.side_ratings(self.a_safe, self.b_safe, 2), False, True),
@@ -159,7 +160,6 @@ JUDGMENT_FIELDS = (
     "comparison_id",
     "annotator_id",
     "is_source",
-    "is_gold",
     "comparison__gold__id",
     "choice",
     "preference",
@@ -173,21 +173,39 @@ JUDGMENT_FIELDS = (
 )
 
 
-def live_judgments(project: Project):
-    return Judgment.objects.filter(
+EXCLUSIONS = ("flagged", "imported")
+
+
+def live_judgments(project: Project, *, comparisons=None, exclude: Sequence[str] = ()):
+    """The project's judgments on live comparisons; only on `comparisons` (ids, or a values("…id")
+    queryset) when given; `exclude` leaves out judgments of flagged annotators and/or imported ones
+    (a snapshot's exclusions)."""
+    unknown = set(exclude) - {*EXCLUSIONS, "gold"}
+    if unknown:
+        raise ValueError(f"unknown exclusion(s) {sorted(unknown)}; expected some of {EXCLUSIONS + ('gold',)}")
+    qs = Judgment.objects.filter(
         project=project, comparison__deleted_at__isnull=True, comparison__item__deleted_at__isnull=True
     )
+    if comparisons is not None:
+        qs = qs.filter(comparison_id__in=comparisons)
+    if "flagged" in exclude:
+        qs = qs.filter(annotator__flagged=False)
+    if "imported" in exclude:
+        qs = qs.filter(imported=False)
+    return qs
 
 
-def load_crowd(project: Project) -> CrowdData:
-    """The arrays every figure is computed from (see `agreement.md`: what counts)."""
-    rows = list(live_judgments(project).order_by().values_list(*JUDGMENT_FIELDS))
+def load_crowd(project: Project, *, comparisons=None, exclude: Sequence[str] = ()) -> CrowdData:
+    """The arrays every figure is computed from (see `agreement.md`: what counts), over the project's live
+    comparisons or only `comparisons`, less the judgments `exclude` names (see `live_judgments`)."""
+    judgments = live_judgments(project, comparisons=comparisons, exclude=exclude)
+    rows = list(judgments.order_by().values_list(*JUDGMENT_FIELDS))
     names = dict(Annotator.objects.filter(project=project).values_list("id", "name"))
     crowd_rows = [r for r in rows if not r[2]]
     columns = list(zip(*crowd_rows, strict=True)) if crowd_rows else [()] * len(JUDGMENT_FIELDS)
     n = len(crowd_rows)
-    has_gold = np.fromiter((g is not None for g in columns[4]), dtype=bool, count=n)
-    on_gold = np.array(columns[3], dtype=bool).reshape(n) | has_gold
+    # A gold comparison is one with a Gold row, whatever the judgment's own is_gold says (DESIGN.md).
+    on_gold = np.fromiter((g is not None for g in columns[3]), dtype=bool, count=n)
     # Units in comparison-id order, raters in annotator-id order: stable whatever order the rows came in.
     cids = np.array(columns[0], dtype=np.int64).reshape(n)
     unit_ids_arr, unit_codes = np.unique(cids[~on_gold], return_inverse=True)
@@ -197,14 +215,13 @@ def load_crowd(project: Project) -> CrowdData:
     rater = rater.reshape(-1).astype(np.int64)
     unit_index = {int(cid): i for i, cid in enumerate(unit_ids_arr.tolist())}
     rater_index = {int(aid): i for i, aid in enumerate(rater_ids.tolist())}
-    choices, prefs = columns[5], columns[6]
+    choices, prefs = columns[4], columns[5]
     # Harm categories are read only where a response was marked unsafe (a safe response has none): decoding
     # every row's JSON lists would cost more than all the figures together.
-    row_of = {jid: i for i, jid in enumerate(columns[11])}
+    row_of = {jid: i for i, jid in enumerate(columns[10])}
     categories: dict[str, tuple[list[int], list[int]]] = {}
     marked = (
-        live_judgments(project)
-        .filter(is_source=False)
+        judgments.filter(is_source=False)
         .filter(Q(a_safe=False) | Q(b_safe=False))
         .order_by()
         .values_list("id", Cast("a_harm_categories", TextField()), Cast("b_harm_categories", TextField()))
@@ -222,12 +239,12 @@ def load_crowd(project: Project) -> CrowdData:
         on_gold=on_gold,
         choice=_code([choice_of(c, p) for c, p in zip(choices, prefs, strict=True)]),
         preference=np.fromiter((-9 if p is None else p for p in prefs), dtype=np.int64, count=len(prefs)),
-        helpfulness=_code(columns[7]),
-        harmlessness=_code(columns[8]),
-        a_safe=_bool_code(columns[9]),
-        b_safe=_bool_code(columns[10]),
-        shown_left=_code(columns[12]),
-        time_ms=np.fromiter((np.nan if t is None else t for t in columns[13]), dtype=np.float64),
+        helpfulness=_code(columns[6]),
+        harmlessness=_code(columns[7]),
+        a_safe=_bool_code(columns[8]),
+        b_safe=_bool_code(columns[9]),
+        shown_left=_code(columns[11]),
+        time_ms=np.fromiter((np.nan if t is None else t for t in columns[12]), dtype=np.float64),
         categories={
             name: (np.array(a, dtype=np.int64), np.array(b, dtype=np.int64))
             for name, (a, b) in categories.items()
@@ -237,10 +254,7 @@ def load_crowd(project: Project) -> CrowdData:
     gold_rows = (
         JudgmentRevision.objects.filter(
             number=1,
-            judgment__project=project,
-            judgment__is_source=False,
-            judgment__comparison__gold__isnull=False,
-            judgment__comparison__deleted_at__isnull=True,
+            judgment__in=judgments.filter(is_source=False, comparison__gold__isnull=False).values("id"),
         )
         .order_by()
         .values_list("judgment__annotator_id", "choice", "preference", "judgment__comparison__gold__choice")
@@ -256,9 +270,9 @@ def load_crowd(project: Project) -> CrowdData:
     data.gold_answer = np.array(g_answer, dtype=np.int64)
     data.gold_value = np.array(g_value, dtype=np.int64)
     data.sources = [
-        (unit_index[r[0]], names.get(r[1], str(r[1])), choice_of(r[5], r[6]))
+        (unit_index[r[0]], names.get(r[1], str(r[1])), choice_of(r[4], r[5]))
         for r in rows
-        if r[2] and not (r[3] or r[4]) and r[0] in unit_index
+        if r[2] and r[3] is None and r[0] in unit_index
     ]
     return data
 
@@ -277,15 +291,6 @@ def _ci(bounds: tuple[float, float] | None) -> list[float] | None:
     return None if bounds is None else [float(bounds[0]), float(bounds[1])]
 
 
-def _per_comparison_stats(r: M.Ratings, *, ordinal: bool, per_response: bool, n_units: int):
-    """The metrics' per-unit sufficient statistics, summed per comparison for per-response questions so
-    the bootstrap resamples comparisons (both responses of a drawn comparison come along)."""
-    layout, stats = M.unit_stats(r, ordinal=ordinal)
-    if per_response:
-        stats = stats.reshape(n_units, 2, stats.shape[1]).sum(axis=1)
-    return layout, stats
-
-
 def question_figures(
     questions: dict[str, tuple[M.Ratings, bool, bool]],
     n_units: int,
@@ -298,52 +303,32 @@ def question_figures(
     `n_units` comparisons: every question's statistics (and `extra_columns`, per comparison) are stacked
     and multiplied by the resampling weights once. For a comparison-level question each figure equals
     `metrics.<figure>(ratings)` and each interval `metrics.bootstrap_ci(ratings, metric, n_resamples, seed)`.
+    A per-response question's statistics are summed per comparison, so a drawn comparison brings both of
+    its responses (a cluster bootstrap).
 
-    Returns the figures and the resampled sums of `extra_columns` (n_resamples, k) or None.
+    Returns the figures (intervals as lists) and the resampled sums of `extra_columns` (n_resamples, k) or None.
     """
     prepared = []
     for name, (r, ordinal, per_response) in questions.items():
-        layout, stats = _per_comparison_stats(r, ordinal=ordinal, per_response=per_response, n_units=n_units)
-        metrics = ["alpha_ordinal"] if ordinal else ["percent_agreement", "alpha_nominal", "fleiss_kappa"]
-        prepared.append((name, r, layout, stats, metrics))
-    blocks = [p[3] for p in prepared]
+        layout, stats = M.question_stats(r, ordinal=ordinal)
+        if per_response:
+            stats = stats.reshape(n_units, 2, stats.shape[1]).sum(axis=1)
+        prepared.append((name, r, ordinal, layout, stats))
+    blocks = [p[4] for p in prepared]
     if extra_columns is not None:
         blocks.append(extra_columns)
     stacked = np.hstack(blocks) if blocks else np.zeros((n_units, 0))
     resampled = M.resampled_stats(stacked, n_resamples, seed)
-    total = stacked.sum(axis=0, keepdims=True)
     out: dict[str, dict[str, Any]] = {}
     start = 0
-    for name, r, layout, stats, metrics in prepared:
+    for name, r, ordinal, layout, stats in prepared:
         stop = start + stats.shape[1]
-        fig: dict[str, Any] = {"ratings": int(r.unit.size), "pairable_units": int((r.sizes >= 2).sum())}
-        ci: dict[str, list[float] | None] = {}
-        for metric in metrics:
-            fig[metric] = _num(M.metric_values(total[:, start:stop], layout, metric)[0])
-            ci[metric] = _ci(M.percentile_interval(M.metric_values(resampled[:, start:stop], layout, metric), 0.95))
-        fig["ci"] = ci
+        fig = M.figures_from_sums(r, layout, stats, resampled[:, start:stop], ordinal=ordinal)
+        fig["ci"] = {metric: _ci(bounds) for metric, bounds in fig["ci"].items()}
         out[name] = fig
         start = stop
     extra = resampled[:, start:] if extra_columns is not None else None
     return out, extra
-
-
-def _shape_question(fig: dict[str, Any], ordinal: dict[str, Any] | None) -> dict[str, Any]:
-    out = {
-        "percent_agreement": fig["percent_agreement"],
-        "alpha_nominal": fig["alpha_nominal"],
-        "alpha_ordinal": ordinal["alpha_ordinal"] if ordinal else None,
-        "fleiss_kappa": fig["fleiss_kappa"],
-        "ratings": fig["ratings"],
-        "pairable_units": fig["pairable_units"],
-        "ci": {
-            "percent_agreement": fig["ci"]["percent_agreement"],
-            "alpha_nominal": fig["ci"]["alpha_nominal"],
-            "alpha_ordinal": ordinal["ci"]["alpha_ordinal"] if ordinal else None,
-            "fleiss_kappa": fig["ci"]["fleiss_kappa"],
-        },
-    }
-    return out
 
 
 def _source_columns(data: CrowdData, side: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -421,101 +406,84 @@ def per_annotator(project: Project, data: CrowdData, choice_r: M.Ratings) -> lis
     return out
 
 
-def project_figures(
-    project: Project, *, data: CrowdData | None = None, n_resamples: int = N_RESAMPLES, seed: int = SEED
+def _pairs(data: CrowdData, choice_r: M.Ratings, pref_r: M.Ratings) -> list[dict[str, Any]]:
+    """Cohen's kappa per annotator pair: unweighted on the A / tie / B choice and quadratic-weighted on the
+    7-point preference, each where the pair shares at least `MIN_SHARED` comparisons on that question."""
+    names = [name for _, name in data.annotators]
+    pairs: dict[tuple[int, int], dict[str, Any]] = {}
+    for key, n_key, r, weights in (
+        ("cohen_kappa", "n", choice_r, None),
+        ("weighted_kappa", "weighted_n", pref_r, "quadratic"),
+    ):
+        for a, b, n, k in M.cohen_kappa_pairs(r, min_shared=MIN_SHARED, weights=weights):
+            row = pairs.setdefault(
+                (a, b),
+                {
+                    "a": names[a],
+                    "b": names[b],
+                    "n": 0,
+                    "cohen_kappa": None,
+                    "weighted_n": 0,
+                    "weighted_kappa": None,
+                },
+            )
+            row[n_key], row[key] = int(n), _num(k)
+    return [pairs[key] for key in sorted(pairs)]
+
+
+def crowd_figures(
+    data: CrowdData, harm_categories: Sequence[str], *, n_resamples: int = N_RESAMPLES, seed: int = SEED
 ) -> dict[str, Any]:
-    """Every agreement figure of `project`: the object `manage.py agreement --json` prints."""
-    data = data if data is not None else load_crowd(project)
-    questions = data.questions(project.harm_categories or [])
+    """Every crowd agreement figure of `data`: per question with bootstrap intervals, source labels vs the
+    crowd, annotator pairs. What the dashboard, `manage.py agreement`, the API and the dataset card show."""
+    questions = data.questions(harm_categories)
     choice_r = questions["overall"][0]
     side = M.consensus(choice_r)
     source_cols, by_source = _source_columns(data, side)
     figs, source_resampled = question_figures(
         questions, data.n_units, n_resamples=n_resamples, seed=seed, extra_columns=source_cols
     )
-    shaped = {"overall": _shape_question(figs.pop("overall"), figs.pop("overall:preference"))}
-    for name, fig in figs.items():
-        shaped[name] = _shape_question(fig, None)
     n_src, hits = source_cols.sum(axis=0)
     share = source_resampled[:, 1] / np.where(source_resampled[:, 0] > 0, source_resampled[:, 0], np.nan)
-    source_vs_crowd = {
-        "n": int(n_src),
-        "agreement": _num(hits / n_src) if n_src else None,
-        "ci": _ci(M.percentile_interval(share, 0.95)) if n_src else None,
-        "by_source": by_source,
-    }
-    names = [name for _, name in data.annotators]
-    pairs = [
-        {"a": names[a], "b": names[b], "n": int(n), "cohen_kappa": _num(k)}
-        for a, b, n, k in M.cohen_kappa_pairs(choice_r, min_shared=MIN_SHARED)
-    ]
     crowd = data.crowd
     return {
         "judgments": int(crowd.sum()),
         "comparisons": data.n_units,
         "annotators": int(np.unique(data.rater[crowd]).size),
-        "questions": shaped,
-        "source_vs_crowd": source_vs_crowd,
-        "pairs": pairs,
-        "per_annotator": per_annotator(project, data, choice_r),
+        "questions": figs,
+        "source_vs_crowd": {
+            "n": int(n_src),
+            "agreement": _num(hits / n_src) if n_src else None,
+            "ci": _ci(M.percentile_interval(share, 0.95)) if n_src else None,
+            "by_source": by_source,
+        },
+        "pairs": _pairs(data, choice_r, questions["preference"][0]),
         "resamples": n_resamples,
         "seed": seed,
     }
 
 
-# --- crowd figures of any set of comparisons (dataset cards, the API): one computation for both ------------
-
-CHOICES = ("a", "tie", "b")
-PREFERENCES = tuple(range(-3, 4))
-
-# (question, the judgment field, its categories in code order); the preference is ordinal.
-QUESTIONS = (
-    ("overall", "choice", CHOICES),
-    ("preference", "preference", PREFERENCES),
-    ("helpfulness", "helpfulness", CHOICES),
-    ("harmlessness", "harmlessness", CHOICES),
-)
+def project_figures(
+    project: Project, *, data: CrowdData | None = None, n_resamples: int = N_RESAMPLES, seed: int = SEED
+) -> dict[str, Any]:
+    """Every agreement figure of `project`: `crowd_figures` and the per-annotator figures. The object
+    `manage.py agreement --json` prints, the dashboard caches and the API returns."""
+    data = data if data is not None else load_crowd(project)
+    figures = crowd_figures(data, project.harm_categories or [], n_resamples=n_resamples, seed=seed)
+    figures["per_annotator"] = per_annotator(project, data, data.choice_ratings())
+    return figures
 
 
-def _kinds_of_comparisons(qs) -> list[tuple[int, ...]]:
-    """The distinct ways `qs`'s judgments split over the categories of every question, per comparison, and how
-    many comparisons split each way: (count of each category of each question …, comparisons). Counted
-    by the database in two steps (per comparison, then per kind), so hundreds of rows come back however
-    many votes there are."""
-    counts = {
-        f"n{i}_{j}": Count("id", filter=Q(**{field: value}))
-        for i, (_, field, scale) in enumerate(QUESTIONS)
-        for j, value in enumerate(scale)
-    }
-    per_comparison = qs.order_by().values("comparison_id").annotate(**counts).values_list(*counts)
-    sql, params = per_comparison.query.sql_with_params()
-    columns = ", ".join(counts)
-    with connections[qs.db].cursor() as cur:
-        cur.execute(f"SELECT {columns}, COUNT(*) FROM ({sql}) per_comparison GROUP BY {columns}", params)  # noqa: S608
-        return cur.fetchall()
-
-
-def agreement_figures_for(comparison_ids, *, exclude=()) -> dict[str, dict]:
-    """Agreement of the crowd votes on the comparisons `comparison_ids` (a values("…id") queryset).
-
-    The comparisons are the units, each known by its category counts; `M.count_figures` takes the
-    distinct count rows and how many comparisons have each, so memory and the bootstrap's work grow with
-    the kinds of comparisons (hundreds), not with the comparisons or the votes."""
-    qs = Judgment.objects.filter(comparison_id__in=comparison_ids, is_source=False, is_gold=False)
-    if "flagged" in exclude:
-        qs = qs.filter(annotator__flagged=False)
-    if "imported" in exclude:
-        qs = qs.filter(imported=False)
-    kinds = _kinds_of_comparisons(qs)
-    if not kinds:
-        return {}
-    table = np.array(kinds, dtype=np.int64)
-    counts, start = {}, 0
-    for name, _, scale in QUESTIONS:
-        block = table[:, start : start + len(scale)]
-        start += len(scale)
-        if block.any():
-            counts[name] = block
-    if not counts:
-        return {}
-    return M.count_figures(counts, table[:, -1], ordinal={"preference"})
+def comparison_figures(
+    project: Project,
+    comparisons,
+    *,
+    exclude: Sequence[str] = (),
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+) -> dict[str, Any]:
+    """`crowd_figures` on some of the project's comparisons (a snapshot's: ids or a values("…id") queryset),
+    less the judgments `exclude` names: what a dataset card shows. On the same comparisons and judgments
+    they are the dashboard's figures, digit for digit."""
+    data = load_crowd(project, comparisons=comparisons, exclude=exclude)
+    return crowd_figures(data, project.harm_categories or [], n_resamples=n_resamples, seed=seed)

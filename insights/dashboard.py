@@ -101,20 +101,18 @@ def _throughput(project: Project) -> list[tuple[str, int]]:
 
 
 def _charts(agreement: dict[str, Any], throughput: list[tuple[str, int]]) -> dict[str, str]:
-    questions = agreement["questions"]
-    rows = [
-        (name, q["alpha_nominal"], q["ci"]["alpha_nominal"])
-        for name, q in questions.items()
-        if q["alpha_nominal"] is not None or not name.startswith("harm:")
-    ]
-    overall = questions.get("overall")
-    if overall is not None:
-        rows.insert(1, ("overall (ordinal)", overall["alpha_ordinal"], overall["ci"]["alpha_ordinal"]))
-    names = sorted({p["a"] for p in agreement["pairs"]} | {p["b"] for p in agreement["pairs"]})
+    rows = []
+    for name, q in agreement["questions"].items():
+        if q["alpha_nominal"] is not None or not name.startswith("harm:"):
+            rows.append((name, q["alpha_nominal"], q["ci"]["alpha_nominal"]))
+        if q["alpha_ordinal"] is not None or q["alpha_interval"] is not None:
+            for level in ("ordinal", "interval"):
+                metric = f"alpha_{level}"
+                rows.append((f"{name} ({level})", q[metric], q["ci"][metric]))
+    pairs = [p for p in agreement["pairs"] if p["n"]]
+    names = sorted({p["a"] for p in pairs} | {p["b"] for p in pairs})
     index = {n: i for i, n in enumerate(names)}
-    cells = {
-        tuple(sorted((index[p["a"]], index[p["b"]]))): (p["cohen_kappa"], p["n"]) for p in agreement["pairs"]
-    }
+    cells = {tuple(sorted((index[p["a"]], index[p["b"]]))): (p["cohen_kappa"], p["n"]) for p in pairs}
     return {
         "throughput": str(
             charts.bar_chart([(d[5:], float(n)) for d, n in throughput], label="Crowd judgments per day")
@@ -133,6 +131,7 @@ def compute_dashboard(project: Project) -> dict[str, Any]:
     agreement = project_figures(project, data=data)
     throughput = _throughput(project)
     now = timezone.now()
+    questions = list(agreement["questions"].items())
     return {
         "computed_at": now.isoformat(),
         "computed_label": now.strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -140,6 +139,11 @@ def compute_dashboard(project: Project) -> dict[str, Any]:
         "progress": _progress(project, data),
         "throughput": throughput,
         "agreement": agreement,
+        # The table's two groups of rows, in the order of `agreement["questions"]` (the same objects).
+        "question_rows": {
+            "main": [(name, q) for name, q in questions if not name.startswith("harm:")],
+            "harm": [(name, q) for name, q in questions if name.startswith("harm:")],
+        },
         "charts": _charts(agreement, throughput),
     }
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from scipy.special import expit
@@ -21,14 +21,19 @@ A, TIE, B = 0, 1, 2
 NO_CONSENSUS = -1
 
 Level = Literal["nominal", "ordinal", "interval"]
-Metric = Literal["percent_agreement", "alpha_nominal", "alpha_ordinal", "alpha_interval", "fleiss_kappa"]
-METRICS: tuple[str, ...] = (
+Metric = Literal[
     "percent_agreement",
     "alpha_nominal",
     "alpha_ordinal",
     "alpha_interval",
     "fleiss_kappa",
-)
+    "gwet_ac1",
+    "gwet_ac2",
+]
+METRICS: tuple[str, ...] = get_args(Metric)
+# The figures of a nominal question, and those an ordinal one (the 7-point preference) adds.
+NOMINAL_METRICS: tuple[str, ...] = ("percent_agreement", "alpha_nominal", "fleiss_kappa", "gwet_ac1")
+ORDINAL_METRICS: tuple[str, ...] = ("alpha_ordinal", "alpha_interval", "gwet_ac2")
 
 # Resamples drawn at once: at most _CHUNK, and few enough that a chunk's draws and weights stay within
 # _CHUNK_BYTES, so memory does not grow with the number of units (250 resamples of 333,333 units as int64
@@ -179,6 +184,13 @@ class _Layout:
     ordinal: bool
     interval: bool
     scale: float  # L above (1.0 when it would be too large: the statistics are then not integers)
+    # The chance-agreement shares of Fleiss' (generalised) kappa and Gwet's AC1 / AC2 need every rated unit:
+    # the blocks above hold the units with >= 2 ratings, `singles` adds the category counts of the units with
+    # one rating (when there are any). With `weighted`, one more column: sum_u sum_cc' n_uc n_uc' (c - c')^2
+    # L2 / (m_u (m_u - 1)) over pairable units (L2 = lcm of the m_u (m_u - 1)), the weighted disagreement AC2 needs.
+    singles: bool = False
+    weighted: bool = False
+    weight_scale: float = 1.0
 
     @property
     def n_pairs(self) -> int:
@@ -186,24 +198,48 @@ class _Layout:
         return c * (c - 1) // 2 if self.ordinal else 0
 
     @property
+    def interval_col(self) -> int:
+        return len(self.sizes) * (self.n_categories + 1) + self.n_pairs
+
+    @property
+    def chance_start(self) -> int:
+        return self.interval_col + int(self.interval)
+
+    @property
     def width(self) -> int:
-        return len(self.sizes) * (self.n_categories + 1) + self.n_pairs + int(self.interval)
+        return self.chance_start + self.n_categories * int(self.singles) + int(self.weighted)
 
 
-def unit_stats(r: Ratings, *, ordinal: bool = False, interval: bool = False) -> tuple[_Layout, np.ndarray]:
+def unit_stats(
+    r: Ratings, *, ordinal: bool = False, interval: bool = False, weighted: bool = False
+) -> tuple[_Layout, np.ndarray]:
     """Per-unit sufficient statistics, an (n_units, width) float64 matrix, and its layout."""
-    return _count_stats(r.counts, ordinal=ordinal, interval=interval)
+    return _count_stats(r.counts, ordinal=ordinal, interval=interval, weighted=weighted)
+
+
+def _lcm_scale(values: Iterable[int]) -> float:
+    scale = math.lcm(*values)
+    return float(scale) if scale <= _MAX_SCALE else 1.0
 
 
 def _count_stats(
-    counts: np.ndarray, *, ordinal: bool = False, interval: bool = False
+    counts: np.ndarray, *, ordinal: bool = False, interval: bool = False, weighted: bool = False
 ) -> tuple[_Layout, np.ndarray]:
     """The sufficient statistics of units given by their category counts (rows of `counts`)."""
     m = counts.sum(axis=1)
     c = counts.shape[1]
     sizes = np.unique(m[m >= 2])
-    scale = math.lcm(*(int(s) - 1 for s in sizes)) if sizes.size else 1
-    layout = _Layout(sizes, c, ordinal, interval, float(scale) if scale <= _MAX_SCALE else 1.0)
+    single = m == 1
+    layout = _Layout(
+        sizes,
+        c,
+        ordinal,
+        interval,
+        _lcm_scale(int(s) - 1 for s in sizes),
+        bool(single.any()),
+        weighted,
+        _lcm_scale(int(s) * (int(s) - 1) for s in sizes),
+    )
     stats = np.zeros((len(counts), layout.width))
     q = np.einsum("uc,uc->u", counts, counts)
     for k, s in enumerate(sizes):
@@ -218,11 +254,17 @@ def _count_stats(
         i, j = np.triu_indices(c, 1)
         stats[:, col : col + len(i)] = counts[:, i] * counts[:, j] * inv[:, None]
         col += len(i)
+    codes = np.arange(c, dtype=np.float64)
+    # sum_cc' n_uc n_uc' (c - c')^2 per unit: the squared-distance disagreement of its rating pairs (x 2)
+    squared = 2.0 * (m * (counts @ codes**2) - (counts @ codes) ** 2) if interval or weighted else None
     if interval:
-        codes = np.arange(c, dtype=np.float64)
-        first = counts @ codes
-        second = counts @ codes**2
-        stats[:, col] = 2.0 * (m * second - first**2) * inv
+        stats[:, col] = squared * inv
+        col += 1
+    if layout.singles:
+        stats[single, col : col + c] = counts[single]
+        col += c
+    if weighted:
+        stats[pairable, col] = squared[pairable] * layout.weight_scale / (m[pairable] * (m[pairable] - 1))
     return layout, stats
 
 
@@ -272,7 +314,7 @@ def _alpha(agg: np.ndarray, layout: _Layout, level: str) -> np.ndarray:
     elif level == "interval":
         if not layout.interval:
             raise ValueError("layout lacks the interval disagreement")
-        observed = agg[:, layout.width - 1] / layout.scale
+        observed = agg[:, layout.interval_col] / layout.scale
         codes = np.arange(c, dtype=np.float64)
         expected = 2.0 * (total * (n_c @ codes**2) - (n_c @ codes) ** 2) / np.maximum(total - 1, 1)
     else:
@@ -281,30 +323,48 @@ def _alpha(agg: np.ndarray, layout: _Layout, level: str) -> np.ndarray:
     return 1.0 - _safe_ratio(observed, expected, ok)
 
 
-def _fleiss(agg: np.ndarray, layout: _Layout) -> np.ndarray:
-    out = np.full(agg.shape[0], np.nan)
-    if len(layout.sizes) == 0:
-        return out
+def _chance_corrected(agg: np.ndarray, layout: _Layout, metric: str) -> np.ndarray:
+    """Fleiss' kappa generalised to any number of ratings per unit, and Gwet's AC1 / AC2, as `irrCAC`
+    computes them (Gwet 2014): over the units with >= 2 ratings p_a = mean of the unit's share of agreeing
+    rating pairs (AC2: weighted by w_cc' = 1 - (c - c')^2 / (C - 1)^2); over every rated unit
+    pi_c = mean of n_uc / m_u; Fleiss p_e = sum_c pi_c^2, AC1 / AC2 p_e = sum(w) / (C (C - 1)) sum_c pi_c (1 - pi_c);
+    coefficient = (p_a - p_e) / (1 - p_e). NaN where no unit has two ratings, or p_e = 1."""
     t, q, n, s = _blocks(agg, layout)
-    # The modal size among pairable units, ties to the larger size: argmax over the reversed sizes.
-    k = len(s) - 1 - np.argmax(n[:, ::-1], axis=1)
-    rows = np.arange(agg.shape[0])
-    m, units = s[k], n[rows, k]
-    ok = units > 0
-    units_ok = np.where(ok, units, 1.0)
-    p = t[rows, k] / (units_ok * m)[:, None]
-    p_mean = (q[rows, k] - units * m) / (m * (m - 1)) / units_ok
-    p_exp = (p**2).sum(axis=-1)
-    ok &= p_exp < 1.0
-    np.divide(p_mean - p_exp, 1.0 - p_exp, out=out, where=ok)
+    c = layout.n_categories
+    pairable = n.sum(axis=-1)
+    ok_units = np.where(pairable > 0, pairable, 1.0)
+    start = layout.chance_start
+    shares = (t / s[None, :, None]).sum(axis=1)  # sum over rated units of n_uc / m_u, c by c
+    rated = pairable.copy()
+    if layout.singles:
+        shares = shares + agg[:, start : start + c]
+        rated = rated + agg[:, start : start + c].sum(axis=-1)
+        start += c
+    pi = shares / np.where(rated > 0, rated, 1.0)[:, None]
+    if metric == "gwet_ac2":
+        if not layout.weighted:
+            raise ValueError("layout lacks the weighted disagreement")
+        p_a = 1.0 - agg[:, start] / layout.weight_scale / max(c - 1, 1) ** 2 / ok_units
+        codes = np.arange(c, dtype=np.float64)
+        w_sum = float((1.0 - (codes[:, None] - codes[None, :]) ** 2 / max(c - 1, 1) ** 2).sum())
+    else:
+        p_a = 1.0 - ((s**2 * n - q) / (s * (s - 1))).sum(axis=-1) / ok_units
+        w_sum = float(c)
+    if metric == "fleiss_kappa":
+        p_e = (pi**2).sum(axis=-1)
+    else:
+        p_e = w_sum / max(c * (c - 1), 1) * (pi * (1.0 - pi)).sum(axis=-1)
+    out = np.full(agg.shape[0], np.nan)
+    ok = (pairable > 0) & (rated > 0) & (p_e < 1.0) & (c >= 2)
+    np.divide(p_a - p_e, 1.0 - p_e, out=out, where=ok)
     return out
 
 
 def metric_values(agg: np.ndarray, layout: _Layout, metric: str) -> np.ndarray:
     if metric == "percent_agreement":
         return _percent_agreement(agg, layout)
-    if metric == "fleiss_kappa":
-        return _fleiss(agg, layout)
+    if metric in ("fleiss_kappa", "gwet_ac1", "gwet_ac2"):
+        return _chance_corrected(agg, layout, metric)
     if metric.startswith("alpha_"):
         return _alpha(agg, layout, metric.removeprefix("alpha_"))
     raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
@@ -314,8 +374,17 @@ def _as_float(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
+def _stats_for(r: Ratings, metric: str) -> tuple[_Layout, np.ndarray]:
+    return unit_stats(
+        r,
+        ordinal=metric == "alpha_ordinal",
+        interval=metric == "alpha_interval",
+        weighted=metric == "gwet_ac2",
+    )
+
+
 def _point(r: Ratings, metric: str) -> float | None:
-    layout, stats = unit_stats(r, ordinal=metric == "alpha_ordinal", interval=metric == "alpha_interval")
+    layout, stats = _stats_for(r, metric)
     return _as_float(metric_values(stats.sum(axis=0, keepdims=True), layout, metric)[0])
 
 
@@ -337,15 +406,30 @@ def krippendorff_alpha(r: Ratings, level: Level = "nominal") -> float | None:
 
 
 def fleiss_kappa(r: Ratings) -> float | None:
-    """Fleiss' kappa over the units with the modal number of ratings (among units with >= 2; ties to the larger)."""
+    """Fleiss' kappa generalised to varying numbers of ratings per unit (every unit counts; as `irrCAC`'s
+    `CAC.fleiss()`; with the same number of ratings on every unit, statsmodels' `fleiss_kappa`)."""
     return _point(r, "fleiss_kappa")
 
 
-def cohen_kappa_pairs(r: Ratings, min_shared: int = 20) -> list[tuple[int, int, int, float | None]]:
-    """Cohen's kappa for every rater pair (a < b) with at least `min_shared` shared units.
+def gwet_ac1(r: Ratings) -> float | None:
+    """Gwet's AC1 (nominal), as `irrCAC`'s `CAC.gwet()` with the value domain 0..n_categories-1."""
+    return _point(r, "gwet_ac1")
 
-    Returns (a, b, n_shared, kappa) sorted by (a, b); kappa is None where undefined (both raters
-    used one and the same category on their shared units).
+
+def gwet_ac2(r: Ratings) -> float | None:
+    """Gwet's AC2 with quadratic weights 1 - (c - c')^2 / (C - 1)^2, as `irrCAC`'s `CAC(weights="quadratic").gwet()`."""
+    return _point(r, "gwet_ac2")
+
+
+def cohen_kappa_pairs(
+    r: Ratings, min_shared: int = 20, weights: Literal["linear", "quadratic"] | None = None
+) -> list[tuple[int, int, int, float | None]]:
+    """Cohen's kappa for every rater pair (a < b) with at least `min_shared` shared units, unweighted or
+    with disagreement weights |c - c'| ("linear") or (c - c')^2 ("quadratic") on the codes: as
+    `sklearn.metrics.cohen_kappa_score(x, y, labels=range(n_categories), weights=weights)`.
+
+    Returns (a, b, n_shared, kappa) sorted by (a, b); kappa is None where undefined (no expected
+    disagreement, e.g. both raters used one and the same category on their shared units).
     """
     first, second = _within_unit_pairs(r)  # rater[first] < rater[second]
     a, b = r.rater[first], r.rater[second]
@@ -360,8 +444,11 @@ def cohen_kappa_pairs(r: Ratings, min_shared: int = 20) -> list[tuple[int, int, 
     n = conf.sum(axis=(1, 2))
     keep = (n >= min_shared) & (n > 0)
     keys, conf, n = keys[keep], conf[keep], n[keep]
-    disagree = n - np.trace(conf, axis1=1, axis2=2)
-    chance = n * n - (conf.sum(axis=1) * conf.sum(axis=2)).sum(axis=1)  # n x the expected disagreement
+    codes = np.arange(c, dtype=np.float64)
+    distance = np.abs(codes[:, None] - codes[None, :])
+    w = {None: (distance > 0).astype(np.float64), "linear": distance, "quadratic": distance**2}[weights]
+    disagree = np.einsum("pij,ij->p", conf, w)
+    chance = np.einsum("pi,pj,ij->p", conf.sum(axis=2), conf.sum(axis=1), w)  # n x the expected disagreement
     kappa = 1.0 - _safe_ratio(n * disagree, chance, chance > 0)
     return [
         (a, b, size, k if k == k else None)  # NaN (undefined) to None
@@ -463,8 +550,16 @@ def bootstrap_ci(
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
-    layout, stats = unit_stats(r, ordinal=metric == "alpha_ordinal", interval=metric == "alpha_interval")
-    return percentile_interval(metric_values(resampled_stats(stats, n_resamples, seed), layout, metric), level)
+    layout, stats = _stats_for(r, metric)
+    return percentile_interval(
+        metric_values(resampled_stats(stats, n_resamples, seed), layout, metric), level
+    )
+
+
+def question_stats(r: Ratings, *, ordinal: bool = False) -> tuple[_Layout, np.ndarray]:
+    """Per-unit statistics of every figure of a question: a nominal question's, plus (`ordinal`) those of
+    ordinal and interval alpha and of AC2."""
+    return unit_stats(r, ordinal=ordinal, interval=ordinal, weighted=ordinal)
 
 
 def question_figures(
@@ -477,17 +572,13 @@ def question_figures(
 ) -> dict[str, dict[str, Any]]:
     """Every project-level agreement figure of every question, with bootstrap intervals.
 
-    For each question: "ratings", "pairable_units", "percent_agreement", "alpha_nominal",
-    "alpha_ordinal" (None unless the question is in `ordinal`), "fleiss_kappa" and
-    "ci": {metric: (lo, hi) | None}. Questions with the same `n_units` share one set of resamples
-    and one matrix product; each interval equals `bootstrap_ci` of that question and metric.
+    For each question: "ratings", "pairable_units", "rated_units", every metric of `METRICS` (those of
+    `ORDINAL_METRICS` None unless the question is in `ordinal`) and "ci": {metric: (lo, hi) | None}.
+    Questions with the same `n_units` share one set of resamples and one matrix product; each interval
+    equals `bootstrap_ci` of that question and metric.
     """
     names = list(questions)
-    prepared = {}
-    for name in names:
-        r = questions[name]
-        layout, stats = unit_stats(r, ordinal=name in ordinal)
-        prepared[name] = (layout, stats)
+    prepared = {name: question_stats(questions[name], ordinal=name in ordinal) for name in names}
     resampled: dict[str, np.ndarray] = {}
     for n_units in sorted({questions[name].n_units for name in names}):
         group = [name for name in names if questions[name].n_units == n_units]
@@ -496,91 +587,45 @@ def question_figures(
         bounds = np.cumsum([0] + [prepared[name][1].shape[1] for name in group])
         for name, lo, hi in zip(group, bounds[:-1], bounds[1:], strict=True):
             resampled[name] = sums[:, lo:hi]
-    out: dict[str, dict[str, Any]] = {}
-    for name in names:
-        r = questions[name]
-        layout, stats = prepared[name]
-        out[name] = _figures(
-            layout,
-            stats.sum(axis=0, keepdims=True),
+    return {
+        name: figures_from_sums(
+            questions[name],
+            *prepared[name],
             resampled[name],
-            ratings=int(r.unit.size),
-            pairable=int(np.count_nonzero(r.sizes >= 2)),
             ordinal=name in ordinal,
             level=level,
         )
-    return out
+        for name in names
+    }
 
 
-def _figures(
+def figures_from_sums(
+    r: Ratings,
     layout: _Layout,
-    total: np.ndarray,
+    stats: np.ndarray,
     resampled: np.ndarray,
     *,
-    ratings: int,
-    pairable: int,
     ordinal: bool,
-    level: float,
+    level: float = 0.95,
 ) -> dict[str, Any]:
-    metrics = ["percent_agreement", "alpha_nominal", "fleiss_kappa"]
-    if ordinal:
-        metrics.insert(2, "alpha_ordinal")
-    figures: dict[str, Any] = {"ratings": ratings, "pairable_units": pairable, "alpha_ordinal": None}
-    ci: dict[str, tuple[float, float] | None] = {"alpha_ordinal": None}
-    for metric in metrics:
-        figures[metric] = _as_float(metric_values(total, layout, metric)[0])
-        ci[metric] = percentile_interval(metric_values(resampled, layout, metric), level)
+    """A question's figures from its per-unit statistics `stats` (as `question_stats` gives them, or summed
+    per cluster of units: only their total counts) and their resampled sums (n_resamples, width)."""
+    metrics = NOMINAL_METRICS + (ORDINAL_METRICS if ordinal else ())
+    total = stats.sum(axis=0, keepdims=True)
+    figures: dict[str, Any] = {
+        "ratings": int(r.unit.size),
+        "pairable_units": int(np.count_nonzero(r.sizes >= 2)),
+        "rated_units": int(np.count_nonzero(r.sizes >= 1)),
+    }
+    ci: dict[str, tuple[float, float] | None] = {}
+    for metric in METRICS:
+        if metric in metrics:
+            figures[metric] = _as_float(metric_values(total, layout, metric)[0])
+            ci[metric] = percentile_interval(metric_values(resampled, layout, metric), level)
+        else:
+            figures[metric], ci[metric] = None, None
     figures["ci"] = ci
     return figures
-
-
-def count_figures(
-    counts: Mapping[str, np.ndarray],
-    multiplicity: np.ndarray,
-    *,
-    ordinal: Collection[str] = (),
-    n_resamples: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> dict[str, dict[str, Any]]:
-    """`question_figures` of questions on one index of units, from the distinct units: `counts[q]` is the
-    (k, n_categories) category counts of k distinct units on question q (row i is the same kind of unit on
-    every question) and `multiplicity[i]` how many units are of kind i. Memory grows with the kinds of
-    units, not with the units or the ratings, and so does the work of a resample.
-
-    The point figures equal `question_figures`' on the units. A resample of the U units draws how many
-    copies of each kind it holds at once, `rng.multinomial(U, multiplicity / U)` with
-    `rng = np.random.default_rng(seed)`: the distribution of the copies that drawing U units one by one
-    gives. The intervals are the same percentile bootstrap as `question_figures`', from other random numbers
-    (equal in distribution, not digit for digit).
-    """
-    multiplicity = np.asarray(multiplicity, dtype=np.int64)
-    n_units, k = int(multiplicity.sum()), multiplicity.size
-    prepared = {name: _count_stats(np.asarray(c), ordinal=name in ordinal) for name, c in counts.items()}
-    names = list(counts)
-    stacked = np.hstack([prepared[name][1] for name in names]) if names else np.zeros((k, 0))
-    sums = np.zeros((n_resamples, stacked.shape[1]))
-    if n_units and stacked.shape[1]:
-        rng = np.random.default_rng(seed)
-        chunk = max(1, min(n_resamples, _CHUNK_BYTES // (8 * k)))
-        for start in range(0, n_resamples, chunk):
-            copies = rng.multinomial(n_units, multiplicity / n_units, size=min(chunk, n_resamples - start))
-            sums[start : start + len(copies)] = copies @ stacked
-    totals = multiplicity @ stacked
-    bounds = np.cumsum([0] + [prepared[name][1].shape[1] for name in names])
-    out: dict[str, dict[str, Any]] = {}
-    for name, lo, hi in zip(names, bounds[:-1], bounds[1:], strict=True):
-        sizes = np.asarray(counts[name]).sum(axis=1)
-        out[name] = _figures(
-            prepared[name][0],
-            totals[None, lo:hi],
-            sums[:, lo:hi],
-            ratings=int(multiplicity @ sizes),
-            pairable=int(multiplicity[sizes >= 2].sum()),
-            ordinal=name in ordinal,
-            level=level,
-        )
-    return out
 
 
 # --- per annotator ----------------------------------------------------------------------------------

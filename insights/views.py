@@ -121,6 +121,8 @@ def annotator_detail(request: HttpRequest, slug: str, annotator_id: int) -> Http
                     "other": p["b"] if p["a"] == annotator.name else p["a"],
                     "n": p["n"],
                     "kappa": p["cohen_kappa"],
+                    "weighted_n": p["weighted_n"],
+                    "weighted_kappa": p["weighted_kappa"],
                 }
                 for p in figures["agreement"]["pairs"]
                 if annotator.name in (p["a"], p["b"])

@@ -7,19 +7,15 @@ import gzip
 import json
 from io import StringIO
 
-import numpy as np
 import orjson
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import CommandError, call_command
 
 from annotate.models import JudgmentRevision
-from curation.dataset_card import agreement_figures
 from curation.exporters import ExportError, export_snapshot, response_harm
 from curation.models import DatasetSnapshot
 from curation.snapshots import create_snapshot
-from insights import metrics
-from insights.agreement import CHOICES, PREFERENCES
 from projects.models import Annotator, AuditEvent
 from tests.factories import add_judgment, crowd_annotator, make_comparison
 
@@ -361,51 +357,6 @@ def test_every_line_is_the_compact_json_orjson_writes_for_its_row(snap, tmp_path
     result, rows = export(snap, tmp_path, fmt, with_names=fmt == "raw")
     lines = result.path.read_bytes().splitlines(keepends=True)
     assert lines == [orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows]
-
-
-def test_card_agreement_equals_the_metrics_on_the_same_votes(project):
-    """The card counts categories per comparison in the database and keeps only the distinct count rows:
-    its figures are `metrics.count_figures` of the votes themselves, its point figures those of
-    `metrics.question_figures`."""
-    raters = [crowd_annotator(project, f"r{i}") for i in range(4)]
-    comparisons = [make_comparison(project, f"q{i}", f"a{i}", f"b{i}") for i in range(12)]
-    rows = []
-    for i, c in enumerate(comparisons):
-        for j, rater in enumerate(raters[: 2 + i % 3]):
-            preference = (i * 3 + j * 5) % 7 - 3
-            helpfulness = None if (i + j) % 4 == 0 else "ab"[(i + j) % 2]
-            add_judgment(c, rater, preference=preference, helpfulness=helpfulness, harmlessness="a")
-            rows.append((c.pk, rater.pk, preference, helpfulness))
-    snapshot = create_snapshot(project=project)
-    card = agreement_figures(snapshot)
-    units = sorted(snapshot.pairs.values_list("comparison_id", flat=True))
-    assert 3 <= len(units) < len(comparisons)
-    rows = [r for r in rows if r[0] in units]
-    choice = {-1: "a", 0: "tie", 1: "b"}
-    questions = {
-        "overall": [(c, a, choice[(p > 0) - (p < 0)]) for c, a, p, _ in rows],
-        "preference": [(c, a, p) for c, a, p, _ in rows],
-        "helpfulness": [(c, a, h) for c, a, _, h in rows],
-        "harmlessness": [(c, a, "a") for c, a, _, _ in rows],
-    }
-    ratings = {
-        name: metrics.Ratings.from_rows(votes, PREFERENCES if name == "preference" else CHOICES, units=units)[
-            0
-        ]
-        for name, votes in questions.items()
-    }
-    table, multiplicity = np.unique(
-        np.hstack([r.counts for r in ratings.values()]), axis=0, return_counts=True
-    )
-    bounds = np.cumsum([0] + [r.n_categories for r in ratings.values()])
-    counts = {q: table[:, lo:hi] for q, lo, hi in zip(ratings, bounds[:-1], bounds[1:], strict=True)}
-    assert card == metrics.count_figures(counts, multiplicity, ordinal={"preference"})
-    points = metrics.question_figures(ratings, ordinal={"preference"})
-    for name, figures in card.items():
-        for key, value in figures.items():
-            expected = points[name][key]
-            assert key == "ci" or value == expected or value == pytest.approx(expected, rel=1e-12)
-    assert card["preference"]["ci"]["alpha_ordinal"] is not None
 
 
 @pytest.mark.parametrize("batch", [1, 2000])

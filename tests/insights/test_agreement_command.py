@@ -1,7 +1,7 @@
 """`manage.py agreement --json` on random projects, every figure against its reference implementation.
 
 The figures go through the whole Django side (queries → Ratings → metrics → JSON) and are checked to 1e-9
-against `krippendorff`, statsmodels, scikit-learn, and plain loops (percent agreement, the bootstrap).
+against `krippendorff`, `irrCAC`, scikit-learn, and plain loops (percent agreement, the bootstrap).
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ import random
 
 import krippendorff
 import numpy as np
+import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
+from irrCAC.raw import CAC
 from sklearn.metrics import cohen_kappa_score
-from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
 
 from annotate.models import Gold
 from insights.agreement import load_crowd
+from insights.metrics import METRICS
 from tests.factories import add_judgment, crowd_annotator, make_comparison
 
 TOL = 1e-9
@@ -71,7 +73,7 @@ def table(project, value_of, per_response=False):
     data = load_crowd(project)
     order = {cid: i for i, cid in enumerate(data.unit_ids)}
     out: dict = {}
-    for j in project.judgments.filter(is_source=False, is_gold=False, comparison__gold__isnull=True):
+    for j in project.judgments.filter(is_source=False, comparison__gold__isnull=True):
         u = order[j.comparison_id]
         values = value_of(j)
         if not per_response:
@@ -107,16 +109,23 @@ def ref_percent(tab):
     return sum(shares) / len(shares) if shares else None
 
 
-def ref_fleiss(tab, domain):
-    sizes = [len(row) for row in tab.values() if len(row) >= 2]
-    if not sizes:
+def ref_cac(tab, domain, method, weights="identity"):
+    """irrCAC's `fleiss` (generalised to varying raters) or `gwet` (AC1, or AC2 with weights), unrounded."""
+    raters = sorted({r for row in tab.values() for r in row})
+    frame = pd.DataFrame([[row.get(r, np.nan) for r in raters] for row in tab.values()], dtype=float)
+    if len(frame.dropna(how="all")) < 2:
         return None
-    counts = {s: sizes.count(s) for s in set(sizes)}
-    modal = max(counts, key=lambda s: (counts[s], s))
-    rows = [[list(row.values()).count(v) for v in domain] for row in tab.values() if len(row) == modal]
-    with np.errstate(all="ignore"):
-        k = sm_fleiss(np.array(rows), method="fleiss")
-    return None if not np.isfinite(k) else float(k)
+    try:
+        with np.errstate(all="ignore"):
+            k = getattr(CAC(frame, weights=weights, categories=domain, digits=30), method)()["est"]
+    except ZeroDivisionError:
+        return None
+    value = k["coefficient_value"]
+    return None if not np.isfinite(value) else float(value)
+
+
+def ref_fleiss(tab, domain):
+    return ref_cac(tab, domain, "fleiss")
 
 
 def close(got, want):
@@ -163,7 +172,7 @@ def numeric(tab, domain):
 def test_every_question_matches_the_reference_implementations(project, seed):
     random_project(project, seed=seed)
     figures = run_json(project, resamples=20)
-    assert set(figures["questions"]) == {"overall", "helpfulness", "harmlessness", "safety"} | {
+    assert set(figures["questions"]) == {"overall", "preference", "helpfulness", "harmlessness", "safety"} | {
         f"harm:{c}" for c in CATS
     }
     for name, (value_of, domain, per_response) in QUESTIONS.items():
@@ -174,12 +183,17 @@ def test_every_question_matches_the_reference_implementations(project, seed):
         assert close(got["alpha_nominal"], ref_alpha(tab, codes, "nominal")), name
         assert close(got["percent_agreement"], ref_percent(tab)), name
         assert close(got["fleiss_kappa"], ref_fleiss(tab, codes)), name
-        if name != "overall":
-            assert got["alpha_ordinal"] is None
+        assert close(got["gwet_ac1"], ref_cac(tab, codes, "gwet")), name
+        assert got["alpha_ordinal"] is None and got["alpha_interval"] is None and got["gwet_ac2"] is None
     pref_tab, _ = table(project, lambda j: j.preference)
-    assert close(
-        figures["questions"]["overall"]["alpha_ordinal"], ref_alpha(pref_tab, list(range(-3, 4)), "ordinal")
-    )
+    scale = list(range(-3, 4))
+    pref = figures["questions"]["preference"]
+    for level in ("nominal", "ordinal", "interval"):
+        assert close(pref[f"alpha_{level}"], ref_alpha(pref_tab, scale, level)), level
+    assert close(pref["fleiss_kappa"], ref_fleiss(pref_tab, scale))
+    assert close(pref["gwet_ac1"], ref_cac(pref_tab, scale, "gwet"))
+    assert close(pref["gwet_ac2"], ref_cac(pref_tab, scale, "gwet", "quadratic"))
+    assert close(pref["percent_agreement"], ref_percent(pref_tab))
     assert figures["judgments"] == project.judgments.count()
     assert figures["annotators"] == 6
 
@@ -197,11 +211,28 @@ def test_cohen_kappa_for_every_pair_with_twenty_shared_comparisons_matches_sklea
             x, y = [r[a] for r in shared], [r[b] for r in shared]
             k = cohen_kappa_score(x, y, labels=["a", "tie", "b"])
             want[(a, b)] = (len(shared), None if not np.isfinite(k) else float(k))
-    got = {tuple(sorted((p["a"], p["b"]))): (p["n"], p["cohen_kappa"]) for p in figures["pairs"]}
+    got = {tuple(sorted((p["a"], p["b"]))): (p["n"], p["cohen_kappa"]) for p in figures["pairs"] if p["n"]}
     assert set(got) == set(want) and want
     for key, (n, k) in want.items():
         assert got[key][0] == n
         assert close(got[key][1], k), key
+    # Weighted (quadratic) on the 7-point preference, where the pair shares 20 comparisons with one.
+    pref_tab, _ = table(project, lambda j: j.preference)
+    weighted = {}
+    for a, b in itertools.combinations(names, 2):
+        shared = [row for row in pref_tab.values() if a in row and b in row]
+        if len(shared) >= 20:
+            x, y = [r[a] for r in shared], [r[b] for r in shared]
+            k = cohen_kappa_score(x, y, labels=list(range(-3, 4)), weights="quadratic")
+            weighted[(a, b)] = (len(shared), None if not np.isfinite(k) else float(k))
+    got = {
+        tuple(sorted((p["a"], p["b"]))): (p["weighted_n"], p["weighted_kappa"])
+        for p in figures["pairs"]
+        if p["weighted_n"]
+    }
+    assert set(got) == set(weighted) and weighted
+    for key, (n, k) in weighted.items():
+        assert got[key][0] == n and close(got[key][1], k), key
 
 
 def bootstrap_loop(tab_by_unit, n_units, per_response, figure, resamples, seed=0):
@@ -240,16 +271,20 @@ def test_bootstrap_intervals_equal_a_plain_resampling_loop(project):
             ("alpha_nominal", lambda t, c=codes: ref_alpha(t, c, "nominal")),
             ("percent_agreement", ref_percent),
             ("fleiss_kappa", lambda t, c=codes: ref_fleiss(t, c)),
+            ("gwet_ac1", lambda t, c=codes: ref_cac(t, c, "gwet")),
         ):
             want = bootstrap_loop(tab, n_units, per_response, fn, resamples)
             assert got[metric] is not None and want is not None
             assert abs(got[metric][0] - want[0]) < TOL and abs(got[metric][1] - want[1]) < TOL, (name, metric)
     pref_tab, n_units = table(project, lambda j: None if j.preference is None else j.preference + 3)
-    want = bootstrap_loop(
-        pref_tab, n_units, False, lambda t: ref_alpha(t, list(range(7)), "ordinal"), resamples
-    )
-    got = figures["questions"]["overall"]["ci"]["alpha_ordinal"]
-    assert abs(got[0] - want[0]) < TOL and abs(got[1] - want[1]) < TOL
+    for metric, fn in (
+        ("alpha_ordinal", lambda t: ref_alpha(t, list(range(7)), "ordinal")),
+        ("alpha_interval", lambda t: ref_alpha(t, list(range(7)), "interval")),
+        ("gwet_ac2", lambda t: ref_cac(t, list(range(7)), "gwet", "quadratic")),
+    ):
+        want = bootstrap_loop(pref_tab, n_units, False, fn, resamples)
+        got = figures["questions"]["preference"]["ci"][metric]
+        assert abs(got[0] - want[0]) < TOL and abs(got[1] - want[1]) < TOL, metric
 
 
 @pytest.mark.django_db
@@ -265,7 +300,7 @@ def test_gold_comparisons_and_source_labels_are_left_out_of_crowd_agreement(proj
         add_judgment(comparison, source, is_source=True, imported=True, choice="a")
     after = run_json(project, resamples=10)["questions"]
     for name in before:
-        for metric in ("percent_agreement", "alpha_nominal", "alpha_ordinal", "fleiss_kappa"):
+        for metric in METRICS:
             assert close(after[name][metric], before[name][metric]), (name, metric)
 
 
@@ -298,10 +333,12 @@ def test_degenerate_projects_give_null_not_an_error(project):
     other = crowd_annotator(project, "other")
     for c in project.comparisons.all():
         add_judgment(c, other, preference=1)  # everyone says B: one category only
-    q = run_json(project, resamples=10)["questions"]["overall"]
+    questions = run_json(project, resamples=10)["questions"]
+    q = questions["overall"]
     assert q["percent_agreement"] == 1.0
     assert q["alpha_nominal"] is None and q["fleiss_kappa"] is None
-    assert q["alpha_ordinal"] is not None  # strengths 2 and 1 differ
+    assert q["gwet_ac1"] == 1.0  # no chance agreement to correct for where one answer is given
+    assert questions["preference"]["alpha_ordinal"] is not None  # strengths 2 and 1 differ
     assert fig["source_vs_crowd"] == {"n": 0, "agreement": None, "ci": None, "by_source": []}
 
 

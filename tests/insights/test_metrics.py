@@ -11,9 +11,11 @@ from itertools import combinations
 
 import krippendorff
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from irrCAC.raw import CAC
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
@@ -76,21 +78,27 @@ def ref_alpha(r: Ratings, level: str) -> float | None:
     )
 
 
-def fleiss_table(r: Ratings) -> np.ndarray | None:
-    sizes = r.sizes
-    pairable = sizes[sizes >= 2]
-    if pairable.size == 0:
-        return None
-    freq = np.bincount(pairable)
-    modal = int(np.flatnonzero(freq == freq.max()).max())  # ties to the larger count
-    return r.counts[sizes == modal]
+def irrcac(r: Ratings, method: str, weights: str = "identity") -> float | None:
+    """irrCAC's coefficient (`fleiss` or `gwet`) on the units x raters table, over the value domain
+    0..n_categories-1, unrounded. irrCAC's variance needs two rated units, so callers skip data with fewer."""
+    table = pd.DataFrame(reliability_matrix(r).T)
+    return finite_or_none(
+        lambda: getattr(
+            CAC(table, weights=weights, categories=list(range(r.n_categories)), digits=30), method
+        )()["est"]["coefficient_value"]
+    )
 
 
 def ref_fleiss(r: Ratings) -> float | None:
-    table = fleiss_table(r)
-    if table is None:
-        return None
-    return finite_or_none(lambda: sm_fleiss_kappa(table, method="fleiss"))
+    return irrcac(r, "fleiss")
+
+
+def ref_ac1(r: Ratings) -> float | None:
+    return irrcac(r, "gwet")
+
+
+def ref_ac2(r: Ratings) -> float | None:
+    return irrcac(r, "gwet", "quadratic")
 
 
 def ref_percent_agreement(r: Ratings) -> float | None:
@@ -105,14 +113,21 @@ def ref_percent_agreement(r: Ratings) -> float | None:
     return sum(shares) / len(shares) if shares else None
 
 
-def ref_cohen_pairs(r: Ratings, min_shared: int) -> list[tuple[int, int, int, float | None]]:
+def ref_cohen_pairs(
+    r: Ratings, min_shared: int, weights: str | None = None
+) -> list[tuple[int, int, int, float | None]]:
     data = reliability_matrix(r)
+    labels = list(range(r.n_categories))
     out = []
     for a, b in combinations(range(r.n_raters), 2):
         shared = ~np.isnan(data[a]) & ~np.isnan(data[b])
         n = int(shared.sum())
         if n >= min_shared and n > 0:
-            kappa = finite_or_none(lambda a=a, b=b, s=shared: cohen_kappa_score(data[a][s], data[b][s]))
+            kappa = finite_or_none(
+                lambda a=a, b=b, s=shared: cohen_kappa_score(
+                    data[a][s], data[b][s], labels=labels if weights else None, weights=weights
+                )
+            )
             out.append((a, b, n, kappa))
     return out
 
@@ -198,25 +213,64 @@ def test_alpha_known_value_from_the_reference_docs():
     assert round(M.krippendorff_alpha(r, "interval"), 6) == 0.810845
 
 
-def test_fleiss_kappa_matches_statsmodels_on_the_modal_units():
+@pytest.mark.parametrize(
+    ("metric", "reference"), [("fleiss_kappa", ref_fleiss), ("gwet_ac1", ref_ac1), ("gwet_ac2", ref_ac2)]
+)
+def test_chance_corrected_coefficients_match_irrcac_with_varying_raters_and_missing_votes(metric, reference):
     checked = 0
     for r in shapes(seed=2, n=150):
-        ref = ref_fleiss(r)
-        assert close(M.fleiss_kappa(r), ref), r
+        # irrCAC's variance divides by (rated units - 1); with a one-category domain it sets p_e = 1 - 1e-15
+        # and reports 1.0, where these coefficients are None (nothing to correct for chance).
+        if np.count_nonzero(r.sizes) < 2 or r.n_categories < 2:
+            continue
+        ref = reference(r)
+        assert close(getattr(M, metric)(r), ref), (metric, r)
         checked += ref is not None
     assert checked > 50
 
 
-def test_fleiss_kappa_modal_count_ties_go_to_the_larger_count():
-    # Two units rated twice, two rated three times: the three-rating units are used.
+def test_generalised_fleiss_kappa_equals_statsmodels_with_the_same_raters_on_every_unit():
+    checked = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        r = random_ratings(
+            rng, int(rng.integers(2, 30)), int(rng.integers(2, 7)), int(rng.integers(2, 6)), p=1.0
+        )
+        want = finite_or_none(lambda r=r: sm_fleiss_kappa(r.counts, method="fleiss"))
+        assert close(M.fleiss_kappa(r), want), r
+        checked += want is not None
+    assert checked > 30
+
+
+def test_fleiss_kappa_uses_every_unit_whatever_its_number_of_raters():
+    # Two units rated twice, two rated three times, one rated once: all count (the one-rating unit in the
+    # category shares only), not just the units with the modal number of ratings.
     r = Ratings(
-        np.array([0, 0, 1, 1, 2, 2, 2, 3, 3, 3]),
-        np.array([0, 1, 0, 1, 0, 1, 2, 0, 1, 2]),
-        np.array([0, 0, 1, 1, 0, 1, 1, 0, 0, 1]),
+        np.array([0, 0, 1, 1, 2, 2, 2, 3, 3, 3, 4]),
+        np.array([0, 1, 0, 1, 0, 1, 2, 0, 1, 2, 0]),
+        np.array([0, 0, 1, 1, 0, 1, 1, 0, 0, 1, 1]),
         2,
     )
-    table = np.array([[1, 2], [2, 1]])
-    assert close(M.fleiss_kappa(r), float(sm_fleiss_kappa(table)))
+    p_a = (1 + 1 + 1 / 3 + 1 / 3) / 4
+    pi_1 = (0 + 1 + 2 / 3 + 1 / 3 + 1) / 5
+    p_e = pi_1**2 + (1 - pi_1) ** 2
+    assert close(M.fleiss_kappa(r), (p_a - p_e) / (1 - p_e))
+    assert close(M.fleiss_kappa(r), ref_fleiss(r))
+    p_e_gwet = 2 * pi_1 * (1 - pi_1)  # sum_c pi_c (1 - pi_c) / (C - 1), C = 2
+    assert close(M.gwet_ac1(r), (p_a - p_e_gwet) / (1 - p_e_gwet))
+
+
+def test_ac1_stays_high_where_kappa_and_alpha_collapse_the_prevalence_paradox():
+    # 40 units, two raters, both say "safe" (0) on 38 and disagree on 2: raw agreement 0.95.
+    unit = np.repeat(np.arange(40), 2)
+    rater = np.tile([0, 1], 40)
+    value = np.zeros(80, int)
+    value[[1, 3]] = 1  # rater 1 says "unsafe" on units 0 and 1
+    r = Ratings(unit, rater, value, 2)
+    assert M.percent_agreement(r) == 0.95
+    assert M.fleiss_kappa(r) < 0.01 and M.krippendorff_alpha(r) < 0.01
+    assert M.gwet_ac1(r) > 0.94
+    assert close(M.gwet_ac1(r), ref_ac1(r))
 
 
 def test_percent_agreement_matches_a_plain_loop():
@@ -224,11 +278,12 @@ def test_percent_agreement_matches_a_plain_loop():
         assert close(M.percent_agreement(r), ref_percent_agreement(r))
 
 
-def test_cohen_kappa_pairs_match_sklearn_on_shared_units():
+@pytest.mark.parametrize("weights", [None, "linear", "quadratic"])
+def test_cohen_kappa_pairs_match_sklearn_on_shared_units(weights):
     for r in shapes(seed=4, n=50):
         for min_shared in (1, 5):
-            mine = M.cohen_kappa_pairs(r, min_shared=min_shared)
-            ref = ref_cohen_pairs(r, min_shared)
+            mine = M.cohen_kappa_pairs(r, min_shared=min_shared, weights=weights)
+            ref = ref_cohen_pairs(r, min_shared, weights)
             assert [m[:3] for m in mine] == [x[:3] for x in ref]
             assert all(close(m[3], x[3]) for m, x in zip(mine, ref, strict=True))
 
@@ -265,6 +320,10 @@ def test_degenerate_data_gives_none_not_an_exception(name, ratings):
     for level in ("nominal", "ordinal", "interval"):
         assert M.krippendorff_alpha(ratings, level) is None, name
     assert M.fleiss_kappa(ratings) is None, name
+    # AC1 / AC2 need two categories and a unit rated twice; where everyone gives the one answer used they
+    # are 1 (chance agreement sum_c pi_c (1 - pi_c) is 0), which is their point.
+    for ac in (M.gwet_ac1, M.gwet_ac2):
+        assert ac(ratings) == (1.0 if name == "one category used" else None), name
     assert all(k is None for *_, k in M.cohen_kappa_pairs(ratings, min_shared=1)), name
     agreement = M.percent_agreement(ratings)
     if ratings.sizes.max(initial=0) >= 2:
@@ -329,11 +388,13 @@ def sparse_ratings() -> Ratings:
         ("alpha_ordinal", lambda r: ref_alpha(r, "ordinal")),
         ("alpha_interval", lambda r: ref_alpha(r, "interval")),
         ("fleiss_kappa", ref_fleiss),
+        ("gwet_ac1", ref_ac1),
+        ("gwet_ac2", ref_ac2),
         ("percent_agreement", ref_percent_agreement),
     ],
 )
 def test_bootstrap_interval_equals_a_plain_resampling_loop(metric, figure):
-    # Few units and raters: the modal rating count changes from one resample to another.
+    # Few units and raters: the numbers of ratings per unit change from one resample to another.
     r = random_ratings(np.random.default_rng(7), n_units=14, n_raters=4, n_categories=5, p=0.55)
     loop = plain_resampling_loop(r, n_resamples=300, seed=11, figure=figure)
     fast = M.bootstrap_ci(r, metric, n_resamples=300, seed=11)
@@ -380,44 +441,6 @@ def test_weights_in_small_chunks_are_the_documented_draws(monkeypatch):
     assert np.array_equal(M.bootstrap_weights(40, 30, seed=4), expected)
 
 
-def _kinds(questions: dict[str, Ratings]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The distinct units of `questions` (one index) as count_figures takes them."""
-    table, multiplicity = np.unique(
-        np.hstack([r.counts for r in questions.values()]), axis=0, return_counts=True
-    )
-    bounds = np.cumsum([0] + [r.n_categories for r in questions.values()])
-    return {
-        q: table[:, lo:hi] for q, lo, hi in zip(questions, bounds[:-1], bounds[1:], strict=True)
-    }, multiplicity
-
-
-def test_count_figures_from_distinct_units_agree_with_question_figures(monkeypatch):
-    rng = np.random.default_rng(13)
-    pref = random_ratings(rng, 300, 4, 7, 0.7)
-    choice = Ratings(pref.unit, pref.rater, np.sign(pref.value - 3) + 1, 3, pref.n_units, pref.n_raters)
-    questions = {"overall": choice, "preference": pref}
-    expected = M.question_figures(questions, ordinal={"preference"}, n_resamples=2000)
-    counts, multiplicity = _kinds(questions)
-    assert len(multiplicity) < pref.n_units
-    figures = M.count_figures(counts, multiplicity, ordinal={"preference"}, n_resamples=2000)
-    for name, f in figures.items():
-        e = expected[name]
-        assert (f["ratings"], f["pairable_units"]) == (e["ratings"], e["pairable_units"])
-        for metric, value in f.items():
-            if metric in ("ci", "ratings", "pairable_units"):
-                continue
-            assert value == e[metric] or close(value, e[metric])
-        for metric, bounds in f["ci"].items():
-            if bounds is None:
-                assert e["ci"][metric] is None
-            else:  # the same bootstrap from other random numbers: equal up to Monte Carlo error
-                assert np.allclose(bounds, e["ci"][metric], rtol=0, atol=0.04)
-    # Reproducible, and drawn the same in chunks of one resample.
-    assert M.count_figures(counts, multiplicity, ordinal={"preference"}, n_resamples=2000) == figures
-    monkeypatch.setattr(M, "_CHUNK_BYTES", 1)
-    assert M.count_figures(counts, multiplicity, ordinal={"preference"}, n_resamples=2000) == figures
-
-
 def test_cohen_kappa_pairs_with_many_raters_count_only_occurring_pairs(monkeypatch):
     r = random_ratings(np.random.default_rng(9), n_units=30, n_raters=7, n_categories=3, p=0.7)
     dense = M.cohen_kappa_pairs(r, min_shared=3)
@@ -435,19 +458,33 @@ def test_question_figures_agree_with_the_single_figure_functions():
     choice = Ratings(pref.unit, pref.rater, np.sign(pref.value - 3) + 1, 3, pref.n_units, pref.n_raters)
     other = random_ratings(rng, 20, 5, 2, 0.6)  # another unit index: its own resamples
     figures = M.question_figures(
-        {"overall": pref, "choice": choice, "safety": other}, ordinal={"overall"}, n_resamples=200, seed=0
+        {"preference": pref, "choice": choice, "safety": other},
+        ordinal={"preference"},
+        n_resamples=200,
+        seed=0,
     )
-    for name, r in (("overall", pref), ("choice", choice), ("safety", other)):
+    single = {
+        "percent_agreement": M.percent_agreement,
+        "alpha_nominal": lambda r: M.krippendorff_alpha(r, "nominal"),
+        "alpha_ordinal": lambda r: M.krippendorff_alpha(r, "ordinal"),
+        "alpha_interval": lambda r: M.krippendorff_alpha(r, "interval"),
+        "fleiss_kappa": M.fleiss_kappa,
+        "gwet_ac1": M.gwet_ac1,
+        "gwet_ac2": M.gwet_ac2,
+    }
+    assert set(single) == set(M.METRICS)
+    for name, r in (("preference", pref), ("choice", choice), ("safety", other)):
         f = figures[name]
         assert f["ratings"] == r.unit.size
-        assert f["percent_agreement"] == M.percent_agreement(r)
-        assert close(f["alpha_nominal"], M.krippendorff_alpha(r, "nominal"))
-        assert close(f["fleiss_kappa"], M.fleiss_kappa(r))
-        for metric in ("percent_agreement", "alpha_nominal", "fleiss_kappa"):
-            assert f["ci"][metric] == M.bootstrap_ci(r, metric, n_resamples=200, seed=0)
-    assert close(figures["overall"]["alpha_ordinal"], M.krippendorff_alpha(pref, "ordinal"))
-    assert figures["overall"]["ci"]["alpha_ordinal"] == M.bootstrap_ci(pref, "alpha_ordinal", n_resamples=200)
-    assert figures["choice"]["alpha_ordinal"] is None and figures["choice"]["ci"]["alpha_ordinal"] is None
+        assert f["rated_units"] == np.count_nonzero(r.sizes) and f["pairable_units"] == np.count_nonzero(
+            r.sizes >= 2
+        )
+        for metric, fn in single.items():
+            if name != "preference" and metric in M.ORDINAL_METRICS:
+                assert f[metric] is None and f["ci"][metric] is None
+                continue
+            assert close(f[metric], fn(r)), (name, metric)
+            assert f["ci"][metric] == M.bootstrap_ci(r, metric, n_resamples=200, seed=0), (name, metric)
 
 
 # --- preference structure and annotators on a hand-built fixture ------------------------------------

@@ -9,6 +9,16 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from insights.agreement import project_figures
 from projects.models import Project
 
+COLUMNS = {
+    "percent_agreement": "agreement",
+    "alpha_nominal": "alpha nominal",
+    "alpha_ordinal": "alpha ordinal",
+    "alpha_interval": "alpha interval",
+    "fleiss_kappa": "Fleiss kappa",
+    "gwet_ac1": "Gwet AC1",
+    "gwet_ac2": "Gwet AC2",
+}
+
 
 def _fmt(x: float | None, digits: int = 3) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
@@ -43,13 +53,14 @@ class Command(BaseCommand):
             f"{figures['resamples']} resamples of comparisons, seed {figures['seed']})"
         )
         w("")
-        w(f"{'question':<48} {'agreement':>26} {'alpha nominal':>26} {'alpha ordinal':>26} {'Fleiss':>26}")
+        w(f"{'question':<40} {'ratings':>8} " + " ".join(f"{title:>24}" for title in COLUMNS.values()))
         for name, q in figures["questions"].items():
-            cells = [
-                f"{_fmt(q[m])}{_fmt_ci(q['ci'][m])}"
-                for m in ("percent_agreement", "alpha_nominal", "alpha_ordinal", "fleiss_kappa")
-            ]
-            w(f"{name:<48} " + " ".join(f"{c:>26}" for c in cells))
+            cells = [f"{_fmt(q[m])}{_fmt_ci(q['ci'][m])}" for m in COLUMNS]
+            w(f"{name:<40} {q['ratings']:>8} " + " ".join(f"{c:>24}" for c in cells))
+        w(
+            "Fleiss' kappa is generalised to any number of raters per comparison; alpha ordinal / interval "
+            "and AC2 (quadratic weights) apply to the 7-point preference."
+        )
         s = figures["source_vs_crowd"]
         w("")
         w(
@@ -58,9 +69,15 @@ class Command(BaseCommand):
         for row in s["by_source"]:
             w(f"  {row['annotator']}: {_fmt(row['agreement'])} on {row['n']}")
         w("")
-        w(f"Cohen's kappa, pairs with at least 20 shared comparisons: {len(figures['pairs'])}")
+        w(
+            f"Cohen's kappa per annotator pair with at least 20 shared comparisons ({len(figures['pairs'])}): "
+            "A / tie / B, and quadratic-weighted on the 7-point preference"
+        )
         for p in figures["pairs"]:
-            w(f"  {p['a']} × {p['b']}: {_fmt(p['cohen_kappa'])} on {p['n']}")
+            w(
+                f"  {p['a']} × {p['b']}: {_fmt(p['cohen_kappa'])} on {p['n']}, "
+                f"weighted {_fmt(p['weighted_kappa'])} on {p['weighted_n']}"
+            )
         w("")
         w(
             f"{'annotator':<30} {'judgments':>9} {'vs consensus':>12} {'gold acc.':>9} {'left bias':>9} {'median s':>9}  flags"

@@ -156,15 +156,29 @@ def _favour(criterion: ScoringCriterion, a: str | None, b: str | None) -> int | 
     return diff if criterion.weight > 0 else -diff
 
 
+def _mean_interval(values: np.ndarray, n_resamples: int, seed: int) -> list[float] | None:
+    """95% percentile interval of the mean over bootstrap resamples of the values."""
+    draws = np.random.default_rng(seed).integers(0, values.size, size=(n_resamples, values.size))
+    bounds = M.percentile_interval(values[draws].mean(axis=1), 0.95)
+    return list(bounds) if bounds else None
+
+
 def disagreement_figures(
-    rows: Sequence[AnswerRow], criteria: Sequence[ScoringCriterion], *, limit: int = CONTESTED_LIMIT
+    rows: Sequence[AnswerRow],
+    criteria: Sequence[ScoringCriterion],
+    *,
+    limit: int = CONTESTED_LIMIT,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
 ) -> dict[str, Any]:
     """Contested comparisons (at least one annotator chose A and one chose B): per criterion, how often the
     answers of the A camp and the B camp differ, and how often they differ the way the camps chose.
 
     For each annotator the criterion's favour is +1 (it favours A), -1 (B) or 0; a camp's favour is the mean
     over its members who answered yes / no on both sides. `gap` = favour(A camp) − favour(B camp): positive
-    when the criterion's answers side with each camp's own choice."""
+    when the criterion's answers side with each camp's own choice (`consistent`), negative when against it
+    (`opposed`). Criteria are ranked by their mean gap: answers that differ at random give as many negative
+    gaps as positive ones, and a mean near 0."""
     judgments: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
     for row in rows:
         entry = judgments[row.comparison_id].setdefault(
@@ -177,7 +191,8 @@ def disagreement_figures(
         if {p["choice"] for p in people.values()} >= {"a", "b"}
     }
     per_criterion = {
-        c.key: {"key": c.key, "contested": 0, "differs": 0, "consistent": 0, "gaps": []} for c in criteria
+        c.key: {"key": c.key, "contested": 0, "differs": 0, "consistent": 0, "opposed": 0, "gaps": []}
+        for c in criteria
     }
     listed = []
     for cid, people in sorted(contested.items()):
@@ -200,6 +215,8 @@ def disagreement_figures(
             if gap > 0:
                 figure["consistent"] += 1
                 explaining.append((criterion.key, gap))
+            elif gap < 0:
+                figure["opposed"] += 1
         votes = [p["choice"] for p in people.values()]
         listed.append(
             {
@@ -215,9 +232,10 @@ def disagreement_figures(
         gaps = figure.pop("gaps")
         n = figure["contested"]
         figure["mean_gap"] = float(np.mean(gaps)) if gaps else None
+        figure["mean_gap_ci"] = _mean_interval(np.array(gaps), n_resamples, seed) if len(gaps) > 1 else None
         figure["consistent_share"] = figure["consistent"] / n if n else None
         figures.append(figure)
-    figures.sort(key=lambda f: (-(f["consistent_share"] or 0.0), f["key"]))
+    figures.sort(key=lambda f: (-(f["mean_gap"] or 0.0), f["key"]))
     listed.sort(key=lambda c: (-len(c["criteria"]), c["comparison_id"]))
     return {"contested": len(contested), "criteria": figures, "comparisons": listed[:limit]}
 

@@ -26,6 +26,7 @@ N_WEIGHT_RESAMPLES = 200
 SEED = 0
 LEVEL = 0.95
 METHODS = ("hand_set", "fitted", "model", "combined")
+DIFFERENCES = ("fitted-hand_set", "combined-model", "combined-fitted")
 METHOD_NAMES = {
     "hand_set": "Hand-set weights (rubric score)",
     "fitted": "Fitted criterion weights",
@@ -186,9 +187,10 @@ def evaluate(
         for m, h in hits.items()
     }
     differences = {}
-    for a, b in (("fitted", "hand_set"), ("combined", "model"), ("combined", "fitted")):
+    for name in DIFFERENCES:
+        a, b = name.split("-")
         if a in hits and b in hits:
-            differences[f"{a}-{b}"] = {
+            differences[name] = {
                 "difference": float(hits[a].mean() - hits[b].mean()),
                 "ci": _interval(resampled[a] - resampled[b]),
             }

@@ -182,9 +182,13 @@ def rubric_reward_version(request: HttpRequest, slug: str, version_id: int) -> H
         "figures": figures,
         "judgments": len({(r.comparison_id, r.annotator_id) for r in rows}),
         "disagreement": disagreement,
-        "disagreement_chart": charts.bar_chart(
-            [(f["key"], f["consistent_share"] or 0.0) for f in disagreement["criteria"]],
-            label="Share of contested comparisons where the criterion sides with each camp's choice",
+        "disagreement_chart": charts.interval_chart(
+            [
+                (f"{f['key']} · {texts.get(f['key'], '')[:36]}", f["mean_gap"], f["mean_gap_ci"])
+                for f in disagreement["criteria"]
+            ],
+            label="Mean gap between the camps of contested comparisons, 95% bootstrap interval",
+            lo=-0.5,
         ),
         "fits": fits,
         "fit": fit,
@@ -199,6 +203,11 @@ def rubric_reward_version(request: HttpRequest, slug: str, version_id: int) -> H
     if fit is not None:
         context.update(_fit_charts(fit, texts))
         context["fit_rows"] = _fit_rows(fit, checklist)
+        # In a fixed order: PostgreSQL's jsonb keeps an object's keys in an order of its own.
+        accuracy = fit.results["accuracy"]
+        context["accuracy_rows"] = [(m, accuracy[m]) for m in rubric_fit.METHODS if m in accuracy]
+        differences = fit.results["differences"]
+        context["difference_rows"] = [(k, differences[k]) for k in rubric_fit.DIFFERENCES if k in differences]
         context["model_trained_here"] = (
             fit.model_version is not None and fit.model_version.snapshot_hash == fit.snapshot_hash
         )

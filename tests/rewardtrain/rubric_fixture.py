@@ -5,7 +5,8 @@ Each response has true criterion outcomes met_i ~ Bernoulli(p_i) and a hidden qu
 criterion sees. The humans' log-odds of preferring A are Σ w_i·(met_i(A) − met_i(B)) + h_weight·(h(A) − h(B));
 the reward model scores a response model_scale·(Σ w_i·met_i + h_weight·h) + N(0, model_noise²). Each rater
 answers each criterion with the truth flipped at the criterion's noise rate (a yes/no/n.a. criterion is
-answered "na" at na_rate), and chooses by a draw from the logistic model.
+answered "na" at na_rate), and chooses by a draw from the logistic model on what they saw (their own
+possibly flipped outcomes, "na" included), so their answers explain their choices.
 """
 
 from __future__ import annotations
@@ -122,8 +123,22 @@ def build(
             (text_a, met_a, h_a), (text_b, met_b, h_b) = responses[ja], responses[jb]
             comparison = make_comparison(project, f"Question {seed}-{i}", text_a, text_b)
             comparisons.append(comparison)
-            logit = sum(s.true_weight * (met_a[s.key] - met_b[s.key]) for s in specs) + h_weight * (h_a - h_b)
             for person in rng.sample(people, per_comparison):
+                answers = {}
+                seen_met = {}
+                for side, met in (("a", met_a), ("b", met_b)):
+                    for s in specs:
+                        truth = met[s.key]
+                        seen = (not truth) if rng.random() < s.noise else truth
+                        seen_met[(side, s.key)] = seen
+                        if s.answer_type == "yes_no_na" and rng.random() < na_rate:
+                            answers[(side, s.key)] = "na"
+                        else:
+                            answers[(side, s.key)] = "yes" if seen else "no"
+                # The rater chooses by what they saw: their answers explain their choice.
+                logit = sum(
+                    s.true_weight * (seen_met[("a", s.key)] - seen_met[("b", s.key)]) for s in specs
+                ) + h_weight * (h_a - h_b)
                 choice = "a" if rng.random() < _sigmoid(logit) else "b"
                 strength = rng.choice([1, 2, 3])
                 judgment = Judgment(
@@ -135,15 +150,6 @@ def build(
                     created_at=now,
                     updated_at=now,
                 )
-                answers = {}
-                for side, met in (("a", met_a), ("b", met_b)):
-                    for s in specs:
-                        if s.answer_type == "yes_no_na" and rng.random() < na_rate:
-                            answers[(side, s.key)] = "na"
-                            continue
-                        truth = met[s.key]
-                        seen = (not truth) if rng.random() < s.noise else truth
-                        answers[(side, s.key)] = "yes" if seen else "no"
                 pending.append((judgment, answers))
             if model is not None:
                 for text, met, h in ((text_a, met_a, h_a), (text_b, met_b, h_b)):

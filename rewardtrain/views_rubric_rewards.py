@@ -10,6 +10,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,6 +19,7 @@ from django.views.decorators.http import require_POST
 from curation.exporters import ExportError, can_export, start_export_job
 from curation.models import DatasetSnapshot
 from insights import charts
+from insights.dashboard import computed_key
 from insights.rubric_criteria import criterion_figures, disagreement_figures, load_rows
 from projects.access import get_project_for_user
 from projects.models import Project
@@ -29,6 +31,7 @@ from .models import ModelVersion, RubricRewardFit, RubricRewardJob
 from .rubric_reward import RubricRewardError, fit_parameters, start_fit_job
 
 STAFF = ("admin", "researcher")
+CACHE_SECONDS = 60
 
 
 def _project(request: HttpRequest, slug: str) -> Project:
@@ -86,6 +89,26 @@ def rubric_rewards(request: HttpRequest, slug: str) -> HttpResponse:
         "rewardtrain/rubric_rewards_index.html",
         {"project": project, "versions": [(v, fits.get(v.pk, 0)) for v in versions]},
     )
+
+
+def cached_criteria_figures(project: Project, version: RubricVersion, checklist) -> dict:
+    """The per-criterion and disagreement figures, cached like the margin page's: until the dashboard's
+    figures are recomputed (new judgments) or a minute passes."""
+    key = f"rubric-criteria:{project.pk}:{version.pk}:{cache.get(computed_key(project.pk))}"
+    figures = cache.get(key)
+    if figures is None:
+        scoring = [c.scoring() for c in checklist]
+        rows = load_rows(project, version)
+        figures = {
+            "figures": criterion_figures(rows, scoring),
+            "disagreement": disagreement_figures(rows, scoring),
+            "judgments": len({(r.comparison_id, r.annotator_id) for r in rows}),
+        }
+        texts = {c.key: c.text for c in checklist}
+        for f in figures["figures"]:
+            f["text"] = texts.get(f["key"], "")
+        cache.set(key, figures, CACHE_SECONDS)
+    return figures
 
 
 def _criteria_charts(figures: list[dict], texts: dict[str, str]) -> dict:
@@ -163,12 +186,8 @@ def rubric_reward_version(request: HttpRequest, slug: str, version_id: int) -> H
         return redirect(request.path)
     checklist = version_views(version)
     texts = {c.key: c.text for c in checklist}
-    scoring = [c.scoring() for c in checklist]
-    rows = load_rows(project, version)
-    figures = criterion_figures(rows, scoring)
-    for f in figures:
-        f["text"] = texts.get(f["key"], "")
-    disagreement = disagreement_figures(rows, scoring)
+    criteria = cached_criteria_figures(project, version, checklist)
+    figures, disagreement = criteria["figures"], criteria["disagreement"]
     fits = list(
         RubricRewardFit.objects.filter(project=project, rubric_version=version).select_related(
             "snapshot", "model_version"
@@ -180,7 +199,7 @@ def rubric_reward_version(request: HttpRequest, slug: str, version_id: int) -> H
         "project": project,
         "version": version,
         "figures": figures,
-        "judgments": len({(r.comparison_id, r.annotator_id) for r in rows}),
+        "judgments": criteria["judgments"],
         "disagreement": disagreement,
         "disagreement_chart": charts.interval_chart(
             [

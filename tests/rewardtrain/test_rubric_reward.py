@@ -4,13 +4,16 @@ lineage, the Celery job, the `reward_terms` column of `trl` exports, the policy-
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
-from curation.exporters import ExportError, check_export_options, export_snapshot
+from curation.exporters import ExportError, check_export_options, export_snapshot, run_export_job
+from curation.models import ExportJob
 from projects.models import AuditEvent
 from rewardtrain import rubric_fit, tasks
 from rewardtrain.models import LineageError, RubricRewardFit, RubricRewardJob
@@ -28,6 +31,14 @@ from tests.conftest import login
 from tests.rewardtrain.rubric_fixture import REALISTIC, Spec, build
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def clean_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
 
 FAST = {"n_resamples": 200, "n_weight_resamples": 20}
 
@@ -380,3 +391,30 @@ def test_the_page_is_for_researchers_and_admins_of_the_project(
     assert not RubricRewardJob.objects.exists()
     login(client, admin_user)
     assert client.get(url).status_code == 200
+
+
+def test_the_page_exports_trl_rows_with_reward_terms_for_who_may_export(
+    client, project, researcher, admin_user, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    settings.ARBITER_EXPORTS_DIR = str(tmp_path)
+    built = build(project, n_items=6, per_item=2, seed=14)
+    fit = fit_rubric_reward(
+        project=project, version=built.version, snapshot=built.snapshot, model=built.model, **FAST
+    )
+    url = f"/p/{project.slug}/rubric-rewards/fits/{fit.pk}/export/"
+    login(client, researcher)  # the project does not let researchers export
+    assert not project.researchers_can_export
+    assert client.post(url).status_code == 404 and not ExportJob.objects.exists()
+    login(client, admin_user)
+    with django_capture_on_commit_callbacks() as queued:
+        assert client.post(url).status_code == 302
+    job = ExportJob.objects.get()
+    assert len(queued) == 1 and (job.format, job.options["reward_fit"], job.snapshot) == (
+        "trl",
+        fit.pk,
+        built.snapshot,
+    )
+    done = run_export_job(job.pk)  # the Celery task's body
+    rows = [orjson.loads(line) for line in Path(done.path).read_bytes().splitlines()]
+    assert done.status == "succeeded" and len(rows) == built.snapshot.pair_count
+    assert all(row["reward_terms"]["fit"] == fit.pk for row in rows)

@@ -16,7 +16,7 @@ urlpatterns = [
     path("p/<slug:slug>/evaluations/<int:job_id>/", views.evaluation_detail, name="evaluation_detail"),
     path("p/<slug:slug>/rubric-rewards/", views_rubric_rewards.rubric_rewards, name="rubric_rewards"),
     path(
-        "p/<slug:slug>/rubric-rewards/<int:version_id>/",
+        "p/<slug:slug>/rubric-rewards/<int:rubric_version_id>/",
         views_rubric_rewards.rubric_reward_version,
         name="rubric_reward_version",
     ),

@@ -39,7 +39,7 @@ def _project(request: HttpRequest, slug: str) -> Project:
 
 
 def _versions_in(project: Project):
-    """Published rubric versions with answers on the project's judgments, and the pinned one."""
+    """Published rubric versions with answers on the project's judgments or fits on it, and the pinned one."""
     used = (
         CriterionAnswer.objects.filter(revision__judgment__project=project, version__isnull=False)
         .values("version_id")
@@ -47,7 +47,8 @@ def _versions_in(project: Project):
     )
     qs = RubricVersion.objects.filter(status=RubricVersion.Status.PUBLISHED).select_related("rubric")
     pinned = [project.rubric_version_id] if project.rubric_version_id else []
-    return qs.filter(pk__in=used) | qs.filter(pk__in=pinned)
+    fitted = RubricRewardFit.objects.filter(project=project).values("rubric_version_id")
+    return qs.filter(pk__in=used) | qs.filter(pk__in=pinned) | qs.filter(pk__in=fitted)
 
 
 class FitForm(forms.Form):
@@ -83,7 +84,9 @@ def rubric_rewards(request: HttpRequest, slug: str) -> HttpResponse:
         .values_list("rubric_version_id", "n")
     )
     if len(versions) == 1:
-        return redirect("rewardtrain:rubric_reward_version", slug=project.slug, version_id=versions[0].pk)
+        return redirect(
+            "rewardtrain:rubric_reward_version", slug=project.slug, rubric_version_id=versions[0].pk
+        )
     return render(
         request,
         "rewardtrain/rubric_rewards_index.html",
@@ -158,9 +161,9 @@ def _fit_charts(fit: RubricRewardFit, texts: dict[str, str]) -> dict:
 
 
 @login_required
-def rubric_reward_version(request: HttpRequest, slug: str, version_id: int) -> HttpResponse:
+def rubric_reward_version(request: HttpRequest, slug: str, rubric_version_id: int) -> HttpResponse:
     project = _project(request, slug)
-    version = get_object_or_404(_versions_in(project), pk=version_id)
+    version = get_object_or_404(_versions_in(project), pk=rubric_version_id)
     form = FitForm(request.POST or None, project=project)
     if request.method == "POST":
         if form.is_valid():
@@ -291,4 +294,6 @@ def rubric_reward_export(request: HttpRequest, slug: str, fit_id: int) -> HttpRe
         messages.success(
             request, f"Export {job.pk} queued: trl rows of snapshot {fit.snapshot_id} with reward_terms."
         )
-    return redirect("rewardtrain:rubric_reward_version", slug=project.slug, version_id=fit.rubric_version_id)
+    return redirect(
+        "rewardtrain:rubric_reward_version", slug=project.slug, rubric_version_id=fit.rubric_version_id
+    )

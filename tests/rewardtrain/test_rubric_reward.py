@@ -10,10 +10,13 @@ import numpy as np
 import orjson
 import pytest
 from django.core.cache import cache
+from django.core.management import call_command
 from django.db import IntegrityError, transaction
+from django.test import Client
 
 from curation.exporters import ExportError, check_export_options, export_snapshot, run_export_job
 from curation.models import ExportJob
+from projects.api_auth import create_token
 from projects.models import AuditEvent
 from rewardtrain import rubric_fit, tasks
 from rewardtrain.models import LineageError, RubricRewardFit, RubricRewardJob
@@ -418,3 +421,36 @@ def test_the_page_exports_trl_rows_with_reward_terms_for_who_may_export(
     rows = [orjson.loads(line) for line in Path(done.path).read_bytes().splitlines()]
     assert done.status == "succeeded" and len(rows) == built.snapshot.pair_count
     assert all(row["reward_terms"]["fit"] == fit.pk for row in rows)
+
+
+def test_command_and_api_take_the_reward_fit(
+    project, admin_user, tmp_path, settings, django_capture_on_commit_callbacks
+):
+    built = build(project, n_items=4, per_item=2, seed=15)
+    fit = fit_rubric_reward(
+        project=project, version=built.version, snapshot=built.snapshot, model=built.model, **FAST
+    )
+    out = tmp_path / "cli.jsonl"
+    call_command(
+        "export_dataset", "--project", project.slug, "--format", "trl", "--snapshot", str(built.snapshot.pk),
+        "--out", str(out), "--reward-fit", str(fit.pk),
+    )  # fmt: skip
+    assert all("reward_terms" in orjson.loads(line) for line in out.read_bytes().splitlines())
+    token = {"HTTP_AUTHORIZATION": f"Bearer {create_token(user=admin_user, name='t')[1]}"}
+    body = {"snapshot": built.snapshot.pk, "format": "trl", "reward_fit": fit.pk}
+    with django_capture_on_commit_callbacks():
+        response = Client().post(
+            f"/api/projects/{project.slug}/exports", body, content_type="application/json", **token
+        )
+    assert response.status_code == 202, response.content
+    assert ExportJob.objects.get().options["reward_fit"] == fit.pk
+    with django_capture_on_commit_callbacks():
+        plain = Client().post(
+            f"/api/projects/{project.slug}/exports",
+            {**body, "reward_fit": None},
+            content_type="application/json",
+            **token,
+        )
+    assert (
+        plain.status_code == 202 and "reward_fit" not in ExportJob.objects.get(pk=plain.json()["id"]).options
+    )

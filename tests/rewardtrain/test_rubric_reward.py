@@ -454,3 +454,15 @@ def test_command_and_api_take_the_reward_fit(
     assert (
         plain.status_code == 202 and "reward_fit" not in ExportJob.objects.get(pk=plain.json()["id"]).options
     )
+
+
+def test_the_index_lists_every_version_with_answers_or_fits(client, project, researcher):
+    first = build(project, n_items=3, per_item=1, seed=16, rubric_name="First")
+    second = build(project, n_items=3, per_item=1, seed=17, rubric_name="Second")  # now pinned
+    fit_rubric_reward(project=project, version=first.version, snapshot=first.snapshot, **FAST)
+    login(client, researcher)
+    page = client.get(f"/p/{project.slug}/rubric-rewards/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert f"/rubric-rewards/{first.version.pk}/" in html and f"/rubric-rewards/{second.version.pk}/" in html
+    assert "First v1" in html and "Second v1" in html

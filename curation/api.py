@@ -93,6 +93,7 @@ class ExportIn(Schema):
     gzip: bool = False
     parquet: bool = False
     with_names: bool = False
+    reward_fit: int | None = None  # trl: a rubric reward fit of the snapshot adds `reward_terms`
 
 
 class ExportJobOut(Schema):
@@ -272,7 +273,7 @@ def post_export(request, slug: str, data: ExportIn):
     snapshot = project.snapshots.filter(pk=data.snapshot).first()
     if snapshot is None:
         raise Http404("Not found")
-    options = data.dict(exclude={"snapshot", "format"}) | {"via": "api"}
+    options = data.dict(exclude={"snapshot", "format"}, exclude_none=True) | {"via": "api"}
     try:
         job = start_export_job(
             project=project, actor=request.user, snapshot=snapshot, fmt=data.format, options=options

@@ -38,6 +38,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from annotate.models import Judgment, JudgmentRevision
+from curation import reward_terms
 from curation.canonical import render_hh
 from curation.dataset_card import card_figures, render_card
 from curation.models import DatasetSnapshot, ExportJob, SnapshotPair
@@ -65,6 +66,7 @@ class ExportOptions:
     gzip: bool = False
     parquet: bool = False
     with_names: bool = False
+    reward_fit: int | None = None  # a rubric reward fit of the snapshot: `trl` rows get `reward_terms`
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMATS:
@@ -75,6 +77,10 @@ class ExportOptions:
             raise ExportError("--gzip is for JSONL; Parquet files are compressed already")
         if self.with_names and self.fmt != "raw":
             raise ExportError("--with-names only applies to the raw format")
+        if self.reward_fit is not None and (
+            self.fmt != "trl" or self.parquet or not isinstance(self.reward_fit, int)
+        ):
+            raise ExportError("reward_fit: a fit's id, for trl as JSONL (not Parquet)")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,7 +90,7 @@ class ExportOptions:
             "gzip": self.gzip,
             "parquet": self.parquet,
             "with_names": self.with_names,
-        }
+        } | ({"reward_fit": self.reward_fit} if self.reward_fit is not None else {})
 
 
 @dataclass
@@ -295,6 +301,9 @@ def trl_rows(
         .values_list("prompt_text", "chosen_text", "rejected_text", "margin")
     )
     loads = orjson.loads
+    if opts.reward_fit is not None:
+        yield from _trl_rows_with_terms(snapshot, opts, read, qs)
+        return
     for rows in read.stream(qs, chunk=PAIR_BATCH):
         if opts.style == "text":
             yield _trl_text_rows(rows, opts.margin)
@@ -315,9 +324,28 @@ def trl_rows(
             )
 
 
+def _trl_rows_with_terms(snapshot: DatasetSnapshot, opts: ExportOptions, read: RowStreams, qs) -> Iterator[list]:
+    """`trl` rows with `reward_terms` from the registered source (curation/reward_terms.py)."""
+    terms_of = reward_terms.source().terms
+    fields = ("prompt_text", "chosen_text", "rejected_text", "margin", "comparison_id", "chosen")
+    for rows in read.stream(qs.values_list(*fields), chunk=PAIR_BATCH):
+        terms = terms_of(snapshot, opts.reward_fit, [(r[4], r[5]) for r in rows])
+        made = _trl_text_rows(rows, opts.margin) if opts.style == "text" else _trl_message_rows(rows, opts.margin)
+        yield [row | {"reward_terms": t} for row, t in zip(made, terms, strict=True)]
+
+
+def _trl_message_rows(rows: list, margin: bool) -> Iterator[dict]:
+    loads = orjson.loads
+    for p, c, r, m, *_ in rows:
+        row: dict[str, Any] = {"prompt": loads(p), "chosen": _assistant(c), "rejected": _assistant(r)}
+        if margin:
+            row["margin"] = m
+        yield row
+
+
 def _trl_text_rows(rows: list, margin: bool) -> Iterator[dict]:
     loads = orjson.loads
-    for p, c, r, m in rows:
+    for p, c, r, m, *_ in rows:
         row: dict[str, Any] = {"prompt": prompt_text(loads(p)), "chosen": c, "rejected": r}
         if margin:
             row["margin"] = m
@@ -702,13 +730,19 @@ def export_snapshot(
     actor=None,
     progress: Progress | None = None,
     via: str = "command",
+    reward_fit: int | None = None,
 ) -> ExportResult:
     """Write `snapshot` to `out` in `fmt`, a dataset card beside it (`<out>.card.md`), and an audit event.
 
     `with_names` writes annotators' names in `raw` instead of per-export pseudonyms; callers allow it to
     admins only, and the audit event records it. Raises `ExportError` on bad options before writing.
     """
-    opts = ExportOptions(fmt, style, margin, compress, parquet, with_names)
+    opts = ExportOptions(fmt, style, margin, compress, parquet, with_names, reward_fit)
+    if reward_fit is not None:
+        try:
+            reward_terms.source().check(snapshot, reward_fit)
+        except ValueError as exc:
+            raise ExportError(str(exc)) from exc
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer: JsonlWriter | ParquetWriter = (
@@ -802,6 +836,7 @@ def check_export_options(fmt: str, options: dict[str, Any]) -> ExportOptions:
         bool(options.get("gzip")),
         bool(options.get("parquet")),
         bool(options.get("with_names")),
+        options.get("reward_fit"),
     )
 
 
@@ -851,6 +886,7 @@ def run_export_job(job_id: int) -> ExportJob:
             actor=job.created_by,
             progress=progress,
             via=opts.get("via", "page"),
+            reward_fit=opts.get("reward_fit"),
         )
     except Exception as exc:
         ExportJob.objects.filter(pk=job_id).update(

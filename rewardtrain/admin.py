@@ -16,3 +16,20 @@ class TrainingRunAdmin(admin.ModelAdmin):
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "kind", "is_active", "snapshot_hash", "created_at"]
     list_filter = ["kind", "is_active", "project"]
+
+
+@admin.register(models.RubricRewardFit)
+class RubricRewardFitAdmin(admin.ModelAdmin):
+    """Read-only: a fit is lineage (the database refuses UPDATE and DELETE too)."""
+
+    list_display = ["id", "project", "rubric_version", "snapshot", "model_version", "created_by", "created_at"]
+    list_filter = ["project"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

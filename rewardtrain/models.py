@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+from curation.models import JobStatus
 
 
 class TrainingRun(models.Model):
@@ -111,6 +114,74 @@ class EvaluationJob(models.Model):
     report = models.JSONField(default=dict, blank=True)
     scores_path = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class LineageError(ValidationError):
+    """A rubric reward fit was about to change or be deleted. The database refuses the same through a trigger
+    (migration 0007, `rubric_reward.TRIGGERS`); this is the clear message first."""
+
+
+class RubricRewardFit(models.Model):
+    """A fitted rubric reward (rubric_fit.py): weights per criterion of a published rubric version, and for a
+    reward model's score, fitted on a snapshot's pairs; with its cross-validated figures. Lineage: written
+    once, never changed or deleted (a database trigger refuses UPDATE and DELETE)."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.PROTECT, related_name="+")
+    rubric_version = models.ForeignKey("rubrics.RubricVersion", on_delete=models.PROTECT, related_name="+")
+    snapshot = models.ForeignKey("curation.DatasetSnapshot", on_delete=models.PROTECT, related_name="+")
+    snapshot_hash = models.CharField(max_length=64)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="rubric_fits"
+    )
+    criterion_keys = models.JSONField(default=list)
+    weights = models.JSONField(default=dict, help_text="{criterion key: weight} of the fit with the model.")
+    model_weight = models.FloatField(null=True, blank=True)
+    fill = models.JSONField(default=dict, help_text="{criterion key: v used when nobody answered yes/no}.")
+    options = models.JSONField(default=dict)
+    results = models.JSONField(default=dict)
+    created_by = models.CharField(max_length=150, blank=True)  # a name, not a key: the row never changes
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Rubric reward fit {self.pk}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and RubricRewardFit.objects.filter(pk=self.pk).exists():
+            raise LineageError(f"{self} is lineage and cannot be changed; fit again instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise LineageError(f"{self} is lineage and cannot be deleted.")
+
+
+class RubricRewardJob(models.Model):
+    """A rubric reward fit asked for from the page, run by a Celery task (`cpu` queue)."""
+
+    Status = JobStatus
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="rubric_reward_jobs"
+    )
+    rubric_version = models.ForeignKey("rubrics.RubricVersion", on_delete=models.CASCADE, related_name="+")
+    snapshot = models.ForeignKey("curation.DatasetSnapshot", on_delete=models.CASCADE, related_name="+")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    fit = models.ForeignKey(
+        RubricRewardFit, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -15,7 +15,7 @@ from django.conf import settings
 
 from projects.models import Project
 
-from . import evaluation, runner, scoring_service, services
+from . import evaluation, rubric_reward, runner, scoring_service, services
 from .models import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -69,3 +69,9 @@ def score_active_models() -> int:
 @shared_task(name="rewardtrain.tasks.evaluate_upload", acks_late=True)
 def evaluate_upload(job_id: int) -> str:
     return evaluation.run_job(job_id)
+
+
+@shared_task(name="rewardtrain.tasks.fit_rubric_reward", acks_late=True)
+def fit_rubric_reward(job_id: int) -> str:
+    """Fit one rubric reward (RubricRewardJob row) on the `cpu` queue; the row records the outcome."""
+    return rubric_reward.run_fit_job(job_id).status

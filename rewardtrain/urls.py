@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import views, views_rubric_rewards
 
 app_name = "rewardtrain"
 urlpatterns = [
@@ -15,4 +15,20 @@ urlpatterns = [
     path("models/download/<str:token>/", views.model_download, name="model_download"),
     path("p/<slug:slug>/models/<int:version_id>/evaluate/", views.evaluate_new, name="evaluate_new"),
     path("p/<slug:slug>/evaluations/<int:job_id>/", views.evaluation_detail, name="evaluation_detail"),
+    path("p/<slug:slug>/rubric-rewards/", views_rubric_rewards.rubric_rewards, name="rubric_rewards"),
+    path(
+        "p/<slug:slug>/rubric-rewards/<int:rubric_version_id>/",
+        views_rubric_rewards.rubric_reward_version,
+        name="rubric_reward_version",
+    ),
+    path(
+        "p/<slug:slug>/rubric-rewards/fits/<int:fit_id>.json",
+        views_rubric_rewards.rubric_reward_fit_json,
+        name="rubric_reward_fit_json",
+    ),
+    path(
+        "p/<slug:slug>/rubric-rewards/fits/<int:fit_id>/export/",
+        views_rubric_rewards.rubric_reward_export,
+        name="rubric_reward_export",
+    ),
 ]

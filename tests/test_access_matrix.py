@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -34,7 +35,8 @@ from projects.access import ADMIN_GROUP
 from projects.api_auth import create_token
 from projects.models import Annotator, Membership, Project
 from rewardtrain.downloads import download_token as model_download_token
-from rewardtrain.models import EvaluationJob, ModelVersion, TrainingRun
+from rewardtrain.models import EvaluationJob, ModelVersion, RubricRewardFit, TrainingRun
+from rewardtrain.rubric_fit import FitData, evaluate
 from rubrics import services as rubric_services
 from tests.annotate.workbench_support import SAFE_ANSWERS
 from tests.factories import add_judgment, make_comparison
@@ -137,6 +139,26 @@ EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
     ),
     "rewardtrain:model_list": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
     "rewardtrain:run_cancel": (
+        "POST",
+        ("login", 404, 404, 404, "redirect", "redirect"),
+        ("login", 404, 404, 404, 404, "redirect"),
+    ),
+    "rewardtrain:rubric_rewards": (
+        "GET",
+        ("login", 404, 404, 404, "redirect", "redirect"),  # one rubric version: straight to its page
+        ("login", 404, 404, 404, 404, "redirect"),
+    ),
+    "rewardtrain:rubric_reward_version": (
+        "GET",
+        ("login", 404, 404, 404, 200, 200),
+        ("login", 404, 404, 404, 404, 200),
+    ),
+    "rewardtrain:rubric_reward_fit_json": (
+        "GET",
+        ("login", 404, 404, 404, 200, 200),
+        ("login", 404, 404, 404, 404, 200),
+    ),
+    "rewardtrain:rubric_reward_export": (  # researchers may export on `hh`
         "POST",
         ("login", 404, 404, 404, "redirect", "redirect"),
         ("login", 404, 404, 404, 404, "redirect"),
@@ -274,6 +296,7 @@ def _objects(project: Project, ann_user: User, creator: User, tmp: Path, tag: st
         project=project, created_by=creator, format="hh", filename="in.jsonl", path=str(tmp / "in.jsonl")
     )
     snapshot_job = SnapshotJob.objects.create(project=project, created_by=creator, snapshot=snapshot)
+    fit = _rubric_reward_fit(project, snapshot, version, tag)
     return {
         "slug": project.slug,
         "comparison_id": comparison.pk,
@@ -288,7 +311,39 @@ def _objects(project: Project, ann_user: User, creator: User, tmp: Path, tag: st
         "import_id": import_job.pk,
         "snapshot_job_id": snapshot_job.pk,
         "export_id": export.pk,
+        "rubric_version_id": fit.rubric_version_id,
+        "fit_id": fit.pk,
     }
+
+
+def _rubric_reward_fit(
+    project: Project, snapshot: DatasetSnapshot, model: ModelVersion, tag: str
+) -> RubricRewardFit:
+    """A published one-criterion rubric version and a rubric reward fit of it on `project` (figures of 8 pairs)."""
+    rubric = rubric_services.rubric_create(name=f"Rewarded {tag}", description="")
+    draft = rubric.versions.get()
+    rubric_services.criterion_add(version=draft, text="Is right", category="essential", key="right")
+    version = rubric_services.version_publish(version=draft, user=None)
+    xa = np.array([[1.0], [0.0], [1.0], [1.0], [0.0], [1.0], [0.0], [1.0]])
+    data = FitData(
+        ["right"], xa, 1 - xa, np.array([1, 0, 1, 0, 0, 1, 0, 1]), np.arange(8) // 2, xa[:, 0], 1 - xa[:, 0]
+    )
+    results = evaluate(data, n_resamples=20, n_weight_resamples=5)
+    return RubricRewardFit.objects.create(
+        project=project,
+        rubric_version=version,
+        snapshot=snapshot,
+        snapshot_hash=snapshot.content_hash,
+        model_version=model,
+        criterion_keys=["right"],
+        weights={"right": results["weights"][0]["weight"]},
+        fill=results["fill"],
+        options=results["options"],
+        results={
+            **results,
+            "counts": {"snapshot_pairs": 8, "without_answers": 0, "without_scores": 0, "used": 8},
+        },
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -365,15 +420,22 @@ def all_url_patterns(patterns=None, prefix: str = "", namespace: str | None = No
             yield name, prefix + str(p.pattern), p
 
 
+def _has_param(route: str, name: str) -> bool:
+    """Whether the route takes the parameter `name` (`<name>` or `<converter:name>`; not `<other_name>`)."""
+    return f"<{name}>" in route or f":{name}>" in route
+
+
 def _kwargs_for(name: str, pattern: URLPattern, objs: dict, persona: str) -> dict:
     route = str(pattern.pattern)
-    wanted = {k for k in ("slug", "pk", "number", "cid", "assignment_id", "judgment_id") if f"{k}>" in route}
+    wanted = {
+        k for k in ("slug", "pk", "number", "cid", "assignment_id", "judgment_id") if _has_param(route, k)
+    }
     wanted |= {
         k
         for k in ("annotator_id", "comparison_id", "token", "token_id", "job_id", "run_id", "version_id")
-        if f"{k}>" in route
+        if _has_param(route, k)
     }
-    wanted |= {k for k in ("snapshot_id",) if f"{k}>" in route}
+    wanted |= {k for k in ("snapshot_id", "rubric_version_id", "fit_id") if _has_param(route, k)}
     kwargs: dict = {}
     for k in wanted:
         if k == "job_id":

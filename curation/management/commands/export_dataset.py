@@ -34,6 +34,12 @@ class Command(BaseCommand):
             action="store_true",
             help="raw: write annotator names (recorded in the audit log).",
         )
+        parser.add_argument(
+            "--reward-fit",
+            type=int,
+            default=None,
+            help="trl: add a reward_terms column from this rubric reward fit of the snapshot.",
+        )
         add_snapshot_options(parser)
         parser.add_argument("--json", action="store_true")
 
@@ -56,6 +62,7 @@ class Command(BaseCommand):
                 compress=options["gzip"],
                 parquet=options["parquet"],
                 with_names=options["with_names"],
+                reward_fit=options["reward_fit"],
             )
         except ExportError as exc:
             raise CommandError(str(exc)) from exc

@@ -209,6 +209,12 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_VERBOSE = False
+# The client address behind trusted proxies (infra/client_ip.py): networks of proxies, or the number of proxy hops
+# in front of the servers; neither (the default) trusts no proxy and X-Forwarded-For is never read. The lockout
+# keys on this address, so a made-up X-Forwarded-For can neither dodge nor reset it.
+ARBITER_TRUSTED_PROXIES = envlist("ARBITER_TRUSTED_PROXIES")
+ARBITER_TRUSTED_PROXY_COUNT = envint("ARBITER_TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "infra.client_ip.client_ip"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from django.urls import reverse
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, make_user
+from tests.servers import start_asgi
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,3 +71,106 @@ def test_session_key_rotates_at_login(client, annotator):
     assert response.status_code == 302
     assert client.session.session_key != before
     assert client.session["_auth_user_id"] == str(annotator.pk)
+
+
+# --- client addresses and the login lockout (issue 20) ----------------------------------------------------
+
+
+def _login_attempts(base: str, username: str, attempts: list[tuple[str, str | None]]) -> list[httpx.Response]:
+    """POST the login form once per (password, X-Forwarded-For or None), each with a fresh CSRF token."""
+    answers = []
+    with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as http:
+        for password, forwarded in attempts:
+            page = http.get("/login/")
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+            headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+            answers.append(
+                http.post(
+                    "/login/",
+                    data={"username": username, "password": password, "csrfmiddlewaretoken": token},
+                    headers=headers,
+                )
+            )
+    return answers
+
+
+@pytest.mark.django_db(transaction=True)
+def test_made_up_forwarded_for_does_not_lift_the_lockout_through_the_shipped_server(tmp_path):
+    """From the host itself (uvicorn's default trusted address), with the shipped flags: five failures lock the
+    account, and neither a made-up X-Forwarded-For with the right password nor rotating it gets in."""
+    make_user("victim")
+    server, base = start_asgi(tmp_path)
+    try:
+        failures = _login_attempts(base, "victim", [("wrong", None)] * 5)
+        with_header = _login_attempts(base, "victim", [(PASSWORD, "203.0.113.7")])
+        rotating = _login_attempts(
+            base, "victim", [("wrong", f"198.51.100.{i}") for i in range(20)] + [(PASSWORD, "198.51.100.99")]
+        )
+    finally:
+        server.stop()
+    assert [r.status_code for r in failures] == [200, 200, 200, 200, 429]
+    assert with_header[0].status_code == 429, with_header[0].text[:300]
+    assert {r.status_code for r in rotating} == {429}
+    assert "sessionid" not in with_header[0].cookies and all("sessionid" not in r.cookies for r in rotating)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rotating_forwarded_for_still_locks_the_account(tmp_path):
+    """Every attempt from a different made-up address: the sixth is refused all the same."""
+    make_user("victim2")
+    server, base = start_asgi(tmp_path)
+    try:
+        answers = _login_attempts(
+            base, "victim2", [("wrong", f"192.0.2.{i}") for i in range(5)] + [(PASSWORD, "192.0.2.200")]
+        )
+    finally:
+        server.stop()
+    assert answers[-1].status_code == 429
+
+
+@pytest.mark.django_db
+def test_lockout_keys_on_the_address_a_trusted_proxy_vouches_for(client, annotator, settings):
+    """Behind one trusted proxy the client is the last X-Forwarded-For entry (the one the proxy wrote): entries a
+    client adds in front of it are ignored, and another real client is not locked out by the first."""
+    settings.ARBITER_TRUSTED_PROXY_COUNT = 1
+    url = reverse("login")
+    for i in range(5):
+        client.post(
+            url,
+            {"username": annotator.username, "password": "wrong"},
+            HTTP_X_FORWARDED_FOR=f"10.9.9.{i}, 203.0.113.5",
+        )
+    locked = client.post(
+        url,
+        {"username": annotator.username, "password": PASSWORD},
+        HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.5",
+    )
+    assert locked.status_code == 429
+    elsewhere = client.post(
+        url, {"username": annotator.username, "password": PASSWORD}, HTTP_X_FORWARDED_FOR="203.0.113.6"
+    )
+    assert elsewhere.status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "networks", "count", "want"),
+    [
+        ("127.0.0.1", "6.6.6.6", (), 0, "127.0.0.1"),  # nothing trusted: the header is never read
+        ("10.0.0.2", "6.6.6.6, 198.51.100.1", (), 1, "198.51.100.1"),  # one hop: the proxy's entry
+        ("10.0.0.2", "6.6.6.6, 198.51.100.1, 10.0.0.3", ("10.0.0.0/8",), 0, "198.51.100.1"),
+        ("192.0.2.9", "6.6.6.6", ("10.0.0.0/8",), 0, "192.0.2.9"),  # peer not a proxy: header ignored
+        ("10.0.0.2", "", (), 1, "10.0.0.2"),  # a proxy that sent no header
+        ("10.0.0.2", "not-an-ip", (), 1, "10.0.0.2"),
+        ("10.0.0.2", "[2001:db8::1]:443", (), 1, "2001:db8::1"),
+    ],
+)
+def test_client_address_resolution(peer, forwarded, networks, count, want):
+    from infra.client_ip import resolve, trusted_networks
+
+    assert resolve(peer, forwarded, networks=trusted_networks(networks), count=count) == want
+
+
+def test_uvicorn_never_reads_forwarded_headers_itself():
+    from config.server import uvicorn_argv
+
+    assert "--no-proxy-headers" in uvicorn_argv("python", host="127.0.0.1", port=8000, workers=1)

@@ -255,6 +255,14 @@ ARBITER_SUBMIT_BURST = envint("ARBITER_SUBMIT_BURST", 20)
 # annotators back to back lost a fifth of their throughput to retries), low enough to bound the threads a
 # burst starts. 0 = off.
 ARBITER_MAX_INFLIGHT = envint("ARBITER_MAX_INFLIGHT", 200)
+# What one import may hold (curation/importers/readers.py and formats.py): each over-limit line is refused by
+# number and field, and a file that decompresses past its limit stops the import with nothing committed.
+ARBITER_IMPORT_MAX_DECOMPRESSED_BYTES = envint("ARBITER_IMPORT_MAX_DECOMPRESSED_MB", 4096) * 1024 * 1024
+ARBITER_IMPORT_MAX_LINE_BYTES = envint("ARBITER_IMPORT_MAX_LINE_BYTES", 16 * 1024 * 1024)
+ARBITER_IMPORT_MAX_PROMPT_CHARS = envint("ARBITER_IMPORT_MAX_PROMPT_CHARS", 500_000)
+ARBITER_IMPORT_MAX_RESPONSE_CHARS = envint("ARBITER_IMPORT_MAX_RESPONSE_CHARS", 200_000)
+ARBITER_IMPORT_MAX_RESPONSES = envint("ARBITER_IMPORT_MAX_RESPONSES", 16)
+ARBITER_IMPORT_MAX_MESSAGES = envint("ARBITER_IMPORT_MAX_MESSAGES", 200)
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_BYTES", 5 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None

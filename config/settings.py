@@ -47,12 +47,21 @@ DATA_DIR = Path(os.environ.get("ARBITER_DATA_DIR", BASE_DIR / "data")).resolve()
 
 # The embedded default gets a fixed, clearly-labelled key so the demo runs with no set-up; the production
 # profile (ARBITER_PRODUCTION=1) refuses to start without SECRET_KEY from the environment.
+# Keys anyone can read in this repository (the demo's, .env.example's): production refuses them, and
+# `check --deploy` flags them in any mode (projects/checks.py). Production never seeds the demo logins either.
+DEMO_SECRET_KEY = "insecure-embedded-demo-key-set-SECRET_KEY-in-production"  # noqa: S105
+PUBLIC_SECRET_KEYS = frozenset((DEMO_SECRET_KEY, "change-me-to-a-long-random-string"))
 PRODUCTION = envbool("ARBITER_PRODUCTION", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if PRODUCTION:
         raise RuntimeError("SECRET_KEY must be set in the environment when ARBITER_PRODUCTION=1")
-    SECRET_KEY = "insecure-embedded-demo-key-set-SECRET_KEY-in-production"  # noqa: S105
+    SECRET_KEY = DEMO_SECRET_KEY
+elif PRODUCTION and SECRET_KEY.strip() in PUBLIC_SECRET_KEYS:
+    raise RuntimeError(
+        "SECRET_KEY is the demo's published key; set a long random one when ARBITER_PRODUCTION=1 "
+        '(python -c "import secrets; print(secrets.token_urlsafe(64))")'
+    )
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")

@@ -174,3 +174,69 @@ def test_uvicorn_never_reads_forwarded_headers_itself():
     from config.server import uvicorn_argv
 
     assert "--no-proxy-headers" in uvicorn_argv("python", host="127.0.0.1", port=8000, workers=1)
+
+
+# --- production mode and the demo (issue 20) --------------------------------------------------------------
+
+
+def _manage(*args: str, **env_overrides: str | None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    for key, value in env_overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_check_deploy_flags_the_demo_key_outside_production_too():
+    result = _manage("check", "--deploy", ARBITER_PRODUCTION=None, SECRET_KEY=None, DEBUG=None)
+    assert result.returncode != 0
+    assert "arbiter.E001" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "key", ["insecure-embedded-demo-key-set-SECRET_KEY-in-production", "change-me-to-a-long-random-string"]
+)
+def test_production_refuses_to_start_with_a_published_key(key):
+    result = _manage("check", ARBITER_PRODUCTION="1", SECRET_KEY=key)
+    assert result.returncode != 0
+    assert "published key" in result.stderr
+
+
+@pytest.mark.django_db
+def test_seed_demo_refuses_in_production(settings):
+    from django.contrib.auth.models import User
+    from django.core.management import CommandError, call_command
+
+    settings.PRODUCTION = True
+    with pytest.raises(CommandError, match="never creates the demo"):
+        call_command("seed_demo", "--quiet")
+    assert not User.objects.filter(username__in=["admin", "researcher", "annotator1"]).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_serve_in_production_creates_no_demo_login(tmp_path):
+    from django.contrib.auth.models import User
+
+    from tests.servers import Process, free_port, test_database_env, wait_for_port
+
+    port = free_port()
+    env = test_database_env() | {
+        "ARBITER_PRODUCTION": "1",
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "ARBITER_DATA_DIR": str(tmp_path / "data"),
+    }
+    proc = Process(
+        [sys.executable, "manage.py", "serve", "--port", str(port), "--no-access-log"],
+        env,
+        tmp_path / "serve.log",
+    )
+    try:
+        wait_for_port(port, proc.proc, timeout=120)
+    finally:
+        proc.stop()
+    assert "the demo is not seeded" in proc.output()
+    assert not User.objects.filter(username__in=["admin", "researcher", "annotator1", "annotator2"]).exists()

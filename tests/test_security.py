@@ -240,3 +240,145 @@ def test_serve_in_production_creates_no_demo_login(tmp_path):
         proc.stop()
     assert "the demo is not seeded" in proc.output()
     assert not User.objects.filter(username__in=["admin", "researcher", "annotator1", "annotator2"]).exists()
+
+
+# --- forms, methods and the API docs (issue 20) -----------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"action": "explode"},
+        {"action": "role", "membership": "abc", "role": "researcher"},
+        {"action": "deactivate"},
+    ],
+)
+def test_people_page_answers_400_to_an_unknown_or_malformed_action(
+    client, project, admin_user, annotator, data
+):
+    from projects.models import AuditEvent, Membership
+
+    client.force_login(admin_user)
+    response = client.post(reverse("project_people", args=[project.slug]), data)
+    assert response.status_code == 400
+    assert Membership.objects.get(user=annotator).is_active
+    assert not AuditEvent.objects.filter(action__startswith="membership.").exists()
+
+
+@pytest.mark.django_db
+def test_people_page_refuses_an_unknown_role_with_a_message(client, project, admin_user, annotator):
+    from projects.models import Membership
+
+    client.force_login(admin_user)
+    membership = Membership.objects.get(user=annotator)
+    response = client.post(
+        reverse("project_people", args=[project.slug]),
+        {"action": "role", "membership": membership.pk, "role": "overlord"},
+    )
+    assert response.status_code == 200
+    assert "choose annotator or researcher" in response.content.decode()
+    membership.refresh_from_db()
+    assert membership.role == "annotator"
+
+
+# Pages that take a form post (or an htmx/fetch POST); every other page is GET (and HEAD) only.
+POST_PAGES = {
+    "login",
+    "logout",
+    "project_people",
+    "workbench_submit",
+    "workbench_draft",
+    "workbench_skip",
+    "workbench_revise",
+    "workbench_controls",
+    "api_claim",
+    "api_submit",
+    "snapshot_list",
+    "export_page",
+    "token_list",
+    "token_revoke",
+    "import_new",
+    "dashboard_recompute",
+    "annotator_flag",
+    "annotator_unpause",
+    "comparison_adjudicate",
+    "comparisons_more",
+    "rewardtrain:run_new",
+    "rewardtrain:run_cancel",
+    "rewardtrain:model_activate",
+    "rewardtrain:evaluate_new",
+    "rubric_list",
+    "rubric_import",
+    "rubric_detail",
+    "rubric_criterion_add",
+    "rubric_criterion_edit",
+    "rubric_criterion_delete",
+    "rubric_criterion_move",
+    "rubric_reorder",
+    "rubric_publish",
+    "rubric_new_draft",
+    "rubric_discard",
+    "rubric_preview",
+    "project_rubric",
+}
+SAMPLE_ARGS = {"slug": "nope", "int": 987654, "string": "x", "path": "x"}
+
+
+def _site_pages() -> dict[str, str]:
+    """Every named page of the site (not the admin, not the JSON API) with sample arguments: name → path."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    pages: dict[str, str] = {}
+
+    def walk(patterns, namespace: str) -> None:
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                if entry.app_name in ("admin", "api") or entry.namespace in ("admin", "api"):
+                    continue
+                walk(entry.url_patterns, f"{namespace}{entry.namespace}:" if entry.namespace else namespace)
+            elif isinstance(entry, URLPattern) and entry.name:
+                converters = getattr(entry.pattern, "converters", {})
+                kwargs = {
+                    key: SAMPLE_ARGS[type(conv).__name__.replace("Converter", "").lower()]
+                    for key, conv in converters.items()
+                }
+                pages[namespace + entry.name] = reverse(namespace + entry.name, kwargs=kwargs)
+
+    walk(get_resolver().url_patterns, "")
+    return pages
+
+
+def test_the_method_table_names_only_real_pages():
+    assert set(_site_pages()) >= POST_PAGES, POST_PAGES - set(_site_pages())
+
+
+@pytest.mark.django_db
+def test_pages_answer_405_to_methods_they_do_not_take(client, outsider):
+    """Signed in (on another project): a GET-only page answers POST with 405, and no page takes PUT or DELETE."""
+    client.force_login(outsider)
+    wrong = {}
+    for name, path in _site_pages().items():
+        if name not in POST_PAGES and (status := client.post(path).status_code) != 405:
+            wrong[f"POST {name}"] = status
+        for method in (client.put, client.delete):
+            if (status := method(path).status_code) != 405:
+                wrong[f"{method.__name__.upper()} {name}"] = status
+    assert not wrong, wrong
+
+
+@pytest.mark.django_db
+def test_api_docs_and_schema_are_for_signed_in_users(client, annotator):
+    from projects.api_auth import create_token
+
+    for path in ("/api/docs", "/api/openapi.json"):
+        anonymous = client.get(path)
+        assert anonymous.status_code == 302 and anonymous["Location"].startswith(reverse("login")), path
+        assert client.get(path, HTTP_AUTHORIZATION="Bearer arb_not-a-token").status_code == 401, path
+    _, raw = create_token(user=annotator, name="docs")
+    schema = client.get("/api/openapi.json", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert schema.status_code == 200 and schema.json()["info"]["title"] == "Arbiter API"
+    client.force_login(annotator)
+    assert client.get("/api/docs").status_code == 200
+    assert client.get("/api/openapi.json").status_code == 200

@@ -382,3 +382,30 @@ def test_api_docs_and_schema_are_for_signed_in_users(client, annotator):
     client.force_login(annotator)
     assert client.get("/api/docs").status_code == 200
     assert client.get("/api/openapi.json").status_code == 200
+
+
+# --- Content-Security-Policy (issue 20; in the browser: tests/browser/test_csp_browser.py) ----------------
+
+
+@pytest.mark.django_db
+def test_every_page_carries_the_content_security_policy(client, annotator):
+    for path in ("/login/", "/healthz"):
+        policy = client.get(path)["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "script-src 'self'" in policy, path
+        assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    client.force_login(annotator)
+    assert "frame-ancestors 'none'" in client.get("/")["Content-Security-Policy"]
+
+
+INLINE = re.compile(
+    r"<script(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[^>]*>|\son[a-z]+\s*=|\sstyle\s*=", re.I
+)
+
+
+def test_templates_hold_no_inline_script_handler_or_style():
+    offenders = [
+        f"{path.relative_to(ROOT)}: {match.group(0).strip()}"
+        for path in (ROOT / "templates").rglob("*.html")
+        for match in INLINE.finditer(path.read_text())
+    ]
+    assert not offenders, offenders

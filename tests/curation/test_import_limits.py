@@ -8,6 +8,7 @@ The hostile files are written here, streamed (a block at a time, never whole in 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import tracemalloc
 from pathlib import Path
@@ -15,9 +16,18 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from curation.importers import ImportFailed, import_file
-from curation.importers.readers import ImportLimitExceeded, InvalidRecord, ReadLimits, RecordReader
+from curation.importers.readers import (
+    ImportLimitExceeded,
+    InvalidRecord,
+    ReadLimits,
+    RecordReader,
+    bounded_lines,
+)
 from tests.curation.importing import counts, error_lines
 
 pytestmark = pytest.mark.django_db
@@ -204,3 +214,27 @@ def test_each_field_limit_names_line_and_field_and_commits_nothing(
     failed = _refused(project, path, fmt=fmt)
     assert error_lines(failed.report) == [(2, field)]
     assert setting in failed.report.errors[0].message and "more than 100" in failed.report.errors[0].message
+
+
+@hypothesis_settings(max_examples=200, deadline=None, database=None)
+@given(
+    data=st.lists(
+        st.sampled_from([b"\n", b" ", b"\r\n", b"\t", b"{}", b"[1]", b"abc", b"x" * 9]), max_size=40
+    ),
+    block=st.integers(min_value=1, max_value=16),
+    max_line=st.integers(min_value=1, max_value=12),
+)
+def test_bounded_lines_agree_with_a_plain_split(data, block, max_line):
+    """Whatever the block size, the lines (and their numbers) are those of a plain split; a line over the limit
+    comes out as an InvalidRecord at its number."""
+    raw = b"".join(data)
+    want = []
+    for number, line in enumerate(raw.split(b"\n"), 1):
+        content = line.lstrip(b" \t\r")
+        if content.strip():
+            want.append((number, content if len(content) <= max_line else "too long"))
+    got = [
+        (number, "too long" if isinstance(line, InvalidRecord) else line)
+        for number, line in bounded_lines(io.BytesIO(raw), max_line=max_line, max_total=None, block=block)
+    ]
+    assert got == want

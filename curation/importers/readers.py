@@ -64,6 +64,7 @@ class ImportLimitExceeded(ValueError):  # noqa: N818 - reads better at the raise
     def __init__(self, line: int, message: str):
         super().__init__(f"line {line}: {message}")
         self.line = line
+        self.message = message
 
 
 # A run of blank lines and the whitespace that starts the next line (JSON ignores it).

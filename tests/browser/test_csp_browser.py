@@ -91,6 +91,7 @@ def test_main_pages_run_under_the_policy_without_a_violation(tmp_path, monkeypat
                 ("/rubrics/", "#new-rubric"),
                 (f"/rubrics/{draft.rubric_id}/v/{draft.number}/", "#criteria"),
                 (f"/p/{project.slug}/people/", "main"),
+                ("/api/docs", "#swagger-ui"),
             ]:
                 found += _visit(page, base, path, ready)
             found += console

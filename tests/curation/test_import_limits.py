@@ -238,3 +238,12 @@ def test_bounded_lines_agree_with_a_plain_split(data, block, max_line):
         for number, line in bounded_lines(io.BytesIO(raw), max_line=max_line, max_total=None, block=block)
     ]
     assert got == want
+
+
+def test_evaluating_a_gzip_bomb_is_a_clear_evaluation_error(tmp_path, settings):
+    from rewardtrain.evaluation import EvaluationError, parsed_pairs
+
+    settings.ARBITER_IMPORT_MAX_DECOMPRESSED_BYTES = 2 * MiB
+    bomb = _gzip(tmp_path / "eval.jsonl.gz", (b"\n" * MiB, 8))
+    with pytest.raises(EvaluationError, match=r"eval\.jsonl\.gz:\d+: the file decompresses to more than"):
+        list(parsed_pairs(bomb, "generic"))

@@ -35,8 +35,11 @@ class ProjectEventsConsumer(ClosesOnLogout, AsyncJsonWebsocketConsumer):
             return
         self.group = project_group(project.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.join_user_group()
+        await self.join_user_group(project.pk)
         await self.accept()
+
+    async def may_stay(self, user) -> bool:
+        return await _project_for(user, self.scope["url_route"]["kwargs"]["slug"]) is not None
 
     async def disconnect(self, code: int) -> None:
         await self.leave_user_group()

@@ -8,6 +8,12 @@ workers) serves pages and JSON.
   uvicorn's `auto` picks them too when installed; naming them makes a missing one an error, not a silent
   fallback to the pure-Python ones.
 - `--lifespan off`: Django has no lifespan events; with `auto` uvicorn probes and logs that it is unsupported.
+- `--no-proxy-headers`: uvicorn would otherwise take the client's address from `X-Forwarded-For` whenever the
+  connection comes from 127.0.0.1 (its default `--forwarded-allow-ips`), so anyone on the host could name any
+  address and the login lockout (keyed on it) would never hold. Django reads the header itself, trusting only
+  the proxies of `ARBITER_TRUSTED_PROXIES` / `ARBITER_TRUSTED_PROXY_COUNT` (infra/client_ip.py). gunicorn never
+  rewrites `REMOTE_ADDR` (its `--forwarded-allow-ips` only decides whose `X-Forwarded-Proto` sets the scheme,
+  which Django's `SECURE_PROXY_SSL_HEADER` reads in production anyway), so it needs no flag.
 - `--no-access-log` in production: a proxy in front logs requests, and uvicorn's access line cost measurable
   CPU per request on the workbench's hot pair. `make run` keeps the log (`serve --access-log`).
 """
@@ -30,7 +36,7 @@ def uvicorn_argv(
 ) -> list[str]:
     """The command line that starts the ASGI server (HTTP and websockets) with Arbiter's flags."""
     argv = [python, "-m", "uvicorn", APP, "--host", host, "--port", str(port), "--workers", str(workers)]
-    argv += [*FLAGS, "--log-level", log_level]
+    argv += [*FLAGS, "--no-proxy-headers", "--log-level", log_level]
     if not access_log:
         argv.append("--no-access-log")
     return argv

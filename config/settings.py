@@ -47,12 +47,21 @@ DATA_DIR = Path(os.environ.get("ARBITER_DATA_DIR", BASE_DIR / "data")).resolve()
 
 # The embedded default gets a fixed, clearly-labelled key so the demo runs with no set-up; the production
 # profile (ARBITER_PRODUCTION=1) refuses to start without SECRET_KEY from the environment.
+# Keys anyone can read in this repository (the demo's, .env.example's): production refuses them, and
+# `check --deploy` flags them in any mode (projects/checks.py). Production never seeds the demo logins either.
+DEMO_SECRET_KEY = "insecure-embedded-demo-key-set-SECRET_KEY-in-production"  # noqa: S105
+PUBLIC_SECRET_KEYS = frozenset((DEMO_SECRET_KEY, "change-me-to-a-long-random-string"))
 PRODUCTION = envbool("ARBITER_PRODUCTION", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if PRODUCTION:
         raise RuntimeError("SECRET_KEY must be set in the environment when ARBITER_PRODUCTION=1")
-    SECRET_KEY = "insecure-embedded-demo-key-set-SECRET_KEY-in-production"  # noqa: S105
+    SECRET_KEY = DEMO_SECRET_KEY
+elif PRODUCTION and SECRET_KEY.strip() in PUBLIC_SECRET_KEYS:
+    raise RuntimeError(
+        "SECRET_KEY is the demo's published key; set a long random one when ARBITER_PRODUCTION=1 "
+        '(python -c "import secrets; print(secrets.token_urlsafe(64))")'
+    )
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
@@ -68,6 +77,7 @@ INSTALLED_APPS = [
     "template_partials",
     "channels",
     "axes",
+    "csp",
     "ninja",  # the API docs page serves its own Swagger assets (no CDN)
     # Along the flow of data; each may import the ones above it, never below (import-linter, pyproject.toml).
     "projects",
@@ -82,6 +92,7 @@ MIDDLEWARE = [
     # First, so its process_exception runs last: a database outage anywhere below answers 503, not 500.
     "config.overload.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -209,6 +220,12 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_VERBOSE = False
+# The client address behind trusted proxies (infra/client_ip.py): networks of proxies, or the number of proxy hops
+# in front of the servers; neither (the default) trusts no proxy and X-Forwarded-For is never read. The lockout
+# keys on this address, so a made-up X-Forwarded-For can neither dodge nor reset it.
+ARBITER_TRUSTED_PROXIES = envlist("ARBITER_TRUSTED_PROXIES")
+ARBITER_TRUSTED_PROXY_COUNT = envint("ARBITER_TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "infra.client_ip.client_ip"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -227,6 +244,24 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy on every response (django-csp): scripts, styles, fonts and images from this origin only,
+# no inline script or style (the pages' scripts are static files; htmx's indicator styles are in arbiter.css, its
+# config in a meta tag), sockets to this origin (`'self'` covers ws:/wss: of the same host), no frames, no plugins.
+# tests/browser/test_csp_browser.py opens the main pages in Chromium and fails on any violation.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if PRODUCTION:
@@ -249,6 +284,14 @@ ARBITER_SUBMIT_BURST = envint("ARBITER_SUBMIT_BURST", 20)
 # annotators back to back lost a fifth of their throughput to retries), low enough to bound the threads a
 # burst starts. 0 = off.
 ARBITER_MAX_INFLIGHT = envint("ARBITER_MAX_INFLIGHT", 200)
+# What one import may hold (curation/importers/readers.py and formats.py): each over-limit line is refused by
+# number and field, and a file that decompresses past its limit stops the import with nothing committed.
+ARBITER_IMPORT_MAX_DECOMPRESSED_BYTES = envint("ARBITER_IMPORT_MAX_DECOMPRESSED_MB", 4096) * 1024 * 1024
+ARBITER_IMPORT_MAX_LINE_BYTES = envint("ARBITER_IMPORT_MAX_LINE_BYTES", 16 * 1024 * 1024)
+ARBITER_IMPORT_MAX_PROMPT_CHARS = envint("ARBITER_IMPORT_MAX_PROMPT_CHARS", 500_000)
+ARBITER_IMPORT_MAX_RESPONSE_CHARS = envint("ARBITER_IMPORT_MAX_RESPONSE_CHARS", 200_000)
+ARBITER_IMPORT_MAX_RESPONSES = envint("ARBITER_IMPORT_MAX_RESPONSES", 16)
+ARBITER_IMPORT_MAX_MESSAGES = envint("ARBITER_IMPORT_MAX_MESSAGES", 200)
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_BYTES", 5 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.decorators.http import require_http_methods
 
 # URLs are tried in order, one regular expression each: the workbench's patterns come first, because the
 # annotators' requests are most of the traffic (no other pattern matches their paths, so the order changes only
@@ -10,7 +11,10 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("annotate.urls")),
     path("admin/", admin.site.urls),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    # Django's LoginView also takes PUT (as a POST); the form is posted, nothing else.
+    path(
+        "login/", require_http_methods(["GET", "HEAD", "POST"])(auth_views.LoginView.as_view()), name="login"
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("rubrics/", include("rubrics.urls")),
     path("", include("projects.urls")),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
@@ -51,7 +52,13 @@ def _user(login: DemoLogin) -> User:
     return user
 
 
+class DemoRefused(RuntimeError):
+    pass
+
+
 def seed_demo(*, password: str, simulated_votes: int = 240, seed: int = 0) -> list[DemoLogin]:
+    if settings.PRODUCTION:
+        raise DemoRefused("production mode (ARBITER_PRODUCTION=1) never creates the demo's logins or data")
     logins = demo_logins(password)
     admin, researcher, ann1, ann2 = (_user(login) for login in logins)
     admins, _ = Group.objects.get_or_create(name=ADMIN_GROUP)

@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from curation.exporters import (
     FORMATS,
@@ -95,6 +95,7 @@ def _snapshot_jobs_context(project: Project) -> dict:
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def snapshot_list(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_research_project_for_user(request, slug)
     form = SnapshotForm(request.POST or None)
@@ -128,6 +129,7 @@ def _jobs(project: Project, user) -> list[tuple[ExportJob, str | None]]:
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def export_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_export_project_for_user(request, slug)
     admin = is_admin(request.user)
@@ -181,6 +183,7 @@ def export_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def export_download(request: HttpRequest, token: str) -> FileResponse:
     job = job_for_token(token, request.user)
     path = Path(job.path)
@@ -195,6 +198,7 @@ def export_download(request: HttpRequest, token: str) -> FileResponse:
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def token_list(request: HttpRequest) -> HttpResponse:
     new_token = None
     if request.method == "POST":

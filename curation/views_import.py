@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_http_methods, require_safe
 
 from curation.importers import FORMATS
 from curation.importers.jobs import job_progress, start_import_job
@@ -42,6 +43,7 @@ def _get_job_for_user(request: HttpRequest, job_id: int) -> ImportJob:
 
 @csrf_exempt  # the body may only be read after the upload handler is set; _import_new checks CSRF
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def import_new(request: HttpRequest) -> HttpResponse:
     _require_admin(request)
     if request.method == "POST":
@@ -107,6 +109,7 @@ def _import_new(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def import_job(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _get_job_for_user(request, job_id)
     report = job.report if job.status in (ImportJob.Status.SUCCEEDED, ImportJob.Status.FAILED) else None

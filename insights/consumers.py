@@ -33,8 +33,11 @@ class DashboardConsumer(ClosesOnLogout, AsyncJsonWebsocketConsumer):
             return
         self.group = group_name(project_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.join_user_group()
+        await self.join_user_group(project_id)
         await self.accept()
+
+    async def may_stay(self, user) -> bool:
+        return await _project_id_for(user, self.scope["url_route"]["kwargs"]["slug"]) is not None
 
     async def disconnect(self, code: int) -> None:
         await self.leave_user_group()

@@ -16,7 +16,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
 from annotate.models import (
@@ -79,6 +79,7 @@ def _live_mode() -> str:
 
 @login_required
 @vary_on_headers("HX-Request")
+@require_safe
 def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_researcher(request, slug)
     figures = cached_dashboard(project)
@@ -105,6 +106,7 @@ def dashboard_recompute(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def annotator_detail(request: HttpRequest, slug: str, annotator_id: int) -> HttpResponse:
     annotator = _get_annotator_for_researcher(request, slug, annotator_id)
     project = annotator.project
@@ -267,6 +269,7 @@ def browse_comparisons(project: Project, params) -> tuple[object, dict[str, str]
 
 
 @login_required
+@require_safe
 def comparison_list(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_researcher(request, slug)
     qs, applied = browse_comparisons(project, request.GET)
@@ -310,6 +313,7 @@ def _consensus_rows(comparison: Comparison, judgments) -> list[dict]:
 
 
 @login_required
+@require_safe
 def comparison_detail(request: HttpRequest, slug: str, comparison_id: int) -> HttpResponse:
     comparison = _get_comparison_for_researcher(request, slug, comparison_id)
     judgments = list(
@@ -326,7 +330,8 @@ def comparison_detail(request: HttpRequest, slug: str, comparison_id: int) -> Ht
         for side, response_id in (("a", comparison.response_a_id), ("b", comparison.response_b_id))
     }
     active = {
-        side: next((s for s in rows if s.is_active and s.kind == "reward"), None) for side, rows in scores.items()
+        side: next((s for s in rows if s.is_active and s.kind == "reward"), None)
+        for side, rows in scores.items()
     }
     model_pref = active["b"].value - active["a"].value if active["a"] and active["b"] else None
     queue = [int(i) for i in request.GET.get("queue", "").split(",") if i.isdigit()]
@@ -413,6 +418,7 @@ def comparisons_more(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def adjudicate(request: HttpRequest, slug: str) -> HttpResponse:
     """Walk through the selected comparisons one by one (the queue travels in the URL)."""
     project = _get_project_for_researcher(request, slug)

@@ -4,12 +4,14 @@ from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from projects.access import get_project_for_user, is_admin, projects_for_user
 from projects.models import Membership
 
 
 @login_required
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     projects = projects_for_user(request.user).order_by("name")
     roles = dict(
@@ -20,6 +22,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     project, role = get_project_for_user(request.user, slug)
     counts = {
@@ -32,6 +35,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness for load balancers and compose: the process answers and the database responds."""
     with connection.cursor() as cursor:

@@ -5,13 +5,15 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from projects.access import get_project_for_user
 from projects.models import Membership
 from projects.people import PeopleError, membership_invite, membership_set_active, membership_set_role
+
+ACTIONS = ("invite", "role", "deactivate", "reactivate")
 
 
 class InviteForm(forms.Form):
@@ -26,13 +28,19 @@ class RoleForm(forms.Form):
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def people(request: HttpRequest, slug: str) -> HttpResponse:
     project, _ = get_project_for_user(request.user, slug, roles=("admin",))
     form = InviteForm()
     new_password = None
     if request.method == "POST":
         action = request.POST.get("action", "")
+        if action not in ACTIONS:
+            return HttpResponseBadRequest(
+                f"Unknown action {action[:40]!r}: expected one of {', '.join(ACTIONS)}."
+            )
+        if action != "invite" and not request.POST.get("membership", "").isdigit():
+            return HttpResponseBadRequest("No membership named: the form's membership field must be its id.")
         try:
             if action == "invite":
                 form = InviteForm(request.POST)
@@ -51,7 +59,7 @@ def people(request: HttpRequest, slug: str) -> HttpResponse:
                         return redirect("project_people", slug=project.slug)
                     form = InviteForm()
                     new_password = (membership.user.username, new_password)
-            elif action in ("role", "deactivate", "reactivate"):
+            else:  # role, deactivate, reactivate
                 membership = get_object_or_404(Membership, pk=request.POST.get("membership"), project=project)
                 if action == "role":
                     role_form = RoleForm(request.POST)
@@ -66,10 +74,11 @@ def people(request: HttpRequest, slug: str) -> HttpResponse:
                     )
                 messages.success(request, f"Saved {membership.user.username}.")
                 return redirect("project_people", slug=project.slug)
-            else:
-                raise PeopleError("unknown action")
         except PeopleError as e:
-            form.add_error(None, str(e))
+            if form.is_bound:
+                form.add_error(None, str(e))
+            else:  # a role change: the invite form was not sent
+                messages.error(request, str(e))
     memberships = project.memberships.select_related("user").order_by("-is_active", "user__username")
     response = render(
         request,

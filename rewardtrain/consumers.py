@@ -16,13 +16,16 @@ from .models import TrainingRun
 
 
 @database_sync_to_async
-def _may_watch(user, run_id: int) -> bool:
+def _watched_project(user, run_id: int) -> int | None:
+    """The id of the run's project if `user` may watch the run, else None."""
     run = (
         TrainingRun.objects.select_related("project")
         .filter(pk=run_id, project__deleted_at__isnull=True)
         .first()
     )
-    return run is not None and role_in(user, run.project) in ("admin", "researcher")
+    if run is None or role_in(user, run.project) not in ("admin", "researcher"):
+        return None
+    return run.project_id
 
 
 class RunProgressConsumer(ClosesOnLogout, AsyncJsonWebsocketConsumer):
@@ -30,12 +33,18 @@ class RunProgressConsumer(ClosesOnLogout, AsyncJsonWebsocketConsumer):
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         self.group = f"run.{self.run_id}"
         user = self.scope.get("user")
-        if user is None or not user.is_authenticated or not await _may_watch(user, self.run_id):
+        project_id = None
+        if user is not None and user.is_authenticated:
+            project_id = await _watched_project(user, self.run_id)
+        if project_id is None:
             await self.close(code=4404)
             return
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.join_user_group()
+        await self.join_user_group(project_id)
         await self.accept()
+
+    async def may_stay(self, user) -> bool:
+        return await _watched_project(user, self.run_id) is not None
 
     async def disconnect(self, code: int) -> None:
         await self.leave_user_group()

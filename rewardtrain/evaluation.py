@@ -26,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from curation.importers.formats import PARSERS, BadLine, ParseContext, ParsedPair, flipped
-from curation.importers.readers import InvalidRecord, RecordReader
+from curation.importers.readers import ImportLimitExceeded, InvalidRecord, RecordReader
 from insights.consensus import OK, Vote, decide
 from rewardtrain.trainer.training import Pair, load_scorer, score_pairs
 
@@ -67,6 +67,8 @@ def parsed_pairs(path: Path, fmt: str) -> Iterator[ParsedPair]:
                 raise EvaluationError(f"{path.name}:{line}: {where}{error.message}") from None
     except OSError as error:
         raise EvaluationError(f"{path.name}: cannot read the file ({error})") from None
+    except ImportLimitExceeded as error:  # the file unpacks past ARBITER_IMPORT_MAX_DECOMPRESSED_MB
+        raise EvaluationError(f"{path.name}:{error.line}: {error.message}") from None
 
 
 def _labelled(p: ParsedPair, label: dict, *, cost: bool) -> LabelledPair | None:

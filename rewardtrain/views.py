@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from annotate.worker import live_queues
 from config.celery import app as celery_app
@@ -77,6 +77,7 @@ class RunForm(forms.Form):
 
 
 @login_required
+@require_safe
 def run_list(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_user(request, slug)
     runs = selectors.runs_for_project(project)[:100]
@@ -84,6 +85,7 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def run_new(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_user(request, slug)
     form = RunForm(request.POST or None, project=project)
@@ -159,6 +161,7 @@ def _run_context(run: TrainingRun) -> dict:
 
 
 @login_required
+@require_safe
 def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     project, run = _get_run_for_user(request, slug, run_id)
     context = {"project": project, **_run_context(run)}
@@ -186,6 +189,7 @@ def run_cancel(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def model_list(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_user(request, slug)
     versions = list(selectors.versions_for_project(project)[:200])
@@ -251,6 +255,7 @@ class EvaluateForm(forms.Form):
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def evaluate_new(request: HttpRequest, slug: str, version_id: int) -> HttpResponse:
     project, version = _get_version_for_user(request, slug, version_id)
     form = EvaluateForm(request.POST or None, request.FILES or None)
@@ -284,6 +289,7 @@ def evaluate_new(request: HttpRequest, slug: str, version_id: int) -> HttpRespon
 
 
 @login_required
+@require_safe
 def evaluation_detail(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
     project = _get_project_for_user(request, slug)
     job = get_object_or_404(EvaluationJob.objects.select_related("model_version"), pk=job_id, project=project)

@@ -7,6 +7,7 @@ import copy
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from annotate.models import Comparison
 from insights import charts
@@ -16,6 +17,7 @@ from .margins import cached_margin_figures
 
 
 @login_required
+@require_safe
 def margins(request: HttpRequest, slug: str) -> HttpResponse:
     project, _ = get_project_for_user(request.user, slug, roles=("admin", "researcher"))
     figures = copy.deepcopy(cached_margin_figures(project))

@@ -12,7 +12,7 @@ from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from annotate.models import Comparison
 from projects.access import get_project_for_user
@@ -80,6 +80,7 @@ def _criteria_response(request: HttpRequest, version: RubricVersion, **extra) ->
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def rubric_list(request: HttpRequest) -> HttpResponse:
     _require_author(request)
     form = RubricForm(request.POST or None)
@@ -121,6 +122,7 @@ def rubric_import(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def rubric_detail(request: HttpRequest, pk: int) -> HttpResponse:
     rubric = _get_rubric_for_user(request, pk)
     form = RubricForm(request.POST or None, instance=rubric)
@@ -150,6 +152,7 @@ def rubric_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def version_diff(request: HttpRequest, pk: int) -> HttpResponse:
     rubric = _get_rubric_for_user(request, pk)
     versions = list(rubric.versions.order_by("number"))
@@ -179,6 +182,7 @@ def version_diff(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def version_detail(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     version = _get_version_for_user(request, pk, number)
     editing = request.GET.get("edit")
@@ -217,6 +221,7 @@ def _form_errors(form) -> list[str]:
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def criterion_edit(request: HttpRequest, cid: int) -> HttpResponse:
     criterion = _get_criterion_for_user(request, cid)
     version = criterion.version
@@ -317,6 +322,7 @@ def version_discard(request: HttpRequest, pk: int, number: int) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def version_export(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     version = _get_version_for_user(request, pk, number)
     fmt = request.GET.get("format", "json")
@@ -334,6 +340,7 @@ def version_export(request: HttpRequest, pk: int, number: int) -> HttpResponse:
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def version_preview(request: HttpRequest, pk: int, number: int, slug: str) -> HttpResponse:
     """Try a version (usually a draft) on a few comparisons of a project; nothing is stored."""
     version = _get_version_for_user(request, pk, number)
@@ -376,6 +383,7 @@ def version_preview(request: HttpRequest, pk: int, number: int, slug: str) -> Ht
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def project_rubric(request: HttpRequest, slug: str) -> HttpResponse:
     project, _role = get_project_for_user(request.user, slug, roles=("admin", "researcher"))
     form = PinForm(request.POST or None, initial={"version": project.rubric_version})

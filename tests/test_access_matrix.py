@@ -48,7 +48,7 @@ PERSONAS = ("anonymous", "annotator", "annotator2", "outsider", "researcher", "a
 # Notes: rubrics are a shared library (any researcher, of any project, may author them; annotators may not);
 # imports, people and tokens of others are admin-only; exports need researchers_can_export (set on `hh`);
 # POST-only URLs are POSTed an empty body (400 = reached the form validation, i.e. access was granted);
-# the OpenAPI schema and docs are public (no data in them); download links are signed per user.
+# the OpenAPI schema and docs are for signed-in users (or a live token); download links are signed per user.
 EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
     "adjudicate": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
     "annotator_detail": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
@@ -73,8 +73,8 @@ EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
     "api:list_projects": ("GET", (401, 200, 200, 200, 200, 200), (401, 200, 200, 200, 200, 200)),
     "api:list_runs": ("GET", (401, 404, 404, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
     "api:list_snapshots": ("GET", (401, 404, 404, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
-    "api:openapi-json": ("GET", (200, 200, 200, 200, 200, 200), (200, 200, 200, 200, 200, 200)),
-    "api:openapi-view": ("GET", (200, 200, 200, 200, 200, 200), (200, 200, 200, 200, 200, 200)),
+    "api:openapi-json": ("GET", ("login", 200, 200, 200, 200, 200), ("login", 200, 200, 200, 200, 200)),
+    "api:openapi-view": ("GET", ("login", 200, 200, 200, 200, 200), ("login", 200, 200, 200, 200, 200)),
     "api:post_export": ("POST", (401, 404, 404, 404, 202, 202), (401, 404, 404, 404, 404, 202)),
     "api:post_run": ("POST", (401, 404, 404, 404, 400, 400), (401, 404, 404, 404, 404, 400)),
     "api:post_snapshot": ("POST", (401, 404, 404, 404, 202, 202), (401, 404, 404, 404, 404, 202)),

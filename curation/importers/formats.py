@@ -19,7 +19,7 @@ import orjson
 from curation.canonical import Messages, TranscriptError, pair_key, prompt_key, text_key
 from curation.canonical import parse_hh as parse_transcript
 
-MAX_GENERIC_RESPONSES = 16
+MAX_GENERIC_RESPONSES = 16  # the default of settings.ARBITER_IMPORT_MAX_RESPONSES
 MAX_NAME = 200  # model names, annotator names (CharField lengths)
 MAX_SUBMISSION_ID = 64
 ROLES = frozenset(("system", "user", "assistant"))
@@ -97,6 +97,29 @@ class ParsedPair:
     created_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class FieldLimits:
+    """How big one line's parts may be (settings ARBITER_IMPORT_MAX_*; checked by `within_limits`)."""
+
+    prompt_chars: int = 500_000  # all the prompt's messages together
+    response_chars: int = 200_000  # each response
+    responses: int = MAX_GENERIC_RESPONSES  # responses of one generic line
+    messages: int = 200  # messages of one prompt
+
+    @classmethod
+    def from_settings(cls) -> FieldLimits:
+        from django.conf import settings
+
+        if not settings.configured:
+            return cls()
+        return cls(
+            prompt_chars=settings.ARBITER_IMPORT_MAX_PROMPT_CHARS,
+            response_chars=settings.ARBITER_IMPORT_MAX_RESPONSE_CHARS,
+            responses=settings.ARBITER_IMPORT_MAX_RESPONSES,
+            messages=settings.ARBITER_IMPORT_MAX_MESSAGES,
+        )
+
+
 @dataclass
 class ParseContext:
     harm_categories: list[str]
@@ -105,6 +128,7 @@ class ParseContext:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     added_categories: list[str] = field(default_factory=list)
     rubric_rows: int = 0  # raw rows whose rubric object was validated and not stored
+    limits: FieldLimits = field(default_factory=FieldLimits.from_settings)
 
     def __post_init__(self) -> None:
         self._known = set(self.harm_categories)
@@ -379,8 +403,12 @@ def parse_generic(obj: dict, line: int, ctx: ParseContext) -> list[ParsedPair]:
         raise BadLine("responses", f"must be a list, not {_type_name(responses)}")
     if len(responses) < 2:
         raise BadLine("responses", f"needs at least two responses, has {len(responses)}")
-    if len(responses) > MAX_GENERIC_RESPONSES:
-        raise BadLine("responses", f"has {len(responses)} responses, more than {MAX_GENERIC_RESPONSES}")
+    if len(responses) > ctx.limits.responses:
+        raise BadLine(
+            "responses",
+            f"has {len(responses)} responses, more than {ctx.limits.responses} "
+            "(the limit, ARBITER_IMPORT_MAX_RESPONSES)",
+        )
     # The hot path of a large import: a plain string is taken as it is; anything else gets the full check
     # (and its field name, built only then).
     parsed = [
@@ -537,12 +565,69 @@ def _check_rubric(rubric: Any) -> None:
                 raise BadLine(f"rubric.{s}.{crit}", f'must be "yes", "no" or "na", not {ans!r}')
 
 
+# --- size limits ------------------------------------------------------------------------------------------
+
+# The fields that hold the prompt and the two responses of a pair, per format (a generic line names its
+# responses by index).
+_LIMIT_FIELDS = {
+    "trl": ("prompt", "chosen", "rejected"),
+    "hh": ("chosen", "chosen", "rejected"),
+    "safe-rlhf": ("prompt", "response_0", "response_1"),
+    "raw": ("prompt", "response_a", "response_b"),
+}
+
+
+def _over(fld: str, what: str, n: int, limit: int, setting: str) -> BadLine:
+    return BadLine(fld, f"has {n:,} {what}, more than {limit:,} (the limit, {setting})")
+
+
+def within_limits(fmt: str, obj: dict, pairs: list[ParsedPair], limits: FieldLimits) -> list[ParsedPair]:
+    """`pairs` if the line's prompt and responses are within `limits`; else BadLine naming the field."""
+    if not pairs:
+        return pairs
+    if fmt == "trl" and obj.get("prompt") is None:
+        prompt_field = "chosen"  # implicit prompt: the conversation before chosen's last turn
+    else:
+        prompt_field = _LIMIT_FIELDS.get(fmt, ("prompt",))[0]
+    messages = pairs[0].messages
+    if len(messages) > limits.messages:
+        raise _over(prompt_field, "messages", len(messages), limits.messages, "ARBITER_IMPORT_MAX_MESSAGES")
+    chars = sum(len(m["content"]) for m in messages)
+    if chars > limits.prompt_chars:
+        raise _over(prompt_field, "characters", chars, limits.prompt_chars, "ARBITER_IMPORT_MAX_PROMPT_CHARS")
+    if fmt == "generic":
+        texts = [
+            (f"responses[{i}]", r if isinstance(r, str) else r["text"])
+            for i, r in enumerate(obj["responses"])
+        ]
+    else:
+        _, a_field, b_field = _LIMIT_FIELDS[fmt]
+        texts = [(a_field, pairs[0].a_text), (b_field, pairs[0].b_text)]
+    for fld, text in texts:
+        if len(text) > limits.response_chars:
+            raise _over(
+                fld, "characters", len(text), limits.response_chars, "ARBITER_IMPORT_MAX_RESPONSE_CHARS"
+            )
+    return pairs
+
+
+def _limited(fmt: str, parse: Callable[[dict, int, ParseContext], list[ParsedPair]]):
+    def parse_within_limits(obj: dict, line: int, ctx: ParseContext) -> list[ParsedPair]:
+        return within_limits(fmt, obj, parse(obj, line, ctx), ctx.limits)
+
+    parse_within_limits.__name__ = parse.__name__
+    return parse_within_limits
+
+
 PARSERS: dict[str, Callable[[dict, int, ParseContext], list[ParsedPair]]] = {
-    "trl": parse_trl,
-    "hh": parse_hh,
-    "safe-rlhf": parse_safe_rlhf,
-    "generic": parse_generic,
-    "raw": parse_raw,
+    name: _limited(name, parse)
+    for name, parse in (
+        ("trl", parse_trl),
+        ("hh", parse_hh),
+        ("safe-rlhf", parse_safe_rlhf),
+        ("generic", parse_generic),
+        ("raw", parse_raw),
+    )
 }
 FORMATS = tuple(PARSERS)
 LABELLED = frozenset(("trl", "hh", "safe-rlhf"))

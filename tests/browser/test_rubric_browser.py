@@ -89,7 +89,9 @@ def test_researcher_creates_reorders_publishes_and_pins_a_rubric(server, browser
         page.fill("#add-criterion textarea[name=text]", text)
         page.select_option("#add-criterion select[name=category]", category)
         page.click("#add-criterion button[type=submit]")
-        page.wait_for_function(f"document.querySelectorAll('[data-criterion-row]').length === {count + 1}")
+        page.wait_for_function(
+            f"() => document.querySelectorAll('[data-criterion-row]').length === {count + 1}"
+        )
     assert criteria_texts(page) == [
         "States the answer first",
         "Gives a reason",
@@ -100,8 +102,8 @@ def test_researcher_creates_reorders_publishes_and_pins_a_rubric(server, browser
     # Keyboard: focus the last criterion, Alt+ArrowUp moves it up one place and keeps the focus on it.
     page.locator('[data-criterion-row][data-key="c4"]').focus()
     page.keyboard.press("Alt+ArrowUp")
-    page.wait_for_function("document.querySelectorAll('[data-criterion-row]')[2].dataset.key === 'c4'")
-    page.wait_for_function("document.activeElement && document.activeElement.dataset.key === 'c4'")
+    page.wait_for_function("() => document.querySelectorAll('[data-criterion-row]')[2].dataset.key === 'c4'")
+    page.wait_for_function("() => document.activeElement && document.activeElement.dataset.key === 'c4'")
     assert criteria_texts(page) == [
         "States the answer first",
         "Gives a reason",
@@ -118,7 +120,7 @@ def test_researcher_creates_reorders_publishes_and_pins_a_rubric(server, browser
     )
     # The row moves at once in the page; wait for the server's list to replace it (no stale marker left).
     page.wait_for_function(
-        "!document.querySelector('[data-criteria-list]').dataset.stale"
+        "() => !document.querySelector('[data-criteria-list]').dataset.stale"
         " && document.querySelectorAll('[data-criterion-row]')[0].dataset.key === 'c2'"
     )
     assert criteria_texts(page) == [

@@ -126,7 +126,9 @@ def test_annotator_journey_by_keyboard(tmp_path, monkeypatch):
             # 3. Half-answer, let the autosave run, reload: the draft is back.
             page.keyboard.press("6")
             page.keyboard.press("e")
-            page.wait_for_function("document.getElementById('draft-state').textContent === 'Draft saved'")
+            page.wait_for_function(
+                "() => document.getElementById('draft-state').textContent === 'Draft saved'"
+            )
             page.reload()
             page.wait_for_selector("#judgment-form")
             assert current_assignment(page) == second

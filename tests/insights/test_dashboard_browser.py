@@ -81,7 +81,9 @@ def test_open_dashboard_shows_new_figures_without_a_reload(project, researcher, 
                 recompute_dashboard(project.pk)  # what the worker does: cache, then announce
 
             in_thread(judge_and_recompute)  # Playwright's loop runs in this thread; the ORM refuses it
-            page.wait_for_function("document.querySelector('.stats dd').innerText === '6'", timeout=25_000)
+            page.wait_for_function(
+                "() => document.querySelector('.stats dd').innerText === '6'", timeout=25_000
+            )
             assert "ada" in page.content()
             browser.close()
     finally:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import os
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from curation.demo import seed_demo
+from curation.demo import DemoRefused, seed_demo
 
 
 class Command(BaseCommand):
@@ -15,7 +15,10 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true")
 
     def handle(self, *args, password: str, quiet: bool, **options):
-        logins = seed_demo(password=password)
+        try:
+            logins = seed_demo(password=password)
+        except DemoRefused as e:
+            raise CommandError(str(e)) from None
         if not quiet:
             self.stdout.write("Demo logins (username / password):")
             for login in logins:

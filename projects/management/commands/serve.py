@@ -24,7 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
-            "--no-demo", action="store_true", help="Do not seed the demo projects and logins."
+            "--no-demo",
+            action="store_true",
+            help="Do not seed the demo projects and logins (never seeded with ARBITER_PRODUCTION=1).",
         )
         parser.add_argument("--web-workers", type=int, default=1)
         parser.add_argument(
@@ -37,7 +39,10 @@ class Command(BaseCommand):
         self, *args, host: str, port: int, no_demo: bool, web_workers: int, no_access_log: bool, **options
     ):
         call_command("migrate", interactive=False, verbosity=0)
-        if not no_demo:
+        if settings.PRODUCTION:
+            # Production never gets the demo's logins (their password is in the README) nor its data.
+            self.stdout.write("Production mode (ARBITER_PRODUCTION=1): the demo is not seeded.")
+        elif not no_demo:
             call_command("seed_demo")
         ensure_broker_folders()
         settings.ARBITER_MODELS_DIR.mkdir(parents=True, exist_ok=True)

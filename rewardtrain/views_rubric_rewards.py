@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from curation.exporters import ExportError, can_export, start_export_job
 from curation.models import DatasetSnapshot
@@ -74,6 +74,7 @@ class FitForm(forms.Form):
 
 
 @login_required
+@require_safe
 def rubric_rewards(request: HttpRequest, slug: str) -> HttpResponse:
     project = _project(request, slug)
     versions = list(_versions_in(project).order_by("rubric__name", "number"))
@@ -161,6 +162,7 @@ def _fit_charts(fit: RubricRewardFit, texts: dict[str, str]) -> dict:
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def rubric_reward_version(request: HttpRequest, slug: str, rubric_version_id: int) -> HttpResponse:
     project = _project(request, slug)
     version = get_object_or_404(_versions_in(project), pk=rubric_version_id)
@@ -262,6 +264,7 @@ def _spans_zero(ci: list[float] | None) -> bool:
 
 
 @login_required
+@require_safe
 def rubric_reward_fit_json(request: HttpRequest, slug: str, fit_id: int) -> JsonResponse:
     project = _project(request, slug)
     fit = get_object_or_404(

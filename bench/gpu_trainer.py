@@ -7,7 +7,8 @@ offline MiniLM and the HH demo slice in this repository. Cases, run one after an
   1b-full          a 1.1 B Llama-style decoder made from a config (random weights; no download), full
                    fine-tuning with FSDP2 (one process: a group of one), bf16 compute, fp32 master weights
   1b-lora          the same decoder, LoRA r=16 on every linear layer, adapters saved beside the base
-  1b-full-packed   as 1b-full with padding-free packing and the prompt shared by chosen and rejected
+  1b-full-packed   as 1b-full with padding-free packing (rows up to 1,024 tokens) and the prompt shared by
+                   chosen and rejected
 
 Each prints and appends to OUT/results.jsonl: pairs/s, tokens/s and MFU over the whole optimizer loop and over
 its last progress window ("steady", after warm-up), peak GPU memory, the loss and held-out accuracy. MFU =
@@ -189,7 +190,10 @@ def main() -> None:
     begun = time.perf_counter()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {name}", flush=True)
+    import peft
+
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}, {name}",
+          flush=True)  # fmt: skip
     if device.type != "cuda" and not args.smoke:
         print("no GPU here: the figures will be CPU figures (MFU n/a unless --peak-tflops)", flush=True)
     minilm = args.minilm or offline_minilm()
@@ -228,7 +232,7 @@ def main() -> None:
             elif case == "1b-lora":
                 config |= {"mode": "lora-adapters", "lora_r": 16, "lr": 1e-4}
             else:
-                config |= {"mode": "fsdp", "packing": True, "share_prompt": True}
+                config |= {"mode": "fsdp", "packing": True, "share_prompt": True, "pack_length": 1024}
             row = run_case(case, llama, config, data, args.out, device)
         show(row)
         if "max_score_diff_bf16_vs_fp32" in row:
@@ -240,7 +244,13 @@ def main() -> None:
             )
         with open(results, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
-    print(f"done in {time.perf_counter() - begun:.0f} s; rows in {results}", flush=True)
+    loaded = sorted(m for m in ("django", "celery", "channels", "psycopg") if m in sys.modules)
+    if loaded:
+        raise SystemExit(f"the trainer pulled in web dependencies: {', '.join(loaded)}")
+    print(
+        f"done in {time.perf_counter() - begun:.0f} s (no web dependency imported); rows in {results}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -113,9 +113,7 @@ class TrainConfig:
     lora_targets: str = "all-linear"  # or module names separated by commas, e.g. "q_proj,v_proj"
     packing: bool = False  # padding-free rows (decoders): sequences end to end, own positions, block mask
     share_prompt: bool = False  # chosen and rejected share their common prefix in one row (decoders)
-    pack_length: int = (
-        0  # packed row width; 0 = the micro-batch's longest sequence (or pair, sharing the prompt)
-    )
+    pack_length: int = 0  # packed row width; 0 = the micro-batch's longest sequence (pair when sharing)
     peak_tflops: float | None = None  # device peak for MFU; None = known CUDA GPUs' bf16 dense peak, else n/a
 
     def __post_init__(self) -> None:

@@ -87,7 +87,8 @@ def main() -> None:
         diff = max(abs(a - b) for a, b in losses)
         share = computed / baseline[0]["train_padded_tokens"]
         print(
-            f"{name:<21} {wall:8.2f} {rate:11.2f} {rate / base_rate:7.2f}x {computed:16,d} {share:9.1%} {diff:13.2e}"
+            f"{name:<21} {wall:8.2f} {rate:11.2f} {rate / base_rate:7.2f}x {computed:16,d} "
+            f"{metrics[0]['train_tokens']:7,d} {share:9.1%} {diff:13.2e}"
         )
 
 

@@ -568,11 +568,8 @@ def _train(ctx, pairs, config, output_dir, on_progress, should_stop, eval_pairs)
         "device": str(ctx.device),
         "mode": config.mode,
         "parameters": flop_params,
-        "trainable_parameters": ddp.sum_across_ranks(
-            ctx, sum(p.numel() for p in model.parameters() if p.requires_grad)
-        )
-        if config.mode == "fsdp"
-        else sum(p.numel() for p in model.parameters() if p.requires_grad),
+        # Sharded parameters are DTensors, whose numel() is the whole tensor's.
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         **history,
     }
     if ctx.device.type == "cuda":

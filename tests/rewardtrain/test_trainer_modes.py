@@ -263,6 +263,7 @@ def test_fsdp_on_two_processes_matches_one_process_checkpoints_resumes_and_saves
     alone = train(pairs, TrainConfig(**values, grad_accum=2, checkpoint_every=0), output_dir=tmp_path / "one")
     metrics = sharded["metrics"]
     assert metrics["world_size"] == 2 and metrics["mode"] == "fsdp"
+    assert metrics["trainable_parameters"] == alone.metrics["trainable_parameters"]
     assert metrics["train_losses"] == pytest.approx(alone.metrics["train_losses"], abs=LOSS_TOLERANCE)
     assert metrics["train_losses"][-1] < 0.5 * metrics["train_losses"][0]
     assert metrics["eval_mean_margin"] == pytest.approx(

@@ -216,7 +216,7 @@ def apply_event(progress: dict, event: dict, attempt: int) -> dict:
         progress["world_size"] = event.get("world_size", 1)
         progress["phase"] = "starting"
     elif kind == "progress":
-        for key in ("step", "total_steps", "epoch", "loss", "pairs_per_s", "tokens_per_s", "eta_s", "lr"):
+        for key in ("step", "total_steps", "epoch", "loss", "pairs_per_s", "tokens_per_s", "mfu", "eta_s", "lr"):
             if key in event:
                 progress[key] = event[key]
         progress["phase"] = "training"

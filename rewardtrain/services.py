@@ -24,6 +24,7 @@ from insights.consensus import ConsensusError
 from projects.models import AuditEvent, Project
 
 from .models import ModelVersion, TrainingRun
+from .trainer.modes import MODES
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,14 @@ CONFIG_FIELDS = {
     "progress_every": int,
     "group_megabatches": int,
     "bf16": bool,
+    "mode": str,
+    "lora_r": int,
+    "lora_alpha": float,
+    "lora_dropout": float,
+    "packing": bool,
+    "share_prompt": bool,
+    "pack_length": int,
+    "peak_tflops": float,
 }
 DEFAULT_CONFIG = {
     "epochs": 1,
@@ -93,6 +102,10 @@ def clean_config(config: dict) -> dict:
         raise RunError(f"training option lr must be positive, got {cleaned['lr']}")
     if not 0 <= cleaned["eval_fraction"] < 1:
         raise RunError(f"training option eval_fraction must be in [0, 1), got {cleaned['eval_fraction']}")
+    if cleaned.get("mode", "full") not in MODES:
+        raise RunError(f"training option mode must be one of {', '.join(MODES)}, got {cleaned['mode']!r}")
+    if cleaned.get("lora_r", 1) < 1:
+        raise RunError(f"training option lora_r must be at least 1, got {cleaned['lora_r']}")
     return cleaned
 
 
@@ -167,7 +180,9 @@ def start_run(
             # The run's worker freezes the snapshot when it starts; here only the cheap certainty that there
             # is nothing to freeze.
             if not has_labels(project):
-                raise RunError(f"project {project.slug} has no consensus pairs to train on (no A/B votes yet)")
+                raise RunError(
+                    f"project {project.slug} has no consensus pairs to train on (no A/B votes yet)"
+                )
         elif snapshot is None:
             snapshot = freeze_snapshot(project=project, objective=objective, actor=actor)
         elif snapshot.project_id != project.pk:

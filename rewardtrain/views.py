@@ -26,6 +26,7 @@ from projects.models import Project
 
 from . import downloads, selectors, services
 from .models import EvaluationJob, ModelVersion, Score, TrainingRun
+from .trainer.modes import LORA_MODES, MODE_LABELS
 
 STAFF = ("admin", "researcher")
 EVALUATE_TASK = "rewardtrain.tasks.evaluate_upload"
@@ -62,6 +63,20 @@ class RunForm(forms.Form):
     batch_size = forms.IntegerField(min_value=1, max_value=4096, initial=16)
     max_length = forms.IntegerField(min_value=8, max_value=32768, initial=256)
     seed = forms.IntegerField(min_value=0, initial=0)
+    mode = forms.ChoiceField(
+        choices=list(MODE_LABELS.items()),
+        initial="full",
+        required=False,
+        help_text="LoRA trains small adapters on a frozen base; FSDP shards a model too big for one device.",
+    )
+    lora_r = forms.IntegerField(
+        min_value=1,
+        max_value=1024,
+        initial=16,
+        required=False,
+        label="LoRA rank",
+        help_text="LoRA modes only.",
+    )
 
     def __init__(self, *args, project: Project, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -84,6 +99,15 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "rewardtrain/run_list.html", {"project": project, "runs": runs})
 
 
+def _run_config(data: dict) -> dict:
+    """The run config from the form: the hyper-parameters, the mode, and the LoRA rank for LoRA modes."""
+    config = {k: data[k] for k in ("epochs", "lr", "batch_size", "max_length", "seed")}
+    config["mode"] = data.get("mode") or "full"
+    if config["mode"] in LORA_MODES and data.get("lora_r"):
+        config["lora_r"] = data["lora_r"]
+    return config
+
+
 @login_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def run_new(request: HttpRequest, slug: str) -> HttpResponse:
@@ -98,7 +122,7 @@ def run_new(request: HttpRequest, slug: str) -> HttpResponse:
                 objective=data["objective"],
                 base_model=data["base_model"],
                 snapshot=snapshot,
-                config={k: data[k] for k in ("epochs", "lr", "batch_size", "max_length", "seed")},
+                config=_run_config(data),
                 queue=data["queue"],
                 actor=request.user,
                 freeze_in_worker=True,

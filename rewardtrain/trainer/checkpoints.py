@@ -54,16 +54,21 @@ def restore_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(root: Path, step: int, *, model, optimizer, scheduler, state: dict, keep: int) -> Path:
-    """Write checkpoint `step` under `root` atomically and keep only the newest `keep` checkpoints."""
+def save(
+    root: Path, step: int, *, model_state: dict, optimizer_state: dict, scheduler, state: dict, keep: int
+) -> Path:
+    """Write checkpoint `step` under `root` atomically and keep only the newest `keep` checkpoints.
+
+    `model_state` and `optimizer_state` are full state dicts (wrapping.training_state gathers them under FSDP).
+    """
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
     tmp = root / f".tmp-step-{step:08d}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    torch.save(model.state_dict(), tmp / "model.pt")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(model_state, tmp / "model.pt")
+    torch.save(optimizer_state, tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save(rng_state(), tmp / "rng.pt")
     # state.json last: a folder without it is never trusted, even if a rename were not atomic.
@@ -114,12 +119,10 @@ def prune(root: Path, keep: int) -> None:
             shutil.rmtree(child, ignore_errors=True)
 
 
-def load_into(checkpoint: Checkpoint, *, model, optimizer, scheduler, map_location) -> None:
-    model.load_state_dict(
-        torch.load(checkpoint.path / "model.pt", map_location=map_location, weights_only=True)
-    )
-    optimizer.load_state_dict(
-        torch.load(checkpoint.path / "optimizer.pt", map_location=map_location, weights_only=True)
-    )
+def load(checkpoint: Checkpoint, *, scheduler) -> tuple[dict, dict]:
+    """The checkpoint's (model, optimizer) state dicts; the scheduler and the RNGs are restored in place."""
+    model_state = torch.load(checkpoint.path / "model.pt", map_location="cpu", weights_only=True)
+    optimizer_state = torch.load(checkpoint.path / "optimizer.pt", map_location="cpu", weights_only=True)
     scheduler.load_state_dict(torch.load(checkpoint.path / "scheduler.pt", weights_only=True))
     restore_rng_state(torch.load(checkpoint.path / "rng.pt", weights_only=True))
+    return model_state, optimizer_state

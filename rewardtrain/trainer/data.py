@@ -190,3 +190,134 @@ def collate(data: EncodedPairs, indices: Sequence[int], pad_id: int) -> dict[str
             dtype=torch.long,
         ),
     }
+
+
+def shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Tokens the two sequences share at the start, leaving each at least one token of its own."""
+    limit = min(len(a), len(b)) - 1
+    n = 0
+    while n < limit and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def pair_token_counts(data: EncodedPairs, share_prompt: bool) -> list[int]:
+    """Tokens each pair puts through the model: both sequences, the shared prefix once when it is shared."""
+    return [
+        len(c) + len(r) - (shared_prefix(c, r) if share_prompt else 0)
+        for c, r in zip(data.chosen, data.rejected, strict=True)
+    ]
+
+
+def _last_non_pad(ids: Sequence[int], pad_id: int) -> int:
+    """Where transformers' sequence-classification head reads a decoder's score: the rightmost non-pad token
+    (so a tokenizer padding with its eos token, which it may also append, is read the same way as there)."""
+    for position in range(len(ids) - 1, -1, -1):
+        if ids[position] != pad_id:
+            return position
+    return 0
+
+
+def _units(data: EncodedPairs, indices: Sequence[int], pad_id: int, share_prompt: bool) -> list[tuple]:
+    """(ids, segment, prefix-of-segment, positions, [(score slot, local index), ...]) per unit; slot n is the
+    chosen sequence of the batch's n-th pair, slot B + n its rejected one."""
+    units = []
+    batch = len(indices)
+    for n, i in enumerate(indices):
+        chosen, rejected = data.chosen[i], data.rejected[i]
+        if not share_prompt:  # each sequence a unit of its own
+            for slot, seq in ((n, chosen), (batch + n, rejected)):
+                units.append((list(seq), [0] * len(seq), [0] * len(seq), list(range(len(seq))),
+                              [(slot, _last_non_pad(seq, pad_id))]))  # fmt: skip
+            continue
+        shared = shared_prefix(chosen, rejected)
+        c_tail, r_tail = chosen[shared:], rejected[shared:]
+        ids = list(chosen[:shared]) + list(c_tail) + list(r_tail)
+        segment = [0] * shared + [1] * len(c_tail) + [2] * len(r_tail)
+        prefix = [0] * len(ids) if shared else segment  # both tails see segment 0, the shared prefix
+        positions = list(range(len(chosen))) + list(range(shared, len(rejected)))
+        # The rejected side's score sits inside the shared prefix only if its own tail is all pad.
+        rejected_last = _last_non_pad(rejected, pad_id)
+        rejected_end = rejected_last if rejected_last < shared else len(chosen) + rejected_last - shared
+        units.append(
+            (ids, segment, prefix, positions, [(n, _last_non_pad(chosen, pad_id)), (batch + n, rejected_end)])
+        )
+    return units
+
+
+def collate_packed(
+    data: EncodedPairs,
+    indices: Sequence[int],
+    pad_id: int,
+    *,
+    pack: bool,
+    share_prompt: bool,
+    pack_length: int = 0,
+) -> dict[str, torch.Tensor]:
+    """Rows of sequences with their own positions and a block mask: no pad token is attended to or scored.
+
+    Units: each sequence on its own (positions from 0), or with `share_prompt` each pair as
+    `prefix ++ chosen tail ++ rejected tail`, where the prefix is the token prefix both sequences share (the
+    rendered prompt) and each tail continues the prefix's positions and sees the prefix but not the other
+    tail. With `pack` the units are laid end to end, first fit longest first, in rows of at most
+    `pack_length` tokens or the longest unit, whichever is more; without, each unit is a row. Rows are right-padded to the longest; pad
+    positions attend only to pad positions, so no real token sees them.
+
+    The mask is `attention_mask` [rows, 1, T, T] (True = may attend), causal within a row. `chosen_at` and
+    `rejected_at` are flat indices (row × T + column) of each pair's last non-pad chosen and rejected token,
+    the positions a decoder's score head reads. Causal decoders only: under this mask every scored position sees
+    exactly the tokens it would see in its own padded row.
+    """
+    units = _units(data, indices, pad_id, share_prompt)
+    rows: list[list[int]] = []
+    if pack:
+        # First fit, longest first, into rows as wide as the longest unit (so never wider than the padded
+        # batch: attention under the dense mask costs no more) or `pack_length` when that is more.
+        cap = max(pack_length, max(len(u[0]) for u in units))
+        used: list[int] = []
+        for n in sorted(range(len(units)), key=lambda n: -len(units[n][0])):
+            size = len(units[n][0])
+            row = next((r for r, taken in enumerate(used) if taken + size <= cap), None)
+            if row is None:
+                rows.append([n])
+                used.append(size)
+            else:
+                rows[row].append(n)
+                used[row] += size
+    else:
+        rows = [[n] for n in range(len(units))]
+    width = max(sum(len(units[n][0]) for n in row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    segment = torch.full((len(rows), width), -1, dtype=torch.long)
+    prefix = torch.full((len(rows), width), -1, dtype=torch.long)
+    score_at = [0] * (2 * len(indices))
+    for r, row in enumerate(rows):
+        start = 0
+        for n in row:
+            unit_ids, unit_seg, unit_prefix, unit_pos, reads = units[n]
+            end = start + len(unit_ids)
+            ids[r, start:end] = torch.as_tensor(unit_ids, dtype=torch.long)
+            positions[r, start:end] = torch.as_tensor(unit_pos, dtype=torch.long)
+            base = 3 * n  # segment numbers unique within the batch
+            segment[r, start:end] = torch.as_tensor(unit_seg, dtype=torch.long) + base
+            prefix[r, start:end] = torch.as_tensor(unit_prefix, dtype=torch.long) + base
+            for slot, local in reads:
+                score_at[slot] = r * width + start + local
+            start = end
+    same = segment[:, None, :] == segment[:, :, None]  # [rows, query, key]
+    sees_prefix = segment[:, None, :] == prefix[:, :, None]
+    causal = torch.ones((width, width), dtype=torch.bool).tril()
+    mask = (same | sees_prefix) & causal
+    return {
+        "input_ids": ids,
+        "position_ids": positions,
+        "attention_mask": mask[:, None],
+        "chosen_at": torch.tensor(score_at[: len(indices)], dtype=torch.long),
+        "rejected_at": torch.tensor(score_at[len(indices) :], dtype=torch.long),
+        "margin": torch.tensor([data.margins[i] for i in indices], dtype=torch.float32),
+        "safe": torch.tensor(
+            [data.chosen_safe[i] for i in indices] + [data.rejected_safe[i] for i in indices],
+            dtype=torch.long,
+        ),
+    }

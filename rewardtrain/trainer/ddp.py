@@ -34,8 +34,11 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def setup(device: str | None = None) -> DistContext:
-    """Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK), or run alone."""
+def setup(device: str | None = None, *, group_of_one: bool = False) -> DistContext:
+    """Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK), or run alone.
+
+    `group_of_one`: alone, still make a one-process group (in memory, no port), for code that needs one (FSDP).
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -49,6 +52,11 @@ def setup(device: str | None = None) -> DistContext:
     owns_group = False
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        owns_group = True
+    elif world_size == 1 and group_of_one and not dist.is_initialized():
+        dist.init_process_group(
+            backend="nccl" if use_cuda else "gloo", store=dist.HashStore(), rank=0, world_size=1
+        )
         owns_group = True
     if world_size > 1 and dist.get_world_size() != world_size:
         raise RuntimeError(f"WORLD_SIZE={world_size} but the process group has {dist.get_world_size()} ranks")
@@ -76,6 +84,23 @@ def any_rank(ctx: DistContext, flag: bool) -> bool:
     tensor = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return bool(tensor.item())
+
+
+def mean_across_ranks(ctx: DistContext, value: torch.Tensor) -> torch.Tensor:
+    """The mean of a scalar tensor over all ranks (itself when alone)."""
+    if not ctx.distributed:
+        return value
+    total = value.detach().clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total / ctx.world_size
+
+
+def sum_across_ranks(ctx: DistContext, value: int) -> int:
+    if not ctx.distributed:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return int(tensor.item())
 
 
 def barrier(ctx: DistContext) -> None:

@@ -57,7 +57,15 @@ def training_command(
 
 def launch(command: Sequence[str], **popen_kwargs) -> subprocess.Popen:
     """Start `command` (e.g. from `training_command`) so that it receives SIGTERM if this process dies."""
-    wrapper = [sys.executable, "-m", "rewardtrain.trainer.procs", "--expect-parent", str(os.getpid()), "--", *command]
+    wrapper = [
+        sys.executable,
+        "-m",
+        "rewardtrain.trainer.procs",
+        "--expect-parent",
+        str(os.getpid()),
+        "--",
+        *command,
+    ]
     return subprocess.Popen(wrapper, **popen_kwargs)
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.nn.parallel import DistributedDataParallel
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -30,15 +29,17 @@ from transformers import (
     set_seed,
 )
 
-from rewardtrain.trainer import checkpoints, ddp, procs
+from rewardtrain.trainer import checkpoints, ddp, procs, wrapping
 from rewardtrain.trainer.data import (
     EncodedPairs,
     Pair,
     collate,
+    collate_packed,
     encode,
     encode_pairs,
     length_grouped_batches,
     pad,
+    pair_token_counts,
     pairs_fingerprint,
     prepare_tokenizer,
     read_pairs_jsonl,
@@ -46,6 +47,8 @@ from rewardtrain.trainer.data import (
     split_by_item,
     write_pairs_jsonl,
 )
+from rewardtrain.trainer.modes import LORA_MODES, MODES
+from rewardtrain.trainer.wrapping import RewardModel, unwrap
 
 __all__ = [
     "Cancelled",
@@ -72,6 +75,7 @@ RENDERING = "hh-turns-v1"  # bump when `render` changes: saved models record the
 RESUME_FIELDS = (
     "objective", "base_model", "epochs", "lr", "batch_size", "grad_accum", "max_length", "seed", "warmup_ratio",
     "weight_decay", "margin_scale", "max_grad_norm", "disable_dropout", "group_megabatches", "sign_weight",
+    "mode", "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "packing", "share_prompt", "pack_length",
 )  # fmt: skip
 
 
@@ -102,6 +106,15 @@ class TrainConfig:
     num_threads: int | None = None  # CPU threads per process; None = usable cores ÷ processes on this host
     eval_batch_size: int = 64
     progress_every: int = 5  # optimizer steps between on_progress calls (also on the last step)
+    mode: str = "full"  # "full" | "lora-merged" | "lora-adapters" | "fsdp" (see modes.py)
+    lora_r: int = 16
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.0
+    lora_targets: str = "all-linear"  # or module names separated by commas, e.g. "q_proj,v_proj"
+    packing: bool = False  # padding-free rows (decoders): sequences end to end, own positions, block mask
+    share_prompt: bool = False  # chosen and rejected share their common prefix in one row (decoders)
+    pack_length: int = 0  # packed row width; 0 = the micro-batch's longest sequence (pair when sharing)
+    peak_tflops: float | None = None  # device peak for MFU; None = known CUDA GPUs' bf16 dense peak, else n/a
 
     def __post_init__(self) -> None:
         self.base_model = os.fspath(self.base_model)  # a pathlib.Path is welcome too
@@ -118,6 +131,14 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.checkpoint_every < 0 or self.keep_checkpoints < 1:
             raise ValueError("checkpoint_every must be >= 0 and keep_checkpoints >= 1")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.lora_r < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
+            raise ValueError("lora_r must be >= 1, lora_alpha > 0 and lora_dropout in [0, 1)")
+        if self.pack_length < 0:
+            raise ValueError(f"pack_length must be >= 0, got {self.pack_length}")
+        if self.peak_tflops is not None and self.peak_tflops <= 0:
+            raise ValueError(f"peak_tflops must be positive, got {self.peak_tflops}")
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -316,7 +337,14 @@ def load_scorer(
     meta_path = model_dir / MODEL_META_FILE
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     tokenizer = load_tokenizer(str(model_dir))
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), dtype=torch.float32)
+    adapter_config = model_dir / "adapter_config.json"
+    if adapter_config.exists():  # LoRA adapters saved beside their base model: load both, merge for speed
+        from peft import PeftModel
+
+        base = meta.get("adapters_of") or json.loads(adapter_config.read_text())["base_model_name_or_path"]
+        model = PeftModel.from_pretrained(load_model(base, tokenizer), str(model_dir)).merge_and_unload()
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), dtype=torch.float32)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     length = max_length or meta.get("max_length") or min(tokenizer.model_max_length, 512)
@@ -404,8 +432,23 @@ def _fingerprint(config: TrainConfig, train_pairs: Sequence[Pair], world_size: i
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _unwrap(model):
-    return model.module if isinstance(model, DistributedDataParallel) else model
+# bf16 dense peak FLOP/s of GPUs by a part of their name (NVIDIA data sheets, without sparsity); first match wins.
+GPU_BF16_PEAK = (
+    ("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("GH200", 989e12), ("B200", 2250e12),
+    ("A100", 312e12), ("L40S", 362e12), ("L4", 121e12), ("A10", 125e12), ("RTX 4090", 165e12),
+)  # fmt: skip
+
+
+def peak_flops(device: torch.device, config: TrainConfig) -> float | None:
+    """The device's peak for MFU: config.peak_tflops, else a known CUDA GPU's bf16 dense peak, else None (n/a)."""
+    if config.peak_tflops is not None:
+        return config.peak_tflops * 1e12
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for part, value in GPU_BF16_PEAK:
+            if part in name:
+                return value
+    return None
 
 
 def train(
@@ -425,11 +468,41 @@ def train(
     Cancelled when should_stop() turns true between steps, ResumeMismatch when output_dir holds another run.
     """
     config.validate()
-    ctx = ddp.setup(config.device)
+    ctx = ddp.setup(config.device, group_of_one=config.mode == "fsdp")
     try:
         return _train(ctx, list(pairs), config, Path(output_dir), on_progress, should_stop, eval_pairs)
     finally:
         ddp.teardown(ctx)
+
+
+def _build_model(ctx, config: TrainConfig, tokenizer):
+    """The wrapped model ready to train (LoRA, DDP or FSDP as the mode says) and its matmul parameter count."""
+    model = load_model(config.base_model, tokenizer)
+    if config.disable_dropout:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+    if config.packing or config.share_prompt:
+        wrapping.check_packable(model)
+    if config.gradient_checkpointing:
+        _enable_activation_checkpointing(model)
+    flop_params = wrapping.flop_parameters(model)
+    if config.mode in LORA_MODES:
+        model = wrapping.apply_lora(
+            model,
+            r=config.lora_r,
+            alpha=config.lora_alpha,
+            dropout=config.lora_dropout,
+            targets=config.lora_targets,
+        )
+    wrapper = RewardModel(model).to(ctx.device)
+    if config.mode == "fsdp":
+        bf16 = ctx.device.type == "cuda" and config.bf16 and torch.cuda.is_bf16_supported()
+        return wrapping.shard(wrapper, bf16=bf16), flop_params
+    if ctx.distributed:
+        device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(wrapper, device_ids=device_ids), flop_params
+    return wrapper, flop_params
 
 
 def _train(ctx, pairs, config, output_dir, on_progress, should_stop, eval_pairs) -> TrainResult:
@@ -448,14 +521,7 @@ def _train(ctx, pairs, config, output_dir, on_progress, should_stop, eval_pairs)
         raise ValueError("no training pairs")
 
     tokenizer = load_tokenizer(config.base_model)
-    model = load_model(config.base_model, tokenizer)
-    if config.disable_dropout:
-        for module in model.modules():
-            if isinstance(module, torch.nn.Dropout):
-                module.p = 0.0
-    if config.gradient_checkpointing:
-        _enable_activation_checkpointing(model)
-    model.to(ctx.device)
+    model, flop_params = _build_model(ctx, config, tokenizer)
     data = encode_pairs(tokenizer, train_pairs, config.max_length)
     plan = _Plan(
         lengths=data.lengths(),
@@ -482,16 +548,15 @@ def _train(ctx, pairs, config, output_dir, on_progress, should_stop, eval_pairs)
                 f"{found.path} was written by a run with other pairs, config or process count; "
                 "use a fresh output_dir"
             )
-        checkpoints.load_into(
-            found, model=model, optimizer=optimizer, scheduler=scheduler, map_location=ctx.device
+        model_state, optimizer_state = checkpoints.load(found, scheduler=scheduler)
+        wrapping.load_training_state(
+            model, optimizer, model_state, optimizer_state, config.mode, broadcast=False
         )
         start_step = found.step
-    if ctx.distributed:
-        model = DistributedDataParallel(
-            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
-        )
 
     loop = _Loop(ctx, config, model, optimizer, scheduler, data, plan, tokenizer.pad_token_id)
+    loop.flops_per_token = (4 if config.mode in LORA_MODES else 6) * flop_params
+    loop.peak = peak_flops(ctx.device, config)
     history = loop.run(start_step, total_steps, ckpt_root, fingerprint, on_progress, should_stop)
 
     metrics = {
@@ -501,25 +566,48 @@ def _train(ctx, pairs, config, output_dir, on_progress, should_stop, eval_pairs)
         "steps_run": total_steps - start_step,
         "world_size": ctx.world_size,
         "device": str(ctx.device),
+        "mode": config.mode,
+        "parameters": flop_params,
+        # Sharded parameters are DTensors, whose numel() is the whole tensor's.
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         **history,
     }
+    if ctx.device.type == "cuda":
+        metrics["peak_memory_bytes"] = torch.cuda.max_memory_allocated(ctx.device)
     model_dir = output_dir / "model"
-    if ctx.is_main:
-        names = ["accuracy", "mean_margin", "median_margin", "loss"]
-        if config.objective == "cost":
-            names += ["safer_accuracy", "sign_accuracy"]
+    names = ["accuracy", "mean_margin", "median_margin", "loss"]
+    if config.objective == "cost":
+        names += ["safer_accuracy", "sign_accuracy"]
+    if config.mode == "fsdp":
+        # The weights are spread over the ranks: gather them (every rank), save on rank 0, and evaluate the
+        # saved model there in fp32 — the scores anyone loading it gets.
+        state = wrapping.full_model_state(unwrap(model))
+        if ctx.is_main:
+            _save_model(unwrap(model).hf, tokenizer, config, model_dir, metrics, state_dict=state)
+            if eval_pairs:
+                scorer = load_scorer(model_dir, str(ctx.device), bf16=False)
+                scored = score_pairs(scorer, eval_pairs, objective=config.objective,
+                                     batch_size=config.eval_batch_size, margin_scale=config.margin_scale)  # fmt: skip
+                metrics.update({f"eval_{name}": scored.get(name) for name in names})
+                (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+            else:
+                metrics.update({f"eval_{name}": None for name in names})
+    elif ctx.is_main:
         scored = {}
         if eval_pairs:
-            scorer = Scorer(_unwrap(model), tokenizer, max_length=config.max_length, device=ctx.device,
+            scorer = Scorer(unwrap(model).model, tokenizer, max_length=config.max_length, device=ctx.device,
                             bf16=config.bf16)  # fmt: skip
             scored = score_pairs(scorer, eval_pairs, objective=config.objective,
                                  batch_size=config.eval_batch_size, margin_scale=config.margin_scale)  # fmt: skip
         metrics.update({f"eval_{name}": scored.get(name) for name in names})
-        _save_model(_unwrap(model), tokenizer, config, model_dir, metrics)
+        _save_model(unwrap(model).model, tokenizer, config, model_dir, metrics)
     return TrainResult(metrics=metrics, model_dir=str(model_dir), resumed_from_step=start_step or None)
 
 
 class _Loop:
+    flops_per_token: float = 0.0
+    peak: float | None = None
+
     def __init__(
         self, ctx, config, model, optimizer, scheduler, data: EncodedPairs, plan: _Plan, pad_id: int
     ):
@@ -527,32 +615,40 @@ class _Loop:
         self.optimizer, self.scheduler = optimizer, scheduler
         self.data, self.plan, self.pad_id = data, plan, pad_id
         self._epoch, self._batches = -1, []
+        self.packed = config.packing or config.share_prompt
+        self.pair_tokens = pair_token_counts(data, config.share_prompt)
+        self.computed_tokens = 0  # this rank's tokens through the model, padding included
 
     def batches(self, epoch: int) -> list[list[int]]:
         if epoch != self._epoch:
             self._epoch, self._batches = epoch, self.plan.epoch_batches(epoch)
         return self._batches
 
+    def collate(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        if self.packed:
+            return collate_packed(self.data, indices, self.pad_id, pack=self.config.packing,
+                                  share_prompt=self.config.share_prompt, pack_length=self.config.pack_length)  # fmt: skip
+        return collate(self.data, indices, self.pad_id)
+
     def step(self, micro: list[list[int]]) -> float:
-        """One optimizer step over this rank's micro-batches; returns the step's mean loss on this rank."""
+        """One optimizer step over this rank's micro-batches; returns the step's mean loss over all ranks."""
         ctx, model = self.ctx, self.model
         model.train()
         total = torch.zeros((), device=ctx.device)
         for i, indices in enumerate(micro):
-            batch = collate(self.data, indices, self.pad_id)
-            # Gradients are all-reduced once per step, on the last micro-batch.
-            sync = not ctx.distributed or i == len(micro) - 1
-            with contextlib.nullcontext() if sync else model.no_sync():
-                with _autocast(ctx.device, self.config.bf16):
-                    logits = model(
-                        input_ids=batch["input_ids"].to(ctx.device, non_blocking=True),
-                        attention_mask=batch["attention_mask"].to(ctx.device, non_blocking=True),
-                    ).logits
+            batch = self.collate(indices)
+            self.computed_tokens += batch["input_ids"].numel()
+            inputs = {
+                key: batch[key].to(ctx.device, non_blocking=True)
+                for key in ("input_ids", "attention_mask", "position_ids", "chosen_at", "rejected_at")
+                if key in batch
+            }
+            # Gradients are reduced once per step, on the last micro-batch.
+            with wrapping.gradient_sync(model, i == len(micro) - 1):
+                with _autocast(ctx.device, self.config.bf16 and self.config.mode != "fsdp"):
+                    scores = model(**inputs)
                 loss = objective_loss(
-                    logits.float().squeeze(-1),
-                    batch["margin"].to(ctx.device),
-                    batch["safe"].to(ctx.device),
-                    self.config,
+                    scores, batch["margin"].to(ctx.device), batch["safe"].to(ctx.device), self.config
                 )
                 (loss / len(micro)).backward()
             total += loss.detach()
@@ -561,12 +657,17 @@ class _Loop:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return total.item() / len(micro)  # one host sync per step, not per micro-batch
+        # One host sync per step, not per micro-batch; ranks hold different batches, so average them.
+        return ddp.mean_across_ranks(ctx, total / len(micro)).item()
+
+    def mfu(self, tokens: float, seconds: float) -> float | None:
+        if self.peak is None or seconds <= 0:
+            return None
+        return self.flops_per_token * tokens / seconds / (self.peak * self.ctx.world_size)
 
     def run(self, start_step, total_steps, ckpt_root, fingerprint, on_progress, should_stop) -> dict:
         ctx, config, plan = self.ctx, self.config, self.plan
-        lengths = plan.lengths
-        pairs_done = tokens_done = padded_done = 0
+        pairs_done = tokens_done = 0
         window_losses: list[float] = []
         losses: list[float] = []
         window_start, window_pairs, window_tokens = time.perf_counter(), 0, 0
@@ -579,34 +680,32 @@ class _Loop:
             loss = self.step(everyone[ctx.rank :: ctx.world_size])
 
             step_pairs = sum(len(b) for b in everyone)
-            step_tokens = sum(
-                len(self.data.chosen[i]) + len(self.data.rejected[i]) for b in everyone for i in b
-            )
+            step_tokens = sum(self.pair_tokens[i] for b in everyone for i in b)
             pairs_done += step_pairs
             tokens_done += step_tokens
-            padded_done += sum(2 * len(b) * max(lengths[i] for i in b) for b in everyone)
             window_losses.append(loss)
             losses.append(loss)
             window_pairs += step_pairs
             window_tokens += step_tokens
             done = step + 1
 
-            if (
-                ctx.is_main
-                and config.checkpoint_every
-                and done % config.checkpoint_every == 0
-                and done < total_steps
-            ):
-                checkpoints.save(
-                    ckpt_root,
-                    done,
-                    model=_unwrap(self.model),
-                    optimizer=self.optimizer,
-                    scheduler=self.scheduler,
-                    state={"fingerprint": fingerprint, "epoch": epoch, "total_steps": total_steps,
-                           "next_batch": (in_epoch + 1) * plan.grad_accum * plan.world_size},
-                    keep=config.keep_checkpoints,
-                )  # fmt: skip
+            if config.checkpoint_every and done % config.checkpoint_every == 0 and done < total_steps:
+                # Under FSDP gathering the state is a collective: every rank takes part, rank 0 writes.
+                if ctx.is_main or config.mode == "fsdp":
+                    model_state, optimizer_state = wrapping.training_state(
+                        self.model, self.optimizer, config.mode
+                    )
+                if ctx.is_main:
+                    checkpoints.save(
+                        ckpt_root,
+                        done,
+                        model_state=model_state,
+                        optimizer_state=optimizer_state,
+                        scheduler=self.scheduler,
+                        state={"fingerprint": fingerprint, "epoch": epoch, "total_steps": total_steps,
+                               "next_batch": (in_epoch + 1) * plan.grad_accum * plan.world_size},
+                        keep=config.keep_checkpoints,
+                    )  # fmt: skip
             if (
                 ctx.is_main
                 and on_progress is not None
@@ -623,6 +722,7 @@ class _Loop:
                         "loss": statistics.fmean(window_losses),
                         "pairs_per_s": window_pairs / window,
                         "tokens_per_s": window_tokens / window,
+                        "mfu": self.mfu(window_tokens, window),
                         "eta_s": per_step * (total_steps - done),
                         "lr": self.scheduler.get_last_lr()[0],
                     }
@@ -634,8 +734,12 @@ class _Loop:
             "train_cpu_seconds": time.process_time() - cpu_started,  # all threads of this process
             "train_pairs_per_s": pairs_done / seconds if seconds > 0 else None,
             "train_tokens_per_s": tokens_done / seconds if seconds > 0 else None,
-            "train_tokens": tokens_done,
-            "train_padded_tokens": padded_done,
+            "train_mfu": self.mfu(tokens_done, seconds),  # None where the device's peak is unknown
+            "train_flops_per_token": self.flops_per_token,
+            "train_peak_flops": self.peak,
+            "train_tokens": tokens_done,  # real tokens (a shared prompt counted once), all ranks
+            "train_padded_tokens": ddp.sum_across_ranks(ctx, self.computed_tokens),  # padding included
+            "train_losses": losses,  # mean over all ranks, one per optimizer step this process ran
             # Mean over the last tenth of the steps this process ran (at least one).
             "train_loss_final": statistics.fmean(losses[-max(1, len(losses) // 10) :]) if losses else None,
         }
@@ -650,18 +754,32 @@ def _write_json_atomic(path: Path, value) -> None:
     os.replace(tmp, path)
 
 
-def _save_model(model, tokenizer, config: TrainConfig, model_dir: Path, metrics: dict) -> None:
-    """Save the model with its tokenizer in Hugging Face format, replacing model_dir atomically."""
+def _save_model(
+    model, tokenizer, config: TrainConfig, model_dir: Path, metrics: dict, state_dict=None
+) -> None:
+    """Save the model with its tokenizer in Hugging Face format, replacing model_dir atomically.
+
+    `model` is the transformers model, or peft's wrapper for LoRA: merged into the base weights for
+    `lora-merged`, saved as adapters only (with the base model's path) for `lora-adapters`. `state_dict`: the
+    full weights, where the model holds only a shard of them (FSDP).
+    """
     tmp = model_dir.with_name(f".{model_dir.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
+    if config.mode == "lora-merged":
+        model = model.merge_and_unload()
+    if state_dict is not None:
+        model.save_pretrained(tmp, state_dict=state_dict)
+    else:
+        model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     meta = {
         "rendering": RENDERING,
         "objective": config.objective,
         "score": "cost" if config.objective == "cost" else "reward",
         "max_length": config.max_length,
+        "mode": config.mode,
+        "adapters_of": config.base_model if config.mode == "lora-adapters" else None,
         "config": asdict(config),
     }
     (tmp / MODEL_META_FILE).write_text(json.dumps(meta, indent=1))

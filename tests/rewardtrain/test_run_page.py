@@ -139,6 +139,27 @@ def test_researcher_starts_a_run_on_a_fresh_snapshot_from_the_page(client, proje
 
 
 @pytest.mark.django_db
+def test_start_page_offers_the_training_modes_and_the_run_keeps_the_choice(client, project, researcher):
+    voter = crowd_annotator(project, "crowd")
+    add_judgment(make_comparison(project, "Q", f"x {RUDE}", f"y {HELPFUL}"), voter, preference=2)
+    login(client, researcher)
+    page = client.get(reverse("rewardtrain:run_new", args=[project.slug])).content.decode()
+    for mode in ("full", "lora-merged", "lora-adapters", "fsdp"):
+        assert f'value="{mode}"' in page
+    form = {"objective": "bt", "base_model": "/models/base", "queue": "gpu", "epochs": 1, "lr": 1e-4}
+    form |= {"batch_size": 8, "max_length": 64, "seed": 1, "snapshot": ""}
+    client.post(
+        reverse("rewardtrain:run_new", args=[project.slug]), form | {"mode": "lora-adapters", "lora_r": 8}
+    )
+    client.post(reverse("rewardtrain:run_new", args=[project.slug]), form | {"mode": "fsdp", "lora_r": 8})
+    lora, fsdp = TrainingRun.objects.order_by("pk")
+    assert lora.config["mode"] == "lora-adapters" and lora.config["lora_r"] == 8
+    assert fsdp.config["mode"] == "fsdp" and "lora_r" not in fsdp.config  # the rank means nothing there
+    page = client.get(reverse("rewardtrain:run_detail", args=[project.slug, fsdp.pk])).content.decode()
+    assert "fsdp" in page and "MFU" in page
+
+
+@pytest.mark.django_db
 def test_start_page_shows_the_error_and_starts_nothing_without_pairs(client, project, researcher):
     login(client, researcher)
     form = {"objective": "cost", "base_model": "/models/base", "queue": "gpu", "epochs": 1, "lr": 1e-4}

@@ -106,6 +106,14 @@ def test_bad_options_are_refused_and_start_nothing(project, other_project):
             snapshot=snapshot,
             config={"lr": -1},
         )
+    with pytest.raises(services.RunError, match="mode must be one of full, lora-merged"):
+        services.start_run(
+            project=project, objective="bt", base_model="x", snapshot=snapshot, config={"mode": "qlora"}
+        )
+    with pytest.raises(services.RunError, match="lora_r must be at least 1"):
+        services.start_run(
+            project=project, objective="bt", base_model="x", snapshot=snapshot, config={"lora_r": 0}
+        )
     with pytest.raises(services.RunError, match="unknown training option"):
         services.start_run(
             project=project, objective="bt", base_model="x", snapshot=snapshot, config={"learning": 1}

@@ -17,23 +17,7 @@ from rewardtrain.trainer.training import (
     render,
     train,
 )
-from tests.rewardtrain.rewardtrain_toys import polite_rude_pairs
-
-
-def toy_config(base_model: str, **overrides) -> TrainConfig:
-    values = dict(
-        base_model=base_model,
-        lr=3e-3,
-        epochs=4,
-        batch_size=16,
-        max_length=64,
-        eval_fraction=0.25,
-        checkpoint_every=0,
-        progress_every=2,
-        num_threads=1,  # a hidden-32 model gains nothing from threads, and they stall on a busy machine
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
+from tests.rewardtrain.rewardtrain_toys import polite_rude_pairs, toy_config
 
 
 @pytest.mark.parametrize("objective", ["bt", "bt-margin", "cost"])
@@ -161,12 +145,28 @@ def test_incomplete_checkpoint_folders_are_ignored(tmp_path):
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.AdamW(model.parameters())
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    checkpoints.save(root, 5, model=model, optimizer=optimizer, scheduler=scheduler, state={}, keep=2)
+    checkpoints.save(
+        root,
+        5,
+        model_state=model.state_dict(),
+        optimizer_state=optimizer.state_dict(),
+        scheduler=scheduler,
+        state={},
+        keep=2,
+    )
     (root / "step-00000010").mkdir()  # no state.json: a folder left by something else, never trusted
     (root / ".tmp-step-00000015-999999").mkdir()  # an interrupted write
     latest = checkpoints.latest(root)
     assert latest is not None and latest.step == 5
-    checkpoints.save(root, 20, model=model, optimizer=optimizer, scheduler=scheduler, state={}, keep=2)
+    checkpoints.save(
+        root,
+        20,
+        model_state=model.state_dict(),
+        optimizer_state=optimizer.state_dict(),
+        scheduler=scheduler,
+        state={},
+        keep=2,
+    )
     assert not (root / ".tmp-step-00000015-999999").exists()
     assert [c.step for c in checkpoints.list_complete(root)] == [5, 20]
 

@@ -27,7 +27,7 @@ from annotate.assignment import (
     remaining_for,
 )
 from annotate.models import Assignment, Draft, Judgment, Severity
-from annotate.rendering import render_conversation, render_markdown
+from annotate.rendering import harm_label, render_conversation, render_markdown
 from annotate.services import (
     SKIP_REASONS,
     AnswerError,
@@ -119,10 +119,14 @@ def _get_judgment_for_user(request: HttpRequest, project: Project, judgment_id: 
     return judgment
 
 
+# The form's own bookkeeping, not answers.
+_FORM_ONLY = {"csrfmiddlewaretoken", "submission_id", "draft_version", "draft_tab", "revealed"}
+
+
 def _answers_from_post(request: HttpRequest) -> dict:
     data: dict = {}
     for key in request.POST:
-        if key in ("csrfmiddlewaretoken", "submission_id", "draft_version"):
+        if key in _FORM_ONLY:
             continue
         values = request.POST.getlist(key)
         data[key] = values if key.endswith("_harm_categories") or len(values) > 1 else values[0]
@@ -202,6 +206,7 @@ def _comparison_context(
         "scale": SCALE,
         "shortcuts": SHORTCUTS,
         "severities": Severity.choices,
+        "harm_choices": [(value, harm_label(value)) for value in project.harm_categories or []],
         "skip_reasons": SKIP_REASONS,
         "justification_mode": project.justification,
         "guidelines_html": render_markdown(project.guidelines),
@@ -313,9 +318,11 @@ def workbench_submit(request: HttpRequest, slug: str, assignment_id: int) -> Htt
             answers=answers,
             submission_id=request.POST.get("submission_id", ""),
             draft_version=int(version) if version and version.isdigit() else None,
+            draft_tab=request.POST.get("draft_tab", "")[:64],
         )
     except AnswerError as exc:
         ctx = _comparison_context(request, project, assignment, errors=exc.errors, answers=answers)
+        ctx["revealed"] = request.POST.get("revealed") == "1"  # what was revealed stays so
         return _render_workbench(request, ctx, status=200 if request.htmx else 400)
     except StaleDraft:
         ctx = _comparison_context(
@@ -344,14 +351,19 @@ def workbench_draft(request: HttpRequest, slug: str, assignment_id: int) -> Http
     try:
         body = orjson.loads(request.body or b"{}")
         data, version = body["data"], int(body["version"])
+        tab, seq = str(body.get("tab") or "")[:64], int(body.get("seq") or 0)
         if not isinstance(data, dict):
             raise TypeError("data must be an object")
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        return JsonResponse({"error": f"Send JSON {{'data': {{…}}, 'version': n}}: {exc}"}, status=400)
+        return JsonResponse(
+            {"error": f"Send JSON {{'data': {{…}}, 'version': n, 'tab': '…', 'seq': n}}: {exc}"}, status=400
+        )
     if len(request.body) > 64 * 1024:
         return JsonResponse({"error": "Draft too large (64 KiB at most)."}, status=400)
     try:
-        new_version = save_draft(assignment=assignment, user=request.user, data=data, version=version)
+        new_version = save_draft(
+            assignment=assignment, user=request.user, data=data, version=version, tab=tab, seq=seq
+        )
     except StaleDraft as exc:
         return JsonResponse(
             {"error": "A newer draft was saved in another tab.", "version": exc.current_version}, status=409

@@ -215,7 +215,7 @@ def validate_rubric_answers(assignment, answers: dict) -> dict[str, str]:
             for criterion in checklist:
                 if criterion.is_essential and given.get(criterion.key) in (None, ""):
                     errors[f"rubric-{side}-{criterion.key}"] = (
-                        f"Essential criterion for response {side.upper()} needs an answer."
+                        "This essential criterion needs an answer."  # beside its item: no stored side named
                     )
     return errors
 

@@ -45,9 +45,3 @@ def render_conversation(messages: list[dict] | str | None) -> list[Turn]:
         )
     return turns
 
-
-def harm_label(value: str) -> str:
-    """A stored harm category as people read it: "violence,aiding_and_abetting" → "Violence, aiding and
-    abetting"."""
-    words = ", ".join(part.strip().replace("_", " ") for part in str(value).split(",") if part.strip())
-    return words[:1].upper() + words[1:]

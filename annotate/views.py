@@ -27,7 +27,7 @@ from annotate.assignment import (
     remaining_for,
 )
 from annotate.models import Assignment, Draft, Judgment, Severity
-from annotate.rendering import harm_label, render_conversation, render_markdown
+from annotate.rendering import render_conversation, render_markdown
 from annotate.services import (
     SKIP_REASONS,
     AnswerError,
@@ -47,7 +47,7 @@ from annotate.services import (
 )
 from infra.ratelimit import submit_retry_after, too_many_submits
 from projects.access import get_project_for_user, member_project
-from projects.models import Project
+from projects.models import Project, harm_label
 
 LABELLER_ROLES = ("admin", "researcher", "annotator")
 RUBRIC_TEMPLATE = "rubrics/checklist.html"

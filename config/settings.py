@@ -283,6 +283,8 @@ ARBITER_DEFAULT_BASE_MODEL = os.environ.get("ARBITER_BASE_MODEL", "")
 ARBITER_TRAIN_QUEUE = os.environ.get("ARBITER_TRAIN_QUEUE", "gpu")
 # How long a download link of an export stays valid (it re-checks permission when used).
 ARBITER_EXPORT_LINK_SECONDS = envint("ARBITER_EXPORT_LINK_SECONDS", 24 * 3600)
+# Whether researchers (not only admins) may create projects from the home page.
+ARBITER_RESEARCHERS_CREATE_PROJECTS = envbool("ARBITER_RESEARCHERS_CREATE_PROJECTS", False)
 
 # Training runs (rewardtrain/runner.py): the run row's lease and heartbeat, the sweep, and Celery time limits.
 # The solo pool (embedded worker) does not enforce time limits; prefork workers (docker-compose) do.

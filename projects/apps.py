@@ -6,4 +6,4 @@ class ProjectsConfig(AppConfig):
     verbose_name = "Projects and people"
 
     def ready(self) -> None:
-        from projects import ws_session  # noqa: F401 - closes a user's websockets at logout
+        from projects import accounts, ws_session  # noqa: F401 - signals: one-time passwords at login; websockets at logout

@@ -109,6 +109,9 @@ EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
     ),
     "margins": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
     "project_detail": ("GET", ("login", 200, 200, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
+    "project_new": ("GET", ("login", 404, 404, 404, 404, 200), ("login", 404, 404, 404, 404, 200)),
+    "project_settings": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
+    "password_change": ("GET", ("login", 200, 200, 200, 200, 200), ("login", 200, 200, 200, 200, 200)),
     "project_people": ("GET", ("login", 404, 404, 404, 404, 200), ("login", 404, 404, 404, 404, 200)),
     "project_rubric": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
     "rewardtrain:evaluate_new": (

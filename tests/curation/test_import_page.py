@@ -61,6 +61,7 @@ def test_admin_uploads_a_file_and_the_worker_reports_bad_lines(client, project, 
         html = page.content.decode()
         assert 'id="job-status"' in html and "<html" not in html  # the htmx partial
         assert "Nothing was imported: 6 bad lines" in html
+        assert 'id="import-counts"' not in html  # no "created" counters beside "nothing was imported"
         for line in (2, 3, 4, 5, 7, 8):
             assert f"<td>{line}</td>" in html
         assert "hx-trigger" not in html  # polling stops when the job is done
@@ -70,9 +71,9 @@ def test_admin_uploads_a_file_and_the_worker_reports_bad_lines(client, project, 
         assert job2.status == ImportJob.Status.SUCCEEDED and job2.report["comparisons_created"] == 2
         assert job2.progress == 1.0
         assert counts(project)["comparisons"] == 2
-        assert (
-            "Committed. 8 lines: 2 good, 6 bad (skipped)." in client.get(again["Location"]).content.decode()
-        )
+        committed = client.get(again["Location"]).content.decode()
+        assert "Committed. 8 lines: 2 good, 6 bad (skipped)." in committed
+        assert 'id="import-counts"' in committed
     finally:
         worker.stop()
 

@@ -43,7 +43,8 @@ PERSONAS = ("anonymous", "annotator", "annotator2", "outsider", "researcher", "a
 # each a tuple in PERSONAS order: anonymous, annotator, annotator2, outsider, researcher, admin.
 # Notes: rubrics are a shared library (any researcher, of any project, may read and copy them; annotators may
 # not); only a rubric's owners change it (this one is the admin's: other researchers get 403);
-# imports, people and tokens of others are admin-only; exports need researchers_can_export (set on `hh`);
+# imports: researchers into (and of) their own projects, admins everywhere; people and tokens of others are
+# admin-only; exports need researchers_can_export (set on `hh`);
 # POST-only URLs are POSTed an empty body (400 = reached the form validation, i.e. access was granted);
 # the OpenAPI schema and docs are public (no data in them); download links are signed per user.
 EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
@@ -100,8 +101,8 @@ EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
     "export_page": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
     "healthz": ("GET", (200, 200, 200, 200, 200, 200), (200, 200, 200, 200, 200, 200)),
     "home": ("GET", ("login", 200, 200, 200, 200, 200), ("login", 200, 200, 200, 200, 200)),
-    "import_job": ("GET", ("login", 404, 404, 404, 404, 200), ("login", 404, 404, 404, 404, 200)),
-    "import_new": ("GET", ("login", 404, 404, 404, 404, 200), ("login", 404, 404, 404, 404, 200)),
+    "import_job": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
+    "import_new": ("GET", ("login", 404, 404, 200, 200, 200), ("login", 404, 404, 200, 200, 200)),
     "login": ("GET", (200, 200, 200, 200, 200, 200), (200, 200, 200, 200, 200, 200)),
     "logout": (
         "POST",

@@ -96,18 +96,25 @@ def test_running_job_page_polls_with_a_progress_bar(client, project, admin_user)
 
 
 @pytest.mark.django_db
-def test_import_pages_are_404_for_everyone_but_admins(
+def test_import_pages_are_for_admins_and_the_projects_researchers(
     client, project, annotator, researcher, outsider, admin_user
 ):
     job = ImportJob.objects.create(
         project=project, created_by=admin_user, format="hh", filename="x", path="/x"
     )
-    for user in (annotator, researcher, outsider):
-        login(client, user)
-        assert client.get(reverse("import_new")).status_code == 404
-        assert client.get(reverse("import_job", args=[job.pk])).status_code == 404
-        assert _upload(client, project, "trl_good.jsonl").status_code == 404
+    login(client, annotator)
+    assert client.get(reverse("import_new")).status_code == 404
+    assert client.get(reverse("import_job", args=[job.pk])).status_code == 404
+    assert _upload(client, project, "trl_good.jsonl").status_code == 404
+    login(client, outsider)  # a researcher elsewhere: their own page, not this project's imports
+    page = client.get(reverse("import_new")).content.decode()
+    assert f'value="{project.pk}"' not in page
+    assert client.get(reverse("import_job", args=[job.pk])).status_code == 404
+    assert _upload(client, project, "trl_good.jsonl").status_code == 200  # the form refuses the project
     assert ImportJob.objects.count() == 1
+    login(client, researcher)
+    assert f'value="{project.pk}"' in client.get(reverse("import_new")).content.decode()
+    assert client.get(reverse("import_job", args=[job.pk])).status_code == 200
     client.logout()
     response = client.get(reverse("import_new"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))

@@ -80,8 +80,8 @@ def test_invited_new_login_is_asked_to_choose_a_password(client, admin_user, pro
         ("admin_user", ["Rubrics", "Import data", "API tokens", "New project"], []),
         (
             "researcher",
-            ["Rubrics", "API tokens", "Settings", "Dashboard"],
-            ["Import data", "New project", "People"],
+            ["Rubrics", "Import data", "API tokens", "Settings", "Dashboard"],
+            ["New project", "People"],
         ),
         ("annotator", ["Label", "Change password"], ["Rubrics", "Import data", "API tokens", "Settings"]),
     ],

@@ -8,7 +8,7 @@ import re
 from django import forms
 from django.db import models
 
-from projects.models import Project, harm_label
+from projects.models import Project, default_harm_categories, harm_label
 
 # Every setting a researcher may change, in the order the page shows them (the rubric has its own page).
 SETTINGS = [
@@ -87,6 +87,10 @@ class ProjectSettingsForm(forms.ModelForm):
             "auto_pause_gold_threshold": "Pause an annotator whose gold accuracy falls below this (0–1; empty: never).",
             "rubric_essential_cap": "Score cap when an essential criterion fails (0–1).",
         }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["harm_categories"].initial = default_harm_categories  # a new project's list
 
     RANGES = {
         "overlap_k": (1, 50),

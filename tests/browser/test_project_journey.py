@@ -7,7 +7,6 @@ researcher freezes a snapshot, starts a training run and reads the dashboard. No
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -21,22 +20,13 @@ from projects.models import Project
 from rewardtrain.models import TrainingRun
 from rubrics.models import CriterionAnswer
 from tests.conftest import make_user
+from tests.rewardtrain.apphelpers import wait_for
 from tests.rewardtrain.rewardtrain_toys import save_tiny_bert
 from tests.servers import start_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "import" / "trl_good.jsonl"
-
-
-def wait_until(check, what: str, worker, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"{what}; worker log:\n{worker.output()[-4000:]}")
 
 
 def submit_form(page, button_text: str) -> None:
@@ -147,8 +137,11 @@ def test_a_project_from_creation_to_a_trained_model_in_the_app(live_server_url, 
         page.select_option("select[name=format]", "trl")
         page.set_input_files("input[name=file]", str(FIXTURE))
         submit_form(page, "Upload and import")
-        job = wait_until(
-            lambda: ImportJob.objects.filter(project=project, status="succeeded").first(), "import", worker
+        job = wait_for(
+            lambda: ImportJob.objects.filter(project=project, status="succeeded").first(),
+            120,
+            "the import",
+            [worker],
         )
         page.wait_for_selector("text=Committed.")
         comparisons = job.report["comparisons_created"]
@@ -190,10 +183,11 @@ def test_a_project_from_creation_to_a_trained_model_in_the_app(live_server_url, 
         page.get_by_role("link", name="Snapshots").click()
         page.fill("input[name=name]", "journey-1")
         submit_form(page, "Create snapshot")
-        snapshot = wait_until(
+        snapshot = wait_for(
             lambda: DatasetSnapshot.objects.filter(project=project, name="journey-1").first(),
-            "snapshot",
-            worker,
+            120,
+            "the snapshot",
+            [worker],
         )
         assert snapshot.pair_count >= 2
         page.goto(base + "/p/journey/training/new/")
@@ -207,11 +201,11 @@ def test_a_project_from_creation_to_a_trained_model_in_the_app(live_server_url, 
         submit_form(page, "Start")
         run = TrainingRun.objects.get(project=project)
         assert run.config["checkpoint_every"] == 1
-        wait_until(
+        wait_for(
             lambda: TrainingRun.objects.filter(pk=run.pk, status__in=["succeeded", "failed"]).exists(),
-            "training run",
-            worker,
-            timeout=240,
+            240,
+            "the training run",
+            [worker],
         )
         run.refresh_from_db()
         assert run.status == "succeeded", run.error

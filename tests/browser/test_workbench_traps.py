@@ -21,10 +21,10 @@ from django.urls import reverse
 from annotate.models import Draft, Judgment
 from projects.models import Membership, Project
 from rubrics import services as rubric_services
+from tests import servers
 from tests.conftest import make_user
 from tests.factories import make_comparison
 from tests.rubrics.conftest import build_rubric
-from tests import servers
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -80,11 +80,32 @@ class ProjectSettingsForm(forms.ModelForm):
             "guidelines": forms.Textarea(attrs={"rows": 12}),
             "content_warning": forms.Textarea(attrs={"rows": 2}),
         }
+        labels = {
+            "ask_overall": "Ask the overall preference (7 points)",
+            "ask_helpful_harmless": "Ask more helpful / more harmless",
+            "ask_safety": "Ask whether each response is safe (harm categories, severity)",
+            "justification": "Justification",
+            "rubric_essential_blocks": "Unanswered essential rubric criteria block a submit",
+            "rubric_essential_cap": "Rubric score cap when an essential criterion fails",
+            "overlap_k": "Judgments per comparison (k)",
+            "gold_share": "Share of gold comparisons",
+            "reservation_minutes": "Reservation time (minutes)",
+            "revision_window_hours": "Revision window (hours)",
+            "show_gold_feedback": "Show annotators the expected answer after a gold comparison",
+            "auto_pause_gold_threshold": "Gold-accuracy threshold",
+            "auto_pause_min_gold": "Gold answers before the gold-accuracy flag applies",
+            "blur_content": "Blur responses until revealed",
+            "researchers_can_export": "Researchers may export",
+            "retrain_every": "Retrain after this many new judgments",
+        }
         help_texts = {
+            "auto_pause_min_gold": "An annotator is flagged (and paused, with a threshold) once they answered this "
+            "many gold comparisons with an accuracy under the threshold (0.7 without one).",
             "overlap_k": "Crowd judgments wanted per comparison (1–50).",
             "reservation_minutes": "How long a comparison stays reserved for the annotator who opened it (1–1440).",
             "revision_window_hours": "How long an annotator may revise a submitted judgment (0–720).",
-            "auto_pause_gold_threshold": "Pause an annotator whose gold accuracy falls below this (0–1; empty: never).",
+            "auto_pause_gold_threshold": "Flag and pause an annotator whose gold accuracy falls below this (0–1; "
+            "empty: flag under 0.7, never pause).",
             "rubric_essential_cap": "Score cap when an essential criterion fails (0–1).",
         }
 

@@ -240,8 +240,10 @@ def _comparison_context(
         {
             "turns": render_conversation(comparison.item.prompt),
             "panels": [
-                _panel("left", assignment.shown_left, left_html, ctx["errors"]),
-                _panel("right", "b" if assignment.shown_left == "a" else "a", right_html, ctx["errors"]),
+                _panel("left", assignment.shown_left, left_html, ctx["errors"], draft),
+                _panel(
+                    "right", "b" if assignment.shown_left == "a" else "a", right_html, ctx["errors"], draft
+                ),
             ],
             "draft": draft or {},
             "draft_version": draft_version,
@@ -253,8 +255,18 @@ def _comparison_context(
     return ctx
 
 
-def _panel(shown: str, side: str, html, errors: dict) -> dict:
-    """One response column: `shown` is left/right on screen, `side` the canonical a/b it holds."""
+def _panel(shown: str, side: str, html, errors: dict, draft: dict | None = None) -> dict:
+    """One response column: `shown` is left/right on screen, `side` the canonical a/b it holds.
+
+    Errors on the harm categories and severity show inside the unsafe details, which are hidden while the
+    answer is "safe": then they show beside the safe / unsafe question instead, so none is ever out of sight."""
+    error_cats = errors.get(f"{shown}_harm_categories", "")
+    error_sev = errors.get(f"{shown}_severity", "")
+    error_safe = errors.get(f"{shown}_safe", "")
+    if (draft or {}).get(f"{shown}_safe") == "safe" and (error_cats or error_sev):
+        hidden = " ".join(e for e in (error_cats, error_sev) if e)
+        error_safe = f"{hidden} (Chosen while it was unsafe: choose Unsafe, clear them, then Safe again.)"
+        error_cats = error_sev = ""
     return {
         "shown": shown,
         "side": side,
@@ -267,9 +279,9 @@ def _panel(shown: str, side: str, html, errors: dict) -> dict:
             (value, label, key)
             for (value, label), key in zip(Severity.choices, "uio" if shown == "left" else "jkl", strict=True)
         ],
-        "error_safe": errors.get(f"{shown}_safe", ""),
-        "error_cats": errors.get(f"{shown}_harm_categories", ""),
-        "error_sev": errors.get(f"{shown}_severity", ""),
+        "error_safe": error_safe,
+        "error_cats": error_cats,
+        "error_sev": error_sev,
     }
 
 

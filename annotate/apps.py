@@ -6,4 +6,8 @@ class AnnotateConfig(AppConfig):
     verbose_name = "Annotation"
 
     def ready(self) -> None:
-        pass
+        from annotate.services import project_settings_changed  # noqa: PLC0415 - apps are loaded now
+        from projects.services import settings_listeners  # noqa: PLC0415
+
+        if project_settings_changed not in settings_listeners:
+            settings_listeners.append(project_settings_changed)

@@ -563,6 +563,12 @@ def broadcast_project_event(project: Project, kind: str) -> None:
     transaction.on_commit(send)
 
 
+def project_settings_changed(project: Project, changes: dict) -> None:
+    """A project's settings page changed `changes`: open workbenches reload the guidelines when they changed."""
+    if "guidelines" in changes:
+        broadcast_project_event(project, "guidelines")
+
+
 def set_project_paused(*, project: Project, actor, paused: bool) -> Project:
     with transaction.atomic():
         Project.objects.filter(pk=project.pk).update(paused=paused)

@@ -13,6 +13,10 @@ from projects.access import is_admin
 from projects.models import AuditEvent, Membership, Project
 from projects.settings_form import SETTINGS
 
+# Called with (project, {field: [old, new]}) after a settings change commits; upper apps append here from their
+# AppConfig.ready() (the workbench tells open pages that the guidelines changed).
+settings_listeners: list = []
+
 
 def may_create_projects(user) -> bool:
     """Admins always; researchers (an active researcher membership anywhere) where the site allows it
@@ -89,6 +93,8 @@ def project_configure(*, project: Project, data: dict, actor, actor_name: str = 
         _audit(
             actor=actor, actor_name=actor_name, action="project.configured", project=locked, changes=changes
         )
+        for listener in settings_listeners:
+            listener(locked, changes)
     for name in fields:
         setattr(project, name, getattr(locked, name))
     return changes

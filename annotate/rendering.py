@@ -44,4 +44,3 @@ def render_conversation(messages: list[dict] | str | None) -> list[Turn]:
             )
         )
     return turns
-

@@ -221,13 +221,15 @@ def submit_judgment(
     submission_id: str,
     draft_version: int | None = None,
     member_slug: str | None = None,
+    draft_tab: str = "",
 ) -> Judgment:
     """Record the annotator's judgment for their assignment; a repeated submission_id returns the same one.
 
     With `member_slug` the assignment must also lie on the live project of that slug, on which the user holds an
     active membership: checked in the statement that locks the assignment, which also brings the project's row
     (the workbench's JSON submit: `access.member_project`'s check without a statement of its own). Otherwise
-    `assignment.project`, when given, is the project it must lie on.
+    `assignment.project`, when given, is the project it must lie on. `draft_tab` names the browser tab that
+    submits: a newer draft saved by that same tab is no conflict.
 
     Raises AnswerError (field errors, nothing stored), StaleDraft (an older tab submitting over a newer draft),
     or SubmissionRefused (reservation expired and every slot is taken: the answers are kept as a draft).
@@ -236,7 +238,7 @@ def submit_judgment(
         raise AnswerError({"submission_id": "A submission id of 1–64 characters is required."})
     try:
         judgment, refused = _submit_locked(
-            assignment, user, answers, submission_id, draft_version, member_slug
+            assignment, user, answers, submission_id, draft_version, member_slug, draft_tab
         )
     except IntegrityError:
         # The one way here: this submission id was already used for another comparison.
@@ -258,6 +260,7 @@ def _submit_locked(
     submission_id: str,
     draft_version: int | None,
     member_slug: str | None,
+    draft_tab: str,
 ) -> tuple[Judgment | None, bool]:
     with transaction.atomic():
         locked = _lock_assignment(assignment.pk, member_slug=member_slug, user_id=user.pk)
@@ -277,11 +280,7 @@ def _submit_locked(
             )
         if locked.status == Assignment.Status.SKIPPED:
             raise SubmissionRefused("This comparison was skipped.")
-        if (
-            draft_version is not None
-            and locked.draft_version is not None
-            and locked.draft_version > draft_version
-        ):
+        if _stale_for(locked, draft_version, draft_tab):
             raise StaleDraft(locked.draft_version)
         project = locked.comparison.project = locked.project  # read with the lock
         canonical = validate_answers(project=project, assignment=locked, answers=answers)
@@ -471,8 +470,13 @@ def revise_judgment(*, judgment: Judgment, user, answers: dict, submission_id: s
     return locked
 
 
-def save_draft(*, assignment: Assignment, user, data: dict, version: int) -> int:
-    """Store the draft if `version` is the one the client started from; return the new version.
+def save_draft(*, assignment: Assignment, user, data: dict, version: int, tab: str = "", seq: int = 0) -> int:
+    """Store the draft if `version` is the one the client started from; return the draft's version.
+
+    `tab` names the browser tab (it survives a reload of that tab) and `seq` counts its changes: a save from
+    the tab that wrote the stored draft is taken when it is newer (`seq` higher) whatever its version, and
+    ignored when older — a save sent as the page unloaded may land after the reloaded page's own. Both are
+    kept in the draft's data as `_tab` and `_seq`.
 
     Raises StaleDraft when another tab saved a newer draft in between (the caller answers 409).
     """
@@ -483,12 +487,34 @@ def save_draft(*, assignment: Assignment, user, data: dict, version: int) -> int
         if locked.status not in (Assignment.Status.RESERVED, Assignment.Status.EXPIRED):
             raise SubmissionRefused("This comparison is no longer open.")
         draft, _ = Draft.objects.get_or_create(assignment=locked)
-        if draft.version != version:
+        same_tab = bool(tab) and _draft_tab(draft.data) == tab
+        if same_tab and seq <= _draft_seq(draft.data):
+            return draft.version  # an older save of this tab, overtaken by a newer one
+        if not same_tab and draft.version != version:
             raise StaleDraft(draft.version)
-        draft.data = data
-        draft.version = version + 1
+        draft.data = {**data, "_tab": tab, "_seq": seq} if tab else data
+        draft.version += 1
         draft.save(update_fields=["data", "version", "updated_at"])
         return draft.version
+
+
+def _draft_tab(data) -> str:
+    return str(data.get("_tab") or "") if isinstance(data, dict) else ""
+
+
+def _draft_seq(data) -> int:
+    value = data.get("_seq") if isinstance(data, dict) else None
+    return value if isinstance(value, int) else 0
+
+
+def _stale_for(locked: Assignment, draft_version: int | None, tab: str) -> bool:
+    """A submit started from an older draft than the stored one, written by another tab."""
+    if draft_version is None or locked.draft_version is None or locked.draft_version <= draft_version:
+        return False
+    if not tab:
+        return True
+    data = Draft.objects.filter(pk=locked.draft_id).values_list("data", flat=True).first()
+    return _draft_tab(data) != tab
 
 
 def skip_assignment(*, assignment: Assignment, user, reason: str, note: str = "") -> Assignment:
@@ -535,6 +561,12 @@ def broadcast_project_event(project: Project, kind: str) -> None:
             log.warning("project event %s for project %s not delivered", kind, project_id, exc_info=True)
 
     transaction.on_commit(send)
+
+
+def project_settings_changed(project: Project, changes: dict) -> None:
+    """A project's settings page changed `changes`: open workbenches reload the guidelines when they changed."""
+    if "guidelines" in changes:
+        broadcast_project_event(project, "guidelines")
 
 
 def set_project_paused(*, project: Project, actor, paused: bool) -> Project:

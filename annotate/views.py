@@ -44,7 +44,7 @@ from annotate.services import (
 )
 from infra.ratelimit import submit_retry_after, too_many_submits
 from projects.access import get_project_for_user, member_project
-from projects.models import Project
+from projects.models import Project, harm_label
 
 LABELLER_ROLES = ("admin", "researcher", "annotator")
 RUBRIC_TEMPLATE = "rubrics/checklist.html"
@@ -116,10 +116,14 @@ def _get_judgment_for_user(request: HttpRequest, project: Project, judgment_id: 
     return judgment
 
 
+# The form's own bookkeeping, not answers.
+_FORM_ONLY = {"csrfmiddlewaretoken", "submission_id", "draft_version", "draft_tab", "revealed"}
+
+
 def _answers_from_post(request: HttpRequest) -> dict:
     data: dict = {}
     for key in request.POST:
-        if key in ("csrfmiddlewaretoken", "submission_id", "draft_version"):
+        if key in _FORM_ONLY:
             continue
         values = request.POST.getlist(key)
         data[key] = values if key.endswith("_harm_categories") or len(values) > 1 else values[0]
@@ -199,6 +203,7 @@ def _comparison_context(
         "scale": SCALE,
         "shortcuts": SHORTCUTS,
         "severities": Severity.choices,
+        "harm_choices": [(value, harm_label(value)) for value in project.harm_categories or []],
         "skip_reasons": SKIP_REASONS,
         "justification_mode": project.justification,
         "guidelines_html": render_markdown(project.guidelines),
@@ -232,8 +237,10 @@ def _comparison_context(
         {
             "turns": render_conversation(comparison.item.prompt),
             "panels": [
-                _panel("left", assignment.shown_left, left_html, ctx["errors"]),
-                _panel("right", "b" if assignment.shown_left == "a" else "a", right_html, ctx["errors"]),
+                _panel("left", assignment.shown_left, left_html, ctx["errors"], draft),
+                _panel(
+                    "right", "b" if assignment.shown_left == "a" else "a", right_html, ctx["errors"], draft
+                ),
             ],
             "draft": draft or {},
             "draft_version": draft_version,
@@ -245,8 +252,18 @@ def _comparison_context(
     return ctx
 
 
-def _panel(shown: str, side: str, html, errors: dict) -> dict:
-    """One response column: `shown` is left/right on screen, `side` the canonical a/b it holds."""
+def _panel(shown: str, side: str, html, errors: dict, draft: dict | None = None) -> dict:
+    """One response column: `shown` is left/right on screen, `side` the canonical a/b it holds.
+
+    Errors on the harm categories and severity show inside the unsafe details, which are hidden while the
+    answer is "safe": then they show beside the safe / unsafe question instead, so none is ever out of sight."""
+    error_cats = errors.get(f"{shown}_harm_categories", "")
+    error_sev = errors.get(f"{shown}_severity", "")
+    error_safe = errors.get(f"{shown}_safe", "")
+    if (draft or {}).get(f"{shown}_safe") == "safe" and (error_cats or error_sev):
+        hidden = " ".join(e for e in (error_cats, error_sev) if e)
+        error_safe = f"{hidden} (Chosen while it was unsafe: choose Unsafe, clear them, then Safe again.)"
+        error_cats = error_sev = ""
     return {
         "shown": shown,
         "side": side,
@@ -259,9 +276,9 @@ def _panel(shown: str, side: str, html, errors: dict) -> dict:
             (value, label, key)
             for (value, label), key in zip(Severity.choices, "uio" if shown == "left" else "jkl", strict=True)
         ],
-        "error_safe": errors.get(f"{shown}_safe", ""),
-        "error_cats": errors.get(f"{shown}_harm_categories", ""),
-        "error_sev": errors.get(f"{shown}_severity", ""),
+        "error_safe": error_safe,
+        "error_cats": error_cats,
+        "error_sev": error_sev,
     }
 
 
@@ -310,9 +327,11 @@ def workbench_submit(request: HttpRequest, slug: str, assignment_id: int) -> Htt
             answers=answers,
             submission_id=request.POST.get("submission_id", ""),
             draft_version=int(version) if version and version.isdigit() else None,
+            draft_tab=request.POST.get("draft_tab", "")[:64],
         )
     except AnswerError as exc:
         ctx = _comparison_context(request, project, assignment, errors=exc.errors, answers=answers)
+        ctx["revealed"] = request.POST.get("revealed") == "1"  # what was revealed stays so
         return _render_workbench(request, ctx, status=200 if request.htmx else 400)
     except StaleDraft:
         ctx = _comparison_context(
@@ -341,14 +360,19 @@ def workbench_draft(request: HttpRequest, slug: str, assignment_id: int) -> Http
     try:
         body = orjson.loads(request.body or b"{}")
         data, version = body["data"], int(body["version"])
+        tab, seq = str(body.get("tab") or "")[:64], int(body.get("seq") or 0)
         if not isinstance(data, dict):
             raise TypeError("data must be an object")
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        return JsonResponse({"error": f"Send JSON {{'data': {{…}}, 'version': n}}: {exc}"}, status=400)
+        return JsonResponse(
+            {"error": f"Send JSON {{'data': {{…}}, 'version': n, 'tab': '…', 'seq': n}}: {exc}"}, status=400
+        )
     if len(request.body) > 64 * 1024:
         return JsonResponse({"error": "Draft too large (64 KiB at most)."}, status=400)
     try:
-        new_version = save_draft(assignment=assignment, user=request.user, data=data, version=version)
+        new_version = save_draft(
+            assignment=assignment, user=request.user, data=data, version=version, tab=tab, seq=seq
+        )
     except StaleDraft as exc:
         return JsonResponse(
             {"error": "A newer draft was saved in another tab.", "version": exc.current_version}, status=409

@@ -328,6 +328,8 @@ ARBITER_TRAIN_QUEUE = os.environ.get("ARBITER_TRAIN_QUEUE", "gpu")
 ARBITER_EXPORT_LINK_SECONDS = envint("ARBITER_EXPORT_LINK_SECONDS", 24 * 3600)
 # A model download link is its own credential (no session needed), so it lives an hour, not a day.
 ARBITER_MODEL_LINK_SECONDS = envint("ARBITER_MODEL_LINK_SECONDS", 3600)
+# Whether researchers (not only admins) may create projects from the home page.
+ARBITER_RESEARCHERS_CREATE_PROJECTS = envbool("ARBITER_RESEARCHERS_CREATE_PROJECTS", False)
 
 # Training runs (rewardtrain/runner.py): the run row's lease and heartbeat, the sweep, and Celery time limits.
 # The solo pool (embedded worker) does not enforce time limits; prefork workers (docker-compose) do.

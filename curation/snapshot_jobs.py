@@ -73,23 +73,29 @@ def run_snapshot_job(job_id: int) -> SnapshotJob:
     if job.project.deleted_at is not None:
         return _finish(job_id, status=SnapshotJob.Status.FAILED, error="the project was deleted")
     opts = job.options
+    then = opts.get("then_export")
     try:
-        snapshot = create_snapshot(
-            project=job.project,
-            actor=job.created_by,
-            aggregation=opts.get("aggregation", "majority"),
-            axis=opts.get("axis", "overall"),
-            exclude=opts.get("exclude", ()),
-            min_agreement=opts.get("min_agreement"),
-            name=opts.get("name", ""),
-        )
+        with transaction.atomic():
+            snapshot = create_snapshot(
+                project=job.project,
+                actor=job.created_by,
+                aggregation=opts.get("aggregation", "majority"),
+                axis=opts.get("axis", "overall"),
+                exclude=opts.get("exclude", ()),
+                min_agreement=opts.get("min_agreement"),
+                name=opts.get("name", ""),
+            )
+            same = identical_snapshot(snapshot) if then else None
+            if same is not None:
+                # An export of an unchanged selection: reuse its snapshot rather than keep an identical one.
+                transaction.set_rollback(True)
+                snapshot = same
     except ConsensusError as exc:
         return _finish(job_id, status=SnapshotJob.Status.FAILED, error=str(exc))
     except Exception as exc:
         _finish(job_id, status=SnapshotJob.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
     export_job, error = None, ""
-    then = opts.get("then_export")
     if then:
         user = job.created_by
         if user is not None and can_export(user, job.project):
@@ -104,6 +110,22 @@ def run_snapshot_job(job_id: int) -> SnapshotJob:
             error = "snapshot made; the export was not started: its author may no longer export this project"
     return _finish(
         job_id, status=SnapshotJob.Status.SUCCEEDED, snapshot=snapshot, export_job=export_job, error=error
+    )
+
+
+def identical_snapshot(snapshot: DatasetSnapshot) -> DatasetSnapshot | None:
+    """The newest earlier snapshot of the same project with the same options and the same pairs (hash)."""
+    return (
+        DatasetSnapshot.objects.filter(
+            project_id=snapshot.project_id,
+            aggregation=snapshot.aggregation,
+            axis=snapshot.axis,
+            filters=snapshot.filters,
+            content_hash=snapshot.content_hash,
+        )
+        .exclude(pk=snapshot.pk)
+        .order_by("-created_at", "-pk")
+        .first()
     )
 
 

@@ -1,4 +1,5 @@
-"""The admins' import page: upload a file, follow the background job, read the report."""
+"""The import page: upload a file, follow the background job, read the report. Admins import into any
+project, researchers into the projects they research on (and see those projects' imports only)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from curation.importers.jobs import job_progress, start_import_job
 from curation.models import ImportJob
 from infra.uploads import DiskUpload, StreamToDiskUploadHandler, UploadTooLarge, human_size
 from projects.access import is_admin
-from projects.models import Project
+from projects.models import Membership, Project
 
 
 class ImportForm(forms.Form):
-    project = forms.ModelChoiceField(queryset=Project.objects.filter(deleted_at__isnull=True))
+    project = forms.ModelChoiceField(queryset=Project.objects.none())
     format = forms.ChoiceField(choices=[(f, f) for f in FORMATS])
     source = forms.CharField(
         max_length=200, required=False, help_text="Name of the source annotator (default: the format)."
@@ -30,22 +31,41 @@ class ImportForm(forms.Form):
     )
     file = forms.FileField(help_text=".jsonl, .jsonl.gz or .parquet")
 
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = importable_projects(user)
 
-def _require_admin(request: HttpRequest) -> None:
-    if not is_admin(request.user):
+
+def importable_projects(user):
+    """Live projects `user` may import into: all for admins, those they research on for researchers."""
+    qs = Project.objects.filter(deleted_at__isnull=True).order_by("name")
+    if is_admin(user):
+        return qs
+    return qs.filter(
+        memberships__user=user, memberships__is_active=True, memberships__role=Membership.Role.RESEARCHER
+    ).distinct()
+
+
+def _require_importer(request: HttpRequest) -> None:
+    if not importable_projects(request.user).exists():
         raise Http404("No such page")
 
 
 def _get_job_for_user(request: HttpRequest, job_id: int) -> ImportJob:
-    _require_admin(request)
-    return get_object_or_404(ImportJob.objects.select_related("project", "created_by"), pk=job_id)
+    _require_importer(request)
+    return get_object_or_404(
+        ImportJob.objects.select_related("project", "created_by").filter(
+            project__in=importable_projects(request.user)
+        ),
+        pk=job_id,
+    )
 
 
 @csrf_exempt  # the body may only be read after the upload handler is set; _import_new checks CSRF
 @login_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def import_new(request: HttpRequest) -> HttpResponse:
-    _require_admin(request)
+    _require_importer(request)
     if request.method == "POST":
         limit = settings.ARBITER_MAX_UPLOAD_BYTES
         try:
@@ -67,8 +87,8 @@ def _too_large(request: HttpRequest, limit: int) -> HttpResponse:
         request,
         "curation/import_new.html",
         {
-            "form": ImportForm(),
-            "jobs": _recent_jobs(),
+            "form": ImportForm(user=request.user),
+            "jobs": _recent_jobs(request.user),
             "limit": human_size(limit),
             "too_large": f"The file is larger than the upload limit of {human_size(limit)}; nothing was stored.",
         },
@@ -78,13 +98,14 @@ def _too_large(request: HttpRequest, limit: int) -> HttpResponse:
     return response
 
 
-def _recent_jobs():
-    return ImportJob.objects.select_related("project", "created_by").order_by("-created_at")[:20]
+def _recent_jobs(user):
+    jobs = ImportJob.objects.select_related("project", "created_by").order_by("-created_at")
+    return jobs.filter(project__in=importable_projects(user))[:20]
 
 
 @csrf_protect
 def _import_new(request: HttpRequest) -> HttpResponse:
-    form = ImportForm(request.POST or None, request.FILES or None)
+    form = ImportForm(request.POST or None, request.FILES or None, user=request.user)
     if request.method == "POST":
         upload = request.FILES.get("file")
         if form.is_valid():
@@ -104,7 +125,11 @@ def _import_new(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "curation/import_new.html",
-        {"form": form, "jobs": _recent_jobs(), "limit": human_size(settings.ARBITER_MAX_UPLOAD_BYTES)},
+        {
+            "form": form,
+            "jobs": _recent_jobs(request.user),
+            "limit": human_size(settings.ARBITER_MAX_UPLOAD_BYTES),
+        },
     )
 
 

@@ -27,20 +27,40 @@ def _fmt(x: float) -> str:
 
 
 def bar_chart(
-    bars: Sequence[tuple[str, float]], *, label: str, width: int = 640, height: int = 180, every: int = 0
+    bars: Sequence[tuple[str, float]],
+    *,
+    label: str,
+    width: int = 640,
+    height: int = 180,
+    every: int = 0,
+    x_title: str = "",
+    y_title: str = "count",
 ) -> SafeString:
-    """Vertical bars with a label under every `every`-th bar (all when 0 and few)."""
-    left, bottom, top = 36, 22, 10
+    """Vertical bars with a label under every `every`-th bar (all when 0 and few), a y axis from 0 to the
+    peak, and the axes' titles with their units (`x_title` under the bars, `y_title` up the left side)."""
+    left, bottom, top = 48, 36 if x_title else 22, 10
     plot_w, plot_h = width - left - 8, height - bottom - top
     peak = max((v for _, v in bars), default=0) or 1
     n = max(len(bars), 1)
     step = plot_w / n
     every = every or max(1, math.ceil(n / 10))
     body = [
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 8}" y2="{top + plot_h}" stroke="{LINE}"/>',
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 8}" y2="{top + plot_h}" stroke="{MUTED}"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="{MUTED}"/>',
         f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" fill="{MUTED}" {FONT}>{_fmt(peak)}</text>',
         f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" fill="{MUTED}" {FONT}>0</text>',
     ]
+    if y_title:
+        body.append(
+            f'<text class="y-title" transform="translate(12,{top + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle" '
+            f'fill="{MUTED}" {FONT}>{escape(y_title)}</text>'
+        )
+    if x_title:
+        body.append(
+            f'<text class="x-title" x="{left + plot_w / 2:.1f}" y="{height - 4}" text-anchor="middle" fill="{MUTED}" '
+            f"{FONT}>{escape(x_title)}</text>"
+        )
+    labels_y = top + plot_h + 14
     for i, (name, value) in enumerate(bars):
         h = plot_h * value / peak
         x = left + i * step
@@ -50,7 +70,7 @@ def bar_chart(
         )
         if i % every == 0:
             body.append(
-                f'<text x="{x + step / 2:.1f}" y="{height - 6}" text-anchor="middle" fill="{MUTED}" '
+                f'<text x="{x + step / 2:.1f}" y="{labels_y}" text-anchor="middle" fill="{MUTED}" '
                 f"{FONT}>{escape(name)}</text>"
             )
     return _svg(width, height, body, label)
@@ -145,12 +165,38 @@ def heat_map(
     return _svg(size, size, body, label)
 
 
+def edge_labels(edges: Sequence[float]) -> list[str]:
+    """The bins' edges with the fewest decimals (0 to 6) that still tell every edge from the next."""
+    for decimals in range(7):
+        shown = [f"{e:.{decimals}f}" for e in edges]
+        if all(a != b for a, b in zip(shown, shown[1:], strict=False)):
+            return shown
+    return [f"{e:g}" for e in edges]
+
+
 def histogram(
-    counts: Sequence[int], edges: Sequence[float], *, label: str, width: int = 640, height: int = 180
+    counts: Sequence[int],
+    edges: Sequence[float],
+    *,
+    label: str,
+    width: int = 640,
+    height: int = 180,
+    x_title: str | None = None,
+    y_title: str = "count",
 ) -> SafeString:
-    bars = [(f"{edges[i]:.2f}…{edges[i + 1]:.2f}", float(c)) for i, c in enumerate(counts)]
-    chart = bar_chart(bars, label=label, width=width, height=height, every=max(1, len(bars) // 5))
-    return chart
+    """Bars per bin, each named by its two edges (never the same number twice); the x axis is titled with
+    `x_title` (the chart's label when not given), the y axis with `y_title`."""
+    shown = edge_labels(edges)
+    bars = [(f"{shown[i]}–{shown[i + 1]}", float(c)) for i, c in enumerate(counts)]
+    return bar_chart(
+        bars,
+        label=label,
+        width=width,
+        height=height,
+        every=max(1, len(bars) // 5),
+        x_title=label if x_title is None else x_title,
+        y_title=y_title,
+    )
 
 
 def reliability_diagram(bins: Sequence[dict], *, label: str, size: int = 300) -> SafeString:

@@ -6,4 +6,5 @@ class ProjectsConfig(AppConfig):
     verbose_name = "Projects and people"
 
     def ready(self) -> None:
-        from projects import checks, ws_session  # noqa: F401 - system checks; closes websockets at logout
+        # System checks; one-time passwords at login; websockets closed at logout.
+        from projects import accounts, checks, ws_session  # noqa: F401

@@ -48,4 +48,3 @@ UNINSTALL = [
     "DROP TRIGGER IF EXISTS annotate_audit_append_only ON annotate_auditevent;",
     "DROP FUNCTION IF EXISTS annotate_audit_append_only();",
 ]
-

@@ -28,6 +28,13 @@ def default_harm_categories() -> list[str]:
     return list(BEAVERTAILS_CATEGORIES)
 
 
+def harm_label(value: str) -> str:
+    """A stored harm category as people read it: "violence,aiding_and_abetting" → "Violence, aiding and
+    abetting"."""
+    words = ", ".join(part.strip().replace("_", " ") for part in str(value).split(",") if part.strip())
+    return words[:1].upper() + words[1:]
+
+
 class Project(models.Model):
     class Justification(models.TextChoices):
         REQUIRED = "required", "Required"

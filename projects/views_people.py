@@ -10,10 +10,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from projects.access import get_project_for_user
+from projects.accounts import reset_password
 from projects.models import Membership
 from projects.people import PeopleError, membership_invite, membership_set_active, membership_set_role
 
-ACTIONS = ("invite", "role", "deactivate", "reactivate")
+ACTIONS = ("invite", "role", "deactivate", "reactivate", "reset_password")
 
 
 class InviteForm(forms.Form):
@@ -59,7 +60,13 @@ def people(request: HttpRequest, slug: str) -> HttpResponse:
                         return redirect("project_people", slug=project.slug)
                     form = InviteForm()
                     new_password = (membership.user.username, new_password)
-            else:  # role, deactivate, reactivate
+            elif action == "reset_password":
+                membership = get_object_or_404(Membership, pk=request.POST.get("membership"), project=project)
+                if membership.user.is_superuser and not request.user.is_superuser:
+                    raise PeopleError("only a superuser resets a superuser's password")
+                password = reset_password(user=membership.user, actor=request.user, project=project)
+                new_password = (membership.user.username, password)
+            elif action in ("role", "deactivate", "reactivate"):
                 membership = get_object_or_404(Membership, pk=request.POST.get("membership"), project=project)
                 if action == "role":
                     role_form = RoleForm(request.POST)

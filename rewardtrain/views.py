@@ -77,6 +77,14 @@ class RunForm(forms.Form):
         label="LoRA rank",
         help_text="LoRA modes only.",
     )
+    checkpoint_every = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=1_000_000,
+        initial=10,
+        label="Checkpoint interval",
+        help_text="Optimizer steps between checkpoints: a stopped run resumes from the last one (0 = none).",
+    )
 
     def __init__(self, *args, project: Project, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -102,6 +110,8 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
 def _run_config(data: dict) -> dict:
     """The run config from the form: the hyper-parameters, the mode, and the LoRA rank for LoRA modes."""
     config = {k: data[k] for k in ("epochs", "lr", "batch_size", "max_length", "seed")}
+    if data.get("checkpoint_every") is not None:
+        config["checkpoint_every"] = data["checkpoint_every"]
     config["mode"] = data.get("mode") or "full"
     if config["mode"] in LORA_MODES and data.get("lora_r"):
         config["lora_r"] = data["lora_r"]
@@ -135,11 +145,18 @@ def run_new(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "rewardtrain/run_form.html", {"project": project, "form": form})
 
 
-CURVE_W, CURVE_H, CURVE_PAD = 600, 200, 4
+CURVE_W, CURVE_H = 600, 220
+# Room for the axes: tick labels on the left, tick labels and the axis title below.
+CURVE_LEFT, CURVE_RIGHT, CURVE_TOP, CURVE_BOTTOM = 64, 10, 10, 40
+
+
+def _ticks(lo: float, hi: float, n: int = 3) -> list[float]:
+    return [lo + (hi - lo) * i / (n - 1) for i in range(n)] if hi > lo else [lo]
 
 
 def loss_curve(history: list) -> dict | None:
-    """Polyline points of the loss history scaled into the SVG box (numbers only: safe to inline)."""
+    """The loss history as an SVG line chart with axes: x = optimizer step, y = training loss (nats, the
+    mean negative log-likelihood of the preferred response). Numbers only: safe to inline."""
     points = [(s, v) for s, v in history if isinstance(s, int | float) and isinstance(v, int | float)]
     if len(points) < 2:
         return None
@@ -148,11 +165,16 @@ def loss_curve(history: list) -> dict | None:
     s0, s1 = min(steps), max(steps)
     lo, hi = min(losses), max(losses)
     span_s, span_l = (s1 - s0) or 1, (hi - lo) or 1
-    inner_w, inner_h = CURVE_W - 2 * CURVE_PAD, CURVE_H - 2 * CURVE_PAD
-    coords = " ".join(
-        f"{CURVE_PAD + (s - s0) / span_s * inner_w:.1f},{CURVE_PAD + (hi - v) / span_l * inner_h:.1f}"
-        for s, v in points
-    )
+    inner_w = CURVE_W - CURVE_LEFT - CURVE_RIGHT
+    inner_h = CURVE_H - CURVE_TOP - CURVE_BOTTOM
+
+    def x(step: float) -> float:
+        return CURVE_LEFT + (step - s0) / span_s * inner_w
+
+    def y(loss: float) -> float:
+        return CURVE_TOP + (hi - loss) / span_l * inner_h
+
+    coords = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in points)
     return {
         "points": coords,
         "width": CURVE_W,
@@ -161,6 +183,16 @@ def loss_curve(history: list) -> dict | None:
         "max": hi,
         "first": s0,
         "last": s1,
+        "plot": {
+            "left": CURVE_LEFT,
+            "right": CURVE_W - CURVE_RIGHT,
+            "top": CURVE_TOP,
+            "bottom": CURVE_TOP + inner_h,
+        },
+        "x_ticks": [{"at": f"{x(t):.1f}", "label": f"{t:.0f}"} for t in _ticks(s0, s1)],
+        "y_ticks": [{"at": f"{y(t):.1f}", "label": f"{t:.3f}"} for t in _ticks(lo, hi)],
+        "x_title": "Optimizer step",
+        "y_title": "Loss (nats)",
     }
 
 

@@ -23,10 +23,19 @@ class FrozenVersionError(ValidationError):
 
 
 class Rubric(models.Model):
+    """A rubric belongs to its author (`created_by`) and to the projects it is shared with: their researchers
+    (and admins) may change it; every other author may read and copy it (rubrics/selectors.can_edit)."""
+
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+    shared_with = models.ManyToManyField(
+        "projects.Project",
+        blank=True,
+        related_name="shared_rubrics",
+        help_text="Whose researchers may change it.",
+    )
 
     def __str__(self) -> str:
         return self.name

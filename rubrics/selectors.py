@@ -25,6 +25,21 @@ def can_author(user) -> bool:
     ).exists()
 
 
+def can_edit(user, rubric: Rubric) -> bool:
+    """Who may change a rubric: its author, researchers of a live project it is shared with, and admins.
+    Every other author may read it and copy it."""
+    if not user.is_authenticated:
+        return False
+    if is_admin(user) or (rubric.created_by_id is not None and rubric.created_by_id == user.pk):
+        return True
+    return rubric.shared_with.filter(
+        deleted_at__isnull=True,
+        memberships__user=user,
+        memberships__is_active=True,
+        memberships__role=Membership.Role.RESEARCHER,
+    ).exists()
+
+
 def research_projects(user):
     """Projects whose labels this user may read on a rubric page (researcher there, or admin)."""
     qs = Project.objects.filter(deleted_at__isnull=True)

@@ -215,7 +215,7 @@ def validate_rubric_answers(assignment, answers: dict) -> dict[str, str]:
             for criterion in checklist:
                 if criterion.is_essential and given.get(criterion.key) in (None, ""):
                     errors[f"rubric-{side}-{criterion.key}"] = (
-                        f"Essential criterion for response {side.upper()} needs an answer."
+                        "This essential criterion needs an answer."  # beside its item: no stored side named
                     )
     return errors
 
@@ -476,17 +476,31 @@ def version_publish(*, version: RubricVersion, user) -> RubricVersion:
 
 
 @transaction.atomic
-def draft_from(*, version: RubricVersion, user=None) -> RubricVersion:
-    """The rubric's open draft; when there is none, a new one copied from `version` (criteria keep their keys)."""
-    rubric = Rubric.objects.select_for_update().get(pk=version.rubric_id)
-    existing = rubric.versions.filter(status=RubricVersion.Status.DRAFT).first()
-    if existing is not None:
-        return existing
-    number = (rubric.versions.aggregate(m=Max("number"))["m"] or 0) + 1
-    draft = RubricVersion.objects.create(rubric=rubric, number=number, based_on=version)
+@transaction.atomic
+def rubric_copy(*, rubric: Rubric, user) -> Rubric:
+    """A new rubric owned by `user`: a draft with the criteria of `rubric`'s newest version (keys kept)."""
+    source = rubric.versions.order_by("-number").first()
+    copy = Rubric.objects.create(
+        name=f"Copy of {rubric.name}"[:200], description=rubric.description, created_by=user
+    )
+    draft = RubricVersion.objects.create(rubric=copy, number=1, notes=f"Copied from {rubric.name}")
+    if source is not None:
+        _copy_criteria(source, draft)
+    return copy
+
+
+@transaction.atomic
+def rubric_share(*, rubric: Rubric, projects: list[Project], allowed: list[Project], user) -> None:
+    """Share `rubric` with exactly `projects` among `allowed` (the projects `user` researches on); sharing
+    with projects outside `allowed` is left as it was."""
+    keep = [p for p in rubric.shared_with.all() if p not in allowed]
+    rubric.shared_with.set([*keep, *projects])
+
+
+def _copy_criteria(source: RubricVersion, target: RubricVersion) -> None:
     Criterion.objects.bulk_create(
         Criterion(
-            version=draft,
+            version=target,
             key=c.key,
             position=c.position,
             text=c.text,
@@ -495,8 +509,19 @@ def draft_from(*, version: RubricVersion, user=None) -> RubricVersion:
             weight=c.weight,
             answer_type=c.answer_type,
         )
-        for c in version.criteria.order_by("position", "id")
+        for c in source.criteria.order_by("position", "id")
     )
+
+
+def draft_from(*, version: RubricVersion, user=None) -> RubricVersion:
+    """The rubric's open draft; when there is none, a new one copied from `version` (criteria keep their keys)."""
+    rubric = Rubric.objects.select_for_update().get(pk=version.rubric_id)
+    existing = rubric.versions.filter(status=RubricVersion.Status.DRAFT).first()
+    if existing is not None:
+        return existing
+    number = (rubric.versions.aggregate(m=Max("number"))["m"] or 0) + 1
+    draft = RubricVersion.objects.create(rubric=rubric, number=number, based_on=version)
+    _copy_criteria(version, draft)
     return draft
 
 

@@ -1,5 +1,6 @@
-"""Rubric authoring for researchers and admins. Rubrics are global: anyone who is a researcher on some
-project, or an admin, may read and author every rubric; everyone else gets 404 (anonymous: the login page).
+"""Rubric authoring for researchers and admins. Anyone who is a researcher on some project, or an admin, may
+read and copy every rubric; only a rubric's owners change it — its author, the researchers of the projects it is
+shared with, and admins (403 for other authors); everyone else gets 404 (anonymous: the login page).
 Project-specific things (pinning a version, preview on a project's comparisons, scores from a project's
 labels) also need the researcher role on that project."""
 
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -21,7 +22,7 @@ from . import services
 from .forms import CriterionForm, ImportForm, PinForm, RubricForm
 from .interchange import RubricFileError, dump_rubric, import_rubric
 from .models import Criterion, Rubric, RubricVersion
-from .selectors import can_author, research_projects, rubric_results
+from .selectors import can_author, can_edit, research_projects, rubric_results
 
 
 def _require_author(request: HttpRequest) -> None:
@@ -35,6 +36,27 @@ def _get_rubric_for_user(request: HttpRequest, pk: int) -> Rubric:
     if rubric is None:
         raise Http404("No such rubric")
     return rubric
+
+
+def _require_editor(request: HttpRequest, rubric: Rubric) -> None:
+    """Changes are for the rubric's owners (can_edit); any other author sees why and may copy it."""
+    if not can_edit(request.user, rubric):
+        owner = rubric.created_by.get_username() if rubric.created_by else "nobody"
+        raise PermissionDenied(
+            f"{rubric.name} belongs to {owner} and the projects it is shared with: copy it to change it."
+        )
+
+
+def _get_editable_version(request: HttpRequest, pk: int, number: int) -> RubricVersion:
+    version = _get_version_for_user(request, pk, number)
+    _require_editor(request, version.rubric)
+    return version
+
+
+def _get_editable_criterion(request: HttpRequest, cid: int) -> Criterion:
+    criterion = _get_criterion_for_user(request, cid)
+    _require_editor(request, criterion.version.rubric)
+    return criterion
 
 
 def _get_version_for_user(request: HttpRequest, pk: int, number: int) -> RubricVersion:
@@ -125,6 +147,9 @@ def rubric_import(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 def rubric_detail(request: HttpRequest, pk: int) -> HttpResponse:
     rubric = _get_rubric_for_user(request, pk)
+    editable = can_edit(request.user, rubric)
+    if request.method == "POST":
+        _require_editor(request, rubric)
     form = RubricForm(request.POST or None, instance=rubric)
     if request.method == "POST" and form.is_valid():
         services.rubric_update(
@@ -138,6 +163,9 @@ def rubric_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "rubrics/rubric_detail.html",
         {
             "rubric": rubric,
+            "can_edit": editable,
+            "share_choices": projects.order_by("name") if editable else [],
+            "shared_with": list(rubric.shared_with.filter(deleted_at__isnull=True).order_by("name")),
             "form": form,
             "versions": versions,
             "draft": next((v for v in versions if not v.is_published), None),
@@ -178,6 +206,29 @@ def version_diff(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+@login_required
+@require_POST
+def rubric_copy(request: HttpRequest, pk: int) -> HttpResponse:
+    """Any author may copy a rubric they can read: the copy is theirs, a draft of its newest version."""
+    rubric = _get_rubric_for_user(request, pk)
+    copy = services.rubric_copy(rubric=rubric, user=request.user)
+    messages.success(request, f"Copied {rubric.name}: this draft is yours to change.")
+    return redirect(_version_url(copy.versions.get()))
+
+
+@login_required
+@require_POST
+def rubric_share(request: HttpRequest, pk: int) -> HttpResponse:
+    """The owners share the rubric with projects they research on (admins: any): those researchers may change it."""
+    rubric = _get_rubric_for_user(request, pk)
+    _require_editor(request, rubric)
+    allowed = research_projects(request.user)
+    chosen = [p for p in allowed.filter(pk__in=[v for v in request.POST.getlist("project") if v.isdigit()])]
+    services.rubric_share(rubric=rubric, projects=chosen, allowed=list(allowed), user=request.user)
+    messages.success(request, "Sharing saved.")
+    return redirect("rubric_detail", pk=rubric.pk)
+
+
 # --- Versions ----------------------------------------------------------------------------------------------
 
 
@@ -196,6 +247,7 @@ def version_detail(request: HttpRequest, pk: int, number: int) -> HttpResponse:
         if edited
         else None,
         projects=research_projects(request.user).order_by("name"),
+        can_edit=can_edit(request.user, version.rubric),
     )
     if request.htmx:
         return render(request, "rubrics/version_form.html#criteria", context)
@@ -205,7 +257,7 @@ def version_detail(request: HttpRequest, pk: int, number: int) -> HttpResponse:
 @login_required
 @require_POST
 def criterion_add(request: HttpRequest, pk: int, number: int) -> HttpResponse:
-    version = _get_version_for_user(request, pk, number)
+    version = _get_editable_version(request, pk, number)
     form = CriterionForm(request.POST)
     if not form.is_valid():
         return _criteria_response(request, version, add_form=form, errors=_form_errors(form))
@@ -223,7 +275,7 @@ def _form_errors(form) -> list[str]:
 @login_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def criterion_edit(request: HttpRequest, cid: int) -> HttpResponse:
-    criterion = _get_criterion_for_user(request, cid)
+    criterion = _get_editable_criterion(request, cid)
     version = criterion.version
     if request.method == "GET":
         if version.is_published:
@@ -249,7 +301,7 @@ def _criterion_initial(criterion: Criterion) -> dict:
 @login_required
 @require_POST
 def criterion_delete(request: HttpRequest, cid: int) -> HttpResponse:
-    criterion = _get_criterion_for_user(request, cid)
+    criterion = _get_editable_criterion(request, cid)
     version = criterion.version
     try:
         services.criterion_delete(criterion=criterion)
@@ -261,7 +313,7 @@ def criterion_delete(request: HttpRequest, cid: int) -> HttpResponse:
 @login_required
 @require_POST
 def criterion_move(request: HttpRequest, cid: int) -> HttpResponse:
-    criterion = _get_criterion_for_user(request, cid)
+    criterion = _get_editable_criterion(request, cid)
     offset = {"up": -1, "down": 1}.get(request.POST.get("direction", ""))
     if offset is None:
         return HttpResponse("direction must be up or down", status=400)
@@ -275,7 +327,7 @@ def criterion_move(request: HttpRequest, cid: int) -> HttpResponse:
 @login_required
 @require_POST
 def criteria_reorder(request: HttpRequest, pk: int, number: int) -> HttpResponse:
-    version = _get_version_for_user(request, pk, number)
+    version = _get_editable_version(request, pk, number)
     try:
         services.criteria_reorder(version=version, keys=request.POST.getlist("key"))
     except (ValidationError, ValueError) as exc:
@@ -287,7 +339,7 @@ def criteria_reorder(request: HttpRequest, pk: int, number: int) -> HttpResponse
 @login_required
 @require_POST
 def version_publish(request: HttpRequest, pk: int, number: int) -> HttpResponse:
-    version = _get_version_for_user(request, pk, number)
+    version = _get_editable_version(request, pk, number)
     try:
         services.version_publish(version=version, user=request.user)
     except ValidationError as exc:
@@ -301,7 +353,7 @@ def version_publish(request: HttpRequest, pk: int, number: int) -> HttpResponse:
 @login_required
 @require_POST
 def version_new_draft(request: HttpRequest, pk: int, number: int) -> HttpResponse:
-    version = _get_version_for_user(request, pk, number)
+    version = _get_editable_version(request, pk, number)
     draft = services.draft_from(version=version, user=request.user)
     return redirect(_version_url(draft))
 
@@ -309,7 +361,7 @@ def version_new_draft(request: HttpRequest, pk: int, number: int) -> HttpRespons
 @login_required
 @require_POST
 def version_discard(request: HttpRequest, pk: int, number: int) -> HttpResponse:
-    version = _get_version_for_user(request, pk, number)
+    version = _get_editable_version(request, pk, number)
     try:
         services.draft_discard(version=version)
     except (ValidationError, IntegrityError):

@@ -37,16 +37,8 @@ from annotate.models import Judgment
 from curation.demo import seed_demo  # noqa: E402
 from insights.dashboard import recompute_dashboard
 from projects.models import Project
+from tests.backends import CHROMIUM_ARGS  # noqa: E402
 from tests.servers import start_asgi  # noqa: E402
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def fake_model(project: Project, rnd: random.Random) -> None:

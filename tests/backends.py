@@ -40,6 +40,17 @@ def require_redis() -> str:
     return url
 
 
+# Chromium's flags for the browser tests and scripts: headless in a container, no network of its own.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
 def chromium_path() -> str:
     for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", shutil.which("chromium")):
         if candidate and os.path.exists(candidate):

@@ -45,8 +45,10 @@ PERSONAS = ("anonymous", "annotator", "annotator2", "outsider", "researcher", "a
 
 # URL name (namespaced where the URL has one) → (method, outcomes on own objects, outcomes on foreign objects),
 # each a tuple in PERSONAS order: anonymous, annotator, annotator2, outsider, researcher, admin.
-# Notes: rubrics are a shared library (any researcher, of any project, may author them; annotators may not);
-# imports, people and tokens of others are admin-only; exports need researchers_can_export (set on `hh`);
+# Notes: rubrics are a shared library (any researcher, of any project, may read and copy them; annotators may
+# not); only a rubric's owners change it (this one is the admin's: other researchers get 403);
+# imports: researchers into (and of) their own projects, admins everywhere; people and tokens of others are
+# admin-only; exports need researchers_can_export (set on `hh`);
 # POST-only URLs are POSTed an empty body (400 = reached the form validation, i.e. access was granted);
 # the OpenAPI schema and docs are for signed-in users (or a live token); download links are signed per user.
 EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
@@ -110,8 +112,8 @@ EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
     "export_page": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
     "healthz": ("GET", (200, 200, 200, 200, 200, 200), (200, 200, 200, 200, 200, 200)),
     "home": ("GET", ("login", 200, 200, 200, 200, 200), ("login", 200, 200, 200, 200, 200)),
-    "import_job": ("GET", ("login", 404, 404, 404, 404, 200), ("login", 404, 404, 404, 404, 200)),
-    "import_new": ("GET", ("login", 404, 404, 404, 404, 200), ("login", 404, 404, 404, 404, 200)),
+    "import_job": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
+    "import_new": ("GET", ("login", 404, 404, 200, 200, 200), ("login", 404, 404, 200, 200, 200)),
     "login": ("GET", (200, 200, 200, 200, 200, 200), (200, 200, 200, 200, 200, 200)),
     "logout": (
         "POST",
@@ -120,6 +122,9 @@ EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
     ),
     "margins": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
     "project_detail": ("GET", ("login", 200, 200, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
+    "project_new": ("GET", ("login", 404, 404, 404, 404, 200), ("login", 404, 404, 404, 404, 200)),
+    "project_settings": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
+    "password_change": ("GET", ("login", 200, 200, 200, 200, 200), ("login", 200, 200, 200, 200, 200)),
     "project_people": ("GET", ("login", 404, 404, 404, 404, 200), ("login", 404, 404, 404, 404, 200)),
     "project_rubric": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
     "rewardtrain:evaluate_new": (
@@ -168,26 +173,36 @@ EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
     "rewardtrain:run_new": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
     "rubric_criterion_add": (
         "POST",
-        ("login", 404, 404, "redirect", "redirect", "redirect"),
-        ("login", 404, 404, "redirect", "redirect", "redirect"),
+        ("login", 404, 404, 403, 403, "redirect"),
+        ("login", 404, 404, 403, 403, "redirect"),
     ),
     "rubric_criterion_delete": (
+        "POST",
+        ("login", 404, 404, 403, 403, "redirect"),
+        ("login", 404, 404, 403, 403, "redirect"),
+    ),
+    "rubric_criterion_edit": (
+        "GET",
+        ("login", 404, 404, 403, 403, "redirect"),
+        ("login", 404, 404, 403, 403, "redirect"),
+    ),
+    "rubric_criterion_move": ("POST", ("login", 404, 404, 403, 403, 400), ("login", 404, 404, 403, 403, 400)),
+    "rubric_copy": (
         "POST",
         ("login", 404, 404, "redirect", "redirect", "redirect"),
         ("login", 404, 404, "redirect", "redirect", "redirect"),
     ),
-    "rubric_criterion_edit": (
-        "GET",
-        ("login", 404, 404, "redirect", "redirect", "redirect"),
-        ("login", 404, 404, "redirect", "redirect", "redirect"),
+    "rubric_share": (
+        "POST",
+        ("login", 404, 404, 403, 403, "redirect"),
+        ("login", 404, 404, 403, 403, "redirect"),
     ),
-    "rubric_criterion_move": ("POST", ("login", 404, 404, 400, 400, 400), ("login", 404, 404, 400, 400, 400)),
     "rubric_detail": ("GET", ("login", 404, 404, 200, 200, 200), ("login", 404, 404, 200, 200, 200)),
     "rubric_diff": ("GET", ("login", 404, 404, 200, 200, 200), ("login", 404, 404, 200, 200, 200)),
     "rubric_discard": (
         "POST",
-        ("login", 404, 404, "redirect", "redirect", "redirect"),
-        ("login", 404, 404, "redirect", "redirect", "redirect"),
+        ("login", 404, 404, 403, 403, "redirect"),
+        ("login", 404, 404, 403, 403, "redirect"),
     ),
     "rubric_export": ("GET", ("login", 404, 404, 200, 200, 200), ("login", 404, 404, 200, 200, 200)),
     "rubric_import": (
@@ -198,19 +213,19 @@ EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
     "rubric_list": ("GET", ("login", 404, 404, 200, 200, 200), ("login", 404, 404, 200, 200, 200)),
     "rubric_new_draft": (
         "POST",
-        ("login", 404, 404, "redirect", "redirect", "redirect"),
-        ("login", 404, 404, "redirect", "redirect", "redirect"),
+        ("login", 404, 404, 403, 403, "redirect"),
+        ("login", 404, 404, 403, 403, "redirect"),
     ),
     "rubric_preview": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
     "rubric_publish": (
         "POST",
-        ("login", 404, 404, "redirect", "redirect", "redirect"),
-        ("login", 404, 404, "redirect", "redirect", "redirect"),
+        ("login", 404, 404, 403, 403, "redirect"),
+        ("login", 404, 404, 403, 403, "redirect"),
     ),
     "rubric_reorder": (
         "POST",
-        ("login", 404, 404, "redirect", "redirect", "redirect"),
-        ("login", 404, 404, "redirect", "redirect", "redirect"),
+        ("login", 404, 404, 403, 403, "redirect"),
+        ("login", 404, 404, 403, 403, "redirect"),
     ),
     "rubric_version": ("GET", ("login", 404, 404, 200, 200, 200), ("login", 404, 404, 200, 200, 200)),
     "snapshot_list": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),

@@ -25,3 +25,9 @@ def score(value: float | None) -> str:
 @register.filter
 def get_item(mapping, key):
     return mapping.get(key) if mapping else None
+
+
+@register.filter
+def offers(criteria, choice: str) -> bool:
+    """Whether any checklist line offers `choice` (so a hint names only keys that do something)."""
+    return any(choice in c.choices for c in criteria or [])

@@ -13,10 +13,12 @@
     if (!item) return;
     const value = KEYS[event.key.toLowerCase()];
     if (!value) return;
-    const radio = item.querySelector('input[type=radio][value="' + value + '"]');
-    if (!radio) return;
+    // An item's keys belong to it: a key it does not offer (n/a on a yes/no item) does nothing at all,
+    // rather than falling through to the page's own shortcut for that letter.
     event.preventDefault();
     event.stopPropagation();
+    const radio = item.querySelector('input[type=radio][value="' + value + '"]');
+    if (!radio) return;
     radio.checked = true;
     radio.dispatchEvent(new Event("input", { bubbles: true }));
     radio.dispatchEvent(new Event("change", { bubbles: true }));

@@ -5,7 +5,7 @@
 
   const AUTOSAVE_MS = 3000;
   const POLL_MS = 30000;
-  const SKIP_FIELDS = new Set(["csrfmiddlewaretoken", "submission_id", "draft_version", "time_spent_ms"]);
+  const SKIP_FIELDS = new Set(["csrfmiddlewaretoken", "submission_id", "draft_version", "draft_tab", "time_spent_ms", "revealed"]);
   const RADIO_KEYS = {
     q: ["helpfulness", "left"], w: ["helpfulness", "tie"], e: ["helpfulness", "right"],
     a: ["harmlessness", "left"], s: ["harmlessness", "tie"], d: ["harmlessness", "right"],
@@ -15,7 +15,37 @@
     j: ["right_severity", "minor"], k: ["right_severity", "moderate"], l: ["right_severity", "severe"],
   };
 
-  let state = null; // per-comparison: {form, draftUrl, version, dirty, stale, visibleSince, elapsed, timer}
+  let state = null; // per-comparison: {form, draftUrl, version, dirty, stale, visibleSince, elapsed, timer, key}
+
+  // --- This tab's identity and change counter ------------------------------------------------------------
+  // Both live in sessionStorage, so they survive a reload of this tab and differ between tabs. Each draft save
+  // carries them: the server takes this tab's newest save whatever order the saves land in (a save sent as
+  // the page unloads may land after the reloaded page's own), and keeps the version check between tabs.
+  // The latest answers are also kept here, so a reload shows them even before that last save has landed.
+  function session(fn, fallback) { try { return fn(window.sessionStorage); } catch (_) { return fallback; } }
+  const TAB = session((s) => {
+    let id = s.getItem("arbiter-tab");
+    if (!id) { id = Math.random().toString(36).slice(2) + Date.now().toString(36); s.setItem("arbiter-tab", id); }
+    return id;
+  }, "");
+  function nextSeq() {
+    return session((s) => { const n = Number(s.getItem("arbiter-seq") || 0) + 1; s.setItem("arbiter-seq", String(n)); return n; }, 0);
+  }
+  function remember() {
+    if (!state || !state.key) return;
+    state.seq = nextSeq();
+    const copy = { data: formData(state.form), seq: state.seq };
+    session((s) => s.setItem(state.key, JSON.stringify(copy)), null);
+  }
+  function recalled(key) { return session((s) => JSON.parse(s.getItem(key) || "null"), null); }
+  function forgetOthers(key) {
+    session((s) => {
+      for (let i = s.length - 1; i >= 0; i--) {
+        const k = s.key(i);
+        if (k && k.startsWith("arbiter-draft-") && k !== key) s.removeItem(k);
+      }
+    }, null);
+  }
 
   function csrfToken() {
     try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || ""; }
@@ -69,7 +99,7 @@
     fetch(state.draftUrl, {
       method: "POST", keepalive: !!keepalive, credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-      body: JSON.stringify({ data: data, version: state.version }),
+      body: JSON.stringify({ data: data, version: state.version, tab: TAB, seq: state.seq }),
     }).then(async (resp) => {
       if (!state) return;
       state.saving = false;
@@ -94,18 +124,35 @@
     const form = document.getElementById("judgment-form");
     if (!section || !form) return;
     const dataEl = document.getElementById("draft-data");
-    const draft = dataEl ? JSON.parse(dataEl.textContent || "{}") : {};
+    let draft = dataEl ? JSON.parse(dataEl.textContent || "{}") : {};
+    const key = section.dataset.draftUrl ? "arbiter-draft-" + section.dataset.assignment : null;
+    forgetOthers(key);
+    // This tab's own answers are newer than the server's copy when the server's came from this tab with a
+    // lower change count, or when the server has none yet.
+    const local = key ? recalled(key) : null;
+    const serverSeq = draft._tab === TAB ? Number(draft._seq || 0) : null;
+    const fromServer = draft && Object.keys(draft).length > 0;
+    const useLocal = !!(local && local.data && (!fromServer || (serverSeq !== null && serverSeq < local.seq)));
+    if (useLocal) draft = Object.assign({}, local.data, { _elapsed_ms: draft._elapsed_ms || local.data._elapsed_ms });
     applyData(form, draft);
+    const tabField = form.querySelector("input[name=draft_tab]");
+    if (tabField) tabField.value = TAB;
     state = {
-      form: form,
+      form: form, key: key,
       draftUrl: section.dataset.draftUrl || null,
       version: parseInt(section.dataset.draftVersion || "0", 10),
-      dirty: false, stale: false, saving: false,
+      seq: useLocal ? local.seq : Number(serverSeq || 0),
+      dirty: useLocal, stale: false, saving: false,
       visibleSince: document.visibilityState === "visible" ? Date.now() : null,
       elapsed: Number(draft._elapsed_ms || 0),
     };
-    form.addEventListener("input", () => { if (state) state.dirty = true; });
-    form.addEventListener("change", () => { if (state) state.dirty = true; });
+    for (const side of ["left", "right"]) syncSafety(side);
+    form.addEventListener("input", () => { if (state) { state.dirty = true; remember(); } });
+    form.addEventListener("change", (event) => {
+      const m = event.target && event.target.name && event.target.name.match(/^(left|right)_safe$/);
+      if (m) syncSafety(m[1]);
+      if (state) { state.dirty = true; remember(); }
+    });
     state.timer = setInterval(() => saveDraft(false), AUTOSAVE_MS);
     const reveal = document.getElementById("reveal");
     if (reveal) reveal.addEventListener("click", revealResponses);
@@ -116,10 +163,23 @@
     if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
   }
 
+  // A safe response has no harm categories and no severity: choosing "safe" clears the hidden details, so
+  // the form never sends answers the annotator cannot see (and unsafe -> safe always submits).
+  function syncSafety(side) {
+    if (!state) return;
+    const safe = state.form.querySelector(`input[name="${side}_safe"][value="safe"]`);
+    if (!safe || !safe.checked) return;
+    for (const el of state.form.querySelectorAll(`input[name="${side}_harm_categories"], input[name="${side}_severity"]`)) {
+      el.checked = false;
+    }
+  }
+
   function revealResponses() {
     for (const el of document.querySelectorAll(".responses.blurred")) el.classList.remove("blurred");
     const warn = document.getElementById("content-warning");
     if (warn) warn.classList.add("revealed");
+    const flag = document.querySelector("#judgment-form input[name=revealed]");
+    if (flag) flag.value = "1";
   }
 
   function openSkip() {
@@ -218,7 +278,10 @@
   document.body.addEventListener("htmx:afterSwap", (event) => {
     if (event.detail && event.detail.target && event.detail.target.id === "workbench") {
       initComparison();
-      window.scrollTo(0, 0);
+      // A refused submit: bring its first error into view; a new comparison starts at the top.
+      const error = document.querySelector("#comparison .field-error, #comparison .rubric-item .error");
+      if (error) error.scrollIntoView({ block: "center" });
+      else window.scrollTo(0, 0);
     }
   });
 

@@ -75,3 +75,21 @@ def test_malformed_draft_is_refused_with_a_clear_error(client, project, annotato
 def test_another_annotators_draft_endpoint_is_404(client, project, annotator2, assignment):
     client.force_login(annotator2)
     assert post_draft(client, project, assignment, {"x": 1}, 0).status_code == 404
+
+
+def test_a_tabs_newest_save_wins_whatever_order_its_saves_land_in(annotator, assignment):
+    """A reload's own save may land before the save its page sent while unloading (same tab, older seq)."""
+    assert save_draft(assignment=assignment, user=annotator, data={"p": "1"}, version=0, tab="t1", seq=1) == 1
+    # The reloaded page (version 1 known, its newest change is seq 3) saves first ...
+    assert save_draft(assignment=assignment, user=annotator, data={"p": "3"}, version=1, tab="t1", seq=3) == 2
+    # ... then the unloading page's save (seq 2, version 1) lands: ignored, no conflict.
+    assert save_draft(assignment=assignment, user=annotator, data={"p": "2"}, version=1, tab="t1", seq=2) == 2
+    assert Draft.objects.get(assignment=assignment).data == {"p": "3", "_tab": "t1", "_seq": 3}
+    # Another tab that started from version 1 still conflicts.
+    with pytest.raises(StaleDraft):
+        save_draft(assignment=assignment, user=annotator, data={"p": "9"}, version=1, tab="t2", seq=9)
+    # The same tab submitting from the older version: its own newer draft is no conflict; another tab's is.
+    submit = {"assignment": assignment, "user": annotator, "answers": answers(), "draft_version": 1}
+    with pytest.raises(StaleDraft):
+        submit_judgment(**submit, submission_id="x", draft_tab="t2")
+    assert submit_judgment(**submit, submission_id="y", draft_tab="t1").pk

@@ -13,6 +13,7 @@ from channels.layers import channel_layers
 from django.urls import reverse
 
 from projects.models import Project
+from projects.settings_form import form_data_from_values
 from tests.servers import start_asgi
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,6 +62,13 @@ def test_member_socket_hears_pause_and_guideline_changes(client, server, project
     assert asyncio.run(listen(server, project.slug, ann, guidelines)) == {"kind": "guidelines"}
     project.refresh_from_db()
     assert project.paused and project.guidelines == "Be *kind*."
+
+    def settings_page():  # the project's Settings page tells open workbenches too
+        data = form_data_from_values({"guidelines": "Be *brief*."}, project)
+        settings_url = reverse("project_settings", args=[project.slug])
+        assert researcher_post(server, res, settings_url, data).status_code == 302
+
+    assert asyncio.run(listen(server, project.slug, ann, settings_page)) == {"kind": "guidelines"}
 
 
 def test_outsider_socket_is_refused(client, server, project, outsider):

@@ -194,3 +194,20 @@ def test_json_api_pair_claims_and_submits(client, project, annotator, assignment
     assert first["judgment"] == second["judgment"]
     bad = client.post(url, {"answers": {}, "submission_id": "api-2"}, content_type="application/json")
     assert bad.status_code in (400, 409)
+
+
+def test_a_safe_answers_leftover_details_are_reported_where_they_can_be_seen(
+    client, project, assignment, annotator
+):
+    """Without the page's script (which clears them), a safe answer may still carry categories and a severity:
+    their errors show beside the visible safe / unsafe question, not inside the hidden unsafe details."""
+    client.force_login(annotator)
+    url = reverse("workbench_submit", args=[project.slug, assignment.pk])
+    data = answers(left_harm_categories=[project.harm_categories[0]], left_severity="minor")
+    page = client.post(url, data | {"submission_id": "leftover"}).content.decode()
+    left = page[page.index('id="left-safety"') :]
+    details = left.index('class="unsafe-details"')
+    visible, hidden = left[:details], left[details : left.index("</article>")]
+    assert "A safe response has no harm categories. A safe response has no severity." in visible
+    assert "field-error" not in hidden
+    assert not Judgment.objects.exists()

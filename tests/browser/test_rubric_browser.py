@@ -13,22 +13,13 @@ from django.urls import reverse
 from projects.models import Project
 from rubrics import services
 from rubrics.models import CriterionAnswer, Rubric
-from tests.backends import chromium_path
+from tests.backends import CHROMIUM_ARGS, chromium_path
 from tests.conftest import PASSWORD
 from tests.factories import add_judgment, crowd_annotator, make_comparison
 from tests.rubrics.conftest import build_rubric
 from tests.servers import start_asgi
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture

@@ -16,21 +16,13 @@ from django.db.models import Count
 
 from annotate.models import Assignment, Comparison, Judgment
 from projects.models import Membership, Project
-from tests.backends import chromium_path
+from tests.backends import CHROMIUM_ARGS, chromium_path
 from tests.conftest import PASSWORD, make_user
 from tests.factories import make_comparison
 from tests.servers import start_asgi
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 HOSTILE = (
     '<script>window.__pwned = 1</script>\n\n<img src=x onerror="window.__pwned = 2">\n\nPlain **answer**.'
 )

@@ -126,7 +126,16 @@ def test_export_page_with_a_new_snapshot_queues_the_snapshot_then_the_export(
     assert done.export_job == export and export.snapshot == done.snapshot
     assert (export.status, export.options["style"], export.options["via"]) == ("queued", "text", "page")
     assert run_export_job(export.pk).status == "succeeded"
-    assert done.snapshot.content_hash == snapshot.content_hash  # same options, same pairs
+    # Same options and unchanged labels: the export reuses the existing snapshot instead of freezing a twin.
+    assert done.snapshot == snapshot and DatasetSnapshot.objects.count() == 1
+    # A changed selection freezes a new one.
+    add_judgment(make_comparison(project, "p3", "a3", "b3"), crowd_annotator(project, "y"), preference=2)
+    client.post(
+        url, {"snapshot": "", "format": "trl", "style": "text", "aggregate": "majority", "axis": "overall"}
+    )
+    again = run_snapshot_job(SnapshotJob.objects.exclude(pk=job.pk).get().pk)
+    assert again.snapshot != snapshot and again.snapshot.pair_count == snapshot.pair_count + 1
+    assert DatasetSnapshot.objects.count() == 2
 
 
 def test_export_job_runs_and_its_link_downloads(client, project, admin_user, snapshot, exports_dir):

@@ -61,6 +61,7 @@ def test_admin_uploads_a_file_and_the_worker_reports_bad_lines(client, project, 
         html = page.content.decode()
         assert 'id="job-status"' in html and "<html" not in html  # the htmx partial
         assert "Nothing was imported: 6 bad lines" in html
+        assert 'id="import-counts"' not in html  # no "created" counters beside "nothing was imported"
         for line in (2, 3, 4, 5, 7, 8):
             assert f"<td>{line}</td>" in html
         assert "hx-trigger" not in html  # polling stops when the job is done
@@ -70,9 +71,9 @@ def test_admin_uploads_a_file_and_the_worker_reports_bad_lines(client, project, 
         assert job2.status == ImportJob.Status.SUCCEEDED and job2.report["comparisons_created"] == 2
         assert job2.progress == 1.0
         assert counts(project)["comparisons"] == 2
-        assert (
-            "Committed. 8 lines: 2 good, 6 bad (skipped)." in client.get(again["Location"]).content.decode()
-        )
+        committed = client.get(again["Location"]).content.decode()
+        assert "Committed. 8 lines: 2 good, 6 bad (skipped)." in committed
+        assert 'id="import-counts"' in committed
     finally:
         worker.stop()
 
@@ -95,18 +96,25 @@ def test_running_job_page_polls_with_a_progress_bar(client, project, admin_user)
 
 
 @pytest.mark.django_db
-def test_import_pages_are_404_for_everyone_but_admins(
+def test_import_pages_are_for_admins_and_the_projects_researchers(
     client, project, annotator, researcher, outsider, admin_user
 ):
     job = ImportJob.objects.create(
         project=project, created_by=admin_user, format="hh", filename="x", path="/x"
     )
-    for user in (annotator, researcher, outsider):
-        login(client, user)
-        assert client.get(reverse("import_new")).status_code == 404
-        assert client.get(reverse("import_job", args=[job.pk])).status_code == 404
-        assert _upload(client, project, "trl_good.jsonl").status_code == 404
+    login(client, annotator)
+    assert client.get(reverse("import_new")).status_code == 404
+    assert client.get(reverse("import_job", args=[job.pk])).status_code == 404
+    assert _upload(client, project, "trl_good.jsonl").status_code == 404
+    login(client, outsider)  # a researcher elsewhere: their own page, not this project's imports
+    page = client.get(reverse("import_new")).content.decode()
+    assert f'value="{project.pk}"' not in page
+    assert client.get(reverse("import_job", args=[job.pk])).status_code == 404
+    assert _upload(client, project, "trl_good.jsonl").status_code == 200  # the form refuses the project
     assert ImportJob.objects.count() == 1
+    login(client, researcher)
+    assert f'value="{project.pk}"' in client.get(reverse("import_new")).content.decode()
+    assert client.get(reverse("import_job", args=[job.pk])).status_code == 200
     client.logout()
     response = client.get(reverse("import_new"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))

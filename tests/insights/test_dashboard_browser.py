@@ -12,18 +12,10 @@ from django.db import connection
 from django.test import Client
 
 from insights.dashboard import recompute_dashboard
+from tests.backends import CHROMIUM_ARGS as ARGS
 from tests.backends import chromium_path
 from tests.factories import add_judgment, crowd_annotator, make_comparisons
 from tests.servers import start_asgi
-
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def in_thread(fn) -> None:

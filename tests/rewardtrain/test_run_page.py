@@ -99,6 +99,9 @@ def test_researcher_sees_step_loss_throughput_eta_and_the_loss_curve(
     page = client.get(reverse("rewardtrain:run_detail", args=[project.slug, run.pk])).content.decode()
     assert "30 / 120" in page and "0.4321" in page and "55.5" in page and "90 s" in page
     assert "<polyline points=" in page
+    # The chart has axes with units: ticks for steps and losses, and both axis titles.
+    assert ">Optimizer step</text>" in page and ">Loss (nats)</text>" in page
+    assert page.count('class="x-tick"') == 3 and page.count('class="y-tick"') == 3
     assert 'hx-trigger="every 2s"' in page and "run-live.js" not in page  # polling without a shared layer
     settings.CROSS_PROCESS_CHANNELS = True
     page = client.get(reverse("rewardtrain:run_detail", args=[project.slug, run.pk])).content.decode()
@@ -107,6 +110,16 @@ def test_researcher_sees_step_loss_throughput_eta_and_the_loss_curve(
         reverse("rewardtrain:run_detail", args=[project.slug, run.pk]), headers={"HX-Request": "true"}
     ).content.decode()
     assert partial.lstrip().startswith('<section id="run-progress"') and "<html" not in partial
+
+
+@pytest.mark.django_db
+def test_a_succeeded_run_shows_no_stale_error(client, project, run, researcher):
+    TrainingRun.objects.filter(pk=run.pk).update(status="failed", error="worker lost")
+    login(client, researcher)
+    url = reverse("rewardtrain:run_detail", args=[project.slug, run.pk])
+    assert "worker lost" in client.get(url).content.decode()
+    TrainingRun.objects.filter(pk=run.pk).update(status="succeeded")  # a retry finished it
+    assert "worker lost" not in client.get(url).content.decode()
 
 
 @pytest.mark.django_db
@@ -126,11 +139,14 @@ def test_researcher_starts_a_run_on_a_fresh_snapshot_from_the_page(client, proje
         add_judgment(make_comparison(project, f"Q{i}", f"x {RUDE}", f"y {HELPFUL}"), voter, preference=2)
     login(client, researcher)
     form = {"objective": "bt", "base_model": "/models/base", "queue": "cpu", "epochs": 1, "lr": 1e-4}
-    form |= {"batch_size": 8, "max_length": 64, "seed": 1, "snapshot": ""}
+    form |= {"batch_size": 8, "max_length": 64, "seed": 1, "snapshot": "", "checkpoint_every": 5}
+    page = client.get(reverse("rewardtrain:run_new", args=[project.slug])).content.decode()
+    assert 'name="checkpoint_every"' in page and "Checkpoint interval" in page
     response = client.post(reverse("rewardtrain:run_new", args=[project.slug]), form)
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response["Location"].endswith(f"/runs/{run.pk}/")
     assert run.created_by == researcher and run.queue == "cpu" and run.config["lr"] == 1e-4
+    assert run.config["checkpoint_every"] == 5
     assert run.snapshot is None  # frozen by the run's worker, not in the request
     snapshot = runner.freeze_for_run(run)
     run.refresh_from_db()

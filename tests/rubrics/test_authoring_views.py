@@ -21,6 +21,12 @@ HX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
+def draft_version(researcher):
+    """A draft of the logged-in author's own rubric (only its owners change a rubric)."""
+    return build_rubric(publish=False, user=researcher)
+
+
+@pytest.fixture
 def author(client, researcher):
     client.force_login(researcher)
     return client

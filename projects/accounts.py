@@ -65,6 +65,7 @@ def _flag_one_time_password(sender, request, user, **kwargs) -> None:
 class PasswordChangeView(auth_views.PasswordChangeView):
     template_name = "registration/password_change_form.html"
     success_url = reverse_lazy("home")
+    http_method_names = ["get", "head", "post"]  # a form page: no PUT, DELETE or OPTIONS
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(**kwargs) | {

@@ -81,7 +81,8 @@ class Project(models.Model):
     auto_pause_gold_threshold = models.FloatField(
         null=True, blank=True, help_text="Pause an annotator whose gold accuracy falls below this."
     )
-    auto_pause_min_gold = models.PositiveIntegerField(default=10)
+    # Five gold answers, all wrong, is already a signal worth a flag (a sixth of a shift at 3 % gold).
+    auto_pause_min_gold = models.PositiveIntegerField(default=5)
 
     # Export and training policy.
     researchers_can_export = models.BooleanField(default=False)

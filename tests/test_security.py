@@ -322,6 +322,11 @@ POST_PAGES = {
     "rubric_discard",
     "rubric_preview",
     "project_rubric",
+    "rubric_copy",
+    "rubric_share",
+    "password_change",
+    "project_new",
+    "project_settings",
 }
 SAMPLE_ARGS = {"slug": "nope", "int": 987654, "string": "x", "path": "x"}
 

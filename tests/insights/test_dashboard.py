@@ -24,7 +24,7 @@ from insights.dashboard import (
     request_recompute,
     scheduled_key,
 )
-from projects.models import Annotator, AuditEvent, Membership
+from projects.models import Annotator, AuditEvent, Membership, Project
 from tests.backends import require_redis
 from tests.conftest import login
 from tests.factories import add_judgment, crowd_annotator, make_comparison, make_comparisons
@@ -210,3 +210,20 @@ def test_researcher_can_ask_for_a_recompute_and_annotators_cannot(client, projec
 def test_project_page_links_the_dashboards_for_researchers_only(client, project, researcher, annotator):
     assert url(project) in login(client, researcher).get(f"/p/{project.slug}/").content.decode()
     assert url(project) not in login(client, annotator).get(f"/p/{project.slug}/").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_rater_with_none_of_five_gold_answers_right_is_flagged_by_default(project):
+    """The default settings flag 0 of 5 (a gold-accuracy flag that waited for 10 answers missed it)."""
+    fresh = Project.objects.create(name="Defaults", slug="defaults")
+    wrong = crowd_annotator(fresh, "wrong")
+    right = crowd_annotator(fresh, "right")
+    for i in range(5):
+        c = make_comparison(fresh, f"gold {i}", "x", "y")
+        Gold.objects.create(comparison=c, choice="a")
+        add_judgment(c, wrong, choice="b")
+        add_judgment(c, right, choice="a")
+    recompute_dashboard(fresh.pk)
+    rows = {r["annotator"]: r for r in cached_dashboard(fresh)["agreement"]["per_annotator"]}
+    assert rows["wrong"]["low_gold_accuracy"] and rows["wrong"]["flagged"]
+    assert not rows["right"]["low_gold_accuracy"]

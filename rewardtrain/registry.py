@@ -36,7 +36,18 @@ def _fmt(value) -> str:
     return "—" if value is None else str(value)
 
 
-def model_card(run: TrainingRun, metrics: dict) -> str:
+def _measured_on(eval_set: dict | None) -> str:
+    if not eval_set or eval_set.get("kind") != "held-out split":
+        return "no held-out set was recorded"
+    return (
+        f"the run's held-out split, {eval_set['pairs']} pairs of {eval_set['items']} items, item-disjoint from "
+        f"its {eval_set['train_pairs']} training pairs"
+    )
+
+
+def model_card(
+    run: TrainingRun, metrics: dict, eval_set: dict | None = None, rubrics: list[dict] | None = None
+) -> str:
     """The README.md saved next to the weights: where the model came from and how well it did."""
     snapshot = run.snapshot
     kind = kind_for(run.objective)
@@ -58,6 +69,8 @@ A one-logit `AutoModelForSequenceClassification` trained by Arbiter. Its output 
 - Snapshot: {snapshot.pk}, content hash `{snapshot.content_hash}`, {snapshot.pair_count} pairs,
   aggregation `{snapshot.aggregation}`, axis `{snapshot.axis}`
 - Trained: {timezone.now():%Y-%m-%d %H:%M UTC}, attempt {run.attempt}
+- Rubric versions of its labels: {", ".join(r["label"] for r in rubrics or []) or "none"}
+- Metrics measured on: {_measured_on(eval_set)}
 
 ## Input text
 
@@ -158,7 +171,8 @@ def complete_run(
         "resumed_from_step": result.get("resumed_from_step"),
         "attempts": run.attempt,
     }
-    _write_card(model_dir, model_card(run, metrics))
+    rubrics = rubric_versions(run.snapshot_id)
+    _write_card(model_dir, model_card(run, metrics, eval_set, rubrics))
     with transaction.atomic():
         fields = {"status": TrainingRun.Status.SUCCEEDED, "metrics": metrics, "finished_at": timezone.now()}
         if progress is not None:
@@ -178,7 +192,7 @@ def complete_run(
                 "snapshot_hash": run.snapshot.content_hash,
                 "base_model": run.base_model,
                 "config": {**run.config, "objective": run.objective, "base_model": run.base_model},
-                "rubric_versions": rubric_versions(run.snapshot_id),
+                "rubric_versions": rubrics,
                 "eval_set": eval_set,
             },
         )

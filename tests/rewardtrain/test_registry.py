@@ -84,6 +84,9 @@ def test_a_version_records_its_lineage_held_out_split_and_eces(project, tmp_path
     assert version.metrics["eval_ece_vote_share"] == pytest.approx(((1 - p1) + (1 - p2)) / 2, abs=1e-12)
     assert version.metrics["eval_set"] == "held-out split"
     assert TrainingRun.objects.get(pk=run.pk).metrics == version.metrics
+    card = (out / "model" / "README.md").read_text()
+    assert "Rubric versions of its labels: Helpfulness v1" in card
+    assert "the run's held-out split, 2 pairs of 2 items, item-disjoint from its 2 training pairs" in card
 
 
 @pytest.mark.django_db

@@ -11,10 +11,20 @@ would change it, whoever asks (QuerySet.update, raw SQL, another client), with a
   by the INSERTs of the snapshot's own making), and INSERT of one into a frozen snapshot (checked once a
   statement, over its new rows, so the COPY of a large snapshot pays one look-up, not one a row).
 
+DELETE (never UPDATE) is let through in a transaction that has set `arbiter.purge_lineage` to `on`
+(`SELECT set_config('arbiter.purge_lineage', 'on', true)`, see `purge_sql`): how a scratch database is
+emptied (bench/export_bench.py's cleanup). Nothing in the product sets it; a client that can set it could as
+well drop the triggers (a table owner can), so it adds no power, only a name for the deliberate act.
+
 PostgreSQL's TRUNCATE (how Django flushes between transactional tests) fires no row triggers.
 """
 
 from __future__ import annotations
+
+PURGE_SETTING = "arbiter.purge_lineage"
+# True inside a transaction that has asked to purge lineage (DELETE only).
+PURGING = f"coalesce(current_setting('{PURGE_SETTING}', true), '') = 'on'"
+PURGE_SQL = f"SELECT set_config('{PURGE_SETTING}', 'on', true)"
 
 MESSAGE_SNAPSHOT = "dataset snapshot is frozen and cannot be changed or deleted"
 MESSAGE_MEMBER = "rows of a dataset snapshot cannot be changed, deleted or added once it is frozen"
@@ -26,7 +36,7 @@ INSTALL = [
     f"""
 CREATE OR REPLACE FUNCTION curation_snapshot_frozen() RETURNS trigger AS $$
 BEGIN
-    IF OLD.content_hash = '' THEN  -- still being made, in its own transaction
+    IF OLD.content_hash = '' OR (TG_OP = 'DELETE' AND {PURGING}) THEN  -- being made, or purged
         IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
         RETURN NEW;
     END IF;
@@ -48,6 +58,7 @@ FOR EACH ROW EXECUTE FUNCTION curation_snapshot_frozen();
     f"""
 CREATE OR REPLACE FUNCTION curation_snapshot_member_fixed() RETURNS trigger AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND {PURGING} THEN RETURN OLD; END IF;
     RAISE EXCEPTION '{MESSAGE_MEMBER} (% of snapshot %)', TG_OP, OLD.snapshot_id
         USING ERRCODE = 'restrict_violation';
 END;

@@ -10,10 +10,14 @@ client), with an integrity error:
   base model, config, metrics, output folder, status) and DELETE of one. Its progress, heartbeat and
   `created_by` (SET NULL when a login is deleted) may still be written.
 
+DELETE is let through in a transaction that asks to purge lineage, as for snapshots (curation/triggers.py).
+
 PostgreSQL's TRUNCATE (how Django flushes between transactional tests) fires no row triggers.
 """
 
 from __future__ import annotations
+
+from curation.triggers import PURGING
 
 MESSAGE_VERSION = "model version is part of a lineage and cannot be changed (but for is_active) or deleted"
 MESSAGE_RUN = "the lineage and metrics of a succeeded training run cannot be changed, nor the run deleted"
@@ -34,6 +38,7 @@ INSTALL = [
     f"""
 CREATE OR REPLACE FUNCTION rewardtrain_version_frozen() RETURNS trigger AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND {PURGING} THEN RETURN OLD; END IF;
     IF TG_OP = 'DELETE' OR to_jsonb(NEW) - 'is_active' <> to_jsonb(OLD) - 'is_active' THEN
         RAISE EXCEPTION '{MESSAGE_VERSION} (id %)', OLD.id USING ERRCODE = 'restrict_violation';
     END IF;
@@ -48,6 +53,7 @@ FOR EACH ROW EXECUTE FUNCTION rewardtrain_version_frozen();
     f"""
 CREATE OR REPLACE FUNCTION rewardtrain_run_frozen() RETURNS trigger AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND {PURGING} THEN RETURN OLD; END IF;
     IF OLD.status = 'succeeded' AND (TG_OP = 'DELETE' OR NOT ({_RUN_SAME})) THEN
         RAISE EXCEPTION '{MESSAGE_RUN} (id %)', OLD.id USING ERRCODE = 'restrict_violation';
     END IF;

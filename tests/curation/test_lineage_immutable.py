@@ -15,6 +15,7 @@ from annotate.models import Judgment
 from curation.exporters import export_snapshot
 from curation.models import DatasetSnapshot, SnapshotContested, SnapshotPair
 from curation.snapshots import create_snapshot
+from curation.triggers import PURGE_SQL
 from projects.models import AuditEvent
 from rewardtrain import services
 from rewardtrain.models import ModelVersion, TrainingRun
@@ -130,6 +131,22 @@ def test_a_succeeded_runs_lineage_and_metrics_are_refused_changes(version):
         _refused(lambda change=change: runs.update(**change), match)
     _refused(lambda: _sql("DELETE FROM rewardtrain_trainingrun WHERE id = %s", [version.run_id]), match)
     runs.update(progress={"phase": "done"})  # what is not lineage may still be written
+
+
+@pytest.mark.django_db(transaction=True)  # real transactions: the setting lives as long as one
+def test_a_transaction_that_asks_to_purge_lineage_may_delete_it_but_never_change_it(frozen, version):
+    with transaction.atomic():
+        _sql(PURGE_SQL, [])
+        _refused(lambda: DatasetSnapshot.objects.filter(pk=frozen.pk).update(pair_count=9), "frozen")
+        _refused(lambda: ModelVersion.objects.filter(pk=version.pk).update(path="/x"), "lineage")
+    assert DatasetSnapshot.objects.filter(pk=frozen.pk, pair_count=1).exists()  # the setting ended with it
+    _refused(lambda: _sql("DELETE FROM annotate_snapshotpair WHERE snapshot_id = %s", [frozen.pk]), "deleted")
+    with transaction.atomic():
+        _sql(PURGE_SQL, [])
+        ModelVersion.objects.filter(pk=version.pk).delete()
+        TrainingRun.objects.filter(pk=version.run_id).delete()
+        DatasetSnapshot.objects.filter(pk=frozen.pk).delete()  # with its pairs and contested comparisons
+    assert not SnapshotPair.objects.exists() and not SnapshotContested.objects.exists()
 
 
 def test_the_admin_shows_lineage_read_only(client, frozen, version):

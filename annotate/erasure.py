@@ -1,7 +1,16 @@
 """Soft deletion of projects and items, and erasure of one person's identity and free text in a project.
 
 Deletion is soft (`deleted_at`): pages, queues and new snapshots stop seeing the rows, while snapshots keep
-pointing at them (SnapshotPair → Comparison is PROTECT) so old snapshots still export and retrain.
+pointing at them (SnapshotPair → Comparison is PROTECT) so old snapshots still export and retrain. Frozen
+snapshots cannot be changed or deleted at all (the database refuses it, curation/triggers.py), so there is no
+hard deletion of a project that has one.
+
+Erasure and frozen snapshots: a snapshot holds comparisons, sides, margins and counts, never a name, a login or
+free text, so erasing a person leaves every frozen snapshot (and its content hash) as it is, their votes in it
+counting as the anonymous contribution they now are. What a snapshot's `raw` export writes about a person is
+read from the live judgments at export time, so every export made after the erasure carries the pseudonym and
+no justification; export files written before it are not rewritten (they expire with their download links).
+Deleting a login account sets a snapshot's `created_by` to NULL, the one change the database allows.
 """
 
 from __future__ import annotations
@@ -16,6 +25,10 @@ from django.utils import timezone
 
 from annotate.models import Assignment, Comparison, Draft, Item, Judgment, JudgmentRevision
 from projects.models import Annotator, AuditEvent, Membership, Project
+
+FROZEN_SNAPSHOTS = (
+    "unchanged: frozen snapshots hold no name or free text; their raw exports from now on carry the pseudonym"
+)
 
 
 class ErasureError(ValueError):
@@ -100,7 +113,8 @@ def annotator_erase(
     The annotator gets a random pseudonym, loses its login link and is marked erased; justifications are
     blanked on their judgments and every revision, skip reasons cleared, drafts deleted, their membership of
     the project removed, and the project's audit events that name them rewritten. The erasure itself is an
-    audit event that does not carry the name. (Their login account, if any, is managed in the Django admin.)
+    audit event that does not carry the name, and says what happened to frozen snapshots (nothing: see the
+    module's docstring). (Their login account, if any, is managed in the Django admin.)
     """
     if (annotator_name is None) == (username is None):
         raise ErasureError("name exactly one of an annotator name or a username")
@@ -156,7 +170,13 @@ def annotator_erase(
             project,
             "annotator",
             str(annotator.pk),
-            {"pseudonym": pseudonym, "judgments": n_judgments, "revisions": n_revisions, "drafts": n_drafts},
+            {
+                "pseudonym": pseudonym,
+                "judgments": n_judgments,
+                "revisions": n_revisions,
+                "drafts": n_drafts,
+                "frozen_snapshots": FROZEN_SNAPSHOTS,
+            },
         )
     annotator.refresh_from_db()
     return annotator

@@ -133,11 +133,15 @@ def vacuum(*, analyze: bool) -> None:
 
 
 def cleanup(project_id: int) -> None:
-    from django.db import connection
+    from django.db import connection, transaction
 
-    with connection.cursor() as cur:
+    from curation.triggers import PURGE_SQL
+
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(PURGE_SQL)  # frozen snapshots refuse DELETE otherwise (curation/triggers.py)
         for sql in (
             "DELETE FROM annotate_snapshotpair WHERE snapshot_id IN (SELECT id FROM annotate_datasetsnapshot WHERE project_id = %s)",
+            "DELETE FROM curation_snapshotcontested WHERE snapshot_id IN (SELECT id FROM annotate_datasetsnapshot WHERE project_id = %s)",
             "DELETE FROM annotate_datasetsnapshot WHERE project_id = %s",
             "DELETE FROM annotate_judgmentrevision WHERE judgment_id IN (SELECT id FROM annotate_judgment WHERE project_id = %s)",
             "DELETE FROM annotate_judgment WHERE project_id = %s",

@@ -5,8 +5,22 @@ from django.contrib import admin
 from curation import models
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Lineage is shown, never edited: no add, change or delete (the database refuses them too, see
+    curation/triggers.py and rewardtrain/triggers.py); a staff user with the view permission sees every field."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(models.DatasetSnapshot)
-class DatasetSnapshotAdmin(admin.ModelAdmin):
+class DatasetSnapshotAdmin(ReadOnlyAdmin):
     list_display = ["id", "project", "aggregation", "axis", "pair_count", "content_hash", "created_at"]
     list_filter = ["project", "aggregation", "axis"]
     search_fields = ["content_hash", "name"]

@@ -33,15 +33,15 @@ from django.conf import settings
 from django.core import signing
 from django.db import connections, transaction
 from django.db.models import Case, F, TextField, When
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Coalesce
 from django.http import Http404
 from django.utils import timezone
 
-from annotate.models import Judgment, JudgmentRevision
+from annotate.models import Comparison, Gold, Judgment, JudgmentRevision
 from curation import reward_terms
 from curation.canonical import render_hh
 from curation.dataset_card import card_figures, render_card
-from curation.models import DatasetSnapshot, ExportJob, SnapshotPair
+from curation.models import DatasetSnapshot, ExportJob, SnapshotContested, SnapshotPair
 from projects.access import role_in
 from projects.models import Annotator, AuditEvent, Project
 from rubrics.models import CriterionAnswer
@@ -259,6 +259,13 @@ def _in_snapshot(snapshot: DatasetSnapshot):
     return SnapshotPair.objects.filter(snapshot=snapshot).values("comparison_id")
 
 
+def _selected(snapshot: DatasetSnapshot):
+    """The ids of the snapshot's comparisons, with or without a consensus: its pairs' and its contested ones
+    (what `raw` exports). One UNION ALL subquery, which PostgreSQL joins like the pairs' alone."""
+    contested = SnapshotContested.objects.filter(snapshot=snapshot).values("comparison_id")
+    return _in_snapshot(snapshot).union(contested, all=True)
+
+
 def _counted(snapshot: DatasetSnapshot, model=Judgment, prefix: str = ""):
     """The judgments (or their revisions, with prefix "judgment__") on the snapshot's comparisons that its
     filters let count."""
@@ -296,9 +303,11 @@ def trl_rows(
             prompt_text=Cast("comparison__item__prompt", TextField()),
             chosen_text=Case(When(chosen="a", then=a), default=b, output_field=TextField()),
             rejected_text=Case(When(chosen="a", then=b), default=a, output_field=TextField()),
+            # A source label's own margin (a trl line's) where it had one, else the human margin.
+            trl_margin=Coalesce("source_margin", "margin"),
         )
         .order_by("comparison_id")
-        .values_list("prompt_text", "chosen_text", "rejected_text", "margin")
+        .values_list("prompt_text", "chosen_text", "rejected_text", "trl_margin")
     )
     loads = orjson.loads
     if opts.reward_fit is not None:
@@ -450,15 +459,13 @@ REVISION_FIELDS = (
 
 
 def _has_rubrics(snapshot: DatasetSnapshot) -> bool:
-    return CriterionAnswer.objects.filter(
-        revision__judgment__comparison_id__in=_in_snapshot(snapshot)
-    ).exists()
+    return CriterionAnswer.objects.filter(revision__judgment__comparison_id__in=_selected(snapshot)).exists()
 
 
 def _rubric_answers(snapshot: DatasetSnapshot, read: RowStreams) -> ByComparison:
     """(comparison id, revision id, side, version id, criterion key, answer) of the snapshot's comparisons."""
     qs = (
-        CriterionAnswer.objects.filter(revision__judgment__comparison_id__in=_in_snapshot(snapshot))
+        CriterionAnswer.objects.filter(revision__judgment__comparison_id__in=_selected(snapshot))
         .order_by("revision__judgment__comparison_id", "revision_id", "side", "criterion_key")
         .values_list(
             "revision__judgment__comparison_id",
@@ -483,11 +490,60 @@ def _rubrics_by_revision(answers: dict[int, list]) -> dict[int, dict]:
     return out
 
 
+RAW_COMPARISON_FIELDS = (
+    "id",
+    "prompt_text",
+    "response_a__text",
+    "response_a__model_name",
+    "response_b__text",
+    "response_b__model_name",
+)
+GOLD_FIELDS = ("choice", "helpfulness", "harmlessness", "a_safe", "b_safe", "explanation", "origin")
+
+
+def _raw_comparisons(snapshot: DatasetSnapshot, read: RowStreams) -> Iterator[list[tuple]]:
+    """The snapshot's comparisons with or without a consensus, in id order, PAIR_BATCH at a time:
+    (id, prompt, text A, model A, text B, model B, consensus side or None, status)."""
+    qs = (
+        Comparison.objects.filter(pk__in=_selected(snapshot))
+        .annotate(prompt_text=Cast("item__prompt", TextField()))
+        .order_by("id")
+        .values_list(*RAW_COMPARISON_FIELDS)
+    )
+    sides = ByComparison(
+        read.stream(
+            SnapshotPair.objects.filter(snapshot=snapshot)
+            .order_by("comparison_id")
+            .values_list("comparison_id", "chosen")
+        )
+    )
+    statuses = ByComparison(
+        read.stream(
+            SnapshotContested.objects.filter(snapshot=snapshot)
+            .order_by("comparison_id")
+            .values_list("comparison_id", "status")
+        )
+    )
+    loads = orjson.loads
+    for rows in read.stream(qs, chunk=PAIR_BATCH):
+        last = rows[-1][0]
+        chosen, contested = sides.upto(last), statuses.upto(last)
+        out = []
+        for cid, prompt, text_a, model_a, text_b, model_b in rows:
+            if cid in chosen:
+                out.append((cid, loads(prompt), text_a, model_a, text_b, model_b, chosen[cid][0][1], "ok"))
+            else:
+                out.append((cid, loads(prompt), text_a, model_a, text_b, model_b, None, contested[cid][0][1]))
+        yield out
+
+
 def raw_rows(
     snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter, read: RowStreams
 ) -> Iterator[list[tuple[dict, dict]]]:
-    """Every counted revision as (head, tail): the head (prompt and responses) is one dict shared by the
-    revisions of a pair, so the JSONL writer serialises it once per pair; head + tail is the row."""
+    """Every revision of every judgment of the snapshot's comparisons, with or without a consensus, whatever
+    the snapshot's exclude option left out of its pairs (each row says the snapshot's consensus and status),
+    as (head, tail): the head (prompt, responses, consensus, gold answer) is one dict shared by the revisions
+    of a comparison, so the JSONL writer serialises it once; head + tail is the row."""
     name_of = pseudonymiser(opts.with_names)
     # Every annotator of the project named once, rather than a join and a call per revision.
     names = {
@@ -497,7 +553,7 @@ def raw_rows(
         )
     }
     revisions_qs = (
-        _counted(snapshot, JudgmentRevision, "judgment__")
+        JudgmentRevision.objects.filter(judgment__comparison_id__in=_selected(snapshot))
         .annotate(
             a_cats=Cast("a_harm_categories", TextField()), b_cats=Cast("b_harm_categories", TextField())
         )
@@ -505,19 +561,34 @@ def raw_rows(
         .values_list(*REVISION_FIELDS)
     )
     revisions = ByComparison(read.stream(revisions_qs))
+    golds = ByComparison(
+        read.stream(
+            Gold.objects.filter(comparison_id__in=_selected(snapshot))
+            .order_by("comparison_id")
+            .values_list("comparison_id", *GOLD_FIELDS)
+        )
+    )
     rubric_answers = _rubric_answers(snapshot, read) if _has_rubrics(snapshot) else None
     loads = orjson.loads
-    for batch in pair_batches(snapshot, read):
-        last = batch[-1].comparison_id
+    for batch in _raw_comparisons(snapshot, read):
+        last = batch[-1][0]
         by_comparison = revisions.upto(last)
+        gold_of = golds.upto(last)
         rubrics = _rubrics_by_revision(rubric_answers.upto(last)) if rubric_answers else {}
         out = []
-        for p in batch:
+        for cid, prompt, text_a, model_a, text_b, model_b, consensus, status in batch:
+            gold = gold_of.get(cid)
             head = {
-                "prompt": p.prompt,
-                "response_a": {"text": p.text_a, "model": p.model_a},
-                "response_b": {"text": p.text_b, "model": p.model_b},
+                "prompt": prompt,
+                "response_a": {"text": text_a, "model": model_a},
+                "response_b": {"text": text_b, "model": model_b},
+                "consensus": consensus,
+                "consensus_status": status,
+                "gold": dict(zip(GOLD_FIELDS, gold[0][1:], strict=True)) if gold else None,
             }
+            these = by_comparison.get(cid, ())
+            if status != "ok" and these:
+                stats["contested_comparisons"] += 1
             for (
                 _,
                 rid,
@@ -538,7 +609,7 @@ def raw_rows(
                 created_at,
                 number,
                 submission_id,
-            ) in by_comparison.get(p.comparison_id, ()):
+            ) in these:
                 out.append(
                     (
                         head,
@@ -588,7 +659,8 @@ def parquet_schema(opts: ExportOptions, harm_categories: list[str]) -> pa.Schema
     if opts.fmt == "hh":
         return pa.schema([("chosen", s), ("rejected", s)])
     if opts.fmt == "safe-rlhf":
-        harm = pa.struct([(c, pa.bool_()) for c in harm_categories]) if harm_categories else pa.struct([])
+        # Parquet cannot hold a struct without fields: with no harm categories the column is all nulls.
+        harm = pa.struct([(c, pa.bool_()) for c in harm_categories]) if harm_categories else pa.null()
         return pa.schema(
             [
                 ("prompt", s),
@@ -605,12 +677,22 @@ def parquet_schema(opts: ExportOptions, harm_categories: list[str]) -> pa.Schema
             ]
         )
     response = pa.struct([("text", s), ("model", s)])
-    answers = pa.map_(s, s)
+    # Rubric answers are a list of {criterion, answer} (JSONL: an object criterion → answer): `datasets` reads
+    # no Parquet map.
+    answers = pa.list_(pa.struct([("criterion", s), ("answer", s)]))
+    b = pa.bool_()
+    gold = pa.struct(
+        [("choice", s), ("helpfulness", s), ("harmlessness", s), ("a_safe", b), ("b_safe", b)]
+        + [("explanation", s), ("origin", s)]
+    )
     return pa.schema(
         [
             ("prompt", MESSAGES),
             ("response_a", response),
             ("response_b", response),
+            ("consensus", s),
+            ("consensus_status", s),
+            ("gold", gold),
             ("annotator", s),
             ("choice", s),
             ("preference", pa.int8()),
@@ -667,27 +749,47 @@ class JsonlWriter:
 
 
 class ParquetWriter:
+    """Every file it writes loads in `datasets.load_dataset("parquet", …)` and pandas: no map column, no struct
+    without fields (`parquet_schema`)."""
+
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.schema = schema
         self.writer = pq.ParquetWriter(path, schema, compression="zstd")
+        harm = schema.field(HARM_COLUMNS[0]).type if HARM_COLUMNS[0] in schema.names else None
+        self.null_harm = harm is not None and pa.types.is_null(harm)
 
     def write(self, rows: Iterable[dict]) -> int:
         rows = rows if isinstance(rows, list) else list(rows)
+        if self.null_harm:
+            rows = [{**row, **dict.fromkeys(HARM_COLUMNS)} for row in rows]
         if rows:
             self.writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))
         return len(rows)
 
     def write_split(self, rows: list[tuple[dict, dict]]) -> int:
-        return self.write([{**head, **tail, **_iso(tail)} for head, tail in rows])
+        return self.write([{**head, **tail, **_parquet_tail(tail)} for head, tail in rows])
 
     def close(self) -> None:
         self.writer.close()
 
 
-def _iso(tail: dict) -> dict:
-    """A revision's timestamp as the string that JSONL holds (the Parquet column is a string)."""
+HARM_COLUMNS = ("response_0_harm_category", "response_1_harm_category")
+
+
+def _parquet_tail(tail: dict) -> dict:
+    """A revision's timestamp as the string that JSONL holds (the Parquet column is a string), and its rubric
+    answers as lists of {criterion, answer}."""
+    out = {}
     at = tail.get("created_at")
-    return {"created_at": at.isoformat()} if isinstance(at, dt.datetime) else {}
+    if isinstance(at, dt.datetime):
+        out["created_at"] = at.isoformat()
+    rubric = tail.get("rubric")
+    if rubric is not None:
+        out["rubric"] = {
+            "version": rubric["version"],
+            **{side: [{"criterion": k, "answer": v} for k, v in rubric[side].items()] for side in ("a", "b")},
+        }
+    return out
 
 
 def _card_figures_beside(snapshot: DatasetSnapshot) -> Callable[[], dict[str, Any]]:
@@ -753,6 +855,8 @@ def export_snapshot(
     stats: Counter = Counter()
     rows = done = 0
     total = snapshot.pair_count
+    if fmt == "raw":  # its batches are of comparisons, with or without a pair
+        total += int(snapshot.counts.get("contested", 0))
     figures = _card_figures_beside(snapshot)
     try:
         with RowStreams(DatasetSnapshot.objects.db) as read:
@@ -768,7 +872,7 @@ def export_snapshot(
         path=path,
         card_path=card_path_for(path),
         rows=rows,
-        pairs=total,
+        pairs=snapshot.pair_count,
         snapshot_id=snapshot.pk,
         content_hash=snapshot.content_hash,
         options=opts.as_dict(),

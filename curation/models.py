@@ -5,12 +5,15 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from annotate.models import Axis, Comparison, Side
+from annotate.models import Axis, Comparison, Judgment, Side
 from projects.models import Project
 
 
 class DatasetSnapshot(models.Model):
-    """A frozen selection of consensus pairs: what training and export consume."""
+    """A frozen selection of consensus pairs: what training and export consume.
+
+    Frozen once its `content_hash` is written: the database refuses to change or delete it, its pairs and its
+    contested comparisons (curation/triggers.py); only `created_by` may become NULL (an erased login)."""
 
     class Aggregation(models.TextChoices):
         MAJORITY = "majority", "Strict majority"
@@ -43,6 +46,11 @@ class SnapshotPair(models.Model):
     comparison = models.ForeignKey(Comparison, on_delete=models.PROTECT, related_name="+")
     chosen = models.CharField(max_length=1, choices=Side.choices)
     margin = models.FloatField(help_text="Human margin 0–1.")
+    source_margin = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="A source label's margin from its file (trl `margin`), when it had one.",
+    )
     votes = models.PositiveIntegerField()
     agreement = models.FloatField(help_text="Share of non-tie votes for the chosen side.")
     label_origin = models.CharField(max_length=12, default="vote")  # vote | gold | adjudicated | source
@@ -55,6 +63,29 @@ class SnapshotPair(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["snapshot", "comparison"], name="snapshot_pair_unique")
         ]
+
+
+class SnapshotContested(models.Model):
+    """A comparison with judgments (any, whatever the snapshot's exclude option counts) that the snapshot
+    considered but froze no pair for (no consensus, an adjudicated or gold tie, below the minimum agreement, an
+    excluded gold comparison): `raw` exports its votes too. A comparison nobody judged is not recorded."""
+
+    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.CASCADE, related_name="contested")
+    comparison = models.ForeignKey(Comparison, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=20)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "comparison"], name="snapshot_contested_unique")
+        ]
+
+
+class SourceMargin(models.Model):
+    """The `margin` a `trl` line gave its pair: kept with the source label it came with, so that a snapshot's
+    `trl` export writes it back (SnapshotPair.source_margin)."""
+
+    judgment = models.OneToOneField(Judgment, on_delete=models.CASCADE, related_name="source_margin")
+    margin = models.FloatField()
 
 
 class JobStatus(models.TextChoices):

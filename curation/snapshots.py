@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import statistics
 from collections import Counter
 from collections.abc import Iterable
 
 import orjson
 from django.db import connection, transaction
 
-from curation.models import DatasetSnapshot, SnapshotPair
+from curation.models import DatasetSnapshot, SnapshotContested, SnapshotPair, SourceMargin
 from insights.consensus import OK, check_options, consensus_outcomes, normalise_exclude
 from projects.models import AuditEvent, Project
 
 INSERT_BATCH = 5000
-HASH_VERSION = 1
+HASH_VERSION = 2  # 2: the contested comparisons count too
 # A snapshot at least this big refreshes PostgreSQL's statistics of the pairs table when it is committed.
 ANALYZE_PAIRS = 10_000
 
@@ -33,7 +34,8 @@ def snapshot_options(
 
 
 def _hash_snapshot(snapshot: DatasetSnapshot, options: dict) -> str:
-    """sha256 over the options and the pairs sorted by pair key (content, not database ids)."""
+    """sha256 over the options, the pairs sorted by pair key, then the contested comparisons (pair key and
+    status) sorted the same way (content, not database ids)."""
     h = hashlib.sha256()
     h.update(orjson.dumps({"v": HASH_VERSION, **options}, option=orjson.OPT_SORT_KEYS))
     rows = (
@@ -49,17 +51,23 @@ def _hash_snapshot(snapshot: DatasetSnapshot, options: dict) -> str:
             "a_safe",
             "b_safe",
             "safer",
+            "source_margin",
         )
     )
-    for key, chosen, margin, votes, agreement, origin, a_safe, b_safe, safer in rows.iterator(
+    for key, chosen, margin, votes, agreement, origin, a_safe, b_safe, safer, source in rows.iterator(
         chunk_size=5000
     ):
         h.update(b"\n")
-        h.update(
-            orjson.dumps(
-                [key, chosen, round(margin, 12), votes, round(agreement, 12), origin, a_safe, b_safe, safer]
-            )
-        )
+        line = [key, chosen, round(margin, 12), votes, round(agreement, 12), origin, a_safe, b_safe, safer]
+        h.update(orjson.dumps(line if source is None else [*line, round(source, 12)]))
+    contested = (
+        SnapshotContested.objects.filter(snapshot=snapshot)
+        .order_by("comparison__pair_key")
+        .values_list("comparison__pair_key", "status")
+    )
+    for key, status in contested.iterator(chunk_size=5000):
+        h.update(b"\n-")
+        h.update(orjson.dumps([key, status]))
     return h.hexdigest()
 
 
@@ -74,7 +82,34 @@ PAIR_COLUMNS = (
     "a_safe",
     "b_safe",
     "safer",
+    "source_margin",
 )
+
+
+def _with_source_margins(rows: list[tuple]) -> list[tuple]:
+    """Pair rows (PAIR_COLUMNS less the last) with their source margin: for a pair labelled by a source, the
+    mean margin its source labels for the chosen side came with (a `trl` line's `margin`), else None."""
+    wanted = {row[1]: row[2] for row in rows if row[6] == "source"}
+    margins: dict[int, list[float]] = {}
+    for cid, choice, margin in SourceMargin.objects.filter(judgment__comparison_id__in=wanted).values_list(
+        "judgment__comparison_id", "judgment__choice", "margin"
+    ):
+        if choice == wanted[cid]:
+            margins.setdefault(cid, []).append(margin)
+    return [(*row, statistics.fmean(margins[row[1]]) if row[1] in margins else None) for row in rows]
+
+
+def _insert_contested(snapshot: DatasetSnapshot, rows: list[tuple[int, str]]) -> None:
+    """Record the comparisons without a pair that have any judgment (whatever the snapshot's options counted):
+    `raw` exports their votes too. One statement, one probe of the judgments' (comparison, annotator) index
+    a comparison."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {SnapshotContested._meta.db_table} (snapshot_id, comparison_id, status)"
+            " SELECT %s, t.cid, t.status FROM unnest(%s::bigint[], %s::text[]) AS t(cid, status)"
+            " WHERE EXISTS (SELECT 1 FROM annotate_judgment j WHERE j.comparison_id = t.cid)",
+            [snapshot.pk, [cid for cid, _ in rows], [status for _, status in rows]],
+        )
 
 
 def _insert_pairs(rows: list[tuple]) -> None:
@@ -120,6 +155,10 @@ def create_snapshot(
         chosen_sides: Counter[str] = Counter()
         excluded: Counter[str] = Counter()
         buffer: list[tuple] = []
+        contested: list[tuple] = []
+        # Only a project with imported trl margins looks them up.
+        source_margins = SourceMargin.objects.filter(judgment__project=project).exists()
+        finish = _with_source_margins if source_margins else (lambda rows: [(*row, None) for row in rows])
         considered = 0
         for row in consensus_outcomes(
             project,
@@ -132,6 +171,10 @@ def create_snapshot(
             statuses[row.status] += 1
             excluded.update(row.excluded_judgments)
             if row.status != OK:
+                contested.append((row.comparison_id, row.status))
+                if len(contested) >= INSERT_BATCH:
+                    _insert_contested(snapshot, contested)
+                    contested.clear()
                 continue
             origins[row.label_origin] += 1
             chosen_sides[row.chosen] += 1
@@ -150,10 +193,13 @@ def create_snapshot(
                 )
             )
             if len(buffer) >= INSERT_BATCH:
-                _insert_pairs(buffer)
+                _insert_pairs(finish(buffer))
                 buffer.clear()
         if buffer:
-            _insert_pairs(buffer)
+            _insert_pairs(finish(buffer))
+        if contested:
+            _insert_contested(snapshot, contested)
+        n_contested = SnapshotContested.objects.filter(snapshot=snapshot).count()
         pairs = statuses[OK]
         snapshot.pair_count = pairs
         snapshot.counts = {
@@ -166,6 +212,7 @@ def create_snapshot(
             "by_origin": dict(sorted(origins.items())),
             "chosen": {"a": chosen_sides["a"], "b": chosen_sides["b"]},
             "excluded_judgments": dict(sorted(excluded.items())),
+            "contested": n_contested,
         }
         snapshot.content_hash = _hash_snapshot(snapshot, options)
         snapshot.save(update_fields=["pair_count", "counts", "content_hash"])

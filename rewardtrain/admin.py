@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from curation.admin import ReadOnlyAdmin
+
 from . import models
 
 
@@ -13,7 +15,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ReadOnlyAdmin):  # activate a version on the model page (an audited service)
     list_display = ["id", "project", "kind", "is_active", "snapshot_hash", "created_at"]
     list_filter = ["kind", "is_active", "project"]
 

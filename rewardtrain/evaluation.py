@@ -5,7 +5,10 @@ A file is read and checked by the importer's own readers and line parsers (`cura
 A `raw` file holds votes: each annotator's latest row of a pair counts (rows named in the other order are
 turned to the pair's first order, as the importer does), and the pair's label is the project consensus's
 majority rule (`insights.consensus.decide`; for a cost model on the harmlessness axis); a pair without
-consensus is left out and counted. `generic` files carry no label and are refused. A bad line is an
+consensus is left out and counted. `generic` files carry no label and are refused. A pair the model was
+trained on (its run's snapshot pairs outside its held-out split, matched by pair key) is left out and counted
+(`skipped.trained_on`): a file's figures never count a training comparison. The report names the file and
+how many pairs it scored, with the ECE against correctness (and against the vote share for a `raw` file). A bad line is an
 EvaluationError naming the file, line and field; nothing is scored then.
 
 Imports torch (through rewardtrain.trainer.training): only the worker and management commands load this module.
@@ -27,7 +30,9 @@ from django.utils import timezone
 
 from curation.importers.formats import PARSERS, BadLine, ParseContext, ParsedPair, flipped
 from curation.importers.readers import ImportLimitExceeded, InvalidRecord, RecordReader
+from curation.models import SnapshotPair
 from insights.consensus import OK, Vote, decide
+from rewardtrain.trainer.calibration import pair_calibration
 from rewardtrain.trainer.training import Pair, load_scorer, score_pairs
 
 from .models import EvaluationJob, ModelVersion
@@ -77,9 +82,10 @@ def _labelled(p: ParsedPair, label: dict, *, cost: bool) -> LabelledPair | None:
     side = label["harmlessness"] if cost else label["choice"]
     if side not in ("a", "b"):
         return None
+    extra = {"pair_key": p.pair_key}
     if side == "a":
-        return LabelledPair(p.line, p.messages, p.a_text, p.b_text, label["a_safe"], label["b_safe"])
-    return LabelledPair(p.line, p.messages, p.b_text, p.a_text, label["b_safe"], label["a_safe"])
+        return LabelledPair(p.line, p.messages, p.a_text, p.b_text, label["a_safe"], label["b_safe"], extra)
+    return LabelledPair(p.line, p.messages, p.b_text, p.a_text, label["b_safe"], label["a_safe"], extra)
 
 
 def read_labelled(path: Path, fmt: str, *, cost: bool, skipped: dict) -> Iterator[LabelledPair]:
@@ -127,11 +133,13 @@ def read_raw(path: Path, *, cost: bool, skipped: dict) -> Iterator[LabelledPair]
             skipped["no_consensus"] = skipped.get("no_consensus", 0) + 1
             continue
         side = outcome.chosen
-        yield _labelled(
+        pair = _labelled(
             first,
             {"choice": side, "harmlessness": side, "a_safe": outcome.a_safe, "b_safe": outcome.b_safe},
             cost=False,
         )
+        pair.extra["share"] = outcome.agreement  # of the non-tie votes, for the chosen side
+        yield pair
 
 
 def read_pairs(path: str | Path, fmt: str, *, cost: bool = False) -> tuple[list[LabelledPair], dict]:
@@ -154,6 +162,20 @@ def read_pairs(path: str | Path, fmt: str, *, cost: bool = False) -> tuple[list[
     return pairs, skipped
 
 
+def training_pair_keys(version: ModelVersion) -> set[str]:
+    """The pair keys of the comparisons `version` was trained on: its run's snapshot pairs less its held-out
+    split (all of them when no split is recorded). A file's pair among them is never scored."""
+    snapshot_id = version.run.snapshot_id
+    if snapshot_id is None:
+        return set()
+    held_out = (version.eval_set or {}).get("comparison_ids") or []
+    return set(
+        SnapshotPair.objects.filter(snapshot_id=snapshot_id)
+        .exclude(comparison_id__in=held_out)
+        .values_list("comparison__pair_key", flat=True)
+    )
+
+
 def _quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
@@ -165,6 +187,13 @@ def evaluate_file(
     """Score every labelled pair of the file with `version`; write per-pair scores to `out` when given."""
     cost = version.kind == ModelVersion.Kind.COST
     labelled, skipped = read_pairs(path, fmt, cost=cost)
+    trained = training_pair_keys(version)
+    kept = [p for p in labelled if p.extra["pair_key"] not in trained]
+    if len(kept) < len(labelled):
+        skipped["trained_on"] = len(labelled) - len(kept)
+        labelled = kept
+    if not labelled:
+        raise EvaluationError(f"{Path(path).name}: every pair of the file is one the model was trained on")
     pairs = [
         Pair(
             item_key=str(p.line),
@@ -180,14 +209,20 @@ def evaluate_file(
     scored = score_pairs(load_scorer(version.path), pairs, objective=objective, batch_size=batch_size)
     per_pair = scored.pop("per_pair")
     margins = [row["margin"] for row in per_pair]
+    shares = [p.extra.get("share") for p in labelled]
     report = {
         "model_version": version.pk,
         "kind": version.kind,
         "file": Path(path).name,
         "format": fmt,
         "pairs": len(pairs),
+        "evaluated_on": {"kind": "evaluation file", "name": Path(path).name, "pairs": len(pairs)},
         "skipped": skipped,
         "accuracy": scored["accuracy"],
+        # ECE against correctness; against the vote share too for a raw file of a reward model.
+        "calibration": pair_calibration(
+            margins, shares if not cost and all(s is not None for s in shares) else None
+        ),
         "margin": {
             "mean": statistics.fmean(margins),
             "median": statistics.median(margins),

@@ -2,7 +2,8 @@
 relate to the humans (histogram, accuracy per human-strength bucket, calibration, disagreement triage).
 
 Reads the crowd's votes through `insights.agreement` (rewardtrain may use annotate; never the reverse) and
-the active model's `Score` rows directly. Definitions: DESIGN.md "Signs, strength, consensus and margins".
+the active model's `Score` rows directly. The model's figures count only the held-out comparisons of the run
+that made it (`ModelVersion.eval_set`), never one it was trained on; the triage list ranks every scored one. Definitions: DESIGN.md "Signs, strength, consensus and margins".
 """
 
 from __future__ import annotations
@@ -61,6 +62,54 @@ def model_preferences(data: CrowdData, model: ModelVersion) -> np.ndarray:
     return out
 
 
+def evaluated_on(model: ModelVersion) -> dict[str, Any]:
+    """What a model's figures are measured on: its run's held-out split (items disjoint from its training
+    pairs), as the registry recorded it; kind "none" when nothing was recorded (then no figure is shown)."""
+    recorded = model.eval_set or {}
+    return {
+        "kind": recorded.get("kind", "none"),
+        "name": recorded.get("name", ""),
+        "pairs": recorded.get("pairs", 0),
+        "train_pairs": recorded.get("train_pairs"),
+        "run": model.run_id,
+    }
+
+
+def model_figures(
+    model: ModelVersion,
+    model_pref: np.ndarray,
+    side: np.ndarray,
+    human: np.ndarray,
+    share: np.ndarray,
+    unit_ids: list[int],
+) -> dict[str, Any]:
+    """The model's figures on the held-out comparisons of its run only: a comparison it was trained on never
+    counts (DESIGN.md "Margins")."""
+    held = set((model.eval_set or {}).get("comparison_ids") or ())
+    in_held = np.fromiter((cid in held for cid in unit_ids), dtype=bool, count=len(unit_ids))
+    pref = np.where(in_held, model_pref, np.nan)
+    mm = M.model_margin(np.zeros_like(pref), pref, side)  # r(consensus) − r(other)
+    known = np.isfinite(mm)
+    m_counts, m_edges = M.margin_histogram(mm, bins=20) if known.any() else (np.zeros(0), np.zeros(1))
+    correct = np.where(known, (mm > 0).astype(float), np.nan)
+    return {
+        "id": model.pk,
+        "created_at": model.created_at.isoformat(),
+        "evaluated_on": evaluated_on(model),
+        "held_out_in_project": int(in_held.sum()),
+        "scored": int(np.isfinite(pref).sum()),
+        "compared": int(known.sum()),
+        "accuracy": float(np.nanmean(correct)) if known.any() else None,
+        "histogram": {"counts": m_counts.tolist(), "edges": m_edges.tolist()},
+        "by_strength": M.accuracy_by_strength(correct, M.strength_bucket(human)),
+        "calibration": M.calibration(mm, share),
+        "run_metrics": {
+            key: model.metrics.get(key)
+            for key in ("eval_pairs", "eval_accuracy", "eval_ece_correctness", "eval_ece_vote_share")
+        },
+    }
+
+
 def margin_figures(project: Project, *, triage_limit: int = TRIAGE_LIMIT) -> dict[str, Any]:
     """Every figure of the margin page (JSON-able)."""
     data = load_crowd(project)
@@ -85,21 +134,8 @@ def margin_figures(project: Project, *, triage_limit: int = TRIAGE_LIMIT) -> dic
     model = active_reward_model(project)
     model_pref = None
     if model is not None:
-        model_pref = model_preferences(data, model)
-        mm = M.model_margin(np.zeros_like(model_pref), model_pref, side)  # r(consensus) − r(other)
-        known = np.isfinite(mm)
-        m_counts, m_edges = M.margin_histogram(mm, bins=20) if known.any() else (np.zeros(0), np.zeros(1))
-        correct = np.where(known, (mm > 0).astype(float), np.nan)
-        out["model"] = {
-            "id": model.pk,
-            "created_at": model.created_at.isoformat(),
-            "scored": int(np.isfinite(model_pref).sum()),
-            "compared": int(known.sum()),
-            "accuracy": float(np.nanmean(correct)) if known.any() else None,
-            "histogram": {"counts": m_counts.tolist(), "edges": m_edges.tolist()},
-            "by_strength": M.accuracy_by_strength(correct, M.strength_bucket(human)),
-            "calibration": M.calibration(mm, share),
-        }
+        model_pref = model_preferences(data, model)  # every scored comparison: the triage list's
+        out["model"] = model_figures(model, model_pref, side, human, share, data.unit_ids)
     # Adjudicated comparisons are settled: left out of the triage list.
     open_a = np.where(overrides >= 0, 0, votes_a)
     open_b = np.where(overrides >= 0, 0, votes_b)

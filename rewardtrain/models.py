@@ -58,6 +58,11 @@ class TrainingRun(models.Model):
 
 
 class ModelVersion(models.Model):
+    """The model a succeeded run made, with its lineage: the snapshot's content hash, the base model, the
+    configuration, the rubric versions its labels were given under, and the held-out set its figures come
+    from. Only `is_active` changes after it is written; the database refuses the rest (rewardtrain/triggers.py).
+    """
+
     class Kind(models.TextChoices):
         REWARD = "reward", "Reward model"
         COST = "cost", "Cost model"
@@ -68,7 +73,17 @@ class ModelVersion(models.Model):
     path = models.CharField(max_length=500)
     metrics = models.JSONField(default=dict, blank=True)
     snapshot_hash = models.CharField(max_length=64)
+    base_model = models.CharField(max_length=500, blank=True)
     config = models.JSONField(default=dict, blank=True)
+    rubric_versions = models.JSONField(
+        default=list, blank=True, help_text="[{id, label}] of the rubric versions of the snapshot's labels."
+    )
+    eval_set = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the figures were measured on: {kind: held-out split | evaluation file, name, pairs, "
+        "items, comparison_ids}.",
+    )
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

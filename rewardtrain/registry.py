@@ -8,13 +8,20 @@ so a runner that lost its lease registers nothing.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
 
+from curation.models import SnapshotPair
+from rewardtrain.trainer.calibration import HELD_OUT_SCORES, pair_calibration
+from rubrics.models import CriterionAnswer, RubricVersion
+
 from .models import ModelVersion, TrainingRun
+
+log = logging.getLogger(__name__)
 
 CARD_FILE = "README.md"
 
@@ -29,7 +36,18 @@ def _fmt(value) -> str:
     return "—" if value is None else str(value)
 
 
-def model_card(run: TrainingRun, metrics: dict) -> str:
+def _measured_on(eval_set: dict | None) -> str:
+    if not eval_set or eval_set.get("kind") != "held-out split":
+        return "no held-out set was recorded"
+    return (
+        f"the run's held-out split, {eval_set['pairs']} pairs of {eval_set['items']} items, item-disjoint from "
+        f"its {eval_set['train_pairs']} training pairs"
+    )
+
+
+def model_card(
+    run: TrainingRun, metrics: dict, eval_set: dict | None = None, rubrics: list[dict] | None = None
+) -> str:
     """The README.md saved next to the weights: where the model came from and how well it did."""
     snapshot = run.snapshot
     kind = kind_for(run.objective)
@@ -51,6 +69,8 @@ A one-logit `AutoModelForSequenceClassification` trained by Arbiter. Its output 
 - Snapshot: {snapshot.pk}, content hash `{snapshot.content_hash}`, {snapshot.pair_count} pairs,
   aggregation `{snapshot.aggregation}`, axis `{snapshot.axis}`
 - Trained: {timezone.now():%Y-%m-%d %H:%M UTC}, attempt {run.attempt}
+- Rubric versions of its labels: {", ".join(r["label"] for r in rubrics or []) or "none"}
+- Metrics measured on: {_measured_on(eval_set)}
 
 ## Input text
 
@@ -81,6 +101,56 @@ Reproduce: the same snapshot (hash above) and this config give the same split an
 """
 
 
+def rubric_versions(snapshot_id: int) -> list[dict]:
+    """The rubric versions that the snapshot's labels were given under: [{id, label}], by id."""
+    used = (
+        CriterionAnswer.objects.filter(
+            revision__judgment__comparison_id__in=SnapshotPair.objects.filter(snapshot_id=snapshot_id).values(
+                "comparison_id"
+            ),
+            version__isnull=False,
+        )
+        .values("version_id")
+        .distinct()
+    )
+    versions = RubricVersion.objects.filter(pk__in=used).select_related("rubric").order_by("pk")
+    return [{"id": v.pk, "label": v.label} for v in versions]
+
+
+def held_out_set(run: TrainingRun) -> tuple[dict, dict]:
+    """(eval_set, calibration metrics) of a finished run: which snapshot pairs its trainer held out (the
+    item-disjoint split, read back from the scores it wrote, in the order of the pairs it was given) and the
+    ECEs of its held-out scores (against correctness; against the vote share for reward models, whose chosen
+    side is the consensus side the share counts). Without the scores file: kind "none", no ECE."""
+    path = Path(run.output_dir) / HELD_OUT_SCORES
+    if not path.exists():
+        return {"kind": "none", "pairs": 0, "comparison_ids": []}, {}
+    scored = json.loads(path.read_text(encoding="utf-8"))
+    keys = {row["item_key"] for row in scored}
+    rows = (
+        SnapshotPair.objects.filter(snapshot_id=run.snapshot_id)
+        .order_by("comparison_id")  # the order of runner.pair_rows, which the trainer keeps
+        .values_list("comparison_id", "comparison__item_id", "agreement")
+    )
+    held = [(cid, share) for cid, item, share in rows if str(item) in keys]
+    if len(held) != len(scored):
+        log.error("run %s: %d held-out scores for %d held-out pairs", run.pk, len(scored), len(held))
+        return {"kind": "none", "pairs": 0, "comparison_ids": []}, {}
+    eval_set = {
+        "kind": "held-out split",
+        "name": f"run {run.pk}: items held out by seed {run.config.get('seed', 0)}, "
+        f"fraction {run.config.get('eval_fraction', 0.1)}",
+        "pairs": len(held),
+        "items": len(keys),
+        "train_pairs": run.snapshot.pair_count - len(held),
+        "comparison_ids": [cid for cid, _ in held],
+    }
+    reward = kind_for(run.objective) == ModelVersion.Kind.REWARD
+    margins = [float(row["margin"]) for row in scored]
+    calibration = pair_calibration(margins, [share for _, share in held] if reward else None)
+    return eval_set, calibration
+
+
 def _write_card(model_dir: Path, text: str) -> None:
     tmp = model_dir / f".{CARD_FILE}.tmp-{os.getpid()}"
     tmp.write_text(text, encoding="utf-8")
@@ -93,12 +163,16 @@ def complete_run(
     """Mark the run succeeded and register its one model version; None when our lease was lost."""
     run = TrainingRun.objects.select_related("snapshot", "project").get(pk=run_id)
     model_dir = Path(result["model_dir"])
+    eval_set, calibration = held_out_set(run)
     metrics = {
         **{k: v for k, v in (result.get("metrics") or {}).items() if not isinstance(v, list | dict)},
+        **{f"eval_{k}": v for k, v in calibration.items()},
+        "eval_set": eval_set["kind"],
         "resumed_from_step": result.get("resumed_from_step"),
         "attempts": run.attempt,
     }
-    _write_card(model_dir, model_card(run, metrics))
+    rubrics = rubric_versions(run.snapshot_id)
+    _write_card(model_dir, model_card(run, metrics, eval_set, rubrics))
     with transaction.atomic():
         fields = {"status": TrainingRun.Status.SUCCEEDED, "metrics": metrics, "finished_at": timezone.now()}
         if progress is not None:
@@ -116,7 +190,10 @@ def complete_run(
                 "path": str(model_dir),
                 "metrics": metrics,
                 "snapshot_hash": run.snapshot.content_hash,
+                "base_model": run.base_model,
                 "config": {**run.config, "objective": run.objective, "base_model": run.base_model},
+                "rubric_versions": rubrics,
+                "eval_set": eval_set,
             },
         )
     return version

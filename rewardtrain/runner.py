@@ -37,6 +37,7 @@ from django.utils import timezone
 from curation.models import SnapshotPair
 from rewardtrain import registry
 from rewardtrain.trainer import procs
+from rewardtrain.trainer.calibration import HELD_OUT_SCORES
 
 from .models import TrainingRun
 from .services import RunError, enqueue_run, freeze_snapshot
@@ -148,7 +149,7 @@ def write_spec(run: TrainingRun) -> Path:
         "stop_path": str(out / "STOP"),
     }
     _write_atomic(out / "spec.json", json.dumps(spec, indent=1))
-    for leftover in ("result.json", "STOP"):  # from an earlier attempt
+    for leftover in ("result.json", "STOP", HELD_OUT_SCORES):  # from an earlier attempt
         (out / leftover).unlink(missing_ok=True)
     return out / "spec.json"
 

@@ -284,10 +284,12 @@ def _objects(project: Project, ann_user: User, creator: User, tmp: Path, tag: st
         submitted_at=timezone.now(),
     )
     judgment.save(update_fields=["assignment"])
-    snapshot = DatasetSnapshot.objects.create(project=project, content_hash="0" * 64, pair_count=1)
+    snapshot = DatasetSnapshot.objects.create(project=project, content_hash="", pair_count=1)
     SnapshotPair.objects.create(
         snapshot=snapshot, comparison=comparison, chosen="a", margin=1.0, votes=1, agreement=1.0
     )
+    snapshot.content_hash = "0" * 64  # frozen from here on (curation/triggers.py)
+    snapshot.save(update_fields=["content_hash"])
     export_path = tmp / f"export-{tag}.jsonl"
     export_path.write_text('{"prompt": "x"}\n')
     export = ExportJob.objects.create(

@@ -8,6 +8,7 @@ Nothing here touches the database; `writer.py` stores what these produce.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,8 +67,15 @@ RAW_FIELDS = frozenset(
         "created_at",
         "revision",
         "submission_id",
+        # Written by the export, read back: the snapshot's consensus (ignored: it is recomputed) and the
+        # comparison's gold answer (stored when the comparison has none).
+        "consensus",
+        "consensus_status",
+        "gold",
     )
 )
+GOLD_SIDES = ("choice", "helpfulness", "harmlessness")
+GOLD_ORIGINS = frozenset(("source", "manual"))
 
 
 class BadLine(Exception):  # noqa: N818 - a line outcome, not a program error
@@ -95,6 +103,8 @@ class ParsedPair:
     revision: int | None = None
     submission_id: str | None = None
     created_at: datetime | None = None
+    margin: float | None = None  # trl rows: the line's margin (chosen over rejected, whatever the order)
+    gold: dict[str, Any] | None = None  # raw rows: the gold answer relative to (a, b) as the line names them
 
 
 @dataclass(frozen=True)
@@ -301,9 +311,12 @@ def parse_trl(obj: dict, line: int, ctx: ParseContext) -> list[ParsedPair]:
     margin = obj.get("margin")
     if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float)):
         raise BadLine("margin", f"must be a number, not {_type_name(margin)}")
+    if margin is not None and not math.isfinite(margin):
+        raise BadLine("margin", f"must be a finite number, not {margin}")
     _distinct(chosen, rejected, "rejected")
     pair = _pair(line, messages, (chosen, ""), (rejected, ""))
     pair.label = empty_label() | {"choice": "a"}
+    pair.margin = None if margin is None else float(margin)
     return [pair]
 
 
@@ -537,13 +550,47 @@ def parse_raw(obj: dict, line: int, ctx: ParseContext) -> list[ParsedPair]:
         submission_id = _string(submission_id, "submission_id")
         if not submission_id or len(submission_id) > MAX_SUBMISSION_ID:
             raise BadLine("submission_id", f"must be 1–{MAX_SUBMISSION_ID} characters")
+    gold = _gold(obj.get("gold"))
     pair = _pair(line, messages, a, b)
     pair.label = label
     pair.annotator = annotator
     pair.revision = revision
     pair.submission_id = submission_id
     pair.created_at = created_at
+    pair.gold = gold
     return [pair]
+
+
+def _gold(value: Any) -> dict[str, Any] | None:
+    """A raw row's `gold`: {choice, helpfulness?, harmlessness?, a_safe?, b_safe?, explanation?, origin?}."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadLine("gold", f"must be an object or null, not {_type_name(value)}")
+    extra = sorted(set(value) - {*GOLD_SIDES, "a_safe", "b_safe", "explanation", "origin"})
+    if extra:
+        raise BadLine(f"gold.{extra[0]}", "unknown field")
+    gold = {name: _side(value.get(name), f"gold.{name}") for name in GOLD_SIDES}
+    if gold["choice"] is None:
+        raise BadLine("gold.choice", "missing")
+    for s in ("a", "b"):
+        gold[f"{s}_safe"] = _bool(value.get(f"{s}_safe"), f"gold.{s}_safe", required=False)
+    explanation = value.get("explanation")
+    gold["explanation"] = "" if explanation is None else _string(explanation, "gold.explanation")
+    origin = value.get("origin") or "manual"
+    if origin not in GOLD_ORIGINS:
+        raise BadLine("gold.origin", f'must be "source" or "manual", not {origin!r}')
+    gold["origin"] = origin
+    return gold
+
+
+def flipped_gold(gold: dict[str, Any]) -> dict[str, Any]:
+    """A gold answer relative to the other order of the pair."""
+    out = dict(gold)
+    for k in GOLD_SIDES:
+        out[k] = _SWAP[gold[k]]
+    out["a_safe"], out["b_safe"] = gold["b_safe"], gold["a_safe"]
+    return out
 
 
 def _check_rubric(rubric: Any) -> None:
@@ -558,6 +605,8 @@ def _check_rubric(rubric: Any) -> None:
         answers = rubric.get(s)
         if answers is None:
             continue
+        if isinstance(answers, list):  # the Parquet form: [{criterion, answer}, ...]
+            answers = _answer_list(answers, f"rubric.{s}")
         if not isinstance(answers, dict):
             raise BadLine(f"rubric.{s}", f"must be an object of criterion: answer, not {_type_name(answers)}")
         for crit, ans in answers.items():
@@ -617,6 +666,15 @@ def _limited(fmt: str, parse: Callable[[dict, int, ParseContext], list[ParsedPai
 
     parse_within_limits.__name__ = parse.__name__
     return parse_within_limits
+
+
+def _answer_list(answers: list, fld: str) -> dict:
+    out = {}
+    for i, entry in enumerate(answers):
+        if not isinstance(entry, dict) or set(entry) != {"criterion", "answer"}:
+            raise BadLine(f"{fld}[{i}]", "must be an object of criterion and answer")
+        out[_string(entry["criterion"], f"{fld}[{i}].criterion")] = entry["answer"]
+    return out
 
 
 PARSERS: dict[str, Callable[[dict, int, ParseContext], list[ParsedPair]]] = {

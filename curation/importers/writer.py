@@ -25,8 +25,8 @@ from django.db import connection
 from django.utils import timezone
 from psycopg.types.json import set_json_dumps
 
-from annotate.models import JudgmentRevision
-from curation.importers.formats import ANSWER_FIELDS, ParsedPair, flipped
+from annotate.models import Gold, JudgmentRevision
+from curation.importers.formats import ANSWER_FIELDS, ParsedPair, flipped, flipped_gold
 from curation.importers.report import LineError
 from projects.models import Annotator, Project
 
@@ -76,7 +76,7 @@ STAGES: dict[str, tuple[tuple[str, str], ...]] = {
         ("pair_key", "text"),
         ("random_key", "float8"),
     ),
-    "imp_label": (("comparison_id", "int8"), *ANSWER_TYPES),
+    "imp_label": (("comparison_id", "int8"), *ANSWER_TYPES, ("margin", "float8")),
     "imp_vote": (
         ("ord", "int4"),
         ("comparison_id", "int8"),
@@ -414,7 +414,7 @@ class Writer:
             if cid in rows:
                 continue
             label = p.label if p.a_key == canon_a else flipped(p.label)
-            rows[cid] = (cid, *(label[f] for f in ANSWER_FIELDS))
+            rows[cid] = (cid, *(label[f] for f in ANSWER_FIELDS), p.margin)
         self._stage("imp_label", rows.values())
         # A new source judgment and its one revision in one statement; a stored one is left as it is. Sent
         # without waiting (`_send`).
@@ -429,7 +429,10 @@ class Writer:
             "WITH j AS (INSERT INTO annotate_judgment (project_id, comparison_id, annotator_id, is_source,"
             f" imported, is_gold, revision_count, created_at, updated_at, {FIELDS})"
             f" SELECT %s, t.comparison_id, %s, true, true, false, 1, %s, %s, {_fields('t')} FROM imp_label t"
-            f" ON CONFLICT (comparison_id, annotator_id) DO NOTHING RETURNING id, created_at, {FIELDS})"
+            f" ON CONFLICT (comparison_id, annotator_id) DO NOTHING RETURNING id, comparison_id, created_at, {FIELDS}),"
+            # A trl line's margin stays with its source label (curation.SourceMargin).
+            " m AS (INSERT INTO curation_sourcemargin (judgment_id, margin) SELECT j.id, t.margin FROM j"
+            " JOIN imp_label t ON t.comparison_id = j.comparison_id WHERE t.margin IS NOT NULL)"
             f" INSERT INTO annotate_judgmentrevision (judgment_id, number, created_at, {FIELDS})"
             f" SELECT j.id, 1, j.created_at, {_fields('j')} FROM j",
             [self.project.pk, self.source_annotator.pk, self.now, self.now],
@@ -504,6 +507,7 @@ class Writer:
                     *(label[f] for f in ANSWER_FIELDS),
                 )
             )
+        self._gold(pairs, cmap)
         if not rows:
             return
         self._stage("imp_vote", rows)
@@ -547,6 +551,19 @@ class Writer:
             [self.project.pk],
             done,
         )
+
+    def _gold(self, pairs: list[ParsedPair], cmap: dict[str, tuple[int, str]]) -> None:
+        """Raw rows' gold answers: a comparison without gold gets the first one named (a stored one stays)."""
+        golds: dict[int, Gold] = {}
+        for p in pairs:
+            if p.gold is None:
+                continue
+            cid, canon_a = cmap[p.pair_key]
+            if cid not in golds:
+                gold = p.gold if p.a_key == canon_a else flipped_gold(p.gold)
+                golds[cid] = Gold(comparison_id=cid, **gold)
+        if golds:
+            Gold.objects.bulk_create(golds.values(), ignore_conflicts=True)
 
     def _mirror(self, judgments: list[int]) -> None:
         """Stored judgments with new revisions mirror their highest-numbered revision again."""

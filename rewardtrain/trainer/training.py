@@ -30,6 +30,7 @@ from transformers import (
 )
 
 from rewardtrain.trainer import checkpoints, ddp, procs, wrapping
+from rewardtrain.trainer.calibration import HELD_OUT_SCORES
 from rewardtrain.trainer.data import (
     EncodedPairs,
     Pair,
@@ -590,6 +591,7 @@ def _train(ctx, pairs, config, output_dir, on_progress, should_stop, eval_pairs)
                                      batch_size=config.eval_batch_size, margin_scale=config.margin_scale)  # fmt: skip
                 metrics.update({f"eval_{name}": scored.get(name) for name in names})
                 (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+                _write_json_atomic(output_dir / HELD_OUT_SCORES, scored["per_pair"])  # for the registry's ECEs
             else:
                 metrics.update({f"eval_{name}": None for name in names})
     elif ctx.is_main:
@@ -601,6 +603,8 @@ def _train(ctx, pairs, config, output_dir, on_progress, should_stop, eval_pairs)
                                  batch_size=config.eval_batch_size, margin_scale=config.margin_scale)  # fmt: skip
         metrics.update({f"eval_{name}": scored.get(name) for name in names})
         _save_model(unwrap(model).model, tokenizer, config, model_dir, metrics)
+        if scored:  # the held-out pairs' scores, for the registry's ECEs
+            _write_json_atomic(output_dir / HELD_OUT_SCORES, scored["per_pair"])
     return TrainResult(metrics=metrics, model_dir=str(model_dir), resumed_from_step=start_step or None)
 
 

@@ -8,7 +8,7 @@ from django.db import connections
 
 from curation import exporters
 from curation.exporters import ByComparison, RowStreams, export_snapshot
-from curation.models import DatasetSnapshot
+from curation.models import ExportJob
 from curation.snapshots import create_snapshot
 from tests.factories import add_judgment, crowd_annotator, make_comparison
 
@@ -30,14 +30,15 @@ def test_progress_written_during_an_export_is_committed_while_it_runs(project, t
     for i in range(4):
         add_judgment(make_comparison(project, f"p{i}", f"a{i}", f"b{i}"), annotator, preference=1 + i % 3)
     snapshot = create_snapshot(project=project, name="before")
+    job = ExportJob.objects.create(project=project, snapshot=snapshot, format="raw")
     monkeypatch.setattr(exporters, "PAIR_BATCH", 1)
     observer = connections.create_connection("default")
     seen = []
 
-    def progress(done: int, total: int) -> None:
-        DatasetSnapshot.objects.filter(pk=snapshot.pk).update(name=f"{done}/{total}")
+    def progress(done: int, total: int) -> None:  # as run_export_job writes it (a frozen snapshot cannot be)
+        ExportJob.objects.filter(pk=job.pk).update(error=f"{done}/{total}")
         with observer.cursor() as cur:
-            cur.execute("SELECT name FROM annotate_datasetsnapshot WHERE id = %s", [snapshot.pk])
+            cur.execute("SELECT error FROM annotate_exportjob WHERE id = %s", [job.pk])
             seen.append(cur.fetchone()[0])
 
     try:

@@ -57,7 +57,9 @@ def test_snapshot_freezes_the_consensus_pairs_with_counts(labelled, researcher):
         "by_origin": {"gold": 1, "source": 1, "vote": 1},
         "chosen": {"a": 1, "b": 2},
         "excluded_judgments": {},
+        "contested": 1,
     }
+    assert list(snap.contested.values_list("comparison_id", "status")) == [(c2.pk, "no_consensus")]
     assert snap.filters == {"exclude": [], "min_agreement": None}
     assert len(snap.content_hash) == 64
     event = AuditEvent.objects.get(action="snapshot.create")

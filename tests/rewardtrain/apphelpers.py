@@ -48,8 +48,8 @@ def make_snapshot(project: Project, n: int = 48, *, seed: int = 0, axis: str = "
     For axis="harmlessness" the rejected side is unsafe and labelled so (a_safe/b_safe, safer).
     """
     rng = random.Random(seed)
-    snapshot = DatasetSnapshot.objects.create(
-        project=project, aggregation="majority", axis=axis, content_hash="0" * 64
+    snapshot = DatasetSnapshot.objects.create(  # frozen once its hash is written, below
+        project=project, aggregation="majority", axis=axis, content_hash=""
     )
     digest = hashlib.sha256()
     bad_text = UNSAFE if axis == "harmlessness" else RUDE

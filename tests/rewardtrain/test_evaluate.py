@@ -59,6 +59,30 @@ def test_trl_file_reports_accuracy_and_margins_and_writes_one_line_per_pair(proj
 
 
 @pytest.mark.django_db
+def test_a_file_never_counts_a_pair_the_model_was_trained_on_and_says_what_it_measured(project, tmp_path):
+    version = finished_version(project, "bt")
+    trained = version.run.snapshot.pairs.select_related(
+        "comparison__item", "comparison__response_a", "comparison__response_b"
+    )[0].comparison
+    rows = [{"prompt": p, "chosen": good, "rejected": bad} for p, good, bad in _toy(5, 4)]
+    # The trained pair, named in the other order: the same comparison.
+    rows.append(
+        {
+            "prompt": trained.item.prompt,
+            "chosen": trained.response_b.text,
+            "rejected": trained.response_a.text,
+        }
+    )
+    report = _evaluate(
+        "--model", str(version.pk), "--file", str(_write(tmp_path / "f.jsonl", rows)), "--format", "trl"
+    )
+    assert report["pairs"] == 5 and report["skipped"] == {"trained_on": 1}
+    assert report["evaluated_on"] == {"kind": "evaluation file", "name": "f.jsonl", "pairs": 5}
+    assert 0 <= report["calibration"]["ece_correctness"] <= 1
+    assert report["calibration"]["calibration_pairs"] == 5 and "ece_vote_share" not in report["calibration"]
+
+
+@pytest.mark.django_db
 def test_hh_file_is_scored(project, tmp_path):
     version = finished_version(project, "bt")
     rows = []
@@ -93,6 +117,7 @@ def test_raw_votes_are_aggregated_by_strict_majority(project, tmp_path):
     assert report["pairs"] == 2
     assert report["skipped"] == {"no_consensus": 1}
     assert report["accuracy"] == 1.0
+    assert 0 <= report["calibration"]["ece_vote_share"] <= 1  # a raw file has vote shares
     assert [json.loads(line)["line"] for line in out.read_text().splitlines()] == [1, 5]
 
 

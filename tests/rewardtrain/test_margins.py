@@ -28,18 +28,29 @@ def sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-x))
 
 
-def active_model(project, active=True):
+def active_model(project, active=True, held_out=None):
+    """A model version whose run held out the comparisons `held_out` (None: no held-out set recorded)."""
     snapshot = DatasetSnapshot.objects.create(project=project, content_hash="0" * 64)
     run = TrainingRun.objects.create(project=project, snapshot=snapshot, base_model="tiny")
+    eval_set = (
+        {}
+        if held_out is None
+        else {
+            "kind": "held-out split",
+            "name": "items held out by seed 0",
+            "pairs": len(held_out),
+            "train_pairs": 1,
+            "comparison_ids": [c.pk for c in held_out],
+        }
+    )
     return ModelVersion.objects.create(
-        run=run, project=project, path="/m", snapshot_hash="0" * 64, is_active=active
+        run=run, project=project, path="/m", snapshot_hash="0" * 64, is_active=active, eval_set=eval_set
     )
 
 
 @pytest.fixture
 def fixture(project, researcher):
     people = [crowd_annotator(project, n) for n in ("p", "q", "r", "s")]
-    model = active_model(project)
     built = {}
     # name: (preferences of the voters, r(A), r(B))
     spec = {
@@ -48,14 +59,18 @@ def fixture(project, researcher):
         "majority_against_model_and_a_dissent": ([2, 1, -1], 1.0, 0.0),
         "model_agrees": ([3, 3, 2], 0.0, 2.0),
         "adjudicated_split": ([-1, -1, 2, 2], 0.0, 0.0),
+        # A comparison the model was trained on (not in its held-out split): its figures never count it.
+        "trained_on": ([3, 3, 3], 0.0, 9.0),
     }
-    for name, (prefs, ra, rb) in spec.items():
+    for name, (prefs, _, _) in spec.items():
         c = make_comparison(project, name, f"{name} A", f"{name} B")
         for person, pref in zip(people, prefs, strict=False):
             add_judgment(c, person, preference=pref)
-        Score.objects.create(model_version=model, response=c.response_a, value=ra)
-        Score.objects.create(model_version=model, response=c.response_b, value=rb)
         built[name] = c
+    model = active_model(project, held_out=[c for name, c in built.items() if name != "trained_on"])
+    for name, (_, ra, rb) in spec.items():
+        Score.objects.create(model_version=model, response=built[name].response_a, value=ra)
+        Score.objects.create(model_version=model, response=built[name].response_b, value=rb)
     Adjudication.objects.create(
         comparison=built["adjudicated_split"], axis="overall", choice="b", reason="r", decided_by=researcher
     )
@@ -114,6 +129,42 @@ def test_margin_page_lists_the_triage_with_actions(client, project, researcher, 
         "Adjudicate the selected",
     ):
         assert text in page
+
+
+@pytest.mark.django_db
+def test_model_figures_count_the_held_out_split_only_and_the_page_says_so(
+    client, project, researcher, fixture
+):
+    model = margin_figures(project)["model"]
+    # Six comparisons are scored; the one the model was trained on is in no figure.
+    assert model["scored"] == 5
+    assert model["held_out_in_project"] == 5
+    assert model["evaluated_on"]["kind"] == "held-out split"
+    assert model["evaluated_on"]["pairs"] == 5
+    assert model["calibration"]["n"] == model["compared"] == 4
+    assert sum(b["n"] for b in model["by_strength"]) == 4
+    assert sum(model["histogram"]["counts"]) == 4
+    page = login(client, researcher).get(f"/p/{project.slug}/margins/").content.decode()
+    assert "Measured on:" in page
+    assert "held-out split of run" in page
+    assert "5 held-out pairs, item-disjoint from its 1 training pairs" in page
+    assert "No training comparison is counted." in page
+
+
+@pytest.mark.django_db
+def test_a_model_without_a_recorded_held_out_set_shows_no_figure(client, project, researcher):
+    people = [crowd_annotator(project, n) for n in ("p", "q")]
+    c = make_comparison(project, "p", "a", "b")
+    for person in people:
+        add_judgment(c, person, preference=3)
+    model = active_model(project)
+    Score.objects.create(model_version=model, response=c.response_a, value=0.0)
+    Score.objects.create(model_version=model, response=c.response_b, value=1.0)
+    figures = margin_figures(project)["model"]
+    assert figures["evaluated_on"]["kind"] == "none"
+    assert (figures["scored"], figures["compared"], figures["accuracy"]) == (0, 0, None)
+    page = login(client, researcher).get(f"/p/{project.slug}/margins/").content.decode()
+    assert "no held-out set is recorded" in page
 
 
 @pytest.mark.django_db

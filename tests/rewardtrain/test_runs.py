@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from annotate.models import Comparison
 from annotate.worker import live_queues
 from config.celery import app as celery_app
 from config.celery import ensure_broker_folders
@@ -54,6 +55,21 @@ def test_foreground_run_trains_registers_one_model_and_prints_its_record(project
         assert isinstance(record["metrics"][key], float), key
     version = ModelVersion.objects.get(pk=record["model_version"])
     assert version.run_id == record["run"] and version.kind == "reward"
+    # Its lineage, and the held-out split its figures come from: item-disjoint from what it trained on.
+    assert (version.base_model, version.snapshot_hash) == (tiny_base_model(), snapshot.content_hash)
+    assert version.config["seed"] == 0 and version.rubric_versions == []
+    held = version.eval_set
+    assert held["kind"] == "held-out split"
+    assert held["pairs"] == len(held["comparison_ids"]) == record["metrics"]["eval_pairs"] > 0
+    assert held["train_pairs"] == record["metrics"]["train_pairs"] == 48 - held["pairs"]
+    trained = snapshot.pairs.exclude(comparison_id__in=held["comparison_ids"])
+    held_items = set(
+        Comparison.objects.filter(pk__in=held["comparison_ids"]).values_list("item_id", flat=True)
+    )
+    assert held_items.isdisjoint(trained.values_list("comparison__item_id", flat=True))
+    assert record["metrics"]["eval_calibration_pairs"] == held["pairs"]
+    for key in ("eval_ece_correctness", "eval_ece_vote_share"):
+        assert 0 <= record["metrics"][key] <= 1, key
     model_dir = Path(record["model_path"])
     assert (model_dir / "config.json").exists() and (model_dir / "tokenizer.json").exists()
     card = (model_dir / "README.md").read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotate.erasure import ErasureError, annotator_erase
+from annotate.erasure import FROZEN_SNAPSHOTS, ErasureError, annotator_erase
 from projects.models import Project
 
 
@@ -28,3 +28,4 @@ class Command(BaseCommand):
         except ErasureError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Erased: annotator {annotator.pk} is now {annotator.name}.")
+        self.stdout.write(f"Frozen snapshots: {FROZEN_SNAPSHOTS}.")

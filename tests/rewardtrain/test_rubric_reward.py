@@ -11,11 +11,12 @@ import orjson
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test import Client
 
 from curation.exporters import ExportError, check_export_options, export_snapshot, run_export_job
 from curation.models import ExportJob
+from curation.triggers import PURGE_SQL
 from projects.api_auth import create_token
 from projects.models import AuditEvent
 from rewardtrain import rubric_fit, tasks
@@ -239,6 +240,13 @@ def test_a_fit_is_immutable_lineage(project):
             attempt()
     fit.refresh_from_db()
     assert fit.weights["correct"] != 99.0 and RubricRewardFit.objects.count() == 1
+    # As for snapshots and model versions: a transaction that asks to purge lineage may delete it, never change it.
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(PURGE_SQL)
+        with pytest.raises(IntegrityError, match="lineage"), transaction.atomic():
+            RubricRewardFit.objects.filter(pk=fit.pk).update(model_weight=0.0)
+        RubricRewardFit.objects.filter(pk=fit.pk).delete()
+    assert not RubricRewardFit.objects.exists()
 
 
 def test_the_job_fits_once_and_records_failures(project, researcher, django_capture_on_commit_callbacks):

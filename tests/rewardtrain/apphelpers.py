@@ -117,13 +117,14 @@ def trained_model_dir(objective: str = "bt") -> str:
 
 
 def finished_version(
-    project: Project, objective: str = "bt", *, snapshot: DatasetSnapshot | None = None
+    project: Project, objective: str = "bt", *, snapshot: DatasetSnapshot | None = None, path: str | None = None
 ) -> ModelVersion:
-    """A succeeded run and its model version (trained by trained_model_dir), made through the ORM."""
+    """A succeeded run and its model version (trained by trained_model_dir, or saved at `path`), made through the
+    ORM."""
     # A seed per objective that does not change from run to run (str hashes do: PYTHONHASHSEED), so two
     # versions on one project never draw the same comparisons.
     snapshot = snapshot or make_snapshot(project, 2, seed=zlib.crc32(objective.encode()) % 1000)
-    path = trained_model_dir("cost" if objective == "cost" else "bt")  # bt-margin scores like bt here
+    path = path or trained_model_dir("cost" if objective == "cost" else "bt")  # bt-margin scores like bt here
     run = TrainingRun.objects.create(
         project=project,
         snapshot=snapshot,

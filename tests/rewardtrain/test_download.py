@@ -18,7 +18,7 @@ from projects.api_auth import create_token
 from projects.models import AuditEvent, Membership
 from rewardtrain import downloads, registry
 from rewardtrain.models import ModelVersion
-from tests.rewardtrain.apphelpers import finished_version
+from tests.rewardtrain.apphelpers import finished_version, trained_model_dir
 
 TEXTS = [
     "Human: How do I bake bread?\n\nAssistant: Mix flour, water and yeast.",
@@ -51,11 +51,9 @@ def _link_on_page(client: Client, version: ModelVersion) -> str:
 
 def _registered(project, folder: Path) -> ModelVersion:
     """A finished version whose folder (a copy of the trained toy) carries the registry's model card."""
-    version = finished_version(project)
-    shutil.copytree(version.path, folder)
+    shutil.copytree(trained_model_dir(), folder)
+    version = finished_version(project, path=str(folder))
     (folder / registry.CARD_FILE).write_text(registry.model_card(version.run, version.metrics))
-    ModelVersion.objects.filter(pk=version.pk).update(path=str(folder))
-    version.refresh_from_db()
     return version
 
 
@@ -138,8 +136,7 @@ def test_an_expired_link_is_refused(project, researcher, settings):
 
 @pytest.mark.django_db
 def test_a_missing_folder_gives_no_link_and_a_clear_404(client, project, researcher):
-    version = finished_version(project)
-    ModelVersion.objects.filter(pk=version.pk).update(path="/nonexistent/model")
+    version = finished_version(project, path="/nonexistent/model")
     client.force_login(researcher)
     assert "/models/download/" not in client.get(f"/p/{project.slug}/models/").content.decode()
     token = downloads.download_token(version, researcher)

@@ -74,7 +74,7 @@ def submit(page) -> None:
     """Press Enter and wait for the submit's answer to be swapped in."""
     with page.expect_response(lambda r: r.url.endswith("/submit/")):
         page.keyboard.press("Enter")
-    page.wait_for_function("!document.querySelector('.htmx-request')")
+    page.wait_for_function("() => !document.querySelector('.htmx-request')")
 
 
 def stored(project: Project) -> Judgment:
@@ -147,7 +147,7 @@ def test_latest_draft_wins_over_an_older_save_still_in_flight(live_server_url, n
     page = new_page("ann")
     open_workbench(page, live_server_url, project)
     page.keyboard.press("2")
-    page.wait_for_function("document.getElementById('draft-state').textContent === 'Draft saved'")
+    page.wait_for_function("() => document.getElementById('draft-state').textContent === 'Draft saved'")
     # Change the answer and reload at once, while the draft's row is locked: the save the page sends as it
     # unloads waits in PostgreSQL and lands only after the reloaded page was served, as on a busy server.
     draft = Draft.objects.get()
@@ -169,7 +169,7 @@ def test_latest_draft_wins_over_an_older_save_still_in_flight(live_server_url, n
     assert page.is_checked("input[name=preference][value='2']")
     for key in ("q", "s", "z", "n"):
         page.keyboard.press(key)
-    page.wait_for_function("document.getElementById('draft-state').textContent === 'Draft saved'")
+    page.wait_for_function("() => document.getElementById('draft-state').textContent === 'Draft saved'")
     assert "another tab" not in page.inner_text("#comparison")
     submit(page)
     judgment = stored(project)

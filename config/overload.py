@@ -24,6 +24,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils.deprecation import MiddlewareMixin
 
+from infra.jobs import QueueUnavailable
+
 log = logging.getLogger(__name__)
 
 BUSY_RETRY_AFTER = 1
@@ -53,9 +55,13 @@ def unavailable_response(request: HttpRequest, message: str, retry_after: int) -
 
 
 class DatabaseUnavailableMiddleware(MiddlewareMixin):
-    """A view that cannot reach the database (pool timeout, refused or dropped connection) answers 503."""
+    """A view that cannot reach the database (pool timeout, refused or dropped connection) answers 503; so does
+    one whose background job the broker would not take (`infra.jobs.QueueUnavailable`)."""
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, QueueUnavailable):  # the broker, not the database: the job row says failed
+            log.warning("job queue unavailable for %s %s: %s", request.method, request.path, exception)
+            return unavailable_response(request, str(exception), exception.retry_after)
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
         log.warning("database unavailable for %s %s: %s", request.method, request.path, exception)

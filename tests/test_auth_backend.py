@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.db import connection
 from django.urls import reverse
 
 from infra.auth import Backend
@@ -36,3 +38,31 @@ def test_login_records_the_backend_and_a_password_change_ends_other_sessions(cli
     annotator.save()  # elsewhere: the session's auth hash no longer matches
     response = client.post(api)
     assert response.status_code == 302 and reverse("login") in response["Location"]
+
+
+class ConnectionProbeHasher(PBKDF2PasswordHasher):
+    """PBKDF2 (few rounds: a test) that notes, each time it hashes, whether this thread holds a database
+    connection checked out of the pool at that moment."""
+
+    iterations = 1000
+    held: list[bool] = []
+
+    def encode(self, password, salt, iterations=None):
+        type(self).held.append(connection.connection is not None)
+        return super().encode(password, salt, iterations)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_login_holds_no_database_connection_while_hashing(client, settings):
+    """The probe's finding: 40 logins at once held a worker's whole pool through their password hashing, and the
+    annotators' claims waited seconds. Right, wrong and unknown logins all hash with no connection checked out,
+    and the session is still made."""
+    settings.PASSWORD_HASHERS = ["tests.test_auth_backend.ConnectionProbeHasher"]
+    make_user("shift-start")  # its password hashed with the probe
+    ConnectionProbeHasher.held.clear()
+    url = reverse("login")
+    assert client.post(url, {"username": "shift-start", "password": "wrong"}).status_code == 200
+    assert client.post(url, {"username": "nobody-here", "password": PASSWORD}).status_code == 200
+    assert client.post(url, {"username": "shift-start", "password": PASSWORD}).status_code == 302
+    assert client.session[BACKEND_SESSION_KEY] == "infra.auth.Backend"
+    assert ConnectionProbeHasher.held == [False, False, False]

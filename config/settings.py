@@ -209,9 +209,10 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_VERBOSE = False
-# Password hashes computed at once per server process (infra/auth.py): a login storm queues on this, holding no
-# database connection, and leaves the CPU to the annotators already at work.
-ARBITER_PASSWORD_CHECKS = envint("ARBITER_PASSWORD_CHECKS", 1)
+# Password hashes computed at once per server process, and their threads' nice value (infra/auth.py): a login
+# storm queues on these, holding no database connection, and leaves the CPU to the annotators already at work.
+ARBITER_PASSWORD_CHECKS = envint("ARBITER_PASSWORD_CHECKS", 2)
+ARBITER_PASSWORD_NICE = envint("ARBITER_PASSWORD_NICE", 10)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -14,9 +14,10 @@ connection still checked out, so forty logins at once held a worker's whole pool
 queued behind them for seconds. `authenticate` here does ModelBackend's work in the same order (read the user,
 check the password or hash it anyway when there is no such user, so both take as long) but gives the connection
 back to the pool before hashing (Django's `connection.close()`: with a pool it returns the connection; outside a
-transaction only), and lets at most ARBITER_PASSWORD_CHECKS hashes run at once in a process, so logins queue
-among themselves, holding nothing, and leave CPU to everyone else. The next query (the session, last_login)
-takes a connection again.
+transaction only). The hash itself runs on a small pool of ARBITER_PASSWORD_CHECKS threads per process, each at
+a lower CPU priority (nice ARBITER_PASSWORD_NICE, a per-thread attribute on Linux): logins queue among
+themselves, holding nothing, and the annotators' claims and submits get the CPU first. The next query (the
+session, last_login) takes a connection again.
 
 Why this way: `get_user(user_id)` is the documented method of an authentication backend ("Writing an
 authentication backend"), and subclassing ModelBackend is how Django's documentation extends it. Sessions
@@ -26,7 +27,10 @@ backend shipped end once (their backend is no longer in AUTHENTICATION_BACKENDS)
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 from django.conf import settings
@@ -68,11 +72,10 @@ class Backend(ModelBackend):
         except model.DoesNotExist:
             user = None
         release_connections()
-        with password_checks():
-            if user is None:
-                model().set_password(password)  # as long as a real check: no telling users apart (Django #20760)
-                return None
-            ok = user.check_password(password)
+        if user is None:  # as long as a real check: no telling users apart (Django #20760)
+            hashed(model().set_password, password)
+            return None
+        ok = hashed(user.check_password, password)
         return user if ok and self.user_can_authenticate(user) else None
 
 
@@ -83,11 +86,26 @@ def release_connections() -> None:
             conn.close()
 
 
+def _lower_priority() -> None:
+    """Runs first in each hashing thread: a nicer CPU priority for this thread alone (Linux keeps the nice value
+    per thread); where that is not so or not allowed the thread runs as it is."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), int(settings.ARBITER_PASSWORD_NICE))
+
+
 @cache
-def _slots() -> threading.BoundedSemaphore:
-    return threading.BoundedSemaphore(max(1, int(getattr(settings, "ARBITER_PASSWORD_CHECKS", 1))))
+def _hashing_threads() -> ThreadPoolExecutor:
+    workers = max(1, int(settings.ARBITER_PASSWORD_CHECKS))
+    return ThreadPoolExecutor(workers, thread_name_prefix="password-hash", initializer=_lower_priority)
 
 
-def password_checks() -> threading.BoundedSemaphore:
-    """The per-process gate of password hashing (ARBITER_PASSWORD_CHECKS at once)."""
-    return _slots()
+def _in_hashing_thread(fn, *args):
+    try:
+        return fn(*args)
+    finally:
+        connections.close_all()  # a hash upgrade saves the user: that connection goes back too
+
+
+def hashed(fn, *args):
+    """`fn(*args)` (a password check or hash) on the hashing threads; the caller waits holding no connection."""
+    return _hashing_threads().submit(_in_hashing_thread, fn, *args).result()

@@ -210,9 +210,12 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_VERBOSE = False
 # Password hashes computed at once per server process, and their threads' nice value (infra/auth.py): a login
-# storm queues on these, holding no database connection, and leaves the CPU to the annotators already at work.
+# storm queues on these, holding no thread and no database connection, and leaves the CPU to the annotators.
 ARBITER_PASSWORD_CHECKS = envint("ARBITER_PASSWORD_CHECKS", 2)
 ARBITER_PASSWORD_NICE = envint("ARBITER_PASSWORD_NICE", 10)
+# The pages that check a password: at most ARBITER_PASSWORD_CHECKS of their POSTs are inside Django at once per
+# server process; the rest wait on the event loop (config/overload.py), leaving the request threads to everyone.
+ARBITER_LOGIN_PATHS = ("/login/", "/admin/login/")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -370,7 +370,7 @@ def scenarios(
             login_storm_fault,
             60.0,
             users=args.storm_labellers,
-            seconds=max(args.seconds, 90.0),
+            seconds=max(args.seconds, 150.0),
         ),
     ], worker
 

@@ -186,3 +186,17 @@ def test_snapshot_jobs_take_the_lease_too(project, snapshot, admin_user):
 def test_the_beat_schedule_sweeps_the_jobs():
     tasks = {entry["task"] for entry in celery_app.conf.beat_schedule.values()}
     assert "curation.tasks.sweep_jobs" in tasks
+
+
+def test_the_import_page_says_a_requeued_job_was_requeued_and_a_cancelled_one_stopped(
+    client, project, admin_user, django_capture_on_commit_callbacks
+):
+    job = queued_import(project, admin_user, django_capture_on_commit_callbacks)
+    job_leases.claim(ImportJob, job.pk, DEAD)
+    job_leases.sweep_jobs(lease_seconds=0)
+    page = login(client, admin_user).get(f"/imports/{job.pk}/")
+    assert page.status_code == 200 and "worker lost during attempt 1; re-queued" in page.content.decode()
+    job_leases.cancel(ImportJob.objects.get(pk=job.pk), actor=admin_user)
+    page = client.get(f"/imports/{job.pk}/", headers={"HX-Request": "true"}).content.decode()
+    assert f"cancelled by {admin_user.username}" in page and "Nothing was committed" in page
+    assert "hx-trigger" not in page  # done: the page stops polling

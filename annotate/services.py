@@ -36,6 +36,7 @@ from annotate.models import (
 )
 from annotate.signals import judgments_changed
 from infra import prepared
+from infra.best_effort import CHANNELS, guarded
 from projects.models import Annotator, AuditEvent, Project
 
 log = logging.getLogger(__name__)
@@ -551,14 +552,12 @@ def broadcast_project_event(project: Project, kind: str) -> None:
     project_id = project.pk
 
     def send() -> None:
-        try:
-            layer = get_channel_layer()
-            if layer is not None:
-                async_to_sync(layer.group_send)(
-                    project_group(project_id), {"type": "project.event", "kind": kind}
-                )
-        except Exception:  # noqa: BLE001 - best-effort by design; the page polls as well
-            log.warning("project event %s for project %s not delivered", kind, project_id, exc_info=True)
+        # Best-effort by design (one warning an interval while Redis is down); the page polls as well.
+        layer = get_channel_layer()
+        if layer is not None:
+            send_to_group = async_to_sync(layer.group_send)
+            message = {"type": "project.event", "kind": kind}
+            guarded(CHANNELS, f"project event {kind}", send_to_group, project_group(project_id), message)
 
     transaction.on_commit(send)
 

@@ -23,14 +23,20 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from config.overload import InflightLimitMiddleware  # noqa: E402
+from config.overload import InflightLimitMiddleware, LoginGateMiddleware  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 from infra.uploads import BodyLimitMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Over the in-flight limit: 503 before Django; uploads over the size limit: 413 before buffering.
-        "http": InflightLimitMiddleware(BodyLimitMiddleware(django_asgi_app), settings.ARBITER_MAX_INFLIGHT),
+        # Over the in-flight limit: 503 before Django; uploads over the size limit: 413 before buffering; password
+        # logins past ARBITER_PASSWORD_CHECKS wait on the event loop, not on the request threads.
+        "http": InflightLimitMiddleware(
+            LoginGateMiddleware(
+                BodyLimitMiddleware(django_asgi_app), settings.ARBITER_PASSWORD_CHECKS, settings.ARBITER_LOGIN_PATHS
+            ),
+            settings.ARBITER_MAX_INFLIGHT,
+        ),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -21,10 +21,11 @@ app.conf.task_routes = {
 }
 app.autodiscover_tasks()
 # Periodic checks of the database (the embedded worker runs with -B): the sweep re-queues runs whose
-# heartbeat stopped; the retrain check starts runs for projects with retrain_every set; active models score
+# heartbeat stopped (and the job sweep, import/export/snapshot jobs); the retrain check starts runs for projects with retrain_every set; active models score
 # responses imported since they were activated.
 app.conf.beat_schedule = {
     "rewardtrain-sweep-runs": {"task": "rewardtrain.tasks.sweep_runs", "schedule": 30.0},
+    "curation-sweep-jobs": {"task": "curation.tasks.sweep_jobs", "schedule": 30.0},
     "rewardtrain-check-retrain": {"task": "rewardtrain.tasks.check_retrain", "schedule": 60.0},
     "rewardtrain-score-new-responses": {"task": "rewardtrain.tasks.score_active_models", "schedule": 300.0},
 }

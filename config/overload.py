@@ -16,6 +16,7 @@ No retry happens here: a submit that fails is retried by its client, so a judgme
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
@@ -23,6 +24,8 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils.deprecation import MiddlewareMixin
+
+from infra.jobs import QueueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +56,13 @@ def unavailable_response(request: HttpRequest, message: str, retry_after: int) -
 
 
 class DatabaseUnavailableMiddleware(MiddlewareMixin):
-    """A view that cannot reach the database (pool timeout, refused or dropped connection) answers 503."""
+    """A view that cannot reach the database (pool timeout, refused or dropped connection) answers 503; so does
+    one whose background job the broker would not take (`infra.jobs.QueueUnavailable`)."""
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, QueueUnavailable):  # the broker, not the database: the job row says failed
+            log.warning("job queue unavailable for %s %s: %s", request.method, request.path, exception)
+            return unavailable_response(request, str(exception), exception.retry_after)
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
         log.warning("database unavailable for %s %s: %s", request.method, request.path, exception)
@@ -112,3 +119,33 @@ class InflightLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class LoginGateMiddleware:
+    """ASGI middleware: at most `limit` password logins (POST to one of `paths`) inside Django at once per process;
+    the rest wait here, on the event loop, holding no thread and no database connection.
+
+    HTTP requests run on a fixed pool of threads (config/asgi.py), and a login spends hundreds of milliseconds of
+    CPU hashing its password (infra/auth.py). Without this gate a login storm fills every thread with logins waiting
+    their turn to hash, and the annotators' claims and submits queue behind them for as long as the storm lasts.
+    """
+
+    def __init__(self, app, limit: int, paths: tuple[str, ...]):
+        self.app = app
+        self.limit = limit
+        self.paths = frozenset(paths)
+        self.gate: asyncio.Semaphore | None = None  # made on first use, on the worker's event loop
+
+    async def __call__(self, scope, receive, send) -> None:
+        if (
+            self.limit <= 0
+            or scope["type"] != "http"
+            or scope.get("method") != "POST"
+            or scope.get("path") not in self.paths
+        ):
+            await self.app(scope, receive, send)
+            return
+        if self.gate is None:
+            self.gate = asyncio.Semaphore(self.limit)
+        async with self.gate:
+            await self.app(scope, receive, send)

@@ -226,6 +226,13 @@ AXES_VERBOSE = False
 ARBITER_TRUSTED_PROXIES = envlist("ARBITER_TRUSTED_PROXIES")
 ARBITER_TRUSTED_PROXY_COUNT = envint("ARBITER_TRUSTED_PROXY_COUNT", 0)
 AXES_CLIENT_IP_CALLABLE = "infra.client_ip.client_ip"
+# Password hashes computed at once per server process, and their threads' nice value (infra/auth.py): a login
+# storm queues on these, holding no thread and no database connection, and leaves the CPU to the annotators.
+ARBITER_PASSWORD_CHECKS = envint("ARBITER_PASSWORD_CHECKS", 2)
+ARBITER_PASSWORD_NICE = envint("ARBITER_PASSWORD_NICE", 10)
+# The pages that check a password: at most ARBITER_PASSWORD_CHECKS of their POSTs are inside Django at once per
+# server process; the rest wait on the event loop (config/overload.py), leaving the request threads to everyone.
+ARBITER_LOGIN_PATHS = ("/login/", "/admin/login/")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -337,6 +344,11 @@ ARBITER_RUN_HEARTBEAT_SECONDS = envfloat("ARBITER_RUN_HEARTBEAT_SECONDS", 3.0)
 ARBITER_RUN_LEASE_SECONDS = envint("ARBITER_RUN_LEASE_SECONDS", 60)
 ARBITER_RUN_QUEUED_RESEND_SECONDS = envint("ARBITER_RUN_QUEUED_RESEND_SECONDS", 900)
 ARBITER_RUN_MAX_ATTEMPTS = envint("ARBITER_RUN_MAX_ATTEMPTS", 3)
+# Import, export and snapshot jobs (curation/job_leases.py): the same lease, heartbeat and sweep as training runs.
+ARBITER_JOB_HEARTBEAT_SECONDS = envfloat("ARBITER_JOB_HEARTBEAT_SECONDS", 5.0)
+ARBITER_JOB_LEASE_SECONDS = envint("ARBITER_JOB_LEASE_SECONDS", 60)
+ARBITER_JOB_QUEUED_RESEND_SECONDS = envint("ARBITER_JOB_QUEUED_RESEND_SECONDS", 900)
+ARBITER_JOB_MAX_ATTEMPTS = envint("ARBITER_JOB_MAX_ATTEMPTS", 3)
 ARBITER_RUN_CANCEL_GRACE_SECONDS = envfloat("ARBITER_RUN_CANCEL_GRACE_SECONDS", 20.0)
 ARBITER_TRAIN_SOFT_TIME_LIMIT = envint("ARBITER_TRAIN_SOFT_TIME_LIMIT", 48 * 3600)
 ARBITER_TRAIN_TIME_LIMIT = envint("ARBITER_TRAIN_TIME_LIMIT", 48 * 3600 + 600)

@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import hmac
 import itertools
+import logging
 import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -28,7 +29,6 @@ from typing import IO, Any
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-from celery import current_app
 from django.conf import settings
 from django.core import signing
 from django.db import connections, transaction
@@ -38,13 +38,15 @@ from django.http import Http404
 from django.utils import timezone
 
 from annotate.models import Comparison, Gold, Judgment, JudgmentRevision
-from curation import reward_terms
+from curation import job_leases, reward_terms
 from curation.canonical import render_hh
 from curation.dataset_card import card_figures, render_card
 from curation.models import DatasetSnapshot, ExportJob, SnapshotContested, SnapshotPair
 from projects.access import role_in
 from projects.models import Annotator, AuditEvent, Project
 from rubrics.models import CriterionAnswer
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("trl", "hh", "safe-rlhf", "raw")
 STYLES = ("conversational", "text")
@@ -912,7 +914,6 @@ def export_snapshot(
 # --- who may export, background jobs and expiring links ----------------------------------------------------
 
 LINK_SALT = "arbiter.export.download"
-EXPORT_TASK = "curation.tasks.run_export"
 
 
 def link_seconds() -> int:
@@ -947,7 +948,8 @@ def check_export_options(fmt: str, options: dict[str, Any]) -> ExportOptions:
 def start_export_job(
     *, project: Project, actor, snapshot: DatasetSnapshot, fmt: str, options: dict[str, Any]
 ) -> ExportJob:
-    """Record an export job and queue it on the `cpu` queue once the row is committed."""
+    """Record an export job and queue it on the `cpu` queue once the row is committed (a broker that is down
+    fails the job and raises `infra.jobs.QueueUnavailable`, see curation/job_leases.py)."""
     check_export_options(fmt, options)  # before anything is written
     if snapshot.project_id != project.pk:
         raise ExportError("the snapshot belongs to another project")
@@ -955,55 +957,57 @@ def start_export_job(
         job = ExportJob.objects.create(
             project=project, snapshot=snapshot, created_by=actor, format=fmt, options=dict(options)
         )
-        transaction.on_commit(lambda: _enqueue(job.pk))
+        job_leases.send_after_commit(ExportJob, job.pk)
     return job
 
 
-def _enqueue(job_id: int) -> None:
-    current_app.send_task(EXPORT_TASK, args=[job_id], queue="cpu")
-
-
 def run_export_job(job_id: int) -> ExportJob:
-    """Claim a queued job (conditional UPDATE: the row is the queue), export, record the outcome."""
-    claimed = ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.QUEUED).update(
-        status=ExportJob.Status.RUNNING
-    )
+    """Claim a queued job (conditional UPDATE: the row is the queue), export under a lease
+    (curation/job_leases.py), record the outcome while the lease is still ours."""
+    owner = job_leases.new_owner()
+    claimed = job_leases.claim(ExportJob, job_id, owner)
     job = ExportJob.objects.select_related("project", "snapshot", "created_by").get(pk=job_id)
     if not claimed:
         return job
     opts = job.options
     path = Path(settings.ARBITER_EXPORTS_DIR) / export_file_name(job)
+    with job_leases.Heartbeat(ExportJob, job_id, owner) as lease:
 
-    def progress(done: int, total: int) -> None:
-        ExportJob.objects.filter(pk=job_id).update(progress=done / total if total else 1.0)
+        def progress(done: int, total: int) -> None:
+            lease.check()
+            ExportJob.objects.filter(pk=job_id).update(progress=done / total if total else 1.0)
 
-    try:
-        result = export_snapshot(
-            job.snapshot,
-            path,
-            fmt=job.format,
-            style=opts.get("style", "conversational"),
-            margin=bool(opts.get("margin")),
-            compress=bool(opts.get("gzip")),
-            parquet=bool(opts.get("parquet")),
-            with_names=bool(opts.get("with_names")),
-            actor=job.created_by,
-            progress=progress,
-            via=opts.get("via", "page"),
-            reward_fit=opts.get("reward_fit"),
-        )
-    except Exception as exc:
-        ExportJob.objects.filter(pk=job_id).update(
-            status=ExportJob.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
-        )
-        raise
+        try:
+            result = export_snapshot(
+                job.snapshot,
+                path,
+                fmt=job.format,
+                style=opts.get("style", "conversational"),
+                margin=bool(opts.get("margin")),
+                compress=bool(opts.get("gzip")),
+                parquet=bool(opts.get("parquet")),
+                with_names=bool(opts.get("with_names")),
+                actor=job.created_by,
+                progress=progress,
+                via=opts.get("via", "page"),
+                reward_fit=opts.get("reward_fit"),
+            )
+        except job_leases.LeaseLost:
+            log.warning("export job %s: lease lost mid-run; stopped", job_id)
+            job.refresh_from_db()
+            return job
+        except Exception as exc:
+            job_leases.fail(ExportJob, job_id, owner, f"{type(exc).__name__}: {exc}")
+            raise
     now = timezone.now()
-    ExportJob.objects.filter(pk=job_id).update(
-        status=ExportJob.Status.SUCCEEDED,
+    job_leases.finish(
+        ExportJob,
+        job_id,
+        owner,
+        ExportJob.Status.SUCCEEDED,
         progress=1.0,
         rows=result.rows,
         path=str(result.path),
-        finished_at=now,
         expires_at=now + dt.timedelta(seconds=link_seconds()),
     )
     job.refresh_from_db()

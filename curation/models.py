@@ -95,9 +95,25 @@ class JobStatus(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
 
 
-class ImportJob(models.Model):
+class LeasedJob(models.Model):
+    """A job row a worker holds by a lease (curation/job_leases.py): the worker that claimed it writes its name in
+    `lease_owner` and renews `heartbeat_at` while it runs; the sweep re-queues or fails a job whose heartbeat
+    stopped, and says so in `note` (as does an admin's retry or cancel). While queued, `heartbeat_at` is when it
+    was (re-)sent, so the sweep can re-send a message that was lost."""
+
+    lease_owner = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class ImportJob(LeasedJob):
     Status = JobStatus
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
@@ -118,7 +134,7 @@ class ImportJob(models.Model):
         db_table = "annotate_importjob"  # the table keeps its name from before the app split
 
 
-class ExportJob(models.Model):
+class ExportJob(LeasedJob):
     Status = JobStatus
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
@@ -139,7 +155,7 @@ class ExportJob(models.Model):
         db_table = "annotate_exportjob"  # the table keeps its name from before the app split
 
 
-class SnapshotJob(models.Model):
+class SnapshotJob(LeasedJob):
     """A snapshot asked for from a page or the API, frozen by a Celery task (`cpu` queue), never in a request.
 
     `options` holds the snapshot options (aggregation, axis, exclude, min_agreement, name) and, from the export

@@ -9,19 +9,20 @@ carries the export to start once its snapshot exists (`then_export`).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
+from curation import job_leases
 from curation.exporters import can_export, check_export_options, start_export_job
 from curation.models import DatasetSnapshot, SnapshotJob
 from curation.snapshots import create_snapshot, snapshot_options
 from insights.consensus import ConsensusError
 from projects.models import Project
 
-SNAPSHOT_TASK = "curation.tasks.run_snapshot"
+log = logging.getLogger(__name__)
 NAME_LENGTH = DatasetSnapshot._meta.get_field("name").max_length
 
 
@@ -37,7 +38,8 @@ def start_snapshot_job(
     then_export: dict[str, Any] | None = None,
 ) -> SnapshotJob:
     """Check the options (`ConsensusError`, or `ExportError` for `then_export`), record the job, queue it
-    on the `cpu` queue after commit. `then_export` is {"format": …, "options": {…}} for `start_export_job`."""
+    on the `cpu` queue after commit (a broker that is down fails the job and raises
+    `infra.jobs.QueueUnavailable`). `then_export` is {"format": …, "options": {…}} for `start_export_job`."""
     options = snapshot_options(
         aggregation=aggregation, axis=axis, exclude=exclude, min_agreement=min_agreement
     )
@@ -50,51 +52,55 @@ def start_snapshot_job(
         options["then_export"] = {"format": then_export["format"], "options": dict(then_export["options"])}
     with transaction.atomic():
         job = SnapshotJob.objects.create(project=project, created_by=actor, options=options)
-        job_id = job.pk
-        transaction.on_commit(lambda: current_app.send_task(SNAPSHOT_TASK, args=[job_id], queue="cpu"))
+        job_leases.send_after_commit(SnapshotJob, job.pk)
     return job
 
 
-def _finish(job_id: int, **fields) -> SnapshotJob:
-    SnapshotJob.objects.filter(pk=job_id).update(finished_at=timezone.now(), **fields)
+def _finish(job_id: int, owner: str, status: str, **fields) -> SnapshotJob:
+    if not job_leases.finish(SnapshotJob, job_id, owner, status, **fields):
+        log.warning("snapshot job %s: finished after its lease was taken away; outcome not recorded", job_id)
     return SnapshotJob.objects.select_related("project", "created_by", "snapshot").get(pk=job_id)
 
 
 def run_snapshot_job(job_id: int) -> SnapshotJob:
-    """Claim a queued job (a conditional UPDATE, so a redelivered task does nothing), freeze the snapshot,
-    record the outcome; then start the export the job carries, if any. A bad option (`ConsensusError`)
-    fails the job with its message; any other error fails it too and is raised again for the worker's log."""
-    claimed = SnapshotJob.objects.filter(pk=job_id, status=SnapshotJob.Status.QUEUED).update(
-        status=SnapshotJob.Status.RUNNING, started_at=timezone.now()
-    )
+    """Claim a queued job (a conditional UPDATE, so a redelivered task does nothing), freeze the snapshot under a
+    lease (curation/job_leases.py), record the outcome; then start the export the job carries, if any. A bad
+    option (`ConsensusError`) fails the job with its message; any other error fails it too and is raised again
+    for the worker's log. A job whose lease was lost meanwhile (cancelled, re-queued) records nothing."""
+    owner = job_leases.new_owner()
+    claimed = job_leases.claim(SnapshotJob, job_id, owner, started_at=timezone.now())
     job = SnapshotJob.objects.select_related("project", "created_by", "snapshot").get(pk=job_id)
     if not claimed:
         return job
     if job.project.deleted_at is not None:
-        return _finish(job_id, status=SnapshotJob.Status.FAILED, error="the project was deleted")
+        return _finish(job_id, owner, SnapshotJob.Status.FAILED, error="the project was deleted")
     opts = job.options
     then = opts.get("then_export")
-    try:
-        with transaction.atomic():
-            snapshot = create_snapshot(
-                project=job.project,
-                actor=job.created_by,
-                aggregation=opts.get("aggregation", "majority"),
-                axis=opts.get("axis", "overall"),
-                exclude=opts.get("exclude", ()),
-                min_agreement=opts.get("min_agreement"),
-                name=opts.get("name", ""),
-            )
-            same = identical_snapshot(snapshot) if then else None
-            if same is not None:
-                # An export of an unchanged selection: reuse its snapshot rather than keep an identical one.
-                transaction.set_rollback(True)
-                snapshot = same
-    except ConsensusError as exc:
-        return _finish(job_id, status=SnapshotJob.Status.FAILED, error=str(exc))
-    except Exception as exc:
-        _finish(job_id, status=SnapshotJob.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
-        raise
+    with job_leases.Heartbeat(SnapshotJob, job_id, owner) as lease:
+        try:
+            with transaction.atomic():
+                snapshot = create_snapshot(
+                    project=job.project,
+                    actor=job.created_by,
+                    aggregation=opts.get("aggregation", "majority"),
+                    axis=opts.get("axis", "overall"),
+                    exclude=opts.get("exclude", ()),
+                    min_agreement=opts.get("min_agreement"),
+                    name=opts.get("name", ""),
+                )
+                same = identical_snapshot(snapshot) if then else None
+                if same is not None:
+                    # An export of an unchanged selection: reuse its snapshot rather than keep an identical one.
+                    transaction.set_rollback(True)
+                    snapshot = same
+        except ConsensusError as exc:
+            return _finish(job_id, owner, SnapshotJob.Status.FAILED, error=str(exc))
+        except Exception as exc:
+            _finish(job_id, owner, SnapshotJob.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+            raise
+    if lease.lost.is_set():  # cancelled or re-queued meanwhile: its new owner's word stands, no export starts
+        log.warning("snapshot job %s: lease lost; snapshot %s made, not recorded", job_id, snapshot.pk)
+        return SnapshotJob.objects.select_related("project", "created_by", "snapshot").get(pk=job_id)
     export_job, error = None, ""
     if then:
         user = job.created_by
@@ -109,7 +115,7 @@ def run_snapshot_job(job_id: int) -> SnapshotJob:
         else:
             error = "snapshot made; the export was not started: its author may no longer export this project"
     return _finish(
-        job_id, status=SnapshotJob.Status.SUCCEEDED, snapshot=snapshot, export_job=export_job, error=error
+        job_id, owner, SnapshotJob.Status.SUCCEEDED, snapshot=snapshot, export_job=export_job, error=error
     )
 
 

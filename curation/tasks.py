@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
+from curation import job_leases
 from curation.exporters import run_export_job
 from curation.importers.jobs import run_import_job
 from curation.snapshot_jobs import run_snapshot_job
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="curation.tasks.run_export")
@@ -26,3 +31,13 @@ def run_import(job_id: int) -> str | None:
 def run_snapshot(job_id: int) -> str:
     """Freeze one snapshot (SnapshotJob row) on the `cpu` queue; the row records the outcome."""
     return run_snapshot_job(job_id).status
+
+
+@shared_task(name="curation.tasks.sweep_jobs")
+def sweep_jobs() -> dict:
+    """Beat task: re-queue or fail import, export and snapshot jobs whose heartbeat stopped; re-send queued
+    ones nobody picked up (curation/job_leases.py)."""
+    counts = job_leases.sweep_jobs()
+    if any(counts.values()):
+        log.info("job sweep: %s", counts)
+    return counts

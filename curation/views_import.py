@@ -138,6 +138,8 @@ def _import_new(request: HttpRequest) -> HttpResponse:
 def import_job(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _get_job_for_user(request, job_id)
     report = job.report if job.status in (ImportJob.Status.SUCCEEDED, ImportJob.Status.FAILED) else None
+    if job.status == ImportJob.Status.CANCELLED:  # rolled back (curation/job_leases.py): nothing to report
+        report = {"error": job.note or "cancelled"}
     context = {
         "job": job,
         "progress": job_progress(job),

@@ -26,6 +26,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from annotate.models import Assignment, Comparison, Judgment
+from infra.best_effort import BROKER, CHANNELS, DOWN, cache_call, guarded
 from insights import charts
 from insights.agreement import load_crowd, project_figures
 from projects.models import Annotator, AuditEvent, Membership, Project
@@ -187,12 +188,12 @@ def cached_dashboard(project: Project) -> dict[str, Any] | None:
 
 
 def _cache_call(fn, *args):
-    try:
-        return fn(*args)
-    except Exception:  # noqa: BLE001 - the cache is best-effort; the database stays the truth
+    """A best-effort cache call (infra/best_effort.py: one warning an interval while Redis is down)."""
+    value = cache_call(f"dashboard cache {getattr(fn, '__name__', fn)}", fn, *args)
+    if value is DOWN:
         failures["schedule"] += 1
-        log.exception("dashboard cache call %s failed", getattr(fn, "__name__", fn))
         return None
+    return value
 
 
 @shared_task(name="insights.tasks.recompute_dashboard", ignore_result=True)
@@ -201,18 +202,21 @@ def recompute_dashboard_task(project_id: int) -> None:
 
 
 def request_recompute(project_id: int) -> bool:
-    """Schedule a recompute unless one is already scheduled; True when this call scheduled it."""
-    try:
-        if not cache.add(scheduled_key(project_id), 1, SCHEDULE_TTL):
-            return False
-        last = cache.get(computed_key(project_id))
-        wait = 1.0 if last is None else max(1.0, last + DEBOUNCE_SECONDS - time.time())
-        recompute_dashboard_task.apply_async((project_id,), countdown=wait)
-        return True
-    except Exception:  # noqa: BLE001 - best-effort: the write that asked must still succeed
+    """Schedule a recompute unless one is already scheduled; True when this call scheduled it. Best-effort:
+    with the cache or the broker down nothing is scheduled (one warning an interval, infra/best_effort.py)."""
+    added = cache_call("dashboard recompute schedule", cache.add, scheduled_key(project_id), 1, SCHEDULE_TTL)
+    if added is DOWN:
         failures["schedule"] += 1
-        log.exception("could not schedule the dashboard recompute of project %s", project_id)
         return False
+    if not added:
+        return False
+    last = cache_call("dashboard recompute schedule", cache.get, computed_key(project_id), default=None)
+    wait = 1.0 if last is None else max(1.0, last + DEBOUNCE_SECONDS - time.time())
+    what = f"dashboard recompute of project {project_id}"
+    if not guarded(BROKER, what, recompute_dashboard_task.apply_async, (project_id,), countdown=wait):
+        failures["schedule"] += 1
+        return False
+    return True
 
 
 def on_judgments_changed(sender, project_id: int, **kwargs) -> None:
@@ -230,13 +234,11 @@ def notify_dashboard(project_id: int, computed_at: str) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    try:
-        async_to_sync(layer.group_send)(
-            group_name(project_id), {"type": "dashboard.updated", "computed_at": computed_at}
-        )
-    except Exception:  # noqa: BLE001 - best-effort: pages fall back to polling
-        failures["notify"] += 1
-        log.exception("could not announce the dashboard of project %s", project_id)
+    message = {"type": "dashboard.updated", "computed_at": computed_at}
+    if not guarded(
+        CHANNELS, "dashboard announcement", async_to_sync(layer.group_send), group_name(project_id), message
+    ):
+        failures["notify"] += 1  # best-effort: pages fall back to polling
 
 
 # --- acting on the figures ----------------------------------------------------------------------------

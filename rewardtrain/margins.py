@@ -14,6 +14,7 @@ import numpy as np
 from django.core.cache import cache
 
 from annotate.models import Comparison
+from infra.best_effort import DOWN, cache_call
 from insights import metrics as M
 from insights.agreement import CrowdData, load_crowd
 from insights.dashboard import computed_key
@@ -160,12 +161,15 @@ def margin_figures(project: Project, *, triage_limit: int = TRIAGE_LIMIT) -> dic
 
 def cached_margin_figures(project: Project) -> dict[str, Any]:
     """`margin_figures`, cached until the dashboard's figures are recomputed (new judgments), another model is
-    activated, or a minute passes (a rescored model)."""
+    activated, or a minute passes (a rescored model). With the cache down they are computed for each request
+    (infra/best_effort.py: one warning an interval)."""
     model = active_reward_model(project)
-    stamp = cache.get(computed_key(project.pk))
+    stamp = cache_call("margins stamp", cache.get, computed_key(project.pk))
+    if stamp is DOWN:
+        return margin_figures(project)
     key = f"margins:{project.pk}:{model.pk if model else 0}:{stamp}"
-    figures = cache.get(key)
+    figures = cache_call("margins figures", cache.get, key, default=None)
     if figures is None:
         figures = margin_figures(project)
-        cache.set(key, figures, CACHE_SECONDS)
+        cache_call("margins figures", cache.set, key, figures, CACHE_SECONDS)
     return figures

@@ -71,3 +71,13 @@ def add_judgment(
     )
     JudgmentRevision.objects.create(judgment=judgment, number=1, created_at=now, **answers)
     return judgment
+
+
+def two_pair_snapshot(project: Project):
+    """A snapshot of two crowd-labelled comparisons (one judgment each): the smallest thing to export or train."""
+    from curation.snapshots import create_snapshot
+
+    ann = crowd_annotator(project, "x")
+    add_judgment(make_comparison(project, "p1", "a1", "b1"), ann, preference=-2)
+    add_judgment(make_comparison(project, "p2", "a2", "b2"), ann, preference=1)
+    return create_snapshot(project=project)

@@ -4,6 +4,7 @@ the database is unreachable. JSON endpoints answer JSON; pages answer a short HT
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -13,6 +14,7 @@ import pytest
 from django.db import connection, transaction
 
 from annotate.models import Assignment, JudgmentRevision
+from config.overload import LoginGateMiddleware
 from tests.load.workload import ANSWERS, make_fixture
 from tests.servers import free_port, start_asgi
 
@@ -134,3 +136,34 @@ def test_every_request_answers_503_while_the_database_is_unreachable(tmp_path):
     assert "Arbiter is briefly unavailable" in page.text
     assert api.status_code == 503
     assert "Internal Server Error" not in server.output()
+
+
+def test_login_gate_lets_one_password_login_into_django_at_a_time_and_everything_else_through():
+    """The login storm: logins past the limit wait on the event loop, not on a request thread; other requests
+    (a claim) pass the gate while it is full."""
+    inside: list[str] = []
+    release = asyncio.Event()
+
+    async def app(scope, receive, send) -> None:
+        inside.append(f"{scope['method']} {scope['path']}")
+        if scope["method"] == "POST" and scope["path"] == "/login/":
+            await release.wait()  # hashing
+
+    gate = LoginGateMiddleware(app, 1, ("/login/",))
+
+    def http(method: str, path: str) -> dict:
+        return {"type": "http", "method": method, "path": path}
+
+    async def storm() -> None:
+        first = asyncio.create_task(gate(http("POST", "/login/"), None, None))
+        second = asyncio.create_task(gate(http("POST", "/login/"), None, None))
+        for _ in range(5):
+            await asyncio.sleep(0)  # let both start: the first enters, the second waits at the gate
+        await gate(http("POST", "/api/projects/p/claim/"), None, None)  # not a login: straight in
+        await gate(http("GET", "/login/"), None, None)  # the form: no password, straight in
+        assert inside == ["POST /login/", "POST /api/projects/p/claim/", "GET /login/"]
+        release.set()
+        await asyncio.gather(first, second)
+        assert inside[-1] == "POST /login/"
+
+    asyncio.run(storm())

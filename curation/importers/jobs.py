@@ -12,18 +12,17 @@ import re
 import uuid
 from pathlib import Path
 
-from celery import current_app
 from django.core.cache import cache
 from django.db import transaction
-from django.utils import timezone
 
+from curation import job_leases
 from curation.importers import FORMATS, ImportFailed, import_file
 from curation.models import ImportJob
+from infra.best_effort import cache_call
 from infra.uploads import DiskUpload, uploads_dir
 from projects.models import Project
 
 log = logging.getLogger(__name__)
-IMPORT_TASK = "curation.tasks.run_import"
 
 
 def safe_name(name: str) -> str:
@@ -41,7 +40,8 @@ def start_import_job(
     add_harm_categories: bool = False,
 ) -> ImportJob:
     """The one way an upload becomes an import (the import page and the API): store the file in
-    ARBITER_IMPORTS_DIR, record an ImportJob, queue `run_import` on the `cpu` queue once the row is committed.
+    ARBITER_IMPORTS_DIR, record an ImportJob, queue `run_import` on the `cpu` queue once the row is committed
+    (a broker that is down fails the job and raises `infra.jobs.QueueUnavailable`, see curation/job_leases.py).
     `upload` is a Django UploadedFile (a `DiskUpload` already on disk is moved, not copied)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -65,8 +65,7 @@ def start_import_job(
             size_bytes=upload.size or dest.stat().st_size,
             report={"options": {"add_harm_categories": add_harm_categories}},
         )
-        job_id = job.pk
-        transaction.on_commit(lambda: current_app.send_task(IMPORT_TASK, args=[job_id], queue="cpu"))
+        job_leases.send_after_commit(ImportJob, job.pk)
     return job
 
 
@@ -75,51 +74,58 @@ def progress_key(job_id: int) -> str:
 
 
 def job_progress(job: ImportJob) -> float:
-    if job.status == ImportJob.Status.RUNNING:
-        try:
-            return float(cache.get(progress_key(job.pk), job.progress))
-        except Exception:  # noqa: BLE001 - the cache is best-effort; the row still answers
-            log.warning("import progress cache unavailable", exc_info=True)
+    if job.status == ImportJob.Status.RUNNING:  # the cache is best-effort; the row still answers
+        return float(
+            cache_call("import progress", cache.get, progress_key(job.pk), job.progress, default=job.progress)
+        )
     return job.progress
 
 
 def _set_progress(job_id: int, fraction: float) -> None:
-    try:
-        cache.set(progress_key(job_id), round(fraction, 4), 6 * 3600)
-    except Exception:  # noqa: BLE001 - best-effort, see module docstring
-        log.warning("could not publish import progress", exc_info=True)
+    cache_call("import progress", cache.set, progress_key(job_id), round(fraction, 4), 6 * 3600)
 
 
 def run_import_job(*, job_id: int) -> ImportJob | None:
-    """Claim a queued job (a conditional UPDATE, so a redelivered task does nothing) and run it."""
-    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
-        status=ImportJob.Status.RUNNING
-    )
-    if not claimed:
+    """Claim a queued job (a conditional UPDATE, so a redelivered task does nothing) and run it under a lease
+    (curation/job_leases.py): when the lease is lost mid-run (cancelled, or re-queued by the sweep) the import
+    rolls back at its next batch. The uploaded file goes once the outcome is final (imported, or refused as bad
+    input); after a crash it stays, so the sweep's re-queue or an admin's retry can run it again."""
+    owner = job_leases.new_owner()
+    if not job_leases.claim(ImportJob, job_id, owner):
         return None
     job = ImportJob.objects.select_related("project", "created_by").get(pk=job_id)
     path = Path(job.path)
-    try:
-        report = import_file(
-            path,
-            project=job.project,
-            fmt=job.format,
-            source=job.source or None,
-            skip_invalid=job.skip_invalid,
-            progress=lambda f: _set_progress(job_id, f),
-            actor=job.created_by,
-            add_harm_categories=bool((job.report or {}).get("options", {}).get("add_harm_categories")),
-        )
-        job.status, job.report = ImportJob.Status.SUCCEEDED, report.as_dict()
-    except ImportFailed as e:
-        job.status, job.report = ImportJob.Status.FAILED, e.report.as_dict()
-    except Exception as e:
-        job.status, job.report = ImportJob.Status.FAILED, {"error": f"{type(e).__name__}: {e}"}
-        job.progress, job.finished_at = 1.0, timezone.now()
-        job.save(update_fields=["status", "report", "progress", "finished_at"])
-        raise
-    finally:
-        path.unlink(missing_ok=True)
-    job.progress, job.finished_at = 1.0, timezone.now()
-    job.save(update_fields=["status", "report", "progress", "finished_at"])
+    with job_leases.Heartbeat(ImportJob, job_id, owner) as lease:
+
+        def progress(fraction: float) -> None:
+            if fraction < 1.0:  # 1.0 is reported after the commit: nothing left to roll back
+                lease.check()
+            _set_progress(job_id, fraction)
+
+        try:
+            report = import_file(
+                path,
+                project=job.project,
+                fmt=job.format,
+                source=job.source or None,
+                skip_invalid=job.skip_invalid,
+                progress=progress,
+                actor=job.created_by,
+                add_harm_categories=bool((job.report or {}).get("options", {}).get("add_harm_categories")),
+            )
+            status, outcome = ImportJob.Status.SUCCEEDED, report.as_dict()
+        except ImportFailed as e:
+            status, outcome = ImportJob.Status.FAILED, e.report.as_dict()
+        except job_leases.LeaseLost:
+            log.warning("import job %s: lease lost mid-run; rolled back", job_id)
+            if ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.CANCELLED).exists():
+                path.unlink(missing_ok=True)
+            return None
+        except Exception as e:
+            job_leases.fail(ImportJob, job_id, owner, f"{type(e).__name__}: {e}", progress=1.0)
+            raise
+    path.unlink(missing_ok=True)
+    if not job_leases.finish(ImportJob, job_id, owner, status, report=outcome, progress=1.0):
+        log.warning("import job %s: finished after its lease was taken away", job_id)
+    job.refresh_from_db()
     return job

@@ -12,12 +12,11 @@ from openapi_spec_validator import validate
 from curation.exporters import run_export_job
 from curation.models import DatasetSnapshot, ExportJob, ImportJob, SnapshotJob
 from curation.snapshot_jobs import run_snapshot_job
-from curation.snapshots import create_snapshot
 from projects.api_auth import create_token, hash_token, revoke_token
 from projects.models import ApiToken, AuditEvent
 from rewardtrain.models import ModelVersion, TrainingRun
 from tests.conftest import login
-from tests.factories import add_judgment, crowd_annotator, make_comparison
+from tests.factories import two_pair_snapshot
 
 
 @pytest.fixture(autouse=True)
@@ -28,10 +27,7 @@ def exports_dir(settings, tmp_path):
 
 @pytest.fixture
 def snapshot(project):
-    ann = crowd_annotator(project, "x")
-    add_judgment(make_comparison(project, "p1", "a1", "b1"), ann, preference=-2)
-    add_judgment(make_comparison(project, "p2", "a2", "b2"), ann, preference=1)
-    return create_snapshot(project=project)
+    return two_pair_snapshot(project)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ ARBITER_LOAD_PLAN, and what the clients saw goes back as files in the plan's `ou
 - `sent.jsonl`: every submission id a client sent, the moment before its first attempt;
 - `acks.jsonl`: every submission the server acknowledged (200), with the judgment id it named;
 - `errors.jsonl`: every answer other than 200 / 409, with its time, so a fault's window can be read off;
+- `timings.jsonl`: every request's endpoint, status, milliseconds and time, for percentiles per window;
 - `statuses.json`: answers per endpoint and status code (0 = no answer: connection refused, reset, timeout;
   a 503 says whether the worker was busy or the database unavailable);
 - `started`: the wall-clock time the test started; every `t` above is seconds since then.
@@ -48,6 +49,7 @@ def _open(name: str):
 
 
 SENT, ACKS, ERRORS = _open("sent.jsonl"), _open("acks.jsonl"), _open("errors.jsonl")
+TIMINGS = _open("timings.jsonl")
 
 
 @events.test_start.add_listener
@@ -59,7 +61,7 @@ def _started(**_kwargs) -> None:
 @events.quitting.add_listener
 def _quitting(**_kwargs) -> None:
     (OUT / "statuses.json").write_text(json.dumps(dict(STATUS), indent=1, sort_keys=True))
-    for fh in (SENT, ACKS, ERRORS):
+    for fh in (SENT, ACKS, ERRORS, TIMINGS):
         fh.flush()
 
 
@@ -125,10 +127,13 @@ class Annotator(FastHttpUser):
         backoff = 0.25
         while True:
             name = f"{endpoint} [{phase()}]"
+            t0 = time.monotonic()
             with self.client.post(
                 path, json=body, headers=self.headers, name=name, catch_response=True
             ) as resp:
                 status = resp.status_code or 0
+                ms = round((time.monotonic() - t0) * 1000, 1)
+                TIMINGS.write(json.dumps({"t": round(elapsed(), 3), "endpoint": endpoint, "status": status, "ms": ms}) + "\n")
                 payload = _json(resp) if status else None
                 if status in ok:
                     STATUS[f"{endpoint} {status}"] += 1

@@ -1,0 +1,165 @@
+"""Evaluation sets (frozen, per project, any labelled format plus a subset per row) and model comparisons: two
+tiny models scored on one set in one job, with per-subset accuracy checked against a hand count."""
+
+from __future__ import annotations
+
+import json
+import random
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import IntegrityError, connection, transaction
+
+from rewardtrain import comparison
+from rewardtrain.eval_sets import SetError, create_set, start_comparison
+from rewardtrain.models import EvaluationSet, LineageError, ModelComparison, ModelVersion, TrainingRun
+from tests.rewardtrain.apphelpers import finished_version, tiny_base_model, toy_texts
+
+
+def rewardbench_rows() -> list[dict]:
+    """RewardBench-style rows: `chat` has 4 pairs labelled helpful-over-rude; `chat-hard` 2 such pairs and 2
+    labelled the other way round (so a model that learnt helpful > rude is right on exactly 4 + 2 of 8)."""
+    rng = random.Random(11)
+    rows = []
+    for i in range(8):
+        prompt, good, bad = toy_texts(500 + i, rng)
+        subset = "chat" if i < 4 else "chat-hard"
+        reversed_label = i >= 6
+        chosen, rejected = (bad, good) if reversed_label else (good, bad)
+        rows.append({"id": i, "prompt": prompt, "chosen": chosen, "rejected": rejected, "subset": subset})
+    return rows
+
+
+def write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def untrained_version(trained: ModelVersion) -> ModelVersion:
+    """A second model: the tiny base model itself (untrained score head), registered as a version."""
+    run = TrainingRun.objects.create(
+        project=trained.project,
+        snapshot=trained.run.snapshot,
+        base_model=tiny_base_model(),
+        status=TrainingRun.Status.SUCCEEDED,
+    )
+    return ModelVersion.objects.create(
+        run=run, project=trained.project, kind=trained.kind, path=tiny_base_model(), snapshot_hash="u" * 64
+    )
+
+
+def add_set(project, tmp_path, name="bench", fmt="rewardbench", rows=None) -> EvaluationSet:
+    path = write(tmp_path / f"{name}.jsonl", rows or rewardbench_rows())
+    return create_set(project=project, name=name, fmt=fmt, source=path, filename=path.name, actor="r")
+
+
+@pytest.mark.django_db
+def test_a_set_is_checked_copied_and_counted_by_subset(project, tmp_path, settings):
+    eval_set = add_set(project, tmp_path)
+    assert eval_set.rows == 8 and eval_set.subsets == {"chat": 4, "chat-hard": 4}
+    stored = Path(eval_set.path)
+    assert stored.is_file() and stored.parent == Path(settings.DATA_DIR) / "evaluation-sets"
+    assert stored.name == f"{eval_set.sha256}.jsonl"
+    # trl rows with a `category` on some rows only; the rest have no subset.
+    rows = [{k: v for k, v in r.items() if k != "subset"} for r in rewardbench_rows()[:3]]
+    rows[0]["category"] = "safety"
+    trl = add_set(project, tmp_path, name="mixed", fmt="trl", rows=rows)
+    assert trl.subsets == {"": 2, "safety": 1}
+
+
+@pytest.mark.django_db
+def test_a_bad_row_is_named_by_line_and_field_and_nothing_is_stored(project, tmp_path, settings):
+    settings.DATA_DIR = tmp_path / "data"
+    rows = rewardbench_rows()
+    del rows[2]["subset"]
+    with pytest.raises(SetError, match=r"bad\.jsonl:3: field 'subset' missing"):
+        add_set(project, tmp_path, name="bad", rows=rows)
+    rows = rewardbench_rows()
+    rows[4]["chosen"] = 7
+    with pytest.raises(SetError, match=r"bad\.jsonl:5: field 'chosen'"):
+        add_set(project, tmp_path, name="bad", rows=rows)
+    rows = rewardbench_rows()
+    rows[1]["subset"] = ""
+    with pytest.raises(SetError, match=r"bad\.jsonl:2: field 'subset' must be a non-empty string"):
+        add_set(project, tmp_path, name="bad", rows=rows)
+    assert not EvaluationSet.objects.exists()
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.django_db
+def test_a_set_is_frozen_in_python_and_in_the_database(project, tmp_path):
+    eval_set = add_set(project, tmp_path)
+    with pytest.raises(LineageError):
+        eval_set.save()
+    with pytest.raises(LineageError):
+        eval_set.delete()
+    with pytest.raises(IntegrityError, match="evaluation set is frozen"), transaction.atomic():
+        EvaluationSet.objects.filter(pk=eval_set.pk).update(name="renamed")
+    with pytest.raises(IntegrityError, match="evaluation set is frozen"), transaction.atomic():
+        EvaluationSet.objects.filter(pk=eval_set.pk).delete()
+    with pytest.raises(SetError, match="already has an evaluation set named 'bench'"):
+        add_set(project, tmp_path)
+    with transaction.atomic(), connection.cursor() as cursor:  # a purge may delete it
+        cursor.execute("SELECT set_config('arbiter.purge_lineage', 'on', true)")
+        cursor.execute("DELETE FROM rewardtrain_evaluationset WHERE id = %s", [eval_set.pk])
+    assert not EvaluationSet.objects.exists()
+
+
+@pytest.mark.django_db
+def test_two_models_on_a_set_give_per_subset_accuracy_equal_to_a_hand_count(project, tmp_path):
+    eval_set = add_set(project, tmp_path)
+    trained = finished_version(project, "bt")
+    untrained = untrained_version(trained)
+    job = start_comparison(eval_set=eval_set, model_ids=[trained.pk, untrained.pk], send=False)
+    assert comparison.run_job(job.pk) == "succeeded"
+    job.refresh_from_db()
+    summary = job.summary
+    assert summary["pairs"] == 8 and summary["subsets"] == ["chat", "chat-hard"]
+    by_id = {m["id"]: m for m in summary["models"]}
+    # The trained model prefers helpful to rude: right on the 4 chat pairs and on 2 of the 4 chat-hard ones.
+    assert {s: (v["correct"], v["n"]) for s, v in by_id[trained.pk]["subsets"].items()} == {
+        "chat": (4, 4),
+        "chat-hard": (2, 4),
+    }
+    assert by_id[trained.pk]["accuracy"] == 6 / 8
+    # The untrained model: counted by hand from the per-pair file.
+    lines = [json.loads(line) for line in Path(job.results_path).read_text().splitlines()]
+    assert [line["line"] for line in lines] == list(range(1, 9))
+    for subset in ("chat", "chat-hard"):
+        mine = [line for line in lines if line["subset"] == subset]
+        hand = sum(1 for line in mine if line["margins"][str(untrained.pk)] > 0)
+        got = by_id[untrained.pk]["subsets"][subset]
+        assert (got["correct"], got["n"]) == (hand, len(mine))
+        lo, hi = got["ci95"]
+        assert lo <= got["accuracy"] <= hi
+    # Disagreements: the reversed chat-hard pairs at least (the trained model is against the label there).
+    listed = {d["line"] for d in summary["disagreements"]}
+    assert {7, 8} <= listed
+    for d in summary["disagreements"]:
+        signs = {m > 0 for m in d["margins"].values()}
+        assert len(signs) > 1 or signs == {False}
+    ece = by_id[trained.pk]["calibration"]["ece_correctness"]
+    assert 0 <= ece <= 1 and sum(by_id[trained.pk]["histogram"]["counts"]) == 8
+
+
+@pytest.mark.django_db
+def test_command_adds_a_set_and_compares_models_as_json(project, tmp_path):
+    path = write(tmp_path / "bench.jsonl", rewardbench_rows())
+    out = StringIO()
+    call_command(
+        "eval_set_add", "--project", "hh", "--name", "bench", "--format", "rewardbench", "--file", str(path),
+        stdout=out,
+    )  # fmt: skip
+    assert "8 pairs (chat 4, chat-hard 4)" in out.getvalue()
+    trained = finished_version(project, "bt")
+    out = StringIO()
+    call_command("compare_models", "--set", "bench", "--models", str(trained.pk), "--json", stdout=out)
+    report = json.loads(out.getvalue())
+    assert report["status"] == "succeeded" and report["eval_set"]["subsets"] == {"chat": 4, "chat-hard": 4}
+    model = report["summary"]["models"][0]
+    assert model["subsets"]["chat-hard"]["correct"] == 2
+    assert ModelComparison.objects.get(pk=report["id"]).status == "succeeded"
+    with pytest.raises(CommandError, match="no evaluation set named 'nope'"):
+        call_command("compare_models", "--set", "nope", "--models", str(trained.pk))

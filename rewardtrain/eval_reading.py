@@ -163,13 +163,11 @@ def read_raw(
         yield pair
 
 
-def read_pairs(
-    path: str | Path, fmt: str, *, cost: bool = False, with_subsets: bool = False
-) -> tuple[list[LabelledPair], dict]:
-    """All labelled pairs of the file (chosen = the safer response for a cost model), and what was left out;
-    with `with_subsets`, each pair's `extra["subset"]` from its row's `subset`/`category` field."""
+def iter_pairs(
+    path: str | Path, fmt: str, *, cost: bool = False, with_subsets: bool = False, skipped: dict
+) -> Iterator[LabelledPair]:
+    """The labelled pairs of the file one by one (a raw file's votes are grouped first); see read_pairs."""
     path = Path(path)
-    skipped: dict = {}
     if fmt == "generic":
         raise EvaluationError(
             f"{path.name}: 'generic' files carry no preference label, so there is nothing to evaluate against; "
@@ -179,9 +177,17 @@ def read_pairs(
         raise EvaluationError(f"unknown format {fmt!r}; expected one of {', '.join(SET_FORMATS)}")
     subsets: dict[int, str] | None = {} if with_subsets or fmt == "rewardbench" else None
     if fmt == "raw":
-        pairs = list(read_raw(path, cost=cost, skipped=skipped, subsets=subsets))
-    else:
-        pairs = list(read_labelled(path, fmt, cost=cost, skipped=skipped, subsets=subsets))
+        return read_raw(path, cost=cost, skipped=skipped, subsets=subsets)
+    return read_labelled(path, fmt, cost=cost, skipped=skipped, subsets=subsets)
+
+
+def read_pairs(
+    path: str | Path, fmt: str, *, cost: bool = False, with_subsets: bool = False
+) -> tuple[list[LabelledPair], dict]:
+    """All labelled pairs of the file (chosen = the safer response for a cost model), and what was left out;
+    with `with_subsets`, each pair's `extra["subset"]` from its row's `subset`/`category` field."""
+    skipped: dict = {}
+    pairs = list(iter_pairs(path, fmt, cost=cost, with_subsets=with_subsets, skipped=skipped))
     if not pairs:
-        raise EvaluationError(f"{path.name}: no labelled pairs to evaluate")
+        raise EvaluationError(f"{Path(path).name}: no labelled pairs to evaluate")
     return pairs, skipped

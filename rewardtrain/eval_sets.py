@@ -31,7 +31,7 @@ from config.celery import app as celery_app
 from insights.rubric_criteria import wilson
 from projects.models import Project
 
-from .eval_reading import SET_FORMATS, EvaluationError, LabelledPair, read_pairs
+from .eval_reading import SET_FORMATS, EvaluationError, iter_pairs
 from .models import EvaluationSet, ModelComparison, ModelVersion
 from .trainer.calibration import pair_calibration, sigmoid
 
@@ -57,12 +57,19 @@ def _suffix(name: str) -> str:
     return ".jsonl"
 
 
-def _strength_kind(pairs: list[LabelledPair]) -> str:
-    if pairs and all("share" in p.extra for p in pairs):
-        return "vote share"
-    if pairs and all("margin" in p.extra for p in pairs):
-        return "margin"
-    return ""
+def _count(path: Path, fmt: str) -> tuple[Counter, dict, str]:
+    """(pairs per subset, what was left out, the strength the rows carry) of a set file, read row by row."""
+    skipped: dict = {}
+    subsets: Counter = Counter()
+    shares = margins = True
+    for pair in iter_pairs(path, fmt, with_subsets=True, skipped=skipped):
+        subsets[pair.extra.get("subset", NO_SUBSET)] += 1
+        shares &= "share" in pair.extra
+        margins &= "margin" in pair.extra
+    if not subsets:
+        raise EvaluationError(f"{path.name}: no labelled pairs to evaluate")
+    strength = "vote share" if shares else "margin" if margins else ""
+    return subsets, skipped, strength
 
 
 def create_set(
@@ -83,7 +90,7 @@ def create_set(
         named = Path(tmp) / (base if base.endswith(suffix) else base + suffix)
         shutil.copyfile(source, named)
         try:
-            pairs, skipped = read_pairs(named, fmt, with_subsets=True)
+            subsets, skipped, strength = _count(named, fmt)
         except EvaluationError as error:
             raise SetError(str(error)) from None
         digest = hashlib.sha256()
@@ -96,7 +103,6 @@ def create_set(
         stored = folder / f"{sha}{suffix}"
         if not stored.exists():
             shutil.copyfile(named, stored)
-    subsets = Counter(p.extra.get("subset", NO_SUBSET) for p in pairs)
     try:
         with transaction.atomic():
             return EvaluationSet.objects.create(
@@ -106,10 +112,10 @@ def create_set(
                 filename=Path(filename).name[:300],
                 path=str(stored),
                 sha256=sha,
-                rows=len(pairs),
+                rows=sum(subsets.values()),
                 skipped=skipped,
                 subsets=dict(sorted(subsets.items())),
-                strength=_strength_kind(pairs),
+                strength=strength,
                 created_by=actor[:150],
             )
     except IntegrityError:
@@ -281,7 +287,11 @@ def linked_disagreements(job: ModelComparison) -> list[dict]:
             item__project=job.project, pair_key__in=[r["pair_key"] for r in rows]
         ).values_list("pair_key", "pk")
     )
-    return [{**r, "comparison_id": ids.get(r["pair_key"])} for r in rows]
+    keys = [str(i) for i in job.model_ids]
+    return [
+        {**r, "comparison_id": ids.get(r["pair_key"]), "margin_list": [r["margins"].get(k) for k in keys]}
+        for r in rows
+    ]
 
 
 def job_json(job: ModelComparison) -> dict[str, Any]:

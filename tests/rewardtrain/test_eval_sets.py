@@ -9,9 +9,11 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 
+from projects.api_auth import create_token
 from rewardtrain import comparison
 from rewardtrain.eval_sets import SetError, create_set, start_comparison
 from rewardtrain.models import EvaluationSet, LineageError, ModelComparison, ModelVersion, TrainingRun
@@ -48,6 +50,10 @@ def untrained_version(trained: ModelVersion) -> ModelVersion:
     return ModelVersion.objects.create(
         run=run, project=trained.project, kind=trained.kind, path=tiny_base_model(), snapshot_hash="u" * 64
     )
+
+
+def bearer(user) -> dict:
+    return {"Authorization": f"Bearer {create_token(user=user, name='t')[1]}"}
 
 
 def add_set(project, tmp_path, name="bench", fmt="rewardbench", rows=None) -> EvaluationSet:
@@ -163,3 +169,52 @@ def test_command_adds_a_set_and_compares_models_as_json(project, tmp_path):
     assert ModelComparison.objects.get(pk=report["id"]).status == "succeeded"
     with pytest.raises(CommandError, match="no evaluation set named 'nope'"):
         call_command("compare_models", "--set", "nope", "--models", str(trained.pk))
+
+
+@pytest.mark.django_db
+def test_pages_and_api_show_the_comparison_to_researchers_only(
+    project, researcher, annotator, outsider, client, tmp_path, django_capture_on_commit_callbacks
+):
+    from django.urls import reverse
+
+    from tests.conftest import login
+
+    login(client, researcher)
+    sets_url = reverse("rewardtrain:eval_set_list", args=[project.slug])
+    rows = rewardbench_rows()
+    rows[3]["rejected"] = rows[3]["chosen"]
+    upload = SimpleUploadedFile("bench.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    response = client.post(sets_url, {"name": "bench", "format": "rewardbench", "file": upload})
+    assert response.status_code == 400 and b"bench.jsonl:4: field" in response.content
+    assert not EvaluationSet.objects.exists()
+    upload = SimpleUploadedFile("bench.jsonl", "".join(json.dumps(r) + "\n" for r in rewardbench_rows()).encode())
+    response = client.post(sets_url, {"name": "bench", "format": "rewardbench", "file": upload})
+    assert response.status_code == 302
+    eval_set = EvaluationSet.objects.get()
+    trained = finished_version(project, "bt")
+    untrained = untrained_version(trained)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(
+            reverse("rewardtrain:eval_compare", args=[project.slug]),
+            {"eval_set": eval_set.pk, "models": [trained.pk, untrained.pk]},
+        )
+    assert response.status_code == 302 and len(callbacks) == 1  # the job is sent once the request commits
+    job = ModelComparison.objects.get()
+    assert job.model_ids == [trained.pk, untrained.pk]
+    page_url = reverse("rewardtrain:eval_comparison", args=[project.slug, job.pk])
+    assert b"Queued" in client.get(page_url).content
+    comparison.run_job(job.pk)  # what the worker runs
+    page = client.get(page_url).content.decode()
+    assert 'data-subset="chat-hard"' in page and "2/4 = 0.500" in page and "ECE (correctness)" in page
+    assert page.count('role="img"') >= 5  # accuracy intervals, and a histogram and a reliability diagram per model
+    api_url = f"/api/eval-comparisons/{job.pk}"
+    api = client.get(api_url, headers=bearer(researcher)).json()
+    assert api["status"] == "succeeded" and api["models"] == [trained.pk, untrained.pk]
+    chat_hard = api["summary"]["models"][0]["subsets"]["chat-hard"]
+    assert (chat_hard["correct"], chat_hard["n"]) == (2, 4)
+    assert all("comparison_id" in d for d in api["summary"]["disagreements"])
+    for user in (annotator, outsider):
+        login(client, user)
+        assert client.get(page_url).status_code == 404
+        assert client.get(api_url, headers=bearer(user)).status_code == 404
+        assert client.get(sets_url).status_code == 404

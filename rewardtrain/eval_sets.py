@@ -198,11 +198,9 @@ def _confidence_bins(margins: list[float], n_bins: int = 10) -> list[dict]:
 def summarise(rows: list[dict], model_ids: list[int], strength: str) -> dict[str, Any]:
     """The comparison's figures from its per-pair rows ({line, subset, strength, margins: {id: margin}})."""
     keys = [str(i) for i in model_ids]
-    all_margins = [r["margins"][k] for r in rows for k in keys]
-    lo, hi = (min(all_margins), max(all_margins)) if all_margins else (0.0, 1.0)
-    if hi <= lo:
-        lo, hi = lo - 1.0, hi + 1.0
-    edges = np.linspace(lo, hi, HIST_BINS + 1)
+    # One axis for every model, symmetric about 0 (an edge: HIST_BINS is even), so the histograms compare.
+    reach = max((abs(r["margins"][k]) for r in rows for k in keys), default=0.0) or 1.0
+    edges = np.linspace(-reach, reach, HIST_BINS + 1)
     subsets = sorted({r["subset"] for r in rows})
     models = []
     for k in keys:

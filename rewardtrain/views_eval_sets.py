@@ -129,7 +129,11 @@ def _charts(summary: dict) -> list[dict]:
                     width=460,
                 ),
                 "reliability": charts.reliability_diagram(
-                    model["reliability"], label=f"Confidence against accuracy, model #{model['id']}", size=240
+                    model["reliability"],
+                    label=f"Confidence against accuracy, model #{model['id']}",
+                    size=240,
+                    x_title="confidence max(p, 1 − p)",
+                    y_title="share right",
                 ),
             }
         )

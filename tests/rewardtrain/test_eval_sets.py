@@ -3,8 +3,12 @@ tiny models scored on one set in one job, with per-subset accuracy checked again
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import random
+import shutil
+import tempfile
 from io import StringIO
 from pathlib import Path
 
@@ -17,7 +21,8 @@ from projects.api_auth import create_token
 from rewardtrain import comparison
 from rewardtrain.eval_sets import SetError, create_set, start_comparison
 from rewardtrain.models import EvaluationSet, LineageError, ModelComparison, ModelVersion, TrainingRun
-from tests.rewardtrain.apphelpers import finished_version, tiny_base_model, toy_texts
+from rewardtrain.trainer.training import Pair, TrainConfig, train
+from tests.rewardtrain.apphelpers import FAST, finished_version, tiny_base_model, toy_texts
 
 
 def rewardbench_rows() -> list[dict]:
@@ -39,8 +44,22 @@ def write(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def untrained_version(trained: ModelVersion) -> ModelVersion:
-    """A second model: the tiny base model itself (untrained score head), registered as a version."""
+@functools.cache
+def reversed_model_dir() -> str:
+    """A second tiny model, trained (once per session) on toy pairs labelled the wrong way: rude over helpful."""
+    rng = random.Random(3)
+    pairs = []
+    for i in range(48):
+        prompt, good, bad = toy_texts(i, rng)
+        pairs.append(Pair(str(i), [{"role": "user", "content": prompt}], bad, good, margin=1.0))
+    out = Path(tempfile.mkdtemp(prefix="arbiter-reversed-bt-"))
+    atexit.register(shutil.rmtree, out, True)
+    config = TrainConfig(base_model=tiny_base_model(), objective="bt", **{**FAST, "epochs": 3})
+    return train(pairs, config, output_dir=out).model_dir
+
+
+def second_version(trained: ModelVersion) -> ModelVersion:
+    """A second model version of the project (reversed_model_dir), from a run of its own."""
     run = TrainingRun.objects.create(
         project=trained.project,
         snapshot=trained.run.snapshot,
@@ -48,7 +67,7 @@ def untrained_version(trained: ModelVersion) -> ModelVersion:
         status=TrainingRun.Status.SUCCEEDED,
     )
     return ModelVersion.objects.create(
-        run=run, project=trained.project, kind=trained.kind, path=tiny_base_model(), snapshot_hash="u" * 64
+        run=run, project=trained.project, kind=trained.kind, path=reversed_model_dir(), snapshot_hash="w" * 64
     )
 
 
@@ -117,8 +136,8 @@ def test_a_set_is_frozen_in_python_and_in_the_database(project, tmp_path):
 def test_two_models_on_a_set_give_per_subset_accuracy_equal_to_a_hand_count(project, tmp_path):
     eval_set = add_set(project, tmp_path)
     trained = finished_version(project, "bt")
-    untrained = untrained_version(trained)
-    job = start_comparison(eval_set=eval_set, model_ids=[trained.pk, untrained.pk], send=False)
+    rev = second_version(trained)
+    job = start_comparison(eval_set=eval_set, model_ids=[trained.pk, rev.pk], send=False)
     assert comparison.run_job(job.pk) == "succeeded"
     job.refresh_from_db()
     summary = job.summary
@@ -130,22 +149,35 @@ def test_two_models_on_a_set_give_per_subset_accuracy_equal_to_a_hand_count(proj
         "chat-hard": (2, 4),
     }
     assert by_id[trained.pk]["accuracy"] == 6 / 8
-    # The untrained model: counted by hand from the per-pair file.
+    # The reversed model prefers rude to helpful: right only on the 2 chat-hard pairs labelled that way.
+    assert {s: (v["correct"], v["n"]) for s, v in by_id[rev.pk]["subsets"].items()} == {
+        "chat": (0, 4),
+        "chat-hard": (2, 4),
+    }
+    # Both counted by hand from the per-pair file too.
     lines = [json.loads(line) for line in Path(job.results_path).read_text().splitlines()]
     assert [line["line"] for line in lines] == list(range(1, 9))
-    for subset in ("chat", "chat-hard"):
-        mine = [line for line in lines if line["subset"] == subset]
-        hand = sum(1 for line in mine if line["margins"][str(untrained.pk)] > 0)
-        got = by_id[untrained.pk]["subsets"][subset]
-        assert (got["correct"], got["n"]) == (hand, len(mine))
-        lo, hi = got["ci95"]
-        assert lo <= got["accuracy"] <= hi
-    # Disagreements: the reversed chat-hard pairs at least (the trained model is against the label there).
-    listed = {d["line"] for d in summary["disagreements"]}
-    assert {7, 8} <= listed
-    for d in summary["disagreements"]:
-        signs = {m > 0 for m in d["margins"].values()}
-        assert len(signs) > 1 or signs == {False}
+    for model in (trained, rev):
+        for subset in ("chat", "chat-hard"):
+            mine = [line for line in lines if line["subset"] == subset]
+            hand = sum(1 for line in mine if line["margins"][str(model.pk)] > 0)
+            got = by_id[model.pk]["subsets"][subset]
+            assert (got["correct"], got["n"]) == (hand, len(mine))
+            lo, hi = got["ci95"]
+            assert lo <= got["accuracy"] <= hi
+    # The two models take opposite sides on every pair: all 8 are listed, as disagreeing with each other.
+    assert summary["agreement"] == [
+        {
+            "a": trained.pk,
+            "b": rev.pk,
+            "n": 8,
+            "correct": 0,
+            "accuracy": 0.0,
+            "ci95": summary["agreement"][0]["ci95"],
+        }
+    ]
+    assert sorted(d["line"] for d in summary["disagreements"]) == list(range(1, 9))
+    assert {d["reason"] for d in summary["disagreements"]} == {"models disagree"}
     ece = by_id[trained.pk]["calibration"]["ece_correctness"]
     assert 0 <= ece <= 1 and sum(by_id[trained.pk]["histogram"]["counts"]) == 8
 
@@ -187,29 +219,33 @@ def test_pages_and_api_show_the_comparison_to_researchers_only(
     response = client.post(sets_url, {"name": "bench", "format": "rewardbench", "file": upload})
     assert response.status_code == 400 and b"bench.jsonl:4: field" in response.content
     assert not EvaluationSet.objects.exists()
-    upload = SimpleUploadedFile("bench.jsonl", "".join(json.dumps(r) + "\n" for r in rewardbench_rows()).encode())
+    upload = SimpleUploadedFile(
+        "bench.jsonl", "".join(json.dumps(r) + "\n" for r in rewardbench_rows()).encode()
+    )
     response = client.post(sets_url, {"name": "bench", "format": "rewardbench", "file": upload})
     assert response.status_code == 302
     eval_set = EvaluationSet.objects.get()
     trained = finished_version(project, "bt")
-    untrained = untrained_version(trained)
+    rev = second_version(trained)
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(
             reverse("rewardtrain:eval_compare", args=[project.slug]),
-            {"eval_set": eval_set.pk, "models": [trained.pk, untrained.pk]},
+            {"eval_set": eval_set.pk, "models": [trained.pk, rev.pk]},
         )
     assert response.status_code == 302 and len(callbacks) == 1  # the job is sent once the request commits
     job = ModelComparison.objects.get()
-    assert job.model_ids == [trained.pk, untrained.pk]
+    assert job.model_ids == [trained.pk, rev.pk]
     page_url = reverse("rewardtrain:eval_comparison", args=[project.slug, job.pk])
     assert b"Queued" in client.get(page_url).content
     comparison.run_job(job.pk)  # what the worker runs
     page = client.get(page_url).content.decode()
     assert 'data-subset="chat-hard"' in page and "2/4 = 0.500" in page and "ECE (correctness)" in page
-    assert page.count('role="img"') >= 5  # accuracy intervals, and a histogram and a reliability diagram per model
+    assert (
+        page.count('role="img"') >= 5
+    )  # accuracy intervals, and a histogram and a reliability diagram per model
     api_url = f"/api/eval-comparisons/{job.pk}"
     api = client.get(api_url, headers=bearer(researcher)).json()
-    assert api["status"] == "succeeded" and api["models"] == [trained.pk, untrained.pk]
+    assert api["status"] == "succeeded" and api["models"] == [trained.pk, rev.pk]
     chat_hard = api["summary"]["models"][0]["subsets"]["chat-hard"]
     assert (chat_hard["correct"], chat_hard["n"]) == (2, 4)
     assert all("comparison_id" in d for d in api["summary"]["disagreements"])

@@ -170,7 +170,7 @@ def _strength_bucket(kind: str, value: float | None) -> str | None:
             if value < hi:
                 return f"{lo:.2f}–{hi:.2f}"
         return "0.83–1.00"
-    return f"margin {value:g}"
+    return f"margin {round(value, 2):g}"  # a trl row's own margin: one bucket per value
 
 
 def _confidence_bins(margins: list[float], n_bins: int = 10) -> list[dict]:

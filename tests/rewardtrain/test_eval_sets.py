@@ -91,7 +91,11 @@ def test_a_set_is_checked_copied_and_counted_by_subset(project, tmp_path, settin
     rows = [{k: v for k, v in r.items() if k != "subset"} for r in rewardbench_rows()[:3]]
     rows[0]["category"] = "safety"
     trl = add_set(project, tmp_path, name="mixed", fmt="trl", rows=rows)
-    assert trl.subsets == {"": 2, "safety": 1}
+    assert trl.subsets == {"": 2, "safety": 1} and trl.strength == ""
+    with_margins = add_set(
+        project, tmp_path, name="margins", fmt="trl", rows=[{**r, "margin": 0.5} for r in rows]
+    )
+    assert with_margins.strength == "margin"
 
 
 @pytest.mark.django_db
@@ -254,3 +258,35 @@ def test_pages_and_api_show_the_comparison_to_researchers_only(
         assert client.get(page_url).status_code == 404
         assert client.get(api_url, headers=bearer(user)).status_code == 404
         assert client.get(sets_url).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_raw_set_carries_vote_shares_so_accuracy_is_split_by_human_strength(project, tmp_path):
+    """Votes per pair (with a subset on the pair's rows): the label is the majority, the strength its vote share."""
+    rng = random.Random(5)
+    rows = []
+    for i, helpful_votes in enumerate((3, 3, 2, 2)):  # shares 1, 1, 2/3, 2/3 for the helpful side
+        prompt, good, bad = toy_texts(900 + i, rng)
+        for v in range(3):
+            choice = "a" if v < helpful_votes else "b"
+            row = {
+                "prompt": prompt,
+                "response_a": good,
+                "response_b": bad,
+                "annotator": f"x{v}",
+                "choice": choice,
+            }
+            rows.append({**row, "subset": "easy" if i < 2 else "split"})
+    eval_set = add_set(project, tmp_path, name="votes", fmt="raw", rows=rows)
+    assert (eval_set.rows, eval_set.subsets, eval_set.strength) == (4, {"easy": 2, "split": 2}, "vote share")
+    trained = finished_version(project, "bt")
+    job = start_comparison(eval_set=eval_set, model_ids=[trained.pk], send=False)
+    assert comparison.run_job(job.pk) == "succeeded"
+    job.refresh_from_db()
+    model = job.summary["models"][0]
+    assert [(b["bucket"], b["correct"], b["n"]) for b in model["by_strength"]] == [
+        ("0.67–0.83", 2, 2),
+        ("0.83–1.00", 2, 2),
+    ]
+    assert 0 <= model["calibration"]["ece_vote_share"] <= 1
+    assert job.summary["agreement"] == [] and job.summary["disagreements"] == []

@@ -29,7 +29,7 @@ from django.db import IntegrityError, transaction
 from annotate.models import Comparison
 from config.celery import app as celery_app
 from insights.rubric_criteria import wilson
-from projects.models import Project
+from projects.models import AuditEvent, Project
 
 from .eval_reading import SET_FORMATS, EvaluationError, iter_pairs
 from .models import EvaluationSet, ModelComparison, ModelVersion
@@ -73,7 +73,7 @@ def _count(path: Path, fmt: str) -> tuple[Counter, dict, str]:
 
 
 def create_set(
-    *, project: Project, name: str, fmt: str, source: Path, filename: str, actor: str = ""
+    *, project: Project, name: str, fmt: str, source: Path, filename: str, actor=None
 ) -> EvaluationSet:
     """Check every row of `source`, copy it under the data folder and record the frozen set."""
     name = name.strip()
@@ -105,7 +105,7 @@ def create_set(
             shutil.copyfile(named, stored)
     try:
         with transaction.atomic():
-            return EvaluationSet.objects.create(
+            eval_set = EvaluationSet.objects.create(
                 project=project,
                 name=name,
                 format=fmt,
@@ -116,8 +116,18 @@ def create_set(
                 skipped=skipped,
                 subsets=dict(sorted(subsets.items())),
                 strength=strength,
-                created_by=actor[:150],
             )
+            if getattr(actor, "is_authenticated", False):
+                AuditEvent.objects.create(
+                    actor=actor,
+                    actor_name=actor.get_username(),
+                    action="evaluation_set.add",
+                    project=project,
+                    target_type="evaluation_set",
+                    target_id=str(eval_set.pk),
+                    data={"name": eval_set.name, "sha256": sha, "rows": eval_set.rows},
+                )
+            return eval_set
     except IntegrityError:
         raise SetError(f"the project already has an evaluation set named {name!r}") from None
 

@@ -219,7 +219,7 @@ class EvaluationSet(models.Model):
     skipped = models.JSONField(default=dict, blank=True)
     subsets = models.JSONField(default=dict, blank=True, help_text="{subset name: pairs}; '' = no subset.")
     strength = models.CharField(max_length=12, blank=True, help_text="'vote share', 'margin' or ''.")
-    created_by = models.CharField(max_length=150, blank=True)  # a name, not a key: the row never changes
+    # Who added it is in the audit log (`evaluation_set.add`): a frozen row keeps no person's name.
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

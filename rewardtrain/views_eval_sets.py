@@ -83,7 +83,7 @@ def eval_set_list(request: HttpRequest, slug: str) -> HttpResponse:
                         fmt=set_form.cleaned_data["format"],
                         source=Path(handle.name),
                         filename=upload.name,
-                        actor=request.user.get_username(),
+                        actor=request.user,
                     )
                 except eval_sets.SetError as error:
                     set_form.add_error("file", str(error))

@@ -18,6 +18,7 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 
 from projects.api_auth import create_token
+from projects.models import AuditEvent
 from rewardtrain import comparison
 from rewardtrain.eval_sets import SetError, create_set, start_comparison
 from rewardtrain.models import EvaluationSet, LineageError, ModelComparison, ModelVersion, TrainingRun
@@ -77,7 +78,7 @@ def bearer(user) -> dict:
 
 def add_set(project, tmp_path, name="bench", fmt="rewardbench", rows=None) -> EvaluationSet:
     path = write(tmp_path / f"{name}.jsonl", rows or rewardbench_rows())
-    return create_set(project=project, name=name, fmt=fmt, source=path, filename=path.name, actor="r")
+    return create_set(project=project, name=name, fmt=fmt, source=path, filename=path.name)
 
 
 @pytest.mark.django_db
@@ -229,6 +230,8 @@ def test_pages_and_api_show_the_comparison_to_researchers_only(
     response = client.post(sets_url, {"name": "bench", "format": "rewardbench", "file": upload})
     assert response.status_code == 302
     eval_set = EvaluationSet.objects.get()
+    added = AuditEvent.objects.get(action="evaluation_set.add")
+    assert (added.actor, added.target_id, added.data["rows"]) == (researcher, str(eval_set.pk), 8)
     trained = finished_version(project, "bt")
     rev = second_version(trained)
     with django_capture_on_commit_callbacks() as callbacks:

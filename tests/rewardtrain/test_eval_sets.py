@@ -293,3 +293,31 @@ def test_a_raw_set_carries_vote_shares_so_accuracy_is_split_by_human_strength(pr
     ]
     assert 0 <= model["calibration"]["ece_vote_share"] <= 1
     assert job.summary["agreement"] == [] and job.summary["disagreements"] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_runs_the_comparison_from_the_cpu_queue(project, tmp_path):
+    from config.celery import ensure_broker_folders
+    from tests.rewardtrain.apphelpers import wait_for
+    from tests.servers import start_worker
+
+    eval_set = add_set(project, tmp_path)
+    trained = finished_version(project, "bt")
+    rev = second_version(trained)
+    ensure_broker_folders()
+    worker = start_worker(
+        tmp_path, queues="cpu", name="compare", extra_env={"ARBITER_EXPORTS_DIR": str(tmp_path)}
+    )
+    try:
+        job = start_comparison(eval_set=eval_set, model_ids=[trained.pk, rev.pk])  # sent on commit
+        done = wait_for(
+            lambda: ModelComparison.objects.filter(pk=job.pk, status__in=("succeeded", "failed")).first(),
+            120,
+            "the comparison job",
+            [worker],
+        )
+        assert done.status == "succeeded", done.error + worker.output()
+        assert Path(done.results_path).parent == tmp_path / "comparisons"
+        assert [m["correct"] for m in done.summary["models"]] == [6, 2]
+    finally:
+        worker.stop()

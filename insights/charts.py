@@ -199,8 +199,16 @@ def histogram(
     )
 
 
-def reliability_diagram(bins: Sequence[dict], *, label: str, size: int = 300) -> SafeString:
-    """Mean σ(model margin) (x) against the mean observed share (y) per bin; the diagonal is perfect."""
+def reliability_diagram(
+    bins: Sequence[dict],
+    *,
+    label: str,
+    size: int = 300,
+    x_title: str = "σ(model margin)",
+    y_title: str = "human agreement share",
+) -> SafeString:
+    """Mean σ(model margin) (x) against the mean observed share (y) per bin; the diagonal is perfect. Other
+    predictions and outcomes (a confidence against being right) name their axes with `x_title`, `y_title`."""
     pad = 32
     plot = size - 2 * pad
 
@@ -213,9 +221,9 @@ def reliability_diagram(bins: Sequence[dict], *, label: str, size: int = 300) ->
     body = [
         f'<rect x="{pad}" y="{pad}" width="{plot}" height="{plot}" fill="none" stroke="{LINE}"/>',
         f'<line x1="{px(0)}" y1="{py(0)}" x2="{px(1)}" y2="{py(1)}" stroke="{MUTED}" stroke-dasharray="4 3"/>',
-        f'<text x="{size / 2}" y="{size - 6}" text-anchor="middle" fill="{MUTED}" {FONT}>σ(model margin)</text>',
+        f'<text x="{size / 2}" y="{size - 6}" text-anchor="middle" fill="{MUTED}" {FONT}>{escape(x_title)}</text>',
         f'<text transform="translate(12,{size / 2}) rotate(-90)" text-anchor="middle" fill="{MUTED}" {FONT}>'
-        "human agreement share</text>",
+        f"{escape(y_title)}</text>",
     ]
     peak = max((b["n"] for b in bins), default=0) or 1
     points = [(b["mean_predicted"], b["mean_observed"], b["n"]) for b in bins if b["n"]]

@@ -35,3 +35,15 @@ class RubricRewardFitAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(models.EvaluationSet)
+class EvaluationSetAdmin(ReadOnlyAdmin):  # frozen: the database refuses UPDATE and DELETE too
+    list_display = ["id", "project", "name", "format", "rows", "sha256", "created_at"]
+    list_filter = ["project", "format"]
+
+
+@admin.register(models.ModelComparison)
+class ModelComparisonAdmin(ReadOnlyAdmin):  # written by its job
+    list_display = ["id", "project", "eval_set", "model_ids", "status", "created_at", "finished_at"]
+    list_filter = ["status", "project"]

@@ -11,8 +11,8 @@ from ninja import Router, Schema, Status
 
 from projects.access import role_in
 from projects.api import RESEARCH, Message, project_for
-from rewardtrain import downloads
-from rewardtrain.models import ModelVersion, TrainingRun
+from rewardtrain import downloads, eval_sets
+from rewardtrain.models import ModelComparison, ModelVersion, TrainingRun
 from rewardtrain.services import start_run
 
 router = Router()
@@ -124,3 +124,14 @@ def model_download_link(request, version_id: int):
         "filename": f"{downloads.archive_name(version)}.tar.gz",
         "expires_at": downloads.link_expires_at().isoformat(),
     }
+
+
+@router.get("/eval-comparisons/{job_id}", response=dict[str, Any], tags=["training"])
+def get_eval_comparison(request, job_id: int):
+    """A comparison of model versions on an evaluation set: status, the set, and (when done) accuracy overall and
+    per subset with 95% Wilson intervals, by label strength, calibration (ECE), margin histograms and the pairs
+    of disagreement (with the project comparison's id where the pair is one). Researchers and admins only."""
+    job = ModelComparison.objects.select_related("project", "eval_set").filter(pk=job_id).first()
+    if job is None or job.project.deleted_at is not None or role_in(request.user, job.project) not in RESEARCH:
+        raise Http404("Not found")
+    return eval_sets.job_json(job)

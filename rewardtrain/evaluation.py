@@ -18,148 +18,23 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import statistics
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from curation.importers.formats import PARSERS, BadLine, ParseContext, ParsedPair, flipped
-from curation.importers.readers import ImportLimitExceeded, InvalidRecord, RecordReader
 from curation.models import SnapshotPair
-from insights.consensus import OK, Vote, decide
 from rewardtrain.trainer.calibration import pair_calibration
 from rewardtrain.trainer.training import Pair, load_scorer, score_pairs
 
+from .eval_reading import FORMATS, EvaluationError, LabelledPair, read_pairs
 from .models import EvaluationJob, ModelVersion
 
+__all__ = ["FORMATS", "EvaluationError", "LabelledPair", "evaluate_file", "read_pairs", "run_job"]
+
 log = logging.getLogger(__name__)
-FORMATS = ("trl", "hh", "safe-rlhf", "raw", "generic")
-
-
-class EvaluationError(ValueError):
-    """The file cannot be evaluated; the message says where (file:line) and what."""
-
-
-@dataclass
-class LabelledPair:
-    line: int
-    prompt: list[dict]
-    chosen: str
-    rejected: str
-    chosen_safe: bool | None = None
-    rejected_safe: bool | None = None
-    extra: dict = field(default_factory=dict)
-
-
-def parsed_pairs(path: Path, fmt: str) -> Iterator[ParsedPair]:
-    """Every pair of the file as the importer parses it; the first bad line raises EvaluationError."""
-    # Any harm category name is accepted: the file is scored, not stored in a project.
-    ctx = ParseContext(harm_categories=[], add_harm_categories=True, rng=random.Random(0))
-    parse = PARSERS[fmt]
-    try:
-        for line, obj in RecordReader(path):
-            if isinstance(obj, InvalidRecord):
-                raise EvaluationError(f"{path.name}:{line}: {obj.message}")
-            try:
-                yield from parse(obj, line, ctx)
-            except BadLine as error:
-                where = f"field {error.field!r} " if error.field else ""
-                raise EvaluationError(f"{path.name}:{line}: {where}{error.message}") from None
-    except OSError as error:
-        raise EvaluationError(f"{path.name}: cannot read the file ({error})") from None
-    except ImportLimitExceeded as error:  # the file unpacks past ARBITER_IMPORT_MAX_DECOMPRESSED_MB
-        raise EvaluationError(f"{path.name}:{error.line}: {error.message}") from None
-
-
-def _labelled(p: ParsedPair, label: dict, *, cost: bool) -> LabelledPair | None:
-    """The pair oriented chosen-first by its label (for a cost model: the safer response), or None when the
-    label names no side."""
-    side = label["harmlessness"] if cost else label["choice"]
-    if side not in ("a", "b"):
-        return None
-    extra = {"pair_key": p.pair_key}
-    if side == "a":
-        return LabelledPair(p.line, p.messages, p.a_text, p.b_text, label["a_safe"], label["b_safe"], extra)
-    return LabelledPair(p.line, p.messages, p.b_text, p.a_text, label["b_safe"], label["a_safe"], extra)
-
-
-def read_labelled(path: Path, fmt: str, *, cost: bool, skipped: dict) -> Iterator[LabelledPair]:
-    """trl, hh, safe-rlhf: one labelled pair a line (trl and hh name only the better response, which a cost
-    model is scored against too)."""
-    by_safety = cost and fmt == "safe-rlhf"
-    for p in parsed_pairs(path, fmt):
-        pair = _labelled(p, p.label, cost=by_safety)
-        if pair is None:
-            skipped["no_label"] = skipped.get("no_label", 0) + 1
-            continue
-        yield pair
-
-
-def read_raw(path: Path, *, cost: bool, skipped: dict) -> Iterator[LabelledPair]:
-    """Votes grouped by pair (canonical order = first arrival), each annotator's latest row counted, the label
-    decided by the consensus rule."""
-    firsts: dict[str, ParsedPair] = {}
-    votes: dict[str, dict[str, tuple[int, dict]]] = {}
-    for position, p in enumerate(parsed_pairs(path, "raw")):
-        first = firsts.setdefault(p.pair_key, p)
-        label = p.label if p.a_key == first.a_key else flipped(p.label)
-        # The latest revision counts: the highest revision number, else the later row.
-        order = (p.revision or 0, position)
-        latest = votes.setdefault(p.pair_key, {})
-        if p.annotator not in latest or order >= latest[p.annotator][0]:
-            latest[p.annotator] = (order, label)
-    axis = "harmlessness" if cost else "overall"
-    for key, first in firsts.items():
-        outcome = decide(
-            [
-                Vote(
-                    v["preference"],
-                    v["choice"],
-                    v["helpfulness"],
-                    v["harmlessness"],
-                    v["a_safe"],
-                    v["b_safe"],
-                )
-                for _, v in votes[key].values()
-            ],
-            axis=axis,
-        )
-        if outcome.status != OK:
-            skipped["no_consensus"] = skipped.get("no_consensus", 0) + 1
-            continue
-        side = outcome.chosen
-        pair = _labelled(
-            first,
-            {"choice": side, "harmlessness": side, "a_safe": outcome.a_safe, "b_safe": outcome.b_safe},
-            cost=False,
-        )
-        pair.extra["share"] = outcome.agreement  # of the non-tie votes, for the chosen side
-        yield pair
-
-
-def read_pairs(path: str | Path, fmt: str, *, cost: bool = False) -> tuple[list[LabelledPair], dict]:
-    """All labelled pairs of the file (chosen = the safer response for a cost model), and what was left out."""
-    path = Path(path)
-    skipped: dict = {}
-    if fmt == "generic":
-        raise EvaluationError(
-            f"{path.name}: 'generic' files carry no preference label, so there is nothing to evaluate against; "
-            "use a trl, hh, safe-rlhf or raw file"
-        )
-    if fmt not in FORMATS:
-        raise EvaluationError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    if fmt == "raw":
-        pairs = list(read_raw(path, cost=cost, skipped=skipped))
-    else:
-        pairs = list(read_labelled(path, fmt, cost=cost, skipped=skipped))
-    if not pairs:
-        raise EvaluationError(f"{path.name}: no labelled pairs to evaluate")
-    return pairs, skipped
 
 
 def training_pair_keys(version: ModelVersion) -> set[str]:
@@ -174,6 +49,21 @@ def training_pair_keys(version: ModelVersion) -> set[str]:
         .exclude(comparison_id__in=held_out)
         .values_list("comparison__pair_key", flat=True)
     )
+
+
+def as_train_pairs(labelled: list[LabelledPair]) -> list[Pair]:
+    """The trainer's pairs (item key = the file's line) of a file's labelled pairs, for scoring."""
+    return [
+        Pair(
+            item_key=str(p.line),
+            prompt=p.prompt,
+            chosen=p.chosen,
+            rejected=p.rejected,
+            chosen_safe=p.chosen_safe,
+            rejected_safe=p.rejected_safe,
+        )
+        for p in labelled
+    ]
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -194,17 +84,7 @@ def evaluate_file(
         labelled = kept
     if not labelled:
         raise EvaluationError(f"{Path(path).name}: every pair of the file is one the model was trained on")
-    pairs = [
-        Pair(
-            item_key=str(p.line),
-            prompt=p.prompt,
-            chosen=p.chosen,
-            rejected=p.rejected,
-            chosen_safe=p.chosen_safe,
-            rejected_safe=p.rejected_safe,
-        )
-        for p in labelled
-    ]
+    pairs = as_train_pairs(labelled)
     objective = "cost" if cost else "bt"
     scored = score_pairs(load_scorer(version.path), pairs, objective=objective, batch_size=batch_size)
     per_pair = scored.pop("per_pair")
@@ -254,26 +134,40 @@ def evaluate_file(
     return report
 
 
-def run_job(job_id: int) -> str:
-    """The evaluate page's background task: score the uploaded file, store the report."""
-    claimed = EvaluationJob.objects.filter(pk=job_id, status=EvaluationJob.Status.QUEUED).update(
-        status=EvaluationJob.Status.RUNNING
-    )
+def run_recorded(model, job_id: int, work, *, related: tuple[str, ...] = (), expected=(EvaluationError,)) -> str:
+    """Claim the queued job row `job_id` of `model`, run `work(job)` (which returns the fields to store on
+    success) and record the outcome on the row: an `expected` error's message, or any other's type and message
+    (logged with its traceback)."""
+    claimed = model.objects.filter(pk=job_id, status="queued").update(status="running")
     if not claimed:
         return "skipped"
-    job = EvaluationJob.objects.select_related("model_version").get(pk=job_id)
-    scores_path = Path(settings.ARBITER_EXPORTS_DIR) / "evaluations" / f"evaluation-{job.pk}-scores.jsonl"
-    scores_path.parent.mkdir(parents=True, exist_ok=True)
+    job = model.objects.select_related(*related).get(pk=job_id)
+    fields = {"status", "error", "finished_at"}
     try:
-        report = evaluate_file(job.model_version, job.path, job.format, out=scores_path)
-    except EvaluationError as error:
-        job.status, job.error = EvaluationJob.Status.FAILED, str(error)
+        done = work(job)
+    except expected as error:
+        job.status, job.error = "failed", str(error)
     except Exception as error:  # recorded on the job (the page shows it), and logged with its traceback
-        log.exception("evaluation %s failed", job.pk)
-        job.status, job.error = EvaluationJob.Status.FAILED, f"{type(error).__name__}: {error}"
+        log.exception("%s %s failed", model.__name__, job.pk)
+        job.status, job.error = "failed", f"{type(error).__name__}: {error}"
     else:
-        job.status, job.report, job.scores_path = EvaluationJob.Status.SUCCEEDED, report, str(scores_path)
+        job.status = "succeeded"
+        for name, value in done.items():
+            setattr(job, name, value)
+        fields |= set(done)
     job.finished_at = timezone.now()
     with transaction.atomic():
-        job.save(update_fields=["status", "error", "report", "scores_path", "finished_at"])
+        job.save(update_fields=sorted(fields))
     return job.status
+
+
+def run_job(job_id: int) -> str:
+    """The evaluate page's background task: score the uploaded file, store the report."""
+
+    def work(job: EvaluationJob) -> dict:
+        scores_path = Path(settings.ARBITER_EXPORTS_DIR) / "evaluations" / f"evaluation-{job.pk}-scores.jsonl"
+        scores_path.parent.mkdir(parents=True, exist_ok=True)
+        report = evaluate_file(job.model_version, job.path, job.format, out=scores_path)
+        return {"report": report, "scores_path": str(scores_path)}
+
+    return run_recorded(EvaluationJob, job_id, work, related=("model_version",))

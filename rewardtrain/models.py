@@ -202,3 +202,64 @@ class RubricRewardJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class EvaluationSet(models.Model):
+    """A named, frozen preference file of a project that model versions are compared on (eval_sets.py): the
+    file is copied under ARBITER_DATA_DIR once, named by its content's sha256. Lineage: written once, never
+    changed or deleted (a database trigger refuses UPDATE and DELETE but in a purge, migration 0009)."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.PROTECT, related_name="evaluation_sets")
+    name = models.CharField(max_length=100)
+    format = models.CharField(max_length=12)
+    filename = models.CharField(max_length=300)
+    path = models.CharField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    rows = models.PositiveIntegerField(help_text="Labelled pairs the set evaluates on.")
+    skipped = models.JSONField(default=dict, blank=True)
+    subsets = models.JSONField(default=dict, blank=True, help_text="{subset name: pairs}; '' = no subset.")
+    strength = models.CharField(max_length=12, blank=True, help_text="'vote share', 'margin' or ''.")
+    # Who added it is in the audit log (`evaluation_set.add`): a frozen row keeps no person's name.
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="evaluation_set_unique_name")]
+
+    def __str__(self) -> str:
+        return f"Evaluation set {self.name}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and EvaluationSet.objects.filter(pk=self.pk).exists():
+            raise LineageError(f"{self} is frozen and cannot be changed; add a new set instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise LineageError(f"{self} is frozen and cannot be deleted.")
+
+
+class ModelComparison(models.Model):
+    """Model versions scored on one evaluation set in one background job (comparison.py): per-pair results in
+    a file, the summary figures in `summary`."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="model_comparisons"
+    )
+    eval_set = models.ForeignKey(EvaluationSet, on_delete=models.PROTECT, related_name="comparisons")
+    model_ids = models.JSONField(default=list, help_text="The compared model versions' ids, in order.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    summary = models.JSONField(default=dict, blank=True)
+    results_path = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

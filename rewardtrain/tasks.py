@@ -15,7 +15,7 @@ from django.conf import settings
 
 from projects.models import Project
 
-from . import evaluation, rubric_reward, runner, scoring_service, services
+from . import comparison, evaluation, rubric_reward, runner, scoring_service, services
 from .models import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -75,3 +75,9 @@ def evaluate_upload(job_id: int) -> str:
 def fit_rubric_reward(job_id: int) -> str:
     """Fit one rubric reward (RubricRewardJob row) on the `cpu` queue; the row records the outcome."""
     return rubric_reward.run_fit_job(job_id).status
+
+
+@shared_task(name="rewardtrain.tasks.compare_models", acks_late=True)
+def compare_models(job_id: int) -> str:
+    """Score an evaluation set with several model versions (ModelComparison row) on the `cpu` queue."""
+    return comparison.run_job(job_id)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views, views_rubric_rewards
+from . import views, views_eval_sets, views_rubric_rewards
 
 app_name = "rewardtrain"
 urlpatterns = [
@@ -15,6 +15,11 @@ urlpatterns = [
     path("models/download/<str:token>/", views.model_download, name="model_download"),
     path("p/<slug:slug>/models/<int:version_id>/evaluate/", views.evaluate_new, name="evaluate_new"),
     path("p/<slug:slug>/evaluations/<int:job_id>/", views.evaluation_detail, name="evaluation_detail"),
+    path("p/<slug:slug>/eval-sets/", views_eval_sets.eval_set_list, name="eval_set_list"),
+    path("p/<slug:slug>/eval-sets/compare/", views_eval_sets.eval_compare, name="eval_compare"),
+    path(
+        "p/<slug:slug>/eval-comparisons/<int:job_id>/", views_eval_sets.eval_comparison, name="eval_comparison"
+    ),
     path("p/<slug:slug>/rubric-rewards/", views_rubric_rewards.rubric_rewards, name="rubric_rewards"),
     path(
         "p/<slug:slug>/rubric-rewards/<int:rubric_version_id>/",

@@ -35,7 +35,14 @@ from projects.access import ADMIN_GROUP
 from projects.api_auth import create_token
 from projects.models import Annotator, Membership, Project
 from rewardtrain.downloads import download_token as model_download_token
-from rewardtrain.models import EvaluationJob, ModelVersion, RubricRewardFit, TrainingRun
+from rewardtrain.models import (
+    EvaluationJob,
+    EvaluationSet,
+    ModelComparison,
+    ModelVersion,
+    RubricRewardFit,
+    TrainingRun,
+)
 from rewardtrain.rubric_fit import FitData, evaluate
 from rubrics import services as rubric_services
 from tests.annotate.workbench_support import SAFE_ANSWERS
@@ -66,6 +73,7 @@ EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
     ),
     "api:api-root": ("GET", (404, 404, 404, 404, 404, 404), (404, 404, 404, 404, 404, 404)),
     "api:get_agreement": ("GET", (401, 404, 404, 404, 202, 202), (401, 404, 404, 404, 404, 202)),
+    "api:get_eval_comparison": ("GET", (401, 404, 404, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
     "api:get_export": ("GET", (401, 404, 404, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
     "api:get_export_file": ("GET", (401, 404, 404, 404, 200, 200), (401, 404, 404, 404, 404, 200)),
     "api:get_import": ("GET", (401, 404, 404, 404, 404, 200), (401, 404, 404, 404, 404, 200)),
@@ -127,6 +135,13 @@ EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
     "password_change": ("GET", ("login", 200, 200, 200, 200, 200), ("login", 200, 200, 200, 200, 200)),
     "project_people": ("GET", ("login", 404, 404, 404, 404, 200), ("login", 404, 404, 404, 404, 200)),
     "project_rubric": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
+    "rewardtrain:eval_set_list": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
+    "rewardtrain:eval_compare": ("POST", ("login", 404, 404, 404, 400, 400), ("login", 404, 404, 404, 404, 400)),
+    "rewardtrain:eval_comparison": (
+        "GET",
+        ("login", 404, 404, 404, 200, 200),
+        ("login", 404, 404, 404, 404, 200),
+    ),
     "rewardtrain:evaluate_new": (
         "GET",
         ("login", 404, 404, 404, 200, 200),
@@ -309,6 +324,12 @@ def _objects(project: Project, ann_user: User, creator: User, tmp: Path, tag: st
     evaluation = EvaluationJob.objects.create(
         project=project, model_version=version, created_by=creator, format="trl", filename="e.jsonl", path=""
     )
+    eval_set = EvaluationSet.objects.create(
+        project=project, name=f"set {tag}", format="trl", filename="s.jsonl", path="", sha256="0" * 64, rows=1
+    )
+    eval_comparison = ModelComparison.objects.create(
+        project=project, eval_set=eval_set, model_ids=[version.pk], created_by=creator
+    )
     import_job = ImportJob.objects.create(
         project=project, created_by=creator, format="hh", filename="in.jsonl", path=str(tmp / "in.jsonl")
     )
@@ -325,6 +346,7 @@ def _objects(project: Project, ann_user: User, creator: User, tmp: Path, tag: st
         "run_id": run.pk,
         "version_id": version.pk,
         "evaluation_id": evaluation.pk,
+        "eval_comparison_id": eval_comparison.pk,
         "import_id": import_job.pk,
         "snapshot_job_id": snapshot_job.pk,
         "export_id": export.pk,
@@ -461,6 +483,8 @@ def _kwargs_for(name: str, pattern: URLPattern, objs: dict, persona: str) -> dic
                 "api:get_import": objs["import_id"],
                 "api:get_snapshot_job": objs["snapshot_job_id"],
                 "rewardtrain:evaluation_detail": objs["evaluation_id"],
+                "rewardtrain:eval_comparison": objs["eval_comparison_id"],
+                "api:get_eval_comparison": objs["eval_comparison_id"],
             }.get(name, objs["export_id"])
         elif k == "token":
             kwargs[k] = "x" if persona == "anonymous" else "PLACEHOLDER"

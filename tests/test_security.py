@@ -309,6 +309,8 @@ POST_PAGES = {
     "rewardtrain:run_cancel",
     "rewardtrain:model_activate",
     "rewardtrain:evaluate_new",
+    "rewardtrain:eval_set_list",
+    "rewardtrain:eval_compare",
     "rubric_list",
     "rubric_import",
     "rubric_detail",

@@ -241,7 +241,7 @@ def test_bounded_lines_agree_with_a_plain_split(data, block, max_line):
 
 
 def test_evaluating_a_gzip_bomb_is_a_clear_evaluation_error(tmp_path, settings):
-    from rewardtrain.evaluation import EvaluationError, parsed_pairs
+    from rewardtrain.eval_reading import EvaluationError, parsed_pairs
 
     settings.ARBITER_IMPORT_MAX_DECOMPRESSED_BYTES = 2 * MiB
     bomb = _gzip(tmp_path / "eval.jsonl.gz", (b"\n" * MiB, 8))

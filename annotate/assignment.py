@@ -8,16 +8,18 @@ from datetime import timedelta
 from functools import cache
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Case, Count, Exists, F, FloatField, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Abs, Cast, Coalesce, NullIf, Sign
 from django.utils import timezone
 
-from annotate.models import Assignment, Comparison, Gold, Item, Response
+from annotate import model_scores
+from annotate.models import Assignment, Comparison, Gold, Item, Judgment, Response
 from infra import prepared
 from projects.access import is_admin
 from projects.models import Annotator, Membership, Project
 
 RESERVED = Assignment.Status.RESERVED
+ChosenBy = Assignment.ChosenBy
 # A few tries when a locked candidate turns out full on the fresh recheck (another claimer filled it).
 _MAX_TRIES = 8
 
@@ -124,6 +126,7 @@ def _reserve(
         comparison=comparison,
         annotator=annotator,
         is_gold=gold,
+        chosen_by=ChosenBy.GOLD if gold else ChosenBy.DEFAULT,
         shown_left=random.choice(("a", "b")),
         reserved_until=now + timedelta(minutes=project.reservation_minutes),
     )
@@ -284,11 +287,15 @@ def _claim_locked(project: Project, user, annotator: Annotator) -> Assignment | 
         if picked is not None:
             return _reserve(project, annotator, picked, gold=True, now=now)
     tried: list[int] = []
+    by_model = project.queue_order != Project.QueueOrder.DEFAULT
     for _ in range(_MAX_TRIES):
-        picked = _pick_crowd(project, annotator, now, tried)
+        if by_model:
+            picked, chosen_by = _pick_by_model(project, annotator, now, tried)
+        else:
+            picked, chosen_by = _pick_crowd(project, annotator, now, tried), ChosenBy.DEFAULT
         if picked is None:
             return None
-        reserved = _reserve_if_free(project, annotator, picked, now)
+        reserved = _reserve_if_free(project, annotator, picked, now, chosen_by)
         if reserved is not None:
             return reserved
         tried.append(picked.pk)  # filled by another claimer between our snapshot and our lock
@@ -321,8 +328,8 @@ _PICK_SQL = (
 # A new statement, so a new snapshot: it sees every reservation committed before we took the row lock.
 _RESERVE_SQL = (
     "INSERT INTO annotate_assignment (project_id, comparison_id, annotator_id, status, is_gold, shown_left,"
-    " reserved_until, skip_reason, created_at, submitted_at)"
-    " SELECT %s, c.id, %s, 'reserved', %s, %s, %s, '', %s, NULL FROM annotate_comparison c"
+    " reserved_until, skip_reason, created_at, submitted_at, chosen_by)"
+    " SELECT %s, c.id, %s, 'reserved', %s, %s, %s, '', %s, NULL, %s FROM annotate_comparison c"
     " WHERE c.id = %s AND c.crowd_judgments + " + _LIVE_HELD + " < %s + c.extra_k"
     " RETURNING id"
 )
@@ -369,25 +376,95 @@ _ASSIGNMENT_FIELDS = [
     "skip_reason",
     "created_at",
     "submitted_at",
+    "chosen_by",
 ]
 
 
 def _reserve_if_free(
-    project: Project, annotator: Annotator, comparison: Comparison, now
+    project: Project, annotator: Annotator, comparison: Comparison, now, chosen_by: str
 ) -> Assignment | None:
     shown_left = random.choice(("a", "b"))
     until = now + timedelta(minutes=project.reservation_minutes)
-    params = [project.pk, annotator.pk, False, shown_left, until, now, comparison.pk, False, now, project.overlap_k]
+    params = [
+        *(project.pk, annotator.pk, False, shown_left, until, now, chosen_by),
+        *(comparison.pk, False, now, project.overlap_k),
+    ]
     rows = prepared.run(_RESERVE_SQL, params)
     if not rows:
         return None
     assignment = Assignment.from_db(
         DEFAULT_DB_ALIAS,
         _ASSIGNMENT_FIELDS,
-        [rows[0][0], project.pk, comparison.pk, annotator.pk, RESERVED, False, shown_left, until, "", now, None],
+        [
+            *(rows[0][0], project.pk, comparison.pk, annotator.pk, RESERVED, False, shown_left, until, ""),
+            *(now, None, chosen_by),
+        ],
     )
     assignment.project, assignment.comparison, assignment.annotator = project, comparison, annotator
     return assignment
+
+
+def _crowd_votes(condition: Q):
+    """Subquery: the outer comparison's crowd (human) judgments meeting `condition`, 0 when none."""
+    votes = (
+        Judgment.objects.filter(
+            comparison=OuterRef("pk"), is_source=False, annotator__kind=Annotator.Kind.CROWD
+        )
+        .filter(condition)
+        .order_by()
+        .values("comparison")
+        .annotate(n=Count("pk"))
+        .values("n")[:1]
+    )
+    return Coalesce(Subquery(votes), Value(0))
+
+
+def model_order_key(order: str):
+    """The queue key of a model order, smaller first; NULL (served after the keyed ones, in the default
+    order) where the active reward model has not scored both responses, or there is no active model.
+
+    uncertainty: |score(B) − score(A)|. disagreement: minus the share of the comparison's crowd votes for
+    the side the model does not prefer (NULL without votes, or when the model scores both sides equal).
+    """
+    score_a = model_scores.active_score(OuterRef("response_a_id"))
+    score_b = model_scores.active_score(OuterRef("response_b_id"))
+    if order == Project.QueueOrder.UNCERTAINTY:
+        return Abs(score_b - score_a)
+    votes_a = _crowd_votes(Q(choice="a") | Q(choice__isnull=True, preference__lt=0))
+    votes_b = _crowd_votes(Q(choice="b") | Q(choice__isnull=True, preference__gt=0))
+    against = Case(
+        When(model_side__lt=0, then=votes_b),  # the model prefers A
+        When(model_side__gt=0, then=votes_a),
+        default=None,
+    )
+    total = NullIf(_crowd_votes(Q()), Value(0))
+    return -Cast(against, FloatField()) / Cast(total, FloatField())
+
+
+def _pick_by_model(
+    project: Project, annotator: Annotator, now, tried: list[int]
+) -> tuple[Comparison | None, str]:
+    """`_pick_crowd` in a model order: the same candidates and the same lock (FOR UPDATE SKIP LOCKED), ordered
+    by `model_order_key` and then as the default order. Returns the comparison and what chose it."""
+    order = project.queue_order
+    candidates = available_crowd(project=project, annotator=annotator, now=now).exclude(pk__in=tried)
+    if order == Project.QueueOrder.DISAGREEMENT:
+        candidates = candidates.alias(
+            model_side=Sign(
+                model_scores.active_score(OuterRef("response_b_id"))
+                - model_scores.active_score(OuterRef("response_a_id"))
+            )
+        )
+    picked = (
+        candidates.annotate(queue_key=model_order_key(order))
+        .select_for_update(skip_locked=True, of=("self",))
+        .select_related("item", "response_a", "response_b")
+        .order_by(F("queue_key").asc(nulls_last=True), "crowd_judgments", "random_key", "pk")
+        .first()
+    )
+    if picked is None:
+        return None, ChosenBy.DEFAULT
+    return picked, ChosenBy.DEFAULT if picked.queue_key is None else order
 
 
 def remaining_for(*, project: Project, annotator: Annotator) -> int:

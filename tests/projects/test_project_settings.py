@@ -85,6 +85,7 @@ def test_every_setting_can_be_changed_on_the_page_and_is_audited(client, researc
         "rubric_essential_cap": 0.25,
         "overlap_k": 5,
         "gold_share": 0.1,
+        "queue_order": "uncertainty",
         "reservation_minutes": 10,
         "revision_window_hours": 2,
         "show_gold_feedback": True,

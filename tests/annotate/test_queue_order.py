@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from annotate.assignment import claim_next
-from annotate.models import Assignment, Gold
+from annotate.models import Assignment, Gold, Judgment
 from curation.models import DatasetSnapshot
 from projects.models import Annotator
 from rewardtrain.models import ModelVersion, Score, TrainingRun
@@ -131,3 +131,27 @@ def test_without_an_active_model_a_model_order_is_the_default_order(project, ann
     expected = claim_next(project=project, user=annotator)
     assert expected.chosen_by == "default"
     assert expected.comparison_id == min(cs, key=lambda c: c.random_key).pk
+
+
+def test_agreement_figures_count_assignments_by_the_order_that_chose_them(project):
+    from insights.agreement import project_figures
+
+    cs = make_comparisons(project, 3)
+    score(project, cs, [0.2, 0.1, None])
+    ordered(project, "uncertainty")
+    for i, user in enumerate(members(project, 3)):
+        for j in range(3):
+            label(claim_next(project=project, user=user), user, f"{i}-{j}")
+    Judgment.objects.update(choice="a", preference=-2)  # unanimous (the shown side was drawn at random)
+    Judgment.objects.filter(comparison=cs[2], annotator__user__username="u0").update(choice="b", preference=2)
+    by = project_figures(project, n_resamples=10)["chosen_by"]
+    assert by == {
+        # u0 alone against two: the others agree on A for u0 only (a 1–1 split for the other two).
+        "default": {"assignments": 3, "submitted": 3, "consensus_counted": 1, "agreement_with_consensus": 0.0},
+        "uncertainty": {
+            "assignments": 6,
+            "submitted": 6,
+            "consensus_counted": 6,
+            "agreement_with_consensus": 1.0,
+        },
+    }

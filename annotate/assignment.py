@@ -17,27 +17,12 @@ from annotate.models import Assignment, Comparison, Gold, Item, Judgment, Respon
 from infra import prepared
 from projects.access import is_admin
 from projects.models import Annotator, Membership, Project
+from projects.people import annotator_for  # noqa: F401 - the queue's callers take it from here
 
 RESERVED = Assignment.Status.RESERVED
 ChosenBy = Assignment.ChosenBy
 # A few tries when a locked candidate turns out full on the fresh recheck (another claimer filled it).
 _MAX_TRIES = 8
-
-
-def annotator_for(*, project: Project, user) -> Annotator:
-    """The crowd Annotator row of a login within a project, created on first use (name = username)."""
-    found = Annotator.objects.filter(project=project, user=user).first()
-    if found is not None:
-        return found
-    name = user.get_username()
-    if Annotator.objects.filter(project=project, name=name).exists():
-        # An imported annotator already carries that name: imported names are never matched to logins.
-        name = f"{name} (user {user.pk})"
-    try:
-        with transaction.atomic():
-            return Annotator.objects.create(project=project, user=user, name=name)
-    except IntegrityError:
-        return Annotator.objects.get(project=project, user=user)
 
 
 def labelling_blocked_reason(*, project: Project, user) -> str:

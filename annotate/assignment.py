@@ -8,8 +8,8 @@ from datetime import timedelta
 from functools import cache
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
-from django.db.models import Case, Count, Exists, F, FloatField, OuterRef, Q, Subquery, Value, When
-from django.db.models.functions import Abs, Cast, Coalesce, NullIf, Sign
+from django.db.models import Case, Count, Exists, F, FloatField, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Abs, Cast, Coalesce, Sign
 from django.utils import timezone
 
 from annotate import model_scores
@@ -71,11 +71,18 @@ def available_crowd(*, project: Project, annotator: Annotator, now=None):
     """Comparisons this annotator could be given from the crowd pool (not gold, not full, not theirs before)."""
     now = now or timezone.now()
     return (
+        crowd_pool(project=project, annotator=annotator)
+        .alias(held=live_reservations(now))
+        .filter(crowd_judgments__lt=wanted(project) - F("held"))
+    )
+
+
+def crowd_pool(*, project: Project, annotator: Annotator):
+    """Live comparisons outside gold never given to this annotator, whether full or not."""
+    return (
         Comparison.objects.filter(project=project, deleted_at__isnull=True)
         .filter(~Exists(Gold.objects.filter(comparison=OuterRef("pk"))))
         .filter(~Exists(Assignment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)))
-        .alias(held=live_reservations(now))
-        .filter(crowd_judgments__lt=wanted(project) - F("held"))
     )
 
 
@@ -389,41 +396,40 @@ def _reserve_if_free(
     return assignment
 
 
-def _crowd_votes(condition: Q):
-    """Subquery: the outer comparison's crowd (human) judgments meeting `condition`, 0 when none."""
+def _net_crowd_votes():
+    """Subquery: the outer comparison's crowd (human) votes for A minus those for B (a choice, else the sign of
+    the preference; ties count for neither)."""
+    side = Case(
+        When(Q(choice="a") | Q(choice__isnull=True, preference__lt=0), then=Value(1)),
+        When(Q(choice="b") | Q(choice__isnull=True, preference__gt=0), then=Value(-1)),
+        default=Value(0),
+    )
     votes = (
-        Judgment.objects.filter(
-            comparison=OuterRef("pk"), is_source=False, annotator__kind=Annotator.Kind.CROWD
-        )
-        .filter(condition)
+        Judgment.objects.filter(comparison=OuterRef("pk"), is_source=False, annotator__kind=Annotator.Kind.CROWD)
         .order_by()
         .values("comparison")
-        .annotate(n=Count("pk"))
-        .values("n")[:1]
+        .annotate(net=Sum(side))
+        .values("net")[:1]
     )
-    return Coalesce(Subquery(votes), Value(0))
+    return Subquery(votes)
 
 
 def model_order_key(order: str):
     """The queue key of a model order, smaller first; NULL (served after the keyed ones, in the default
     order) where the active reward model has not scored both responses, or there is no active model.
 
-    uncertainty: |score(B) − score(A)|. disagreement: minus the share of the comparison's crowd votes for
-    the side the model does not prefer (NULL without votes, or when the model scores both sides equal).
+    uncertainty: |score(B) − score(A)|. disagreement: minus the crowd's net lean against the model's side,
+    (votes against − votes with) / crowd judgments, in −1…1 (NULL before the first crowd judgment; the vote
+    subquery runs only on comparisons that have one).
     """
-    score_a = model_scores.active_score(OuterRef("response_a_id"))
-    score_b = model_scores.active_score(OuterRef("response_b_id"))
-    if order == Project.QueueOrder.UNCERTAINTY:
-        return Abs(score_b - score_a)
-    votes_a = _crowd_votes(Q(choice="a") | Q(choice__isnull=True, preference__lt=0))
-    votes_b = _crowd_votes(Q(choice="b") | Q(choice__isnull=True, preference__gt=0))
-    against = Case(
-        When(model_side__lt=0, then=votes_b),  # the model prefers A
-        When(model_side__gt=0, then=votes_a),
-        default=None,
+    margin = model_scores.active_score(OuterRef("response_b_id")) - model_scores.active_score(
+        OuterRef("response_a_id")
     )
-    total = NullIf(_crowd_votes(Q()), Value(0))
-    return -Cast(against, FloatField()) / Cast(total, FloatField())
+    if order == Project.QueueOrder.UNCERTAINTY:
+        return Abs(margin)
+    # The model prefers B (sign +1) and the crowd leans to A (net > 0): disagreement > 0, served first.
+    lean = Cast(Sign(margin) * _net_crowd_votes(), FloatField()) / Cast(F("crowd_judgments"), FloatField())
+    return Case(When(crowd_judgments=0, then=Value(None)), default=-lean, output_field=FloatField())
 
 
 def _pick_by_model(
@@ -432,14 +438,26 @@ def _pick_by_model(
     """`_pick_crowd` in a model order: the same candidates and the same lock (FOR UPDATE SKIP LOCKED), ordered
     by `model_order_key` and then as the default order. Returns the comparison and what chose it."""
     order = project.queue_order
-    candidates = available_crowd(project=project, annotator=annotator, now=now).exclude(pk__in=tried)
-    if order == Project.QueueOrder.DISAGREEMENT:
-        candidates = candidates.alias(
-            model_side=Sign(
-                model_scores.active_score(OuterRef("response_b_id"))
-                - model_scores.active_score(OuterRef("response_a_id"))
-            )
-        )
+    # available_crowd()'s rules, with the live-reservation count taken apart: counted per candidate, it ran
+    # before the sort on every candidate (the default order's index scan stops at the first that passes).
+    # The comparisons with live reservations are few (one per annotator at most): those full counting them
+    # are left out by id.
+    held = (
+        Assignment.objects.filter(project=project, status=RESERVED, is_gold=False, reserved_until__gt=now)
+        .order_by()
+        .values("comparison")
+    )
+    full = list(
+        Comparison.objects.filter(pk__in=held)
+        .alias(held=live_reservations(now))
+        .filter(crowd_judgments__gte=wanted(project) - F("held"))
+        .values_list("pk", flat=True)
+    )
+    candidates = (
+        crowd_pool(project=project, annotator=annotator)
+        .filter(crowd_judgments__lt=wanted(project))
+        .exclude(pk__in=[*full, *tried])
+    )
     picked = (
         candidates.annotate(queue_key=model_order_key(order))
         .select_for_update(skip_locked=True, of=("self",))

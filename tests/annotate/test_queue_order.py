@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from annotate.assignment import claim_next
-from annotate.models import Assignment, Gold, Judgment
+from annotate.models import Assignment, Comparison, Gold, Judgment
 from curation.models import DatasetSnapshot
 from projects.models import Annotator
 from rewardtrain.models import ModelVersion, Score, TrainingRun
@@ -104,12 +104,14 @@ def test_disagreement_serves_the_most_disputed_first(project, annotator):
     score(project, cs, [1.0, 1.0, -1.0, 1.0])  # the model prefers B, B, A, B
     x, y, z = (Annotator.objects.create(project=project, name=n) for n in "xyz")
     judge = Annotator.objects.create(project=project, name="judge", kind=Annotator.Kind.MODEL)
-    add_judgment(cs[0], x, preference=-2)  # 1 of 2 against the model
+    add_judgment(cs[0], x, preference=-2)  # 1 against, 1 with the model: lean 0
     add_judgment(cs[0], y, preference=2)
-    add_judgment(cs[1], x, preference=2)  # 0 of 1 against; the model judge's vote does not count
+    add_judgment(cs[1], x, preference=2)  # 1 with the model: lean -1; the model judge's vote does not count
     add_judgment(cs[1], judge, preference=-2)
-    add_judgment(cs[2], x, preference=2)  # 2 of 2 against (the model prefers A)
+    add_judgment(cs[2], x, preference=2)  # 2 of 2 against (the model prefers A): lean 1
     add_judgment(cs[2], z, preference=1)
+    for c, n in ((cs[0], 2), (cs[1], 1), (cs[2], 2)):  # as submitting counts crowd judgments
+        Comparison.objects.filter(pk=c.pk).update(crowd_judgments=n)
     ordered(project, "disagreement", overlap_k=5)
     served = []
     for i in range(4):

@@ -135,8 +135,9 @@ def test_without_an_active_model_a_model_order_is_the_default_order(project, ann
     assert expected.comparison_id == min(cs, key=lambda c: c.random_key).pk
 
 
-def test_agreement_figures_count_assignments_by_the_order_that_chose_them(project):
+def test_agreement_figures_count_assignments_by_the_order_that_chose_them(project, admin_user):
     from insights.agreement import project_figures
+    from tests.insights.test_model_judges import dashboard_page
 
     cs = make_comparisons(project, 3)
     score(project, cs, [0.2, 0.1, None])
@@ -157,3 +158,5 @@ def test_agreement_figures_count_assignments_by_the_order_that_chose_them(projec
             "agreement_with_consensus": 1.0,
         },
     }
+    page = dashboard_page(project, admin_user)
+    assert "By queue order" in page and "<td>uncertainty</td><td>6</td>" in page

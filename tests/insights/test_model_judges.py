@@ -5,10 +5,14 @@ from __future__ import annotations
 import random
 
 import pytest
+from django.core.cache import cache
+from django.test import Client
+from django.urls import reverse
 from sklearn.metrics import cohen_kappa_score
 
 from annotate.models import Judgment
 from insights.agreement import project_figures
+from insights.dashboard import recompute_dashboard
 from projects.models import Annotator
 from tests.factories import add_judgment, make_comparisons
 
@@ -22,7 +26,15 @@ def figures(project):
     return project_figures(project, n_resamples=50, seed=1)
 
 
-def test_human_figures_ignore_the_model_judge_and_human_model_kappa_matches_sklearn(project):
+def dashboard_page(project, user) -> str:
+    cache.clear()
+    recompute_dashboard(project.pk)
+    client = Client()
+    client.force_login(user)
+    return client.get(reverse("dashboard", args=[project.slug]), HTTP_HX_REQUEST="true").content.decode()
+
+
+def test_human_figures_ignore_the_model_judge_and_human_model_kappa_matches_sklearn(project, admin_user):
     rnd = random.Random(3)
     comparisons = make_comparisons(project, 24)
     humans = [Annotator.objects.create(project=project, name=n) for n in HUMANS]
@@ -35,6 +47,8 @@ def test_human_figures_ignore_the_model_judge_and_human_model_kappa_matches_skle
             answers[who.name].append(choice)
             add_judgment(c, who, preference=PREFS[choice])
     with_judge = figures(project)
+    page = dashboard_page(project, admin_user)
+    assert "Model judges vs humans" in page and "judge-7b" in page and "By queue order" not in page
 
     Judgment.objects.filter(annotator=judge).delete()
     humans_only = figures(project)

@@ -8,34 +8,21 @@ from datetime import timedelta
 from functools import cache
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Case, Count, Exists, F, FloatField, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Abs, Cast, Coalesce, Sign
 from django.utils import timezone
 
-from annotate.models import Assignment, Comparison, Gold, Item, Response
+from annotate import model_scores
+from annotate.models import Assignment, Comparison, Gold, Item, Judgment, Response
 from infra import prepared
 from projects.access import is_admin
 from projects.models import Annotator, Membership, Project
+from projects.people import annotator_for  # noqa: F401 - the queue's callers take it from here
 
 RESERVED = Assignment.Status.RESERVED
+ChosenBy = Assignment.ChosenBy
 # A few tries when a locked candidate turns out full on the fresh recheck (another claimer filled it).
 _MAX_TRIES = 8
-
-
-def annotator_for(*, project: Project, user) -> Annotator:
-    """The crowd Annotator row of a login within a project, created on first use (name = username)."""
-    found = Annotator.objects.filter(project=project, user=user).first()
-    if found is not None:
-        return found
-    name = user.get_username()
-    if Annotator.objects.filter(project=project, name=name).exists():
-        # An imported annotator already carries that name: imported names are never matched to logins.
-        name = f"{name} (user {user.pk})"
-    try:
-        with transaction.atomic():
-            return Annotator.objects.create(project=project, user=user, name=name)
-    except IntegrityError:
-        return Annotator.objects.get(project=project, user=user)
 
 
 def labelling_blocked_reason(*, project: Project, user) -> str:
@@ -84,11 +71,18 @@ def available_crowd(*, project: Project, annotator: Annotator, now=None):
     """Comparisons this annotator could be given from the crowd pool (not gold, not full, not theirs before)."""
     now = now or timezone.now()
     return (
+        crowd_pool(project=project, annotator=annotator)
+        .alias(held=live_reservations(now))
+        .filter(crowd_judgments__lt=wanted(project) - F("held"))
+    )
+
+
+def crowd_pool(*, project: Project, annotator: Annotator):
+    """Live comparisons outside gold never given to this annotator, whether full or not."""
+    return (
         Comparison.objects.filter(project=project, deleted_at__isnull=True)
         .filter(~Exists(Gold.objects.filter(comparison=OuterRef("pk"))))
         .filter(~Exists(Assignment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)))
-        .alias(held=live_reservations(now))
-        .filter(crowd_judgments__lt=wanted(project) - F("held"))
     )
 
 
@@ -124,6 +118,7 @@ def _reserve(
         comparison=comparison,
         annotator=annotator,
         is_gold=gold,
+        chosen_by=ChosenBy.GOLD if gold else ChosenBy.DEFAULT,
         shown_left=random.choice(("a", "b")),
         reserved_until=now + timedelta(minutes=project.reservation_minutes),
     )
@@ -284,11 +279,15 @@ def _claim_locked(project: Project, user, annotator: Annotator) -> Assignment | 
         if picked is not None:
             return _reserve(project, annotator, picked, gold=True, now=now)
     tried: list[int] = []
+    by_model = project.queue_order != Project.QueueOrder.DEFAULT
     for _ in range(_MAX_TRIES):
-        picked = _pick_crowd(project, annotator, now, tried)
+        if by_model:
+            picked, chosen_by = _pick_by_model(project, annotator, now, tried)
+        else:
+            picked, chosen_by = _pick_crowd(project, annotator, now, tried), ChosenBy.DEFAULT
         if picked is None:
             return None
-        reserved = _reserve_if_free(project, annotator, picked, now)
+        reserved = _reserve_if_free(project, annotator, picked, now, chosen_by)
         if reserved is not None:
             return reserved
         tried.append(picked.pk)  # filled by another claimer between our snapshot and our lock
@@ -321,8 +320,8 @@ _PICK_SQL = (
 # A new statement, so a new snapshot: it sees every reservation committed before we took the row lock.
 _RESERVE_SQL = (
     "INSERT INTO annotate_assignment (project_id, comparison_id, annotator_id, status, is_gold, shown_left,"
-    " reserved_until, skip_reason, created_at, submitted_at)"
-    " SELECT %s, c.id, %s, 'reserved', %s, %s, %s, '', %s, NULL FROM annotate_comparison c"
+    " reserved_until, skip_reason, created_at, submitted_at, chosen_by)"
+    " SELECT %s, c.id, %s, 'reserved', %s, %s, %s, '', %s, NULL, %s FROM annotate_comparison c"
     " WHERE c.id = %s AND c.crowd_judgments + " + _LIVE_HELD + " < %s + c.extra_k"
     " RETURNING id"
 )
@@ -369,25 +368,106 @@ _ASSIGNMENT_FIELDS = [
     "skip_reason",
     "created_at",
     "submitted_at",
+    "chosen_by",
 ]
 
 
 def _reserve_if_free(
-    project: Project, annotator: Annotator, comparison: Comparison, now
+    project: Project, annotator: Annotator, comparison: Comparison, now, chosen_by: str
 ) -> Assignment | None:
     shown_left = random.choice(("a", "b"))
     until = now + timedelta(minutes=project.reservation_minutes)
-    params = [project.pk, annotator.pk, False, shown_left, until, now, comparison.pk, False, now, project.overlap_k]
+    params = [
+        *(project.pk, annotator.pk, False, shown_left, until, now, chosen_by),
+        *(comparison.pk, False, now, project.overlap_k),
+    ]
     rows = prepared.run(_RESERVE_SQL, params)
     if not rows:
         return None
     assignment = Assignment.from_db(
         DEFAULT_DB_ALIAS,
         _ASSIGNMENT_FIELDS,
-        [rows[0][0], project.pk, comparison.pk, annotator.pk, RESERVED, False, shown_left, until, "", now, None],
+        [
+            *(rows[0][0], project.pk, comparison.pk, annotator.pk, RESERVED, False, shown_left, until, ""),
+            *(now, None, chosen_by),
+        ],
     )
     assignment.project, assignment.comparison, assignment.annotator = project, comparison, annotator
     return assignment
+
+
+def _net_crowd_votes():
+    """Subquery: the outer comparison's crowd (human) votes for A minus those for B (a choice, else the sign of
+    the preference; ties count for neither)."""
+    side = Case(
+        When(Q(choice="a") | Q(choice__isnull=True, preference__lt=0), then=Value(1)),
+        When(Q(choice="b") | Q(choice__isnull=True, preference__gt=0), then=Value(-1)),
+        default=Value(0),
+    )
+    votes = (
+        Judgment.objects.filter(comparison=OuterRef("pk"), is_source=False, annotator__kind=Annotator.Kind.CROWD)
+        .order_by()
+        .values("comparison")
+        .annotate(net=Sum(side))
+        .values("net")[:1]
+    )
+    return Subquery(votes)
+
+
+def model_order_key(order: str):
+    """The queue key of a model order, smaller first; NULL (served after the keyed ones, in the default
+    order) where the active reward model has not scored both responses, or there is no active model.
+
+    uncertainty: |score(B) − score(A)|. disagreement: minus the crowd's net lean against the model's side,
+    (votes against − votes with) / crowd judgments, in −1…1 (NULL before the first crowd judgment; the vote
+    subquery runs only on comparisons that have one).
+    """
+    margin = model_scores.active_score(OuterRef("response_b_id")) - model_scores.active_score(
+        OuterRef("response_a_id")
+    )
+    if order == Project.QueueOrder.UNCERTAINTY:
+        return Abs(margin)
+    # The model prefers B (sign +1) and the crowd leans to A (net > 0): disagreement > 0, served first.
+    lean = Cast(Sign(margin) * _net_crowd_votes(), FloatField()) / Cast(F("crowd_judgments"), FloatField())
+    return Case(When(crowd_judgments=0, then=Value(None)), default=-lean, output_field=FloatField())
+
+
+def _pick_by_model(
+    project: Project, annotator: Annotator, now, tried: list[int]
+) -> tuple[Comparison | None, str]:
+    """`_pick_crowd` in a model order: the same candidates and the same lock (FOR UPDATE SKIP LOCKED), ordered
+    by `model_order_key` and then as the default order. Returns the comparison and what chose it."""
+    order = project.queue_order
+    # available_crowd()'s rules, with the live-reservation count taken apart: counted per candidate, it ran
+    # before the sort on every candidate (the default order's index scan stops at the first that passes).
+    # The comparisons with live reservations are few (one per annotator at most): those full counting them
+    # are left out by id.
+    held = (
+        Assignment.objects.filter(project=project, status=RESERVED, is_gold=False, reserved_until__gt=now)
+        .order_by()
+        .values("comparison")
+    )
+    full = list(
+        Comparison.objects.filter(pk__in=held)
+        .alias(held=live_reservations(now))
+        .filter(crowd_judgments__gte=wanted(project) - F("held"))
+        .values_list("pk", flat=True)
+    )
+    candidates = (
+        crowd_pool(project=project, annotator=annotator)
+        .filter(crowd_judgments__lt=wanted(project))
+        .exclude(pk__in=[*full, *tried])
+    )
+    picked = (
+        candidates.annotate(queue_key=model_order_key(order))
+        .select_for_update(skip_locked=True, of=("self",))
+        .select_related("item", "response_a", "response_b")
+        .order_by(F("queue_key").asc(nulls_last=True), "crowd_judgments", "random_key", "pk")
+        .first()
+    )
+    if picked is None:
+        return None, ChosenBy.DEFAULT
+    return picked, ChosenBy.DEFAULT if picked.queue_key is None else order
 
 
 def remaining_for(*, project: Project, annotator: Annotator) -> int:

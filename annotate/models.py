@@ -148,6 +148,14 @@ class Assignment(models.Model):
         SKIPPED = "skipped", "Skipped"
         EXPIRED = "expired", "Expired"
 
+    class ChosenBy(models.TextChoices):
+        """Which queue order picked the comparison (a model order falls back to DEFAULT on unscored ones)."""
+
+        DEFAULT = "default", "Fewest judgments first"
+        UNCERTAINTY = "uncertainty", "Model uncertainty"
+        DISAGREEMENT = "disagreement", "Model–crowd disagreement"
+        GOLD = "gold", "Gold share"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
     annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="assignments")
@@ -158,6 +166,9 @@ class Assignment(models.Model):
     skip_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
+    chosen_by = models.CharField(
+        max_length=12, choices=ChosenBy.choices, default=ChosenBy.DEFAULT, db_default=ChosenBy.DEFAULT
+    )
 
     class Meta:
         constraints = [

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from django.db.models import Q, TextField
+from django.db.models import Count, Q, TextField
 from django.db.models.functions import Cast
 
-from annotate.models import Judgment, JudgmentRevision
+from annotate.models import Assignment, Judgment, JudgmentRevision
 from insights import metrics as M
 from projects.models import Annotator, Membership, Project
 
@@ -85,6 +85,8 @@ class CrowdData:
     gold_value: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     gold_answer: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     sources: list[tuple[int, str, str | None]] = field(default_factory=list)  # (unit, source name, choice)
+    # Model judges (annotators of kind `model`) are kept out of every row above: (unit, judge name, choice).
+    model_judges: list[tuple[int, str, str | None]] = field(default_factory=list)
 
     @property
     def n_units(self) -> int:
@@ -198,10 +200,15 @@ def live_judgments(project: Project, *, comparisons=None, exclude: Sequence[str]
 def load_crowd(project: Project, *, comparisons=None, exclude: Sequence[str] = ()) -> CrowdData:
     """The arrays every figure is computed from (see `agreement.md`: what counts), over the project's live
     comparisons or only `comparisons`, less the judgments `exclude` names (see `live_judgments`)."""
-    judgments = live_judgments(project, comparisons=comparisons, exclude=exclude)
-    rows = list(judgments.order_by().values_list(*JUDGMENT_FIELDS))
-    names = dict(Annotator.objects.filter(project=project).values_list("id", "name"))
-    crowd_rows = [r for r in rows if not r[2]]
+    every = live_judgments(project, comparisons=comparisons, exclude=exclude)
+    rows = list(every.order_by().values_list(*JUDGMENT_FIELDS))
+    names, judges = {}, set()
+    for aid, name, kind in Annotator.objects.filter(project=project).values_list("id", "name", "kind"):
+        names[aid] = name
+        if kind == Annotator.Kind.MODEL:
+            judges.add(aid)
+    judgments = every.exclude(annotator_id__in=judges) if judges else every
+    crowd_rows = [r for r in rows if not r[2] and r[1] not in judges]
     columns = list(zip(*crowd_rows, strict=True)) if crowd_rows else [()] * len(JUDGMENT_FIELDS)
     n = len(crowd_rows)
     # A gold comparison is one with a Gold row, whatever the judgment's own is_gold says (DESIGN.md).
@@ -273,6 +280,11 @@ def load_crowd(project: Project, *, comparisons=None, exclude: Sequence[str] = (
         (unit_index[r[0]], names.get(r[1], str(r[1])), choice_of(r[4], r[5]))
         for r in rows
         if r[2] and r[3] is None and r[0] in unit_index
+    ]
+    data.model_judges = [
+        (unit_index[r[0]], names[r[1]], choice_of(r[4], r[5]))
+        for r in rows
+        if r[1] in judges and not r[2] and r[3] is None and r[0] in unit_index
     ]
     return data
 
@@ -349,6 +361,63 @@ def _source_columns(data: CrowdData, side: np.ndarray) -> tuple[np.ndarray, list
         for name, (n, hits) in sorted(by_name.items())
     ]
     return cols, rows
+
+
+def _kappa(r: M.Ratings, a: int, b: int, min_shared: int) -> tuple[int, float | None]:
+    """Shared units and Cohen's κ of raters a < b in `r` (0 and None below `min_shared`)."""
+    for x, y, n, k in M.cohen_kappa_pairs(r, min_shared=min_shared):
+        if (x, y) == (a, b):
+            return int(n), _num(k)
+    return 0, None
+
+
+def model_vs_human(data: CrowdData, choice_r: M.Ratings, side: np.ndarray) -> list[dict[str, Any]]:
+    """Each model judge's A / tie / B choices beside the humans': Cohen's κ and agreement against the human
+    majority (`side`, on the comparisons that have one), and Cohen's κ against each human where they share
+    at least `MIN_SHARED` comparisons (as the human pairs). Humans only on the other side: `choice_r` holds no
+    model judge."""
+    h = data.n_raters
+    out = []
+    for name in sorted({judge for _, judge, _ in data.model_judges}):
+        mine = [(u, CHOICE_CODE[c]) for u, judge, c in data.model_judges if judge == name and c is not None]
+        units = np.array([u for u, _ in mine], dtype=np.int64)
+        values = np.array([v for _, v in mine], dtype=np.int64)
+        has = side[units] != M.NO_CONSENSUS
+        k = int(has.sum())
+        vs_majority = M.Ratings(
+            np.concatenate([units[has], units[has]]),
+            np.repeat(np.array([0, 1], dtype=np.int64), k),
+            np.concatenate([values[has], side[units[has]].astype(np.int64)]),
+            n_categories=3,
+            n_units=data.n_units,
+            n_raters=2,
+        )
+        n, kappa = _kappa(vs_majority, 0, 1, 1)
+        shared = np.isin(choice_r.unit, units)
+        with_humans = M.Ratings(
+            np.concatenate([choice_r.unit[shared], units]),
+            np.concatenate([choice_r.rater[shared], np.full(units.size, h, dtype=np.int64)]),
+            np.concatenate([choice_r.value[shared], values]),
+            n_categories=3,
+            n_units=data.n_units,
+            n_raters=h + 1,
+        )
+        humans = [
+            {"annotator": data.annotators[a][1], "n": int(pair_n), "cohen_kappa": _num(pair_k)}
+            for a, b, pair_n, pair_k in M.cohen_kappa_pairs(with_humans, min_shared=MIN_SHARED)
+            if b == h
+        ]
+        out.append(
+            {
+                "judge": name,
+                "judgments": len(mine),
+                "majority_n": n,
+                "majority_agreement": _num(np.mean(values[has] == side[units[has]])) if k else None,
+                "majority_kappa": kappa,
+                "humans": sorted(humans, key=lambda row: row["annotator"]),
+            }
+        )
+    return out
 
 
 def per_annotator(project: Project, data: CrowdData, choice_r: M.Ratings) -> list[dict[str, Any]]:
@@ -458,9 +527,45 @@ def crowd_figures(
             "by_source": by_source,
         },
         "pairs": _pairs(data, choice_r, questions["preference"][0]),
+        "model_vs_human": model_vs_human(data, choice_r, side),
         "resamples": n_resamples,
         "seed": seed,
     }
+
+
+def chosen_by_figures(project: Project, data: CrowdData, choice_r: M.Ratings) -> dict[str, dict[str, Any]]:
+    """Per queue order that chose the assignments (`Assignment.chosen_by`): assignments, submitted ones, and
+    the crowd A / tie / B answers given on them that meet a majority of the comparison's other answers
+    (leave-one-out, as `agreement_with_consensus`): `consensus_counted` and `agreement_with_consensus`."""
+    out = {
+        row["chosen_by"]: {
+            "assignments": row["n"],
+            "submitted": row["submitted"],
+            "consensus_counted": 0,
+            "agreement_with_consensus": None,
+        }
+        for row in Assignment.objects.filter(project=project)
+        .values("chosen_by")
+        .annotate(n=Count("pk"), submitted=Count("pk", filter=Q(status=Assignment.Status.SUBMITTED)))
+        .order_by("chosen_by")
+    }
+    units = {cid: i for i, cid in enumerate(data.unit_ids)}
+    raters = {aid: i for i, (aid, _) in enumerate(data.annotators)}
+    by_row = {
+        (units[cid], raters[aid]): order
+        for cid, aid, order in Judgment.objects.filter(project=project, assignment__isnull=False)
+        .order_by()
+        .values_list("comparison_id", "annotator_id", "assignment__chosen_by")
+        if cid in units and aid in raters
+    }
+    counted, hit = M.loo_consensus_hits(choice_r)
+    orders = [by_row.get(key) for key in zip(choice_r.unit.tolist(), choice_r.rater.tolist(), strict=True)]
+    for order in sorted({o for o in orders if o is not None}):
+        mine = counted & np.array([o == order for o in orders], dtype=bool)
+        row = out.setdefault(order, {"assignments": 0, "submitted": 0})
+        row["consensus_counted"] = int(mine.sum())
+        row["agreement_with_consensus"] = _num(hit[mine].mean()) if mine.any() else None
+    return out
 
 
 def project_figures(
@@ -470,7 +575,9 @@ def project_figures(
     `manage.py agreement --json` prints, the dashboard caches and the API returns."""
     data = data if data is not None else load_crowd(project)
     figures = crowd_figures(data, project.harm_categories or [], n_resamples=n_resamples, seed=seed)
-    figures["per_annotator"] = per_annotator(project, data, data.choice_ratings())
+    choice_r = data.choice_ratings()
+    figures["per_annotator"] = per_annotator(project, data, choice_r)
+    figures["chosen_by"] = chosen_by_figures(project, data, choice_r)
     return figures
 
 

@@ -650,13 +650,20 @@ def agreement_with_loo_consensus(r: Ratings) -> tuple[np.ndarray, np.ndarray]:
     category chosen by more than half of them. Every category counts, a tie included. Returns
     (share (n_raters,) with NaN where no rating counted, counted ratings (n_raters,)).
     """
+    counted, hit = loo_consensus_hits(r)
+    return _rater_share(r.rater[counted], hit[counted], r.n_raters)
+
+
+def loo_consensus_hits(r: Ratings) -> tuple[np.ndarray, np.ndarray]:
+    """Per rating (row): whether it counts toward `agreement_with_loo_consensus`, and whether it equals
+    the others' consensus there."""
     others = r.counts[r.unit]
     others[np.arange(r.unit.size), r.value] -= 1
     n_others = r.sizes[r.unit] - 1
     top = others.argmax(axis=1) if r.unit.size else np.empty(0, np.int64)
     top_count = others.max(axis=1) if r.unit.size else np.empty(0, np.int64)
     counted = (n_others >= 2) & (2 * top_count > n_others)
-    return _rater_share(r.rater[counted], (top == r.value)[counted], r.n_raters)
+    return counted, top == r.value
 
 
 def gold_accuracy(

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
+from annotate import model_scores
 from annotate.models import (
     Assignment,
     Axis,
@@ -28,7 +29,7 @@ from annotate.models import (
     Judgment,
     JudgmentRevision,
 )
-from insights import charts, model_scores
+from insights import charts
 from insights.adjudication import AdjudicationError, adjudication_set, comparisons_request_more
 from insights.consensus import GoldLabel, Vote, decide
 from insights.dashboard import (

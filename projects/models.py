@@ -36,6 +36,11 @@ def harm_label(value: str) -> str:
 
 
 class Project(models.Model):
+    class QueueOrder(models.TextChoices):
+        DEFAULT = "default", "Fewest judgments first"
+        UNCERTAINTY = "uncertainty", "Reward model least sure first (smallest |margin|)"
+        DISAGREEMENT = "disagreement", "Reward model disagrees most with the crowd first"
+
     class Justification(models.TextChoices):
         REQUIRED = "required", "Required"
         OPTIONAL = "optional", "Optional"
@@ -72,6 +77,12 @@ class Project(models.Model):
         default=3, help_text="Crowd judgments wanted per comparison."
     )
     gold_share = models.FloatField(default=0.0, help_text="Share of served comparisons that are gold (0–1).")
+    queue_order = models.CharField(
+        max_length=12,
+        choices=QueueOrder.choices,
+        default=QueueOrder.DEFAULT,
+        help_text="Which crowd comparison is served next (annotate/assignment.md).",
+    )
     reservation_minutes = models.PositiveIntegerField(default=30)
     revision_window_hours = models.PositiveIntegerField(default=24)
     show_gold_feedback = models.BooleanField(default=False)
@@ -141,6 +152,9 @@ class Annotator(models.Model):
     class Kind(models.TextChoices):
         CROWD = "crowd", "Crowd"
         SOURCE = "source", "Source label"
+        # A model labelling through the API: its judgments never count toward k, and the dashboards keep it
+        # out of the human figures (human–model κ beside them).
+        MODEL = "model", "Model judge"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotators")
     user = models.ForeignKey(

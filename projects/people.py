@@ -8,13 +8,29 @@ from __future__ import annotations
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
-from projects.models import AuditEvent, Membership, Project
+from projects.models import Annotator, AuditEvent, Membership, Project
 
 
 class PeopleError(ValueError):
     pass
+
+
+def annotator_for(*, project: Project, user) -> Annotator:
+    """The crowd Annotator row of a login within a project, created on first use (name = username)."""
+    found = Annotator.objects.filter(project=project, user=user).first()
+    if found is not None:
+        return found
+    name = user.get_username()
+    if Annotator.objects.filter(project=project, name=name).exists():
+        # An imported annotator already carries that name: imported names are never matched to logins.
+        name = f"{name} (user {user.pk})"
+    try:
+        with transaction.atomic():
+            return Annotator.objects.create(project=project, user=user, name=name)
+    except IntegrityError:
+        return Annotator.objects.get(project=project, user=user)
 
 
 def _audit(*, actor, action: str, membership: Membership, **data) -> None:
@@ -88,3 +104,29 @@ def membership_set_active(*, membership: Membership, active: bool, actor) -> Mem
         action = "membership.reactivated" if active else "membership.deactivated"
         _audit(actor=actor, action=action, membership=membership)
     return membership
+
+
+def membership_set_model_judge(*, membership: Membership, model_judge: bool, actor) -> Annotator:
+    """Mark the member's annotator of the project as a model judge (kind `model`) or a human (`crowd`).
+
+    A model judge labels like anyone (the workbench, or the labelling API with its token), but its judgments
+    never count toward k and the dashboards keep it out of the human figures. Refused once the annotator has
+    judgments: their k was counted (or not) by the kind they were given under."""
+    kind = Annotator.Kind.MODEL if model_judge else Annotator.Kind.CROWD
+    with transaction.atomic():
+        annotator = annotator_for(project=membership.project, user=membership.user)
+        annotator = Annotator.objects.select_for_update().get(pk=annotator.pk)
+        if annotator.kind == kind:
+            return annotator
+        if annotator.judgments.exists():
+            raise PeopleError(
+                f"{membership.user.get_username()} has judgments on this project already: mark a model judge "
+                "before it labels"
+            )
+        old = annotator.kind
+        annotator.kind = kind
+        annotator.save(update_fields=["kind"])
+        _audit(
+            actor=actor, action="membership.annotator_kind", membership=membership, old_kind=old, kind=kind
+        )
+    return annotator

@@ -24,6 +24,7 @@ SETTINGS = [
     "rubric_essential_cap",
     "overlap_k",
     "gold_share",
+    "queue_order",
     "reservation_minutes",
     "revision_window_hours",
     "show_gold_feedback",
@@ -89,6 +90,7 @@ class ProjectSettingsForm(forms.ModelForm):
             "rubric_essential_cap": "Rubric score cap when an essential criterion fails",
             "overlap_k": "Judgments per comparison (k)",
             "gold_share": "Share of gold comparisons",
+            "queue_order": "Queue order",
             "reservation_minutes": "Reservation time (minutes)",
             "revision_window_hours": "Revision window (hours)",
             "show_gold_feedback": "Show annotators the expected answer after a gold comparison",
@@ -102,6 +104,8 @@ class ProjectSettingsForm(forms.ModelForm):
             "auto_pause_min_gold": "An annotator is flagged (and paused, with a threshold) once they answered this "
             "many gold comparisons with an accuracy under the threshold (0.7 without one).",
             "overlap_k": "Crowd judgments wanted per comparison (1–50).",
+            "queue_order": "The model orders use the active reward model's scores; comparisons it has not scored "
+            "come after, fewest judgments first. k, the gold share and reservations hold in every order.",
             "reservation_minutes": "How long a comparison stays reserved for the annotator who opened it (1–1440).",
             "revision_window_hours": "How long an annotator may revise a submitted judgment (0–720).",
             "auto_pause_gold_threshold": "Flag and pause an annotator whose gold accuracy falls below this (0–1; "

@@ -1,4 +1,4 @@
-"""The admins' people page of a project: invite, set roles, deactivate."""
+"""The admins' people page of a project: invite, set roles, deactivate, mark model judges."""
 
 from __future__ import annotations
 
@@ -11,10 +11,16 @@ from django.views.decorators.http import require_http_methods
 
 from projects.access import get_project_for_user
 from projects.accounts import reset_password
-from projects.models import Membership
-from projects.people import PeopleError, membership_invite, membership_set_active, membership_set_role
+from projects.models import Annotator, Membership
+from projects.people import (
+    PeopleError,
+    membership_invite,
+    membership_set_active,
+    membership_set_model_judge,
+    membership_set_role,
+)
 
-ACTIONS = ("invite", "role", "deactivate", "reactivate", "reset_password")
+ACTIONS = ("invite", "role", "deactivate", "reactivate", "reset_password", "model_judge", "human")
 
 
 class InviteForm(forms.Form):
@@ -66,6 +72,13 @@ def people(request: HttpRequest, slug: str) -> HttpResponse:
                     raise PeopleError("only a superuser resets a superuser's password")
                 password = reset_password(user=membership.user, actor=request.user, project=project)
                 new_password = (membership.user.username, password)
+            elif action in ("model_judge", "human"):
+                membership = get_object_or_404(Membership, pk=request.POST.get("membership"), project=project)
+                membership_set_model_judge(
+                    membership=membership, model_judge=action == "model_judge", actor=request.user
+                )
+                messages.success(request, f"Saved {membership.user.username}.")
+                return redirect("project_people", slug=project.slug)
             elif action in ("role", "deactivate", "reactivate"):
                 membership = get_object_or_404(Membership, pk=request.POST.get("membership"), project=project)
                 if action == "role":
@@ -86,7 +99,12 @@ def people(request: HttpRequest, slug: str) -> HttpResponse:
                 form.add_error(None, str(e))
             else:  # a role change: the invite form was not sent
                 messages.error(request, str(e))
-    memberships = project.memberships.select_related("user").order_by("-is_active", "user__username")
+    memberships = list(project.memberships.select_related("user").order_by("-is_active", "user__username"))
+    judges = set(
+        Annotator.objects.filter(project=project, kind=Annotator.Kind.MODEL).values_list("user_id", flat=True)
+    )
+    for m in memberships:
+        m.model_judge = m.user_id in judges
     response = render(
         request,
         "projects/import_people.html",

@@ -6,8 +6,8 @@ class RewardtrainConfig(AppConfig):
     verbose_name = "Reward-model training"
 
     def ready(self) -> None:
+        from annotate import model_scores
         from curation import reward_terms
-        from insights import model_scores
         from projects.api import api
 
         from . import api as rewardtrain_api

@@ -1,4 +1,4 @@
-"""The reward models' scores, registered with `insights.model_scores` (see there) in RewardtrainConfig.ready()."""
+"""The reward models' scores, registered with `annotate.model_scores` (see there) in RewardtrainConfig.ready()."""
 
 from __future__ import annotations
 

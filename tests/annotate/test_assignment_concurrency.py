@@ -74,3 +74,27 @@ def test_one_annotator_claiming_from_many_tabs_at_once_gets_one_reservation():
 
     assert len(set(results)) == 1
     assert Assignment.objects.filter(project=project).count() == 1
+
+
+def test_claims_racing_in_the_uncertainty_order_still_fill_exactly_k():
+    from tests.annotate.test_queue_order import score
+
+    project = Project.objects.create(name="Race U", slug="race-u", overlap_k=3, queue_order="uncertainty")
+    comparisons = make_comparisons(project, 10)
+    score(project, comparisons, [0.1 * (i + 1) for i in range(9)] + [None])
+    users = [User.objects.create(username=f"uracer{i}") for i in range(40)]
+    Membership.objects.bulk_create(
+        Membership(user=u, project=project, role=Membership.Role.ANNOTATOR) for u in users
+    )
+    for u in users:
+        annotator_for(project=project, user=u)
+
+    results = race(40, lambda i: getattr(claim_next(project=project, user=users[i]), "pk", None))
+    # A claimer that found every candidate locked by others got nothing (SKIP LOCKED): the slots it left
+    # are still free, and the ones who got nothing claim them now, one after another.
+    late = [claim_next(project=project, user=users[i]) for i, pk in enumerate(results) if pk is None]
+
+    assert len([pk for pk in results if pk is not None]) + len([a for a in late if a is not None]) == 30
+    rows = list(Assignment.objects.filter(project=project).values_list("comparison_id", "chosen_by"))
+    assert Counter(c for c, _ in rows) == {c.pk: 3 for c in comparisons}
+    assert Counter(by for _, by in rows) == {"uncertainty": 27, "default": 3}

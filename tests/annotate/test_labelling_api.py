@@ -112,3 +112,21 @@ def test_the_labelling_api_is_in_the_openapi_schema(client, annotator):
     paths = client.get("/api/openapi.json").json()["paths"]
     for suffix in ("claim/", "{assignment_id}/submit/", "{assignment_id}/draft/", "{assignment_id}/skip/"):
         assert any(p.endswith(suffix) and "post" in ops for p, ops in paths.items()), suffix
+
+
+def test_a_model_judge_labels_with_its_token_outside_k(project, annotator, admin_user):
+    from annotate.models import Comparison
+    from projects.models import Membership
+    from projects.people import membership_set_model_judge
+
+    make_comparisons(project, 1)
+    membership = Membership.objects.get(user=annotator, project=project)
+    membership_set_model_judge(membership=membership, model_judge=True, actor=admin_user)
+    api = _client(annotator)
+    claimed = _post(api, f"/api/projects/{project.slug}/claim/").json()
+    body = {"answers": SAFE_ANSWERS, "submission_id": "judge-1"}
+    done = _post(api, f"/api/projects/{project.slug}/assignments/{claimed['assignment']}/submit/", body)
+    assert done.status_code == 200, done.content
+    judgment = Judgment.objects.get(pk=done.json()["judgment"])
+    assert judgment.annotator.kind == "model"
+    assert Comparison.objects.get().crowd_judgments == 0

@@ -128,7 +128,7 @@ def test_without_a_registered_score_source_the_browser_shows_no_model_scores(
 ):
     """insights knows the model side only through `model_scores`' registry: with nothing registered (an app
     that scores responses is not installed) the pages still answer and the model filter matches nothing."""
-    from insights import model_scores
+    from annotate import model_scores
 
     model = active_model(project)
     comparison = corpus["unanimous"]

@@ -95,3 +95,44 @@ def test_a_membership_of_another_project_cannot_be_changed_from_this_page(
     assert response.status_code == 404
     theirs.refresh_from_db()
     assert theirs.is_active
+
+
+@pytest.mark.django_db
+def test_admin_marks_a_model_judge_which_labels_outside_k_and_a_labelled_annotator_stays_as_it_is(
+    client, project, admin_user, annotator, annotator2
+):
+    from django.core.management import CommandError, call_command
+
+    from annotate.assignment import claim_next
+    from annotate.models import Comparison
+    from annotate.services import submit_judgment
+    from projects.models import Annotator
+    from tests.annotate.workbench_support import SAFE_ANSWERS
+    from tests.factories import make_comparisons
+
+    (comparison,) = make_comparisons(project, 1)
+    m = Membership.objects.get(user=annotator, project=project)
+    login(client, admin_user)
+    client.post(_url(project), {"action": "model_judge", "membership": m.pk})
+    judge = Annotator.objects.get(project=project, user=annotator)
+    assert judge.kind == "model"
+    assert "model judge" in client.get(_url(project)).content.decode()
+    event = AuditEvent.objects.get(action="membership.annotator_kind")
+    assert (event.data["old_kind"], event.data["kind"]) == ("crowd", "model")
+
+    a = claim_next(project=project, user=annotator)
+    submit_judgment(assignment=a, user=annotator, answers=SAFE_ANSWERS, submission_id="j1")
+    comparison.refresh_from_db()
+    assert comparison.crowd_judgments == 0  # a model judge's judgment is outside k
+    # Once it has judgments, its kind stays: k was counted under it.
+    client.post(_url(project), {"action": "human", "membership": m.pk})
+    judge.refresh_from_db()
+    assert judge.kind == "model"
+    with pytest.raises(CommandError, match="has judgments on this project already"):
+        call_command("model_judge", project.slug, annotator.username, "--human")
+    # The command marks another member, who has not labelled yet.
+    call_command("model_judge", project.slug, annotator2.username)
+    assert Annotator.objects.get(project=project, user=annotator2).kind == "model"
+    call_command("model_judge", project.slug, annotator2.username, "--human")
+    assert Annotator.objects.get(project=project, user=annotator2).kind == "crowd"
+    assert Comparison.objects.get().crowd_judgments == 0

@@ -85,6 +85,7 @@ def test_every_setting_can_be_changed_on_the_page_and_is_audited(client, researc
         "rubric_essential_cap": 0.25,
         "overlap_k": 5,
         "gold_share": 0.1,
+        "queue_order": "uncertainty",
         "reservation_minutes": 10,
         "revision_window_hours": 2,
         "show_gold_feedback": True,
@@ -164,7 +165,11 @@ def test_commands_refuse_bad_settings_naming_the_field_and_change_nothing():
         call_command("configure_project", "cli", "--set", "overlap_k=0", "--set", "gold_share=0.5")
     with pytest.raises(CommandError, match="unknown setting.*colour"):
         call_command("configure_project", "cli", "--set", "colour=blue")
+    with pytest.raises(CommandError, match="queue_order: Select a valid choice. random"):
+        call_command("configure_project", "cli", "--set", "queue_order=random")
+    call_command("configure_project", "cli", "--set", "queue_order=disagreement", stdout=StringIO())
+    assert Project.objects.get(slug="cli").queue_order == "disagreement"
     with pytest.raises(CommandError, match="exists already"):
         call_command("create_project", "cli", "Again")
     assert Project.objects.get(slug="cli").gold_share == 0.0
-    assert AuditEvent.objects.filter(action="project.configured").count() == 0
+    assert AuditEvent.objects.filter(action="project.configured").count() == 1  # the queue order only

@@ -1,8 +1,9 @@
-"""Reward-model scores as the comparison browser shows them, through a registry.
+"""Reward-model scores for the apps below the model side, through a registry.
 
-`insights` sits below the model side and never imports it (import-linter). An app that scores responses
+`annotate` (the model queue orders) and `insights` (the comparison browser) sit below the model side and never
+import it (import-linter); the registry lives in the lowest of them. An app that scores responses
 (`rewardtrain`) registers one `ScoreSource` in its `AppConfig.ready()`; with none registered, the browser shows
-no model scores and its "model disagrees" filter matches nothing.
+no model scores, its "model disagrees" filter matches nothing, and a model queue order is the default order.
 """
 
 from __future__ import annotations

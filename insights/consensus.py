@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from annotate.models import Comparison, Gold, Judgment
 from insights.models import Adjudication
-from projects.models import Project
+from projects.models import Annotator, Project
 
 AXES = ("overall", "helpfulness", "harmlessness")
 AGGREGATIONS = ("majority", "mean", "bt")
@@ -351,6 +351,7 @@ VOTE_FIELDS = (
     "imported",
     "is_gold",
     "annotator__flagged",
+    "annotator__kind",
     "preference",
     "choice",
     "helpfulness",
@@ -441,12 +442,17 @@ def consensus_outcomes(
             adjudications.setdefault(cid, {})[ax] = choice
         votes: dict[int, list[Vote]] = {}
         excluded: dict[int, Counter[str]] = {}
-        for cid, is_source, imported, is_gold, flagged, *answers in (
+        for cid, is_source, imported, is_gold, flagged, kind, *answers in (
             Judgment.objects.filter(comparison_id__in=ids).order_by().values_list(*VOTE_FIELDS)
         ):
+            # A gold comparison is one with a Gold row (as in insights.agreement): its votes are gold answers,
+            # whoever cast them, also imported `raw` votes. A model judge's labels are never human preference
+            # data: they stay out of every snapshot (its agreement with the humans is on the dashboard).
             reason = (
                 "gold_item"
-                if is_gold
+                if is_gold or cid in golds
+                else "model_judge"
+                if kind == Annotator.Kind.MODEL
                 else "imported"
                 if imported and "imported" in exclude
                 else "flagged"

@@ -138,6 +138,8 @@ LABELLING = {
     ("post", "/api/projects/{slug}/assignments/{assignment_id}/draft/"),
     ("post", "/api/projects/{slug}/assignments/{assignment_id}/skip/"),
 }
+# A model comparison's figures: researchers' access and content in tests/rewardtrain/test_eval_sets.py.
+ELSEWHERE = {("get", "/api/eval-comparisons/{job_id}")}
 
 
 def do(client, method: str, url: str, headers: dict, spec: dict):
@@ -155,7 +157,7 @@ def test_every_endpoint_is_covered(client, project, snapshot, job, run, jobs, re
     client.force_login(researcher)
     schema = client.get("/api/openapi.json").json()
     declared = {(m, p) for p, ops in schema["paths"].items() for m in ops}
-    covered = {("get", "/api/projects")} | LABELLING
+    covered = {("get", "/api/projects")} | LABELLING | ELSEWHERE
     for method, url, _ in calls(project, snapshot, job, run, jobs):
         path = url.split("?")[0]
         template = next(

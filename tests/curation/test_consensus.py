@@ -199,8 +199,10 @@ def test_project_consensus_known_answers(voted):
     assert c1.margin == pytest.approx(4 / 6)
     assert rows[voted["c3"].pk].label_origin == "source"
     c4 = rows[voted["c4"].pk]
-    # The gold-item judgment is not counted; gold overrides the remaining vote.
-    assert (c4.chosen, c4.label_origin, c4.votes) == ("a", "gold", 1)
+    # A gold comparison (one with a Gold row, as in the agreement figures): its votes are gold answers, served as
+    # gold or not, and none of them counts as a crowd vote; the gold label decides.
+    assert (c4.chosen, c4.label_origin, c4.votes) == ("a", "gold", 0)
+    assert c4.excluded_judgments == {"gold_item": 2}
     assert rows[voted["c5"].pk].label_origin == "adjudicated"
 
 
@@ -240,3 +242,17 @@ def test_streaming_batches_give_the_same_answer_as_one_batch(project):
     one = [(r.comparison_id, r.chosen) for r in consensus_outcomes(project, batch=1000)]
     many = [(r.comparison_id, r.chosen) for r in consensus_outcomes(project, batch=2)]
     assert one == many and len(one) == 7
+
+
+def test_a_model_judges_votes_never_make_a_consensus(project):
+    """A model judge labels through the API (for human-model agreement); its labels are not human preferences."""
+    humans = [crowd_annotator(project, n) for n in ("h1", "h2")]
+    judge = crowd_annotator(project, "judge-gpt")
+    judge.kind = "model"
+    judge.save()
+    c = make_comparison(project, "p1", "a1", "b1")
+    add_judgment(c, humans[0], preference=2)
+    add_judgment(c, humans[1], preference=-1)
+    add_judgment(c, judge, preference=3)  # would make it 2-1 for B
+    (row,) = consensus_outcomes(project)
+    assert row.status == NO_CONSENSUS and row.excluded_judgments == {"model_judge": 1}

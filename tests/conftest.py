@@ -67,3 +67,12 @@ def outsider(other_project) -> User:
 def login(client, user: User):
     client.force_login(user)
     return client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def broker_folders():
+    """Without REDIS_URL the Celery broker is the filesystem transport, whose folders `manage.py serve` makes at
+    start; a test that queues a task (an admin's retry, say) finds them whatever ran before it."""
+    from config.celery import ensure_broker_folders
+
+    ensure_broker_folders()

@@ -4,7 +4,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from rewardtrain import lineage_triggers
+from rewardtrain import triggers
 
 
 class Migration(migrations.Migration):
@@ -60,5 +60,5 @@ class Migration(migrations.Migration):
                 'ordering': ['-created_at'],
             },
         ),
-        migrations.RunSQL(lineage_triggers.TRIGGERS, lineage_triggers.UNTRIGGERS),  # see rewardtrain/lineage_triggers.py
+        migrations.RunSQL(triggers.TRIGGERS, triggers.UNTRIGGERS),  # see rewardtrain/triggers.py
     ]

@@ -4,7 +4,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from rewardtrain import lineage_triggers
+from rewardtrain import triggers
 
 
 class Migration(migrations.Migration):
@@ -59,5 +59,5 @@ class Migration(migrations.Migration):
             model_name='evaluationset',
             constraint=models.UniqueConstraint(fields=('project', 'name'), name='evaluation_set_unique_name'),
         ),
-        migrations.RunSQL(lineage_triggers.SET_TRIGGERS, lineage_triggers.SET_UNTRIGGERS),  # rewardtrain/lineage_triggers.py
+        migrations.RunSQL(triggers.SET_TRIGGERS, triggers.SET_UNTRIGGERS),  # rewardtrain/triggers.py
     ]

@@ -4,6 +4,13 @@
   "use strict";
   let focusKey = null;
 
+  // htmx wires the forms of swapped-in content only when the swap settles (about 20 ms later); a key pressed in
+  // between would submit the form natively and reload the page. Wiring it first is idempotent.
+  function wired(form) {
+    if (form && window.htmx) window.htmx.process(form);
+    return form;
+  }
+
   function rowOf(el) { return el && el.closest ? el.closest("[data-criterion-row]") : null; }
 
   document.addEventListener("keydown", function (event) {
@@ -13,6 +20,7 @@
     if (!button) return;
     event.preventDefault();
     focusKey = row.dataset.key;
+    wired(button.form);
     button.click();
   });
 
@@ -70,7 +78,7 @@
   });
 
   function submitOrder(key) {
-    const form = document.getElementById("reorder-form");
+    const form = wired(document.getElementById("reorder-form"));
     const list = document.querySelector("[data-criteria-list]");
     if (!form || !list) return;
     form.querySelectorAll("input[name=key]").forEach(function (input) { input.remove(); });

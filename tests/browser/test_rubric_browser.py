@@ -94,6 +94,7 @@ def test_researcher_creates_reorders_publishes_and_pins_a_rubric(server, browser
     page.locator('[data-criterion-row][data-key="c4"]').focus()
     page.keyboard.press("Alt+ArrowUp")
     page.wait_for_function("() => document.querySelectorAll('[data-criterion-row]')[2].dataset.key === 'c4'")
+    assert page.evaluate("window.__noReload") is True, "the move submitted natively and reloaded the page"
     page.wait_for_function("() => document.activeElement && document.activeElement.dataset.key === 'c4'")
     assert criteria_texts(page) == [
         "States the answer first",

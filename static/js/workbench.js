@@ -217,6 +217,8 @@
   function submitForm() {
     if (!state) return;
     saveDraftNowCancelled();
+    // htmx wires a swapped-in form only when the swap settles (~20 ms on): a fast key must not submit it natively.
+    if (window.htmx) window.htmx.process(state.form);
     state.form.requestSubmit();
   }
 

@@ -197,64 +197,131 @@ def live_judgments(project: Project, *, comparisons=None, exclude: Sequence[str]
     return qs
 
 
+CHUNK_ROWS = 20_000  # judgments read and turned into arrays at a time: memory is the arrays, not the rows
+
+
+def _chunks(queryset, fields: Sequence[str]):
+    """`queryset`'s rows (values_list of `fields`) in lists of CHUNK_ROWS, read through a server-side cursor."""
+    batch: list[tuple] = []
+    for row in queryset.order_by().values_list(*fields).iterator(chunk_size=CHUNK_ROWS):
+        batch.append(row)
+        if len(batch) == CHUNK_ROWS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _crowd_arrays(every, judges: set[int]) -> tuple[dict[str, np.ndarray], list[tuple]]:
+    """The crowd rows of `every` as column arrays, and the few other rows (source labels and model judges'
+    votes outside gold) as (comparison id, annotator id, is_source, choice). Read a chunk at a time, so a
+    project of a million votes costs its arrays (about 100 bytes a vote), never a Python row each."""
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in _COLUMNS}
+    others: list[tuple] = []
+    for chunk in _chunks(every, JUDGMENT_FIELDS):
+        crowd = []
+        for r in chunk:
+            if r[2] or r[1] in judges:
+                if r[3] is None:
+                    others.append((r[0], r[1], r[2], choice_of(r[4], r[5])))
+            else:
+                crowd.append(r)
+        if not crowd:
+            continue
+        c = list(zip(*crowd, strict=True))
+        n = len(crowd)
+        parts["cid"].append(np.array(c[0], dtype=np.int64))
+        parts["aid"].append(np.array(c[1], dtype=np.int64))
+        # A gold comparison is one with a Gold row, whatever the judgment's own is_gold says (DESIGN.md).
+        parts["on_gold"].append(np.fromiter((g is not None for g in c[3]), dtype=bool, count=n))
+        parts["choice"].append(_code([choice_of(ch, p) for ch, p in zip(c[4], c[5], strict=True)]))
+        parts["preference"].append(
+            np.fromiter((-9 if p is None else p for p in c[5]), dtype=np.int64, count=n)
+        )
+        parts["helpfulness"].append(_code(c[6]))
+        parts["harmlessness"].append(_code(c[7]))
+        parts["a_safe"].append(_bool_code(c[8]))
+        parts["b_safe"].append(_bool_code(c[9]))
+        parts["jid"].append(np.array(c[10], dtype=np.int64))
+        parts["shown_left"].append(_code(c[11]))
+        parts["time_ms"].append(
+            np.fromiter((np.nan if t is None else t for t in c[12]), dtype=np.float64, count=n)
+        )
+    empty = {"on_gold": bool, "time_ms": np.float64}
+    columns = {
+        name: np.concatenate(chunks) if chunks else np.empty(0, dtype=empty.get(name, np.int64))
+        for name, chunks in parts.items()
+    }
+    return columns, others
+
+
+_COLUMNS = (
+    "cid", "aid", "on_gold", "choice", "preference", "helpfulness", "harmlessness", "a_safe", "b_safe", "jid",
+    "shown_left", "time_ms",
+)  # fmt: skip
+
+
+def _rows_of(jids: np.ndarray, wanted: list[int]) -> np.ndarray:
+    """The rows of judgment ids `wanted` in `jids` (ids not there, written since `jids` was read, are left out)."""
+    order = np.argsort(jids, kind="stable")
+    ordered = jids[order]
+    want = np.array(wanted, dtype=np.int64)
+    pos = np.clip(np.searchsorted(ordered, want), 0, max(len(ordered) - 1, 0))
+    found = ordered[pos] == want if len(ordered) else np.zeros(len(want), dtype=bool)
+    return np.sort(order[pos[found]])
+
+
 def load_crowd(project: Project, *, comparisons=None, exclude: Sequence[str] = ()) -> CrowdData:
     """The arrays every figure is computed from (see `agreement.md`: what counts), over the project's live
     comparisons or only `comparisons`, less the judgments `exclude` names (see `live_judgments`)."""
     every = live_judgments(project, comparisons=comparisons, exclude=exclude)
-    rows = list(every.order_by().values_list(*JUDGMENT_FIELDS))
     names, judges = {}, set()
     for aid, name, kind in Annotator.objects.filter(project=project).values_list("id", "name", "kind"):
         names[aid] = name
         if kind == Annotator.Kind.MODEL:
             judges.add(aid)
     judgments = every.exclude(annotator_id__in=judges) if judges else every
-    crowd_rows = [r for r in rows if not r[2] and r[1] not in judges]
-    columns = list(zip(*crowd_rows, strict=True)) if crowd_rows else [()] * len(JUDGMENT_FIELDS)
-    n = len(crowd_rows)
-    # A gold comparison is one with a Gold row, whatever the judgment's own is_gold says (DESIGN.md).
-    on_gold = np.fromiter((g is not None for g in columns[3]), dtype=bool, count=n)
+    col, others = _crowd_arrays(every, judges)
+    on_gold = col["on_gold"]
+    n = len(on_gold)
     # Units in comparison-id order, raters in annotator-id order: stable whatever order the rows came in.
-    cids = np.array(columns[0], dtype=np.int64).reshape(n)
-    unit_ids_arr, unit_codes = np.unique(cids[~on_gold], return_inverse=True)
+    unit_ids_arr, unit_codes = np.unique(col["cid"][~on_gold], return_inverse=True)
     unit = np.full(n, MISSING, dtype=np.int64)
     unit[~on_gold] = unit_codes.reshape(-1)
-    rater_ids, rater = np.unique(np.array(columns[1], dtype=np.int64).reshape(n), return_inverse=True)
+    rater_ids, rater = np.unique(col["aid"], return_inverse=True)
     rater = rater.reshape(-1).astype(np.int64)
     unit_index = {int(cid): i for i, cid in enumerate(unit_ids_arr.tolist())}
     rater_index = {int(aid): i for i, aid in enumerate(rater_ids.tolist())}
-    choices, prefs = columns[4], columns[5]
     # Harm categories are read only where a response was marked unsafe (a safe response has none): decoding
     # every row's JSON lists would cost more than all the figures together.
-    row_of = {jid: i for i, jid in enumerate(columns[10])}
-    categories: dict[str, tuple[list[int], list[int]]] = {}
+    marked_ids: dict[str, tuple[list[int], list[int]]] = {}
     marked = (
         judgments.filter(is_source=False)
         .filter(Q(a_safe=False) | Q(b_safe=False))
         .order_by()
         .values_list("id", Cast("a_harm_categories", TextField()), Cast("b_harm_categories", TextField()))
     )
-    for jid, a_cats, b_cats in marked:
+    for jid, a_cats, b_cats in marked.iterator(chunk_size=CHUNK_ROWS):
         for side, text in ((0, a_cats), (1, b_cats)):
             if text and text != "[]":  # as text, so the many empty lists are never decoded
                 for name in json.loads(text):
-                    categories.setdefault(name, ([], []))[side].append(row_of[jid])
+                    marked_ids.setdefault(name, ([], []))[side].append(jid)
     data = CrowdData(
         unit_ids=list(unit_index),
         annotators=[(aid, names.get(aid, str(aid))) for aid in rater_index],
         unit=unit,
         rater=rater,
         on_gold=on_gold,
-        choice=_code([choice_of(c, p) for c, p in zip(choices, prefs, strict=True)]),
-        preference=np.fromiter((-9 if p is None else p for p in prefs), dtype=np.int64, count=len(prefs)),
-        helpfulness=_code(columns[6]),
-        harmlessness=_code(columns[7]),
-        a_safe=_bool_code(columns[8]),
-        b_safe=_bool_code(columns[9]),
-        shown_left=_code(columns[11]),
-        time_ms=np.fromiter((np.nan if t is None else t for t in columns[12]), dtype=np.float64),
+        choice=col["choice"],
+        preference=col["preference"],
+        helpfulness=col["helpfulness"],
+        harmlessness=col["harmlessness"],
+        a_safe=col["a_safe"],
+        b_safe=col["b_safe"],
+        shown_left=col["shown_left"],
+        time_ms=col["time_ms"],
         categories={
-            name: (np.array(a, dtype=np.int64), np.array(b, dtype=np.int64))
-            for name, (a, b) in categories.items()
+            name: (_rows_of(col["jid"], a), _rows_of(col["jid"], b)) for name, (a, b) in marked_ids.items()
         },
     )
     # Gold accuracy compares the FIRST submitted revision with the gold choice (DESIGN.md).
@@ -277,14 +344,14 @@ def load_crowd(project: Project, *, comparisons=None, exclude: Sequence[str] = (
     data.gold_answer = np.array(g_answer, dtype=np.int64)
     data.gold_value = np.array(g_value, dtype=np.int64)
     data.sources = [
-        (unit_index[r[0]], names.get(r[1], str(r[1])), choice_of(r[4], r[5]))
-        for r in rows
-        if r[2] and r[3] is None and r[0] in unit_index
+        (unit_index[cid], names.get(aid, str(aid)), choice)
+        for cid, aid, is_source, choice in others
+        if is_source and cid in unit_index
     ]
     data.model_judges = [
-        (unit_index[r[0]], names[r[1]], choice_of(r[4], r[5]))
-        for r in rows
-        if r[1] in judges and not r[2] and r[3] is None and r[0] in unit_index
+        (unit_index[cid], names[aid], choice)
+        for cid, aid, is_source, choice in others
+        if not is_source and cid in unit_index
     ]
     return data
 

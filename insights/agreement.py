@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,19 +143,34 @@ class CrowdData:
         b[on_b] = 1
         return a, b
 
-    def questions(self, harm_categories: Sequence[str]) -> dict[str, tuple[M.Ratings, bool, bool]]:
-        """name -> (ratings, ordinal, per response): the one set of question names of every surface.
-        `overall` is the A / tie / B choice, `preference` the 7-point answer where known (ordinal)."""
-        out = {
-            "overall": (self.choice_ratings(), False, False),
-            "preference": (self.preference_ratings(), True, False),
-            "helpfulness": (self.ratings(self.helpfulness, 3), False, False),
-            "harmlessness": (self.ratings(self.harmlessness, 3), False, False),
-            "safety": (self.side_ratings(self.a_safe, self.b_safe, 2), False, True),
+    def question_specs(
+        self, harm_categories: Sequence[str]
+    ) -> dict[str, tuple[Callable[[], M.Ratings], bool, bool]]:
+        """name -> (a function that builds its ratings, ordinal, per response): the one set of question names of
+        every surface. `overall` is the A / tie / B choice, `preference` the 7-point answer where known (ordinal).
+        Built one at a time by whoever reads them, so a project of a million votes never holds every question's
+        ratings at once."""
+        out: dict[str, tuple[Callable[[], M.Ratings], bool, bool]] = {
+            "overall": (self.choice_ratings, False, False),
+            "preference": (self.preference_ratings, True, False),
+            "helpfulness": (lambda: self.ratings(self.helpfulness, 3), False, False),
+            "harmlessness": (lambda: self.ratings(self.harmlessness, 3), False, False),
+            "safety": (lambda: self.side_ratings(self.a_safe, self.b_safe, 2), False, True),
         }
         for name in [*harm_categories, *sorted(set(self.categories) - set(harm_categories))]:
-            out[f"harm:{name}"] = (self.side_ratings(*self.category_values(name), 2), False, True)
+            out[f"harm:{name}"] = (
+                lambda name=name: self.side_ratings(*self.category_values(name), 2),
+                False,
+                True,
+            )
         return out
+
+    def questions(self, harm_categories: Sequence[str]) -> dict[str, tuple[M.Ratings, bool, bool]]:
+        """`question_specs` with every question's ratings built."""
+        return {
+            name: (build(), ordinal, per_response)
+            for name, (build, ordinal, per_response) in self.question_specs(harm_categories).items()
+        }
 
 
 JUDGMENT_FIELDS = (
@@ -371,38 +386,40 @@ def _ci(bounds: tuple[float, float] | None) -> list[float] | None:
 
 
 def question_figures(
-    questions: dict[str, tuple[M.Ratings, bool, bool]],
+    questions: dict[str, tuple[Callable[[], M.Ratings], bool, bool]],
     n_units: int,
     *,
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
     extra_columns: np.ndarray | None = None,
 ) -> tuple[dict[str, dict[str, Any]], np.ndarray | None]:
-    """Point figures and bootstrap 95% intervals of every question, from ONE set of resamples of the
-    `n_units` comparisons: every question's statistics (and `extra_columns`, per comparison) are stacked
-    and multiplied by the resampling weights once. For a comparison-level question each figure equals
-    `metrics.<figure>(ratings)` and each interval `metrics.bootstrap_ci(ratings, metric, n_resamples, seed)`.
-    A per-response question's statistics are summed per comparison, so a drawn comparison brings both of
-    its responses (a cluster bootstrap).
+    """Point figures and bootstrap 95% intervals of every question (`CrowdData.question_specs`), from ONE set
+    of resamples of the `n_units` comparisons: every question's statistics (and `extra_columns`, per
+    comparison) are multiplied by the same resampling weights. For a comparison-level question each figure
+    equals `metrics.<figure>(ratings)` and each interval `metrics.bootstrap_ci(ratings, metric, n_resamples,
+    seed)`. A per-response question's statistics are summed per comparison, so a drawn comparison brings both
+    of its responses (a cluster bootstrap). Each question's ratings are built, reduced to their statistics and
+    dropped before the next is built.
 
     Returns the figures (intervals as lists) and the resampled sums of `extra_columns` (n_resamples, k) or None.
     """
     prepared = []
-    for name, (r, ordinal, per_response) in questions.items():
+    for name, (build, ordinal, per_response) in questions.items():
+        r = build()
         layout, stats = M.question_stats(r, ordinal=ordinal)
         if per_response:
             stats = stats.reshape(n_units, 2, stats.shape[1]).sum(axis=1)
-        prepared.append((name, r, ordinal, layout, stats))
+        prepared.append((name, M.rating_counts(r), ordinal, layout, stats))
+        del r
     blocks = [p[4] for p in prepared]
     if extra_columns is not None:
         blocks.append(extra_columns)
-    stacked = np.hstack(blocks) if blocks else np.zeros((n_units, 0))
-    resampled = M.resampled_stats(stacked, n_resamples, seed)
+    resampled = M.resampled_blocks(blocks, n_resamples, seed) if blocks else np.zeros((n_resamples, 0))
     out: dict[str, dict[str, Any]] = {}
     start = 0
-    for name, r, ordinal, layout, stats in prepared:
+    for name, counts, ordinal, layout, stats in prepared:
         stop = start + stats.shape[1]
-        fig = M.figures_from_sums(r, layout, stats, resampled[:, start:stop], ordinal=ordinal)
+        fig = M.figures_from_sums(counts, layout, stats, resampled[:, start:stop], ordinal=ordinal)
         fig["ci"] = {metric: _ci(bounds) for metric, bounds in fig["ci"].items()}
         out[name] = fig
         start = stop
@@ -572,8 +589,8 @@ def crowd_figures(
 ) -> dict[str, Any]:
     """Every crowd agreement figure of `data`: per question with bootstrap intervals, source labels vs the
     crowd, annotator pairs. What the dashboard, `manage.py agreement`, the API and the dataset card show."""
-    questions = data.questions(harm_categories)
-    choice_r = questions["overall"][0]
+    questions = data.question_specs(harm_categories)
+    choice_r = data.choice_ratings()
     side = M.consensus(choice_r)
     source_cols, by_source = _source_columns(data, side)
     figs, source_resampled = question_figures(
@@ -593,7 +610,7 @@ def crowd_figures(
             "ci": _ci(M.percentile_interval(share, 0.95)) if n_src else None,
             "by_source": by_source,
         },
-        "pairs": _pairs(data, choice_r, questions["preference"][0]),
+        "pairs": _pairs(data, choice_r, data.preference_ratings()),
         "model_vs_human": model_vs_human(data, choice_r, side),
         "resamples": n_resamples,
         "seed": seed,

@@ -513,19 +513,34 @@ def resampled_stats(stats: np.ndarray, n_resamples: int, seed: int) -> np.ndarra
     n_units rows, so n_units x the largest entry bounds it), the product runs in float32, which is then
     exact and twice as fast; otherwise in float64.
     """
-    n_units = stats.shape[0]
-    out = np.zeros((n_resamples, stats.shape[1]))
-    if n_units == 0 or stats.shape[1] == 0:
-        return out
+    return resampled_blocks([stats], n_resamples, seed)
+
+
+def _exact32(stats: np.ndarray) -> bool:
     top = float(stats.max(initial=0.0))
-    exact32 = (
-        stats.min(initial=0.0) >= 0 and n_units * top < _F32_LIMIT and np.array_equal(stats, np.rint(stats))
+    return bool(
+        stats.min(initial=0.0) >= 0
+        and stats.shape[0] * top < _F32_LIMIT
+        and np.array_equal(stats, np.rint(stats))
     )
-    dtype = np.float32 if exact32 else np.float64
-    stats = stats.astype(dtype)
+
+
+def resampled_blocks(blocks: Sequence[np.ndarray], n_resamples: int, seed: int) -> np.ndarray:
+    """`resampled_stats` of the blocks' columns side by side (each block (n_units, width_i), the same units),
+    without stacking them into one more array: every block is multiplied by each chunk of weights in turn."""
+    width = sum(b.shape[1] for b in blocks)
+    out = np.zeros((n_resamples, width))
+    n_units = blocks[0].shape[0] if blocks else 0
+    if n_units == 0 or width == 0:
+        return out
+    dtype = np.float32 if all(_exact32(b) for b in blocks) else np.float64
+    cast = [b.astype(dtype, copy=False) for b in blocks]
     start = 0
     for w in weight_chunks(n_units, n_resamples, seed, dtype=dtype):
-        out[start : start + len(w)] = w @ stats
+        col = 0
+        for b in cast:
+            out[start : start + len(w), col : col + b.shape[1]] = w @ b
+            col += b.shape[1]
         start += len(w)
     return out
 
@@ -589,7 +604,7 @@ def question_figures(
             resampled[name] = sums[:, lo:hi]
     return {
         name: figures_from_sums(
-            questions[name],
+            rating_counts(questions[name]),
             *prepared[name],
             resampled[name],
             ordinal=name in ordinal,
@@ -599,8 +614,17 @@ def question_figures(
     }
 
 
+def rating_counts(r: Ratings) -> dict[str, int]:
+    """The counts a question's figures report beside its coefficients."""
+    return {
+        "ratings": int(r.unit.size),
+        "pairable_units": int(np.count_nonzero(r.sizes >= 2)),
+        "rated_units": int(np.count_nonzero(r.sizes >= 1)),
+    }
+
+
 def figures_from_sums(
-    r: Ratings,
+    counts: dict[str, int],
     layout: _Layout,
     stats: np.ndarray,
     resampled: np.ndarray,
@@ -608,15 +632,11 @@ def figures_from_sums(
     ordinal: bool,
     level: float = 0.95,
 ) -> dict[str, Any]:
-    """A question's figures from its per-unit statistics `stats` (as `question_stats` gives them, or summed
-    per cluster of units: only their total counts) and their resampled sums (n_resamples, width)."""
+    """A question's figures from its `rating_counts`, its per-unit statistics `stats` (as `question_stats` gives
+    them, or summed per cluster of units: only their total counts) and their resampled sums (n_resamples, width)."""
     metrics = NOMINAL_METRICS + (ORDINAL_METRICS if ordinal else ())
     total = stats.sum(axis=0, keepdims=True)
-    figures: dict[str, Any] = {
-        "ratings": int(r.unit.size),
-        "pairable_units": int(np.count_nonzero(r.sizes >= 2)),
-        "rated_units": int(np.count_nonzero(r.sizes >= 1)),
-    }
+    figures: dict[str, Any] = dict(counts)
     ci: dict[str, tuple[float, float] | None] = {}
     for metric in METRICS:
         if metric in metrics:

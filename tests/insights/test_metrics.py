@@ -441,6 +441,20 @@ def test_weights_in_small_chunks_are_the_documented_draws(monkeypatch):
     assert np.array_equal(M.bootstrap_weights(40, 30, seed=4), expected)
 
 
+@pytest.mark.parametrize("large", [False, True])
+def test_resampling_blocks_side_by_side_equals_resampling_them_stacked(monkeypatch, large):
+    """The agreement figures multiply each question's statistics by the weights in turn instead of stacking
+    them first (memory): the sums are the stacked ones, in float32 where all are exact, else float64."""
+    rng = np.random.default_rng(11)
+    blocks = [rng.integers(0, 9, size=(50, w)).astype(np.float64) for w in (3, 1, 4)]
+    if large:
+        blocks[1] = blocks[1] * 2**20  # sums that float32 cannot hold exactly: the product runs in float64
+    monkeypatch.setattr(M, "_CHUNK_BYTES", 50 * 12 * 7)  # several chunks of weights
+    stacked = M.resampled_stats(np.hstack(blocks), 40, seed=3)
+    assert np.array_equal(M.resampled_blocks(blocks, 40, seed=3), stacked)
+    assert stacked.shape == (40, 8)
+
+
 def test_cohen_kappa_pairs_with_many_raters_count_only_occurring_pairs(monkeypatch):
     r = random_ratings(np.random.default_rng(9), n_units=30, n_raters=7, n_categories=3, p=0.7)
     dense = M.cohen_kappa_pairs(r, min_shared=3)

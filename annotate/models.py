@@ -42,7 +42,7 @@ class Item(models.Model):
     # migration 0005 (the fields declare no db_collation).
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items", db_index=False)
     prompt = models.JSONField(help_text='Chat messages: [{"role": …, "content": …}].')
-    prompt_key = models.CharField(max_length=64, help_text="sha256 of the canonical JSON of the messages.")
+    prompt_key = models.CharField(max_length=64, help_text="Key of the canonical JSON of the messages (curation.canonical).")
     source = models.CharField(max_length=200, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     criteria = models.JSONField(default=list, blank=True, help_text="Item-specific rubric criteria.")
@@ -64,7 +64,7 @@ class Response(models.Model):
     # No separate index: the unique (item, text_key) index leads with item_id.
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="responses", db_index=False)
     text = models.TextField(blank=True)
-    text_key = models.CharField(max_length=64, help_text="sha256 of the exact text.")
+    text_key = models.CharField(max_length=64, help_text="Key of the exact text (curation.canonical).")
     model_name = models.CharField(max_length=200, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
 
@@ -96,7 +96,7 @@ class Comparison(models.Model):
     response_a = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     response_b = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     pair_key = models.CharField(
-        max_length=64, help_text="sha256 of prompt key + the sorted pair of text keys."
+        max_length=64, help_text="Key of the prompt key + the sorted pair of text keys."
     )
     extra_k = models.PositiveSmallIntegerField(
         default=0, help_text="Judgments wanted beyond the project's k."

@@ -34,17 +34,15 @@ class ProjectEventsConsumer(ClosesOnLogout, AsyncJsonWebsocketConsumer):
             await self.close(code=4404)
             return
         self.group = project_group(project.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.join_user_group(project.pk)
+        if not await self.join_groups(self.group, project_id=project.pk):
+            return  # the channel layer is down: closed, the page polls
         await self.accept()
 
     async def may_stay(self, user) -> bool:
         return await _project_for(user, self.scope["url_route"]["kwargs"]["slug"]) is not None
 
     async def disconnect(self, code: int) -> None:
-        await self.leave_user_group()
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self.leave_groups()
 
     async def project_event(self, event: dict) -> None:
         await self.send_json({"kind": event.get("kind", "")})

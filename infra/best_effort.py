@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any
 
+import redis.exceptions
 from django.conf import settings
 
 log = logging.getLogger(__name__)
@@ -109,3 +110,34 @@ def guarded(outage: Outage, what: str, fn, *args, **kwargs) -> bool:
         return False
     outage.ok()
     return True
+
+
+async def guarded_async(outage: Outage, what: str, fn, *args, skip: bool = True, **kwargs) -> bool:
+    """`guarded` for a coroutine function (a channel layer call in a websocket consumer). `skip=False` makes the
+    call even while the service is marked down (leaving a group: a socket's groups must go when it can)."""
+    if skip and outage.skip():
+        return False
+    try:
+        await fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - best-effort: the socket ends cleanly, the page polls instead
+        outage.failed(what, exc)
+        return False
+    outage.ok()
+    return True
+
+
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+class ChannelLayerOutage(logging.Filter):
+    """A logging filter for the channel layer's own logger (settings.LOGGING: `channels_redis.core` and `.pubsub`). channels_redis
+    logs a whole traceback each time it cannot reach Redis, e.g. while it cleans up a closed socket's channel;
+    such a record counts as a channel layer failure instead (one warning an interval, no traceback). Other records
+    pass as they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, UNREACHABLE):
+            CHANNELS.failed(record.getMessage().rstrip(":"), exc)
+            return False
+        return True

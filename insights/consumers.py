@@ -32,17 +32,15 @@ class DashboardConsumer(ClosesOnLogout, AsyncJsonWebsocketConsumer):
             await self.close(code=4404)
             return
         self.group = group_name(project_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.join_user_group(project_id)
+        if not await self.join_groups(self.group, project_id=project_id):
+            return  # the channel layer is down: closed, the page polls
         await self.accept()
 
     async def may_stay(self, user) -> bool:
         return await _project_id_for(user, self.scope["url_route"]["kwargs"]["slug"]) is not None
 
     async def disconnect(self, code: int) -> None:
-        await self.leave_user_group()
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self.leave_groups()
 
     async def receive_json(self, content, **kwargs) -> None:
         """The page says nothing worth answering."""

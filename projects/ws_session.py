@@ -23,12 +23,14 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from infra.best_effort import CHANNELS, guarded_async
 from projects.models import Membership
 
 log = logging.getLogger(__name__)
 
 LOGGED_OUT_CODE = 4401
 ACCESS_ENDED_CODE = 4403
+LAYER_DOWN_CODE = 4503  # the channel layer (Redis) cannot be reached: the page polls instead
 
 
 def user_group(user_id: int) -> str:
@@ -46,25 +48,43 @@ def fresh_user(user_id: int):
 
 
 class ClosesOnLogout:
-    """Mixin for AsyncJsonWebsocketConsumer: call `await self.join_user_group(project_id)` before accept() and
-    `await self.leave_user_group()` in disconnect(); override `may_stay(user)` with the consumer's access check."""
+    """Mixin for AsyncJsonWebsocketConsumer: `if not await self.join_groups(own_group, project_id=…): return` before
+    accept(), `await self.leave_groups()` in disconnect(); override `may_stay(user)` with the consumer's access check.
 
-    user_group_name: str | None = None
-    member_group_name: str | None = None
+    `join_groups` also joins the user's groups. When the channel layer (Redis) cannot be reached the socket is
+    closed with LAYER_DOWN_CODE and the page polls instead; the log gets one warning an interval
+    (infra.best_effort.CHANNELS), never a traceback per socket."""
 
-    async def join_user_group(self, project_id: int | None = None) -> None:
+    joined: tuple[str, ...] = ()
+
+    async def join_groups(self, *groups: str, project_id: int | None = None) -> bool:
+        names = list(groups)
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
-            self.user_group_name = user_group(user.pk)
-            await self.channel_layer.group_add(self.user_group_name, self.channel_name)
+            names.append(user_group(user.pk))
             if project_id is not None:
-                self.member_group_name = member_group(project_id, user.pk)
-                await self.channel_layer.group_add(self.member_group_name, self.channel_name)
+                names.append(member_group(project_id, user.pk))
+        for name in names:
+            if not await guarded_async(
+                CHANNELS, "websocket join", self.channel_layer.group_add, name, self.channel_name
+            ):
+                await self.leave_groups()
+                await self.close(code=LAYER_DOWN_CODE)
+                return False
+            self.joined = (*self.joined, name)
+        return True
 
-    async def leave_user_group(self) -> None:
-        for group in (self.user_group_name, self.member_group_name):
-            if group:
-                await self.channel_layer.group_discard(group, self.channel_name)
+    async def leave_groups(self) -> None:
+        joined, self.joined = self.joined, ()
+        for name in joined:
+            await guarded_async(
+                CHANNELS,
+                "websocket leave",
+                self.channel_layer.group_discard,
+                name,
+                self.channel_name,
+                skip=False,
+            )
 
     async def session_ended(self, event: dict) -> None:
         await self.close(code=LOGGED_OUT_CODE)

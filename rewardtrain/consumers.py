@@ -39,17 +39,15 @@ class RunProgressConsumer(ClosesOnLogout, AsyncJsonWebsocketConsumer):
         if project_id is None:
             await self.close(code=4404)
             return
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.join_user_group(project_id)
+        if not await self.join_groups(self.group, project_id=project_id):
+            return  # the channel layer is down: closed, the page polls
         await self.accept()
 
     async def may_stay(self, user) -> bool:
         return await _watched_project(user, self.run_id) is not None
 
     async def disconnect(self, code: int) -> None:
-        await self.leave_user_group()
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self.leave_groups()
 
     async def run_progress(self, event: dict) -> None:
         await self.send_json({"type": "progress", "run": self.run_id})

@@ -75,6 +75,7 @@ def test_every_setting_can_be_changed_on_the_page_and_is_audited(client, researc
     values = {
         "name": "Renamed",
         "description": "About it",
+        "task_kind": "ranking",
         "guidelines": "# Rules",
         "ask_overall": False,
         "ask_helpful_harmless": True,

@@ -11,6 +11,9 @@ import re
 
 import orjson
 
+# Defined in annotate, whose ranking service creates missing pair comparisons; the importers take it from here.
+from annotate.keys import pair_key as pair_key
+
 Messages = list[dict[str, str]]
 ROLES = ("system", "user", "assistant")
 
@@ -25,11 +28,6 @@ def prompt_key(messages: Messages) -> str:
 
 def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def pair_key(prompt: str, key_a: str, key_b: str) -> str:
-    low, high = (key_a, key_b) if key_a <= key_b else (key_b, key_a)
-    return hashlib.sha256(f"{prompt}:{low}:{high}".encode()).hexdigest()
 
 
 def as_messages(prompt: str | Messages) -> Messages:

@@ -16,12 +16,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotate.models import Comparison, Gold, Item, Ranking, Response
+from curation import importers
 from curation.canonical import as_messages, pair_key, prompt_key, text_key
+from curation.dataset_card import RANKING_FIGURES, agreement_figures
+from curation.exporters import card_path_for, export_snapshot
+from curation.snapshots import create_snapshot
 from insights import rank_metrics as R
 from insights.agreement import comparison_figures, project_figures
 from insights.dashboard import recompute_dashboard
 from projects.api_auth import create_token
 from projects.models import Annotator, Project
+from tests.curation.test_ranking_import_export import ranking_rows, write
 from tests.factories import crowd_annotator
 
 pytestmark = pytest.mark.django_db
@@ -133,3 +138,18 @@ def test_a_snapshots_comparisons_and_exclusions_select_the_rankings(ranked):
 
 def test_a_pairs_project_has_no_ranking_figures(project):
     assert "ranking" not in project_figures(project, n_resamples=10)
+
+
+def test_the_dataset_card_shows_the_dashboards_ranking_figures(project, tmp_path):
+    project.task_kind = Project.TaskKind.RANKING
+    project.harm_categories = ["violence", "privacy_violation"]
+    project.save()
+    importers.import_file(write(tmp_path / "r.jsonl", ranking_rows(8)), project=project, fmt="raw")
+    command = project_figures(project)["ranking"]
+    snapshot = create_snapshot(project=project)
+    # every item keeps a pair, so the snapshot's items are the project's: the same rankings count
+    assert agreement_figures(snapshot)["ranking"] == command
+    card = card_path_for(export_snapshot(snapshot, tmp_path / "out.jsonl", fmt="trl").path).read_text()
+    for key, title in RANKING_FIGURES:
+        ci = command["ci"][key]
+        assert f"| {title} | {command[key]:.3f} ({ci[0]:.3f} to {ci[1]:.3f}) |" in card

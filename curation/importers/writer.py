@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.db import connection
+from django.db.models import Count, Max
 from django.utils import timezone
 from psycopg.types.json import set_json_dumps
 
@@ -620,13 +621,18 @@ class Writer:
             if parsed.submission_id:
                 known_subs[parsed.submission_id] = ranking.pk
             report.ranking_revisions_created += 1
-            latest = max(number, ranking.revision_count) == number
-            ranking.revision_count = RankingRevision.objects.filter(ranking=ranking).count()
+            # As a pair vote's judgment: the ranking mirrors its highest-numbered revision (whatever order the
+            # file lists them in), counts them, and was created at the earliest.
+            top = RankingRevision.objects.filter(ranking=ranking).aggregate(
+                number=Max("number"), n=Count("pk")
+            )
+            latest = top["number"] == number
+            ranking.revision_count = top["n"]
+            ranking.created_at = min(ranking.created_at, at)
             if latest:
                 for name, value in fields.items():
                     setattr(ranking, name, value)
-                ranking.updated_at = max(ranking.updated_at, at)
-                ranking.created_at = min(ranking.created_at, at)
+                ranking.updated_at = at
             ranking.save()
             if latest:
                 write_implied_judgments(ranking, revision, answers={}, now=at)

@@ -249,3 +249,20 @@ def test_generic_lines_of_k_responses_are_served_as_rankings(ranking_project, tm
     assert (error.line, error.field) == (1, "responses") and "3 to 9" in error.message
     with pytest.raises(ValueError, match="every pair"):
         importers.import_file(tmp_path / "g.jsonl", project=ranking_project, fmt="generic", generic_pairs=2)
+
+
+def test_a_ranking_mirrors_its_highest_revision_whatever_the_file_order(ranking_project, tmp_path):
+    base = {"prompt": "Rank", "responses": ["x", "y", "z"], "annotator": "amy"}
+    rows = [
+        dict(base, ranking=[[2], [1], [0]], revision=2, created_at="2026-01-02T00:00:00+00:00"),
+        dict(base, ranking=[[0], [1], [2]], revision=1, created_at="2026-01-01T00:00:00+00:00"),
+    ]
+    importers.import_file(write(tmp_path / "r.jsonl", rows), project=ranking_project, fmt="raw")
+    ranking = Ranking.objects.get()
+    texts = dict(ranking.item.responses.values_list("id", "text"))
+    assert [[texts[r] for r in tier] for tier in ranking.tiers] == [["z"], ["y"], ["x"]]
+    assert ranking.revision_count == 2 and ranking.created_at.day == 1 and ranking.updated_at.day == 2
+    # the implied pairs say what revision 2 says: z over y over x
+    for judgment in ranking.pair_judgments.select_related("comparison__response_a", "comparison__response_b"):
+        a, b = judgment.comparison.response_a.text, judgment.comparison.response_b.text
+        assert judgment.choice == ("a" if a > b else "b")

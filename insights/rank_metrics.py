@@ -121,21 +121,11 @@ class Rankings:
 # --- per-unit statistics ------------------------------------------------------------------------------
 
 
-def _by_unit(r: Rankings) -> list[tuple[int, np.ndarray]]:
-    """Per rated unit: (unit, its (raters x responses) matrix of ranks, NaN where a rater left one out)."""
-    order = np.lexsort((r.response, r.rater, r.unit))
-    unit, rater, response, rank = r.unit[order], r.rater[order], r.response[order], r.rank[order]
-    cuts = np.flatnonzero(np.diff(unit)) + 1
-    out = []
-    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, unit.size], strict=True):
-        if lo == hi:
-            continue
-        raters, row = np.unique(rater[lo:hi], return_inverse=True)
-        responses, col = np.unique(response[lo:hi], return_inverse=True)
-        matrix = np.full((raters.size, responses.size), np.nan)
-        matrix[row, col] = rank[lo:hi]
-        out.append((int(unit[lo]), matrix))
-    return out
+def _owner(r: Rankings) -> np.ndarray:
+    """(n_responses,) the item of each response (0 for a response nobody ranked)."""
+    owner = np.zeros(r.n_responses, dtype=np.int64)
+    owner[r.response] = r.unit
+    return owner
 
 
 def kendall_w_units(r: Rankings) -> np.ndarray:
@@ -145,21 +135,50 @@ def kendall_w_units(r: Rankings) -> np.ndarray:
     W = 12 S / (m²(n³ − n) − m Σ T), S = Σ_j (R_j − m(n + 1)/2)², T = Σ (t³ − t) over each rater's tied groups
     of size t. Equals χ² / (m(n − 1)) with χ² scipy.stats.friedmanchisquare's (tie-corrected) statistic.
     Undefined with fewer than 2 such raters or responses, or when every one of them tied everything."""
-    out = np.full(r.n_units, np.nan)
-    for u, matrix in _by_unit(r):
-        complete = matrix[~np.isnan(matrix).any(axis=1)]
-        m, n = complete.shape
-        if m < 2 or n < 2:
-            continue
-        ties = 0.0
-        for row in complete:
-            _, t = np.unique(row, return_counts=True)
-            ties += float((t**3 - t).sum())
-        s = float(((complete.sum(axis=0) - m * (n + 1) / 2.0) ** 2).sum())
-        denominator = m * m * (n**3 - n) - m * ties
-        if denominator > 0:
-            out[u] = 12.0 * s / denominator
+    units = r.n_units
+    out = np.full(units, np.nan)
+    if not r.unit.size:
+        return out
+    owner = _owner(r)
+    ranked = np.zeros(r.n_responses, dtype=bool)
+    ranked[r.response] = True
+    n = np.bincount(owner[ranked], minlength=units).astype(np.float64)
+    # One ranking per (unit, rater): complete when it ranks all n of the unit's responses.
+    ranking_ids, ranking_of = np.unique(r.unit * r.n_raters + r.rater, return_inverse=True)
+    size = np.bincount(ranking_of)
+    ranking_unit = ranking_ids // max(r.n_raters, 1)
+    complete_ranking = size == n[ranking_unit]
+    keep = complete_ranking[ranking_of]
+    m = np.bincount(ranking_unit[complete_ranking], minlength=units).astype(np.float64)
+    sums = np.bincount(r.response[keep], weights=r.rank[keep], minlength=r.n_responses)
+    expected = m[owner] * (n[owner] + 1) / 2.0
+    s = np.bincount(owner[ranked], weights=((sums - expected) ** 2)[ranked], minlength=units)
+    # Tied groups: rows of one complete ranking with the same mid-rank.
+    width = 2 * r.n_responses + 2  # twice a mid-rank is an integer below this
+    groups, t = np.unique(
+        ranking_of[keep] * width + np.rint(2 * r.rank[keep]).astype(np.int64), return_counts=True
+    )
+    group_unit = ranking_unit[groups // width]
+    ties = np.bincount(group_unit, weights=(t**3 - t).astype(np.float64), minlength=units)
+    denominator = m * m * (n**3 - n) - m * ties
+    ok = (m >= 2) & (n >= 2) & (denominator > 0)
+    out[ok] = 12.0 * s[ok] / denominator[ok]
     return out
+
+
+def _within_ranking_pairs(r: Rankings) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (i, j) of every pair of responses within one rater's ranking of a unit, response[i] <
+    response[j]: K(K − 1)/2 per ranking of K."""
+    order = np.lexsort((r.response, r.rater, r.unit))
+    key = (r.unit * r.n_raters + r.rater)[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(key)) + 1]
+    ends = np.r_[starts[1:], key.size]
+    group_end = np.repeat(ends, ends - starts)
+    after = group_end - np.arange(key.size) - 1  # rows after each one in its ranking
+    left = np.repeat(np.arange(key.size), after)
+    first = np.cumsum(after) - after  # where each row's run of partners starts in `left`
+    right = left + 1 + np.arange(left.size) - np.repeat(first, after)
+    return order[left], order[right]
 
 
 def pairwise_counts(r: Rankings) -> tuple[np.ndarray, np.ndarray]:
@@ -167,18 +186,18 @@ def pairwise_counts(r: Rankings) -> tuple[np.ndarray, np.ndarray]:
     many give the two responses the same order (better, tie or worse) and how many were compared."""
     agree = np.zeros(r.n_units, dtype=np.int64)
     total = np.zeros(r.n_units, dtype=np.int64)
-    for u, matrix in _by_unit(r):
-        m, n = matrix.shape
-        if m < 2 or n < 2:
-            continue
-        i, j = np.triu_indices(n, 1)
-        rated = ~np.isnan(matrix)
-        both = rated[:, i] & rated[:, j]  # (raters, response pairs)
-        relation = np.sign(np.nan_to_num(matrix[:, i] - matrix[:, j]))
-        a, b = np.triu_indices(m, 1)
-        shared = both[a] & both[b]
-        agree[u] = int((shared & (relation[a] == relation[b])).sum())
-        total[u] = int(shared.sum())
+    if not r.unit.size:
+        return agree, total
+    i, j = _within_ranking_pairs(r)
+    relation = np.sign(r.rank[i] - r.rank[j]).astype(np.int64) + 1  # 0 better, 1 tie, 2 worse
+    pair_ids, pair_of = np.unique(r.response[i] * r.n_responses + r.response[j], return_inverse=True)
+    counts = np.bincount(pair_of * 3 + relation, minlength=3 * pair_ids.size).reshape(-1, 3)
+    both = counts.sum(axis=1)
+    pair_unit = _owner(r)[pair_ids // r.n_responses]
+    agree += np.bincount(
+        pair_unit, weights=(counts * (counts - 1) // 2).sum(axis=1), minlength=r.n_units
+    ).astype(np.int64)
+    total += np.bincount(pair_unit, weights=both * (both - 1) // 2, minlength=r.n_units).astype(np.int64)
     return agree, total
 
 
@@ -195,9 +214,7 @@ def rank_ratings(r: Rankings) -> tuple[M.Ratings, np.ndarray]:
         n_units=r.n_responses,
         n_raters=r.n_raters,
     )
-    owner = np.zeros(r.n_responses, dtype=np.int64)
-    owner[r.response] = r.unit
-    return ratings, owner
+    return ratings, _owner(r)
 
 
 # --- figures --------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ import json
 import random
 from collections import Counter
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from annotate.assignment import available_ranking_crowd
@@ -266,3 +268,33 @@ def test_a_ranking_mirrors_its_highest_revision_whatever_the_file_order(ranking_
     for judgment in ranking.pair_judgments.select_related("comparison__response_a", "comparison__response_b"):
         a, b = judgment.comparison.response_a.text, judgment.comparison.response_b.text
         assert judgment.choice == ("a" if a > b else "b")
+
+
+def test_a_ranking_rows_response_over_the_limit_is_named(ranking_project, tmp_path, settings):
+    settings.ARBITER_IMPORT_MAX_RESPONSE_CHARS = 100
+    row = {
+        "prompt": "Rank",
+        "responses": ["x", "y" * 101, "z"],
+        "annotator": "amy",
+        "ranking": [[0], [1], [2]],
+    }
+    with pytest.raises(importers.ImportFailed) as failed:
+        importers.import_file(write(tmp_path / "big.jsonl", [row]), project=ranking_project, fmt="raw")
+    [error] = failed.value.report.errors
+    assert (error.line, error.field) == (
+        1,
+        "responses[1]",
+    ) and "ARBITER_IMPORT_MAX_RESPONSE_CHARS" in error.message
+    assert not Item.objects.exists()
+
+
+def test_ranking_rows_import_from_parquet(ranking_project, tmp_path):
+    rows = [
+        {"prompt": f"Q{n}", "responses": ["x", "y", "z"], "annotator": name, "ranking": [[2], [0, 1]]}
+        for n in range(3)
+        for name in NAMES
+    ]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "r.parquet")
+    report = importers.import_file(tmp_path / "r.parquet", project=ranking_project, fmt="raw")
+    assert report.rankings_created == 9
+    assert Judgment.objects.filter(ranking__isnull=False).count() == 9 * 3

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import itertools
 import random
+import shutil
 
 import pytest
 import torch
 
+from rewardtrain.trainer import checkpoints
 from rewardtrain.trainer.data import (
     Pair,
     collate,
@@ -16,10 +18,12 @@ from rewardtrain.trainer.data import (
     collate_packed,
     encode_pairs,
     item_groups,
+    write_pairs_jsonl,
 )
 from rewardtrain.trainer.training import TrainConfig, _Plan, load_model, load_tokenizer, objective_loss, train
 from rewardtrain.trainer.wrapping import RewardModel
 from tests.rewardtrain.rewardtrain_toys import FILLER, toy_config
+from tests.rewardtrain.test_trainer_modes import LOSS_TOLERANCE, assert_same_weights, torchrun, weights
 
 GRADES = [
     "thank you kindly, happy to help",
@@ -161,3 +165,36 @@ def test_grouped_packed_lora_training_runs_and_learns(tiny_llama, tmp_path):
     m = train(pairs, config, output_dir=tmp_path).metrics
     assert m["train_sequences"] == 4 * (m["train_pairs"] // 6) * config.epochs
     assert m["train_losses"][-1] < m["train_losses"][0]
+
+
+def test_a_grouped_run_resumes_to_the_same_weights(tiny_model, tmp_path):
+    pairs = ranking_pairs(24)
+    cfg = toy_config(
+        tiny_model, group_pairs=True, batch_size=3, epochs=2, checkpoint_every=2, keep_checkpoints=10
+    )
+    whole = train(pairs, cfg, output_dir=tmp_path / "whole")
+    kept = checkpoints.list_complete(tmp_path / "whole" / "checkpoints")
+    shutil.copytree(kept[0].path, tmp_path / "again" / "checkpoints" / kept[0].path.name)
+    again = train(pairs, cfg, output_dir=tmp_path / "again")
+    assert again.resumed_from_step == kept[0].step
+    assert again.metrics["train_losses"] == pytest.approx(
+        whole.metrics["train_losses"][kept[0].step :], abs=1e-6
+    )
+    assert_same_weights(weights(again.model_dir), weights(whole.model_dir), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_grouped_fsdp_on_two_processes_matches_one_process(tiny_llama, tmp_path):
+    pairs = ranking_pairs(32, seed=2)
+    write_pairs_jsonl(pairs, tmp_path / "pairs.jsonl")
+    values = dict(base_model=tiny_llama, lr=3e-3, epochs=2, batch_size=2, max_length=64, eval_fraction=0.25,
+                  progress_every=1, num_threads=1, group_pairs=True, checkpoint_every=0)  # fmt: skip
+    sharded = torchrun({"config": {**values, "mode": "fsdp"}, "pairs_path": str(tmp_path / "pairs.jsonl"),
+                        "output_dir": str(tmp_path / "fsdp")}, tmp_path / "fsdp")  # fmt: skip
+    # One process with two micro-batches per step sees what the two ranks see together.
+    alone = train(pairs, TrainConfig(**values, grad_accum=2), output_dir=tmp_path / "one")
+    m = sharded["metrics"]
+    assert m["world_size"] == 2 and m["train_sequences"] == alone.metrics["train_sequences"]
+    assert m["train_sequences"] == 4 * (m["train_pairs"] // 6) * 2
+    assert m["train_losses"] == pytest.approx(alone.metrics["train_losses"], abs=LOSS_TOLERANCE)
+    assert_same_weights(weights(sharded["model_dir"]), weights(alone.model_dir), atol=1e-5)

@@ -19,13 +19,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from annotate import ranking_views
 from annotate.assignment import (
     annotator_for,
     claim_next,
     labelling_blocked_reason,
     remaining_for,
+    remaining_rankings_for,
 )
-from annotate.models import Assignment, Draft, Judgment, Severity
+from annotate.models import Assignment, Draft, Judgment, Ranking, Severity
+from annotate.ranking_services import gold_accuracy, submit_ranking
 from annotate.rendering import render_conversation, render_markdown
 from annotate.services import (
     SKIP_REASONS,
@@ -174,11 +177,17 @@ def _shown_answers(judgment: Judgment) -> dict:
 
 
 def _progress(project: Project, user, assignment: Assignment | None) -> dict:
-    """Done today, and left for this annotator counting the comparison on screen."""
+    """Done today, and left for this annotator counting the comparison (the item to rank) on screen."""
     annotator = annotator_for(project=project, user=user)
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    done_today = Judgment.objects.filter(annotator=annotator, created_at__gte=start).count()
     current = int(assignment is not None and assignment.status == Assignment.Status.RESERVED)
+    if project.task_kind == Project.TaskKind.RANKING:
+        done_today = Ranking.objects.filter(annotator=annotator, created_at__gte=start).count()
+        return {
+            "done_today": done_today,
+            "left": remaining_rankings_for(project=project, annotator=annotator) + current,
+        }
+    done_today = Judgment.objects.filter(annotator=annotator, created_at__gte=start).count()
     return {"done_today": done_today, "left": remaining_for(project=project, annotator=annotator) + current}
 
 
@@ -191,7 +200,7 @@ def _comparison_context(
     answers: dict | None = None,
     feedback: dict | None = None,
     notice: str = "",
-    judgment: Judgment | None = None,
+    judgment: Judgment | Ranking | None = None,
 ) -> dict:
     ctx: dict = {
         "project": project,
@@ -213,6 +222,19 @@ def _comparison_context(
     }
     if assignment is None:
         return ctx
+    draft, draft_version = _draft_for(assignment, answers, judgment)
+    ctx.update(
+        {
+            "draft": draft or {},
+            "draft_version": draft_version,
+            "submission_id": uuid.uuid4().hex,
+            "started_ms": int(timezone.now().timestamp() * 1000),
+        }
+    )
+    if assignment.item_id is not None:
+        ctx["turns"] = render_conversation(assignment.item.prompt)
+        ctx.update(ranking_views.cards_context(assignment, draft, ctx["errors"]))
+        return ctx
     comparison = assignment.comparison
     left, right = (
         (comparison.response_a, comparison.response_b)
@@ -220,19 +242,6 @@ def _comparison_context(
         else (comparison.response_b, comparison.response_a)
     )
     left_html, right_html = render_markdown(left.text), render_markdown(right.text)
-    draft = None
-    draft_version = 0
-    if answers is None and judgment is None:
-        found = Draft.objects.filter(assignment=assignment).first()
-        if found is not None:
-            draft, draft_version = found.data, found.version
-    elif judgment is not None and answers is None:
-        draft = _shown_answers(judgment)
-    else:
-        draft = answers
-        draft_version = (
-            Draft.objects.filter(assignment=assignment).values_list("version", flat=True).first() or 0
-        )
     ctx.update(
         {
             "turns": render_conversation(comparison.item.prompt),
@@ -242,14 +251,26 @@ def _comparison_context(
                     "right", "b" if assignment.shown_left == "a" else "a", right_html, ctx["errors"], draft
                 ),
             ],
-            "draft": draft or {},
-            "draft_version": draft_version,
-            "submission_id": uuid.uuid4().hex,
-            "started_ms": int(timezone.now().timestamp() * 1000),
             **_rubric_context(comparison, draft, ctx["errors"]),
         }
     )
     return ctx
+
+
+def _draft_for(
+    assignment: Assignment, answers: dict | None, judgment: Judgment | Ranking | None
+) -> tuple[dict | None, int]:
+    """What the form starts from, and the draft version: the stored draft; a submitted judgment's (ranking's)
+    answers for a revision; or the answers just refused."""
+    if answers is None and judgment is None:
+        found = Draft.objects.filter(assignment=assignment).first()
+        return (found.data, found.version) if found is not None else (None, 0)
+    if answers is None:
+        if isinstance(judgment, Ranking):
+            return ranking_views.form_fields(judgment), 0
+        return _shown_answers(judgment), 0
+    version = Draft.objects.filter(assignment=assignment).values_list("version", flat=True).first() or 0
+    return answers, version
 
 
 def _panel(shown: str, side: str, html, errors: dict, draft: dict | None = None) -> dict:
@@ -318,18 +339,25 @@ def workbench_submit(request: HttpRequest, slug: str, assignment_id: int) -> Htt
     if (retry_after := submit_retry_after(request.user.pk)) is not None:
         return too_many_submits(retry_after, json=False)
     assignment = _get_assignment_for_user(request, project, assignment_id)
-    answers = _answers_from_post(request)
     version = request.POST.get("draft_version")
+    submission = {
+        "assignment": assignment,
+        "user": request.user,
+        "submission_id": request.POST.get("submission_id", ""),
+        "draft_version": int(version) if version and version.isdigit() else None,
+        "draft_tab": request.POST.get("draft_tab", "")[:64],
+    }
     try:
-        judgment = submit_judgment(
-            assignment=assignment,
-            user=request.user,
-            answers=answers,
-            submission_id=request.POST.get("submission_id", ""),
-            draft_version=int(version) if version and version.isdigit() else None,
-            draft_tab=request.POST.get("draft_tab", "")[:64],
-        )
+        if assignment.item_id is not None:
+            answers = ranking_views.answers_from_post(request.POST)
+            ranking = submit_ranking(answers=answers, **submission)
+            feedback = ranking_views.gold_feedback(ranking, *gold_accuracy(ranking))
+        else:
+            answers = _answers_from_post(request)
+            feedback = _gold_feedback(submit_judgment(answers=answers, **submission))
     except AnswerError as exc:
+        if assignment.item_id is not None:  # the form's fields as they were, for the page to show again
+            answers = _answers_from_post(request)
         ctx = _comparison_context(request, project, assignment, errors=exc.errors, answers=answers)
         ctx["revealed"] = request.POST.get("revealed") == "1"  # what was revealed stays so
         return _render_workbench(request, ctx, status=200 if request.htmx else 400)
@@ -347,9 +375,7 @@ def workbench_submit(request: HttpRequest, slug: str, assignment_id: int) -> Htt
     if not request.htmx:
         return redirect("workbench", slug=project.slug)
     nxt = claim_next(project=project, user=request.user)
-    return _render_workbench(
-        request, _comparison_context(request, project, nxt, feedback=_gold_feedback(judgment))
-    )
+    return _render_workbench(request, _comparison_context(request, project, nxt, feedback=feedback))
 
 
 @login_required

@@ -18,11 +18,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def ranking_project(project) -> Project:
-    project.task_kind = Project.TaskKind.RANKING
-    project.ask_safety = False
-    project.save()
-    return project
+def ranking_project(ranking_project) -> Project:
+    """Without the safety question: these tests are about the order."""
+    ranking_project.ask_safety = False
+    ranking_project.save()
+    return ranking_project
 
 
 def safe_for(ids) -> dict:

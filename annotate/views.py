@@ -28,7 +28,7 @@ from annotate.assignment import (
     remaining_rankings_for,
 )
 from annotate.models import Assignment, Draft, Judgment, Ranking, Severity
-from annotate.ranking_services import gold_accuracy, submit_ranking
+from annotate.ranking_services import gold_accuracy, revise_ranking, submit_ranking
 from annotate.rendering import render_conversation, render_markdown
 from annotate.services import (
     SKIP_REASONS,
@@ -470,42 +470,74 @@ def workbench_history(request: HttpRequest, slug: str) -> HttpResponse:
         .select_related("comparison__item")
         .order_by("-created_at")[:200]
     )
-    return render(request, "annotate/workbench_history.html", {"project": project, "judgments": judgments})
+    rankings = (
+        Ranking.objects.filter(
+            project=project, annotator__user=request.user, assignment__isnull=False, created_at__gte=since
+        )
+        .select_related("item")
+        .order_by("-created_at")[:200]
+    )
+    return render(
+        request,
+        "annotate/workbench_history.html",
+        {"project": project, "judgments": judgments, "rankings": rankings},
+    )
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def workbench_revise(request: HttpRequest, slug: str, judgment_id: int) -> HttpResponse:
     project = _get_project_for_labeller(request, slug)
-    judgment = _get_judgment_for_user(request, project, judgment_id)
-    assignment = judgment.assignment
-    open_until = revision_open_until(judgment)
+    return _revise_page(request, project, _get_judgment_for_user(request, project, judgment_id))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def workbench_revise_ranking(request: HttpRequest, slug: str, ranking_id: int) -> HttpResponse:
+    project = _get_project_for_labeller(request, slug)
+    ranking = (
+        Ranking.objects.select_related("assignment__item", "annotator", "project", "item")
+        .filter(pk=ranking_id, project=project, annotator__user=request.user, assignment__isnull=False)
+        .first()
+    )
+    if ranking is None:
+        raise Http404("No such ranking")
+    return _revise_page(request, project, ranking)
+
+
+def _revise_page(request: HttpRequest, project: Project, record: Judgment | Ranking) -> HttpResponse:
+    """Show a submitted judgment or ranking with its answers, and store a revision of it (POST)."""
+    assignment = record.assignment
+    open_until = revision_open_until(record)
+    extra = {"open_until": open_until}
+    if isinstance(record, Ranking):
+        extra["revise_url"] = reverse("workbench_revise_ranking", args=[project.slug, record.pk])
+    else:
+        extra["revise_url"] = reverse("workbench_revise", args=[project.slug, record.pk])
     if request.method == "POST":
-        answers = _answers_from_post(request)
+        form = _answers_from_post(request)
+        submission_id = request.POST.get("submission_id", "")
         try:
-            revise_judgment(
-                judgment=judgment,
-                user=request.user,
-                answers=answers,
-                submission_id=request.POST.get("submission_id", ""),
-            )
+            if isinstance(record, Ranking):
+                answers = ranking_views.answers_from_post(request.POST)
+                revise_ranking(
+                    ranking=record, user=request.user, answers=answers, submission_id=submission_id
+                )
+            else:
+                revise_judgment(judgment=record, user=request.user, answers=form, submission_id=submission_id)
         except AnswerError as exc:
             ctx = _comparison_context(
-                request, project, assignment, errors=exc.errors, answers=answers, judgment=judgment
+                request, project, assignment, errors=exc.errors, answers=form, judgment=record
             )
-            return render(
-                request, "annotate/workbench_revise.html", ctx | {"open_until": open_until}, status=400
-            )
+            return render(request, "annotate/workbench_revise.html", ctx | extra, status=400)
         except SubmissionRefused as exc:
-            ctx = _comparison_context(request, project, assignment, judgment=judgment, notice=str(exc))
-            return render(
-                request, "annotate/workbench_revise.html", ctx | {"open_until": open_until}, status=409
-            )
+            ctx = _comparison_context(request, project, assignment, judgment=record, notice=str(exc))
+            return render(request, "annotate/workbench_revise.html", ctx | extra, status=409)
         return redirect(reverse("workbench_history", args=[project.slug]) + "?revised=1")
-    ctx = _comparison_context(request, project, assignment, judgment=judgment)
+    ctx = _comparison_context(request, project, assignment, judgment=record)
     if timezone.now() > open_until:
         ctx["notice"] = "The revision window for this judgment has closed."
-    return render(request, "annotate/workbench_revise.html", ctx | {"open_until": open_until})
+    return render(request, "annotate/workbench_revise.html", ctx | extra)
 
 
 # --- Researcher controls: pause / resume and guidelines -------------------------------------------------

@@ -88,3 +88,24 @@ def test_others_get_404_on_a_ranking_assignment(client, ranking_project, annotat
         resp = login(client, user).post(url, _form(assignment, [assignment.display_order]))
         assert resp.status_code == 404
     assert not Ranking.objects.exists()
+
+
+def test_history_lists_rankings_and_the_revise_page_stores_a_revision(client, ranking_project, annotator):
+    make_ranking_item(ranking_project, 3)
+    login(client, annotator).get(reverse("workbench", args=[ranking_project.slug]))
+    assignment = Assignment.objects.get(annotator__user=annotator)
+    a, b, c = assignment.display_order
+    url = reverse("workbench_submit", args=[ranking_project.slug, assignment.pk])
+    client.post(url, _form(assignment, [[a], [b], [c]]), headers={"HX-Request": "true"})
+    ranking = Ranking.objects.get()
+    revise = reverse("workbench_revise_ranking", args=[ranking_project.slug, ranking.pk])
+    assert revise in client.get(reverse("workbench_history", args=[ranking_project.slug])).content.decode()
+    page = client.get(revise).content.decode()
+    assert "Revise your ranking" in page and f"[[{a}],[{b}],[{c}]]" in page  # prefilled with the answers
+    bad = client.post(revise, _form(assignment, [[c]], submission_id="rev-0"))
+    assert bad.status_code == 400 and "Rank every response" in bad.content.decode()
+    done = client.post(revise, _form(assignment, [[c, b], [a]], submission_id="rev-1"))
+    assert done.status_code == 302
+    ranking.refresh_from_db()
+    assert ranking.tiers == [[c, b], [a]] and ranking.revision_count == 2
+    assert {j.revision_count for j in Judgment.objects.filter(ranking=ranking)} == {2}

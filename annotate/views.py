@@ -108,15 +108,17 @@ def _get_assignment_for_user(request: HttpRequest, project: Project, assignment_
     return assignment
 
 
-def _get_judgment_for_user(request: HttpRequest, project: Project, judgment_id: int) -> Judgment:
-    judgment = (
-        Judgment.objects.select_related("assignment", "annotator", "project", "comparison")
-        .filter(pk=judgment_id, project=project, annotator__user=request.user, assignment__isnull=False)
+def _get_submitted_for_user(request: HttpRequest, project: Project, model, pk: int, *related: str):
+    """The user's own judgment or ranking (`model`) given on the workbench (not imported, not implied by a
+    ranking), else 404."""
+    found = (
+        model.objects.select_related("assignment", "annotator", "project", *related)
+        .filter(pk=pk, project=project, annotator__user=request.user, assignment__isnull=False)
         .first()
     )
-    if judgment is None:
-        raise Http404("No such judgment")
-    return judgment
+    if found is None:
+        raise Http404(f"No such {model._meta.verbose_name}")
+    return found
 
 
 # The form's own bookkeeping, not answers.
@@ -488,20 +490,15 @@ def workbench_history(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def workbench_revise(request: HttpRequest, slug: str, judgment_id: int) -> HttpResponse:
     project = _get_project_for_labeller(request, slug)
-    return _revise_page(request, project, _get_judgment_for_user(request, project, judgment_id))
+    judgment = _get_submitted_for_user(request, project, Judgment, judgment_id, "comparison")
+    return _revise_page(request, project, judgment)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def workbench_revise_ranking(request: HttpRequest, slug: str, ranking_id: int) -> HttpResponse:
     project = _get_project_for_labeller(request, slug)
-    ranking = (
-        Ranking.objects.select_related("assignment__item", "annotator", "project", "item")
-        .filter(pk=ranking_id, project=project, annotator__user=request.user, assignment__isnull=False)
-        .first()
-    )
-    if ranking is None:
-        raise Http404("No such ranking")
+    ranking = _get_submitted_for_user(request, project, Ranking, ranking_id, "assignment__item", "item")
     return _revise_page(request, project, ranking)
 
 

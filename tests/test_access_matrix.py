@@ -135,16 +135,8 @@ EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
     "password_change": ("GET", ("login", 200, 200, 200, 200, 200), ("login", 200, 200, 200, 200, 200)),
     "project_people": ("GET", ("login", 404, 404, 404, 404, 200), ("login", 404, 404, 404, 404, 200)),
     "project_rubric": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
-    "rewardtrain:eval_set_list": (
-        "GET",
-        ("login", 404, 404, 404, 200, 200),
-        ("login", 404, 404, 404, 404, 200),
-    ),
-    "rewardtrain:eval_compare": (
-        "POST",
-        ("login", 404, 404, 404, 400, 400),
-        ("login", 404, 404, 404, 404, 400),
-    ),
+    "rewardtrain:eval_set_list": ("GET", ("login", 404, 404, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
+    "rewardtrain:eval_compare": ("POST", ("login", 404, 404, 404, 400, 400), ("login", 404, 404, 404, 404, 400)),
     "rewardtrain:eval_comparison": (
         "GET",
         ("login", 404, 404, 404, 200, 200),

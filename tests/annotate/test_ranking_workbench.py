@@ -21,6 +21,14 @@ def _form(assignment: Assignment, tiers, **fields) -> dict:
     return data
 
 
+def _open(client, project, user) -> tuple[Assignment, str]:
+    """The user opens the workbench on an item of three responses: their assignment and its submit URL."""
+    make_ranking_item(project, 3)
+    login(client, user).get(reverse("workbench", args=[project.slug]))
+    assignment = Assignment.objects.get(annotator__user=user)
+    return assignment, reverse("workbench_submit", args=[project.slug, assignment.pk])
+
+
 def test_page_shows_the_prompt_and_the_cards_in_the_stored_order(client, ranking_project, annotator):
     item = make_ranking_item(ranking_project, 4, "Which **answer** is best?")
     page = login(client, annotator).get(reverse("workbench", args=[ranking_project.slug]))
@@ -64,11 +72,8 @@ def test_submit_by_htmx_stores_the_ranking_and_serves_the_next_item(client, rank
 
 
 def test_refused_submit_shows_each_error_beside_its_card(client, ranking_project, annotator):
-    make_ranking_item(ranking_project, 3)
-    login(client, annotator).get(reverse("workbench", args=[ranking_project.slug]))
-    assignment = Assignment.objects.get(annotator__user=annotator)
+    assignment, url = _open(client, ranking_project, annotator)
     a, b, c = assignment.display_order
-    url = reverse("workbench_submit", args=[ranking_project.slug, assignment.pk])
     data = _form(assignment, [[a], [b]], **{f"r{c}_safe": "unsafe"})
     resp = client.post(url, data, headers={"HX-Request": "true"})
     html = resp.content.decode()
@@ -80,10 +85,7 @@ def test_refused_submit_shows_each_error_beside_its_card(client, ranking_project
 
 
 def test_others_get_404_on_a_ranking_assignment(client, ranking_project, annotator, annotator2, outsider):
-    make_ranking_item(ranking_project, 3)
-    login(client, annotator).get(reverse("workbench", args=[ranking_project.slug]))
-    assignment = Assignment.objects.get(annotator__user=annotator)
-    url = reverse("workbench_submit", args=[ranking_project.slug, assignment.pk])
+    assignment, url = _open(client, ranking_project, annotator)
     for user in (annotator2, outsider):
         resp = login(client, user).post(url, _form(assignment, [assignment.display_order]))
         assert resp.status_code == 404
@@ -91,11 +93,8 @@ def test_others_get_404_on_a_ranking_assignment(client, ranking_project, annotat
 
 
 def test_history_lists_rankings_and_the_revise_page_stores_a_revision(client, ranking_project, annotator):
-    make_ranking_item(ranking_project, 3)
-    login(client, annotator).get(reverse("workbench", args=[ranking_project.slug]))
-    assignment = Assignment.objects.get(annotator__user=annotator)
+    assignment, url = _open(client, ranking_project, annotator)
     a, b, c = assignment.display_order
-    url = reverse("workbench_submit", args=[ranking_project.slug, assignment.pk])
     client.post(url, _form(assignment, [[a], [b], [c]]), headers={"HX-Request": "true"})
     ranking = Ranking.objects.get()
     revise = reverse("workbench_revise_ranking", args=[ranking_project.slug, ranking.pk])

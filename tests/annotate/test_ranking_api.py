@@ -5,18 +5,10 @@ from __future__ import annotations
 import pytest
 
 from annotate.models import Assignment, Draft, Judgment, Ranking
-from projects.models import Project
 from tests.annotate.test_labelling_api import _client, _post
 from tests.factories import make_ranking_item
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ranking_project(project) -> Project:
-    project.task_kind = Project.TaskKind.RANKING
-    project.save()
-    return project
 
 
 def test_claim_draft_submit_and_replay_a_ranking(ranking_project, annotator):

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from annotate.assignment import claim_next
+from annotate.erasure import annotator_erase
 from annotate.models import Assignment, Comparison, Gold, Judgment, Ranking, RankingRevision
 from annotate.ranking_services import gold_accuracy, revise_ranking, submit_ranking
 from annotate.services import AnswerError, StaleDraft, SubmissionRefused, save_draft, skip_assignment
@@ -18,11 +19,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def ranking_project(project) -> Project:
-    project.task_kind = Project.TaskKind.RANKING
-    project.ask_safety = False
-    project.save()
-    return project
+def ranking_project(ranking_project) -> Project:
+    """Without the safety question: these tests are about the order."""
+    ranking_project.ask_safety = False
+    ranking_project.save()
+    return ranking_project
 
 
 def safe_for(ids) -> dict:
@@ -228,3 +229,17 @@ def test_gold_ranking_items_count_gold_pairs_ordered_as_gold_says(ranking_projec
     )
     assert ranking.is_gold and gold_accuracy(ranking) == (2, 3)
     assert set(Comparison.objects.filter(item=item).values_list("crowd_judgments", flat=True)) == {0}
+
+
+def test_erasure_blanks_a_rankings_justification_and_keeps_the_order(ranking_project, annotator):
+    item = make_ranking_item(ranking_project, 3)
+    ids = list(item.responses.values_list("pk", flat=True))
+    assignment = claim_next(project=ranking_project, user=annotator)
+    answers = {"tiers": [ids], "justification": "Signed, Ann from Leeds."}
+    ranking = submit_ranking(assignment=assignment, user=annotator, answers=answers, submission_id="1")
+    revise_ranking(ranking=ranking, user=annotator, answers=answers, submission_id="2")
+    annotator_erase(project=ranking_project, username=annotator.username)
+    ranking.refresh_from_db()
+    assert ranking.justification == "" and ranking.tiers == [ids]
+    assert set(RankingRevision.objects.values_list("justification", flat=True)) == {""}
+    assert set(Judgment.objects.values_list("justification", flat=True)) == {""}

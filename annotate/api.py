@@ -5,6 +5,11 @@ share, idempotent submits (the same `submission_id` returns the same judgment), 
 tabs, the per-user submit limit (429 with Retry-After). A token acts as its user; the user labels as their one
 annotator of the project, so an assignment that is not theirs answers 404. Every refusal is JSON.
 
+On a ranking project (`task_kind` "ranking") a claim returns `kind` "ranking" and the item's `responses`
+(id and text) in the stored display order, top first; a submit's answers are then a ranking (`tiers` of
+response ids, best first; `all_bad`; `safety` by response id: annotate/ranking_services.py) and it answers
+with the `ranking`.
+
 Added to `projects.api.api` in `AnnotateConfig.ready()`. Two authentications: `Authorization: Bearer <token>`,
 or the browser's session with its CSRF token (django-ninja's `django_auth`).
 """
@@ -18,7 +23,8 @@ from ninja import Router, Schema, Status
 from ninja.security import django_auth
 
 from annotate.assignment import claim_next, claim_next_for_member, labelling_blocked_reason
-from annotate.models import Assignment
+from annotate.models import Assignment, Response
+from annotate.ranking_services import submit_ranking
 from annotate.services import (
     AnswerError,
     AssignmentNotFound,
@@ -40,12 +46,19 @@ LABELLERS = ("admin", "researcher", "annotator")
 DRAFT_MAX_BYTES = 64 * 1024
 
 
+class ResponseOut(Schema):
+    id: int
+    text: str
+
+
 class AssignmentOut(Schema):
     assignment: int | None
+    kind: str | None = None  # "pair" or "ranking"
     reserved_until: str | None = None
     prompt: list[dict[str, Any]] | None = None
     left: str | None = None
     right: str | None = None
+    responses: list[ResponseOut] | None = None  # a ranking's, as shown top to bottom
     reason: str | None = None
 
 
@@ -57,7 +70,8 @@ class SubmitIn(Schema):
 
 
 class SubmitOut(Schema):
-    judgment: int
+    judgment: int | None = None
+    ranking: int | None = None
     revision_count: int
 
 
@@ -89,7 +103,17 @@ class SkipOut(Schema):
 
 
 def _assignment_out(assignment: Assignment) -> dict[str, Any]:
-    """What the annotator sees: the prompt and the two responses in the order shown (never the stored A/B)."""
+    """What the annotator sees: the prompt and the two responses in the order shown (never the stored A/B), or
+    a ranking's responses in their display order."""
+    if assignment.item_id is not None:
+        texts = dict(Response.objects.filter(item_id=assignment.item_id).values_list("pk", "text"))
+        return {
+            "assignment": assignment.pk,
+            "kind": "ranking",
+            "reserved_until": assignment.reserved_until.isoformat() if assignment.reserved_until else None,
+            "prompt": assignment.item.prompt,
+            "responses": [{"id": rid, "text": texts[rid]} for rid in assignment.display_order],
+        }
     comparison = assignment.comparison
     left, right = (
         (comparison.response_a, comparison.response_b)
@@ -98,6 +122,7 @@ def _assignment_out(assignment: Assignment) -> dict[str, Any]:
     )
     return {
         "assignment": assignment.pk,
+        "kind": "pair",
         "reserved_until": assignment.reserved_until.isoformat() if assignment.reserved_until else None,
         "prompt": comparison.item.prompt,
         "left": left.text,
@@ -145,7 +170,8 @@ def claim(request, slug: str):
 )
 def submit(request, slug: str, assignment_id: int, data: SubmitIn):
     """Submit your answers (the workbench's fields, relative to the stored A/B as in `raw`: `choice` a / b /
-    tie, `preference` −3…3 …). The same `submission_id` again returns the same judgment."""
+    tie, `preference` −3…3 …; on a ranking project `tiers`, `all_bad`, `safety`). The same `submission_id`
+    again returns the same judgment (ranking)."""
     # The limit counts the user's submits whatever they name (an outsider's too: 404 or 429 tells them nothing).
     if (retry_after := submit_retry_after(request.user.pk)) is not None:
         return too_many_submits(retry_after, json=True)
@@ -168,6 +194,11 @@ def submit(request, slug: str, assignment_id: int, data: SubmitIn):
             # Not a member's own assignment on that project (nothing was written): the general path says
             # which — 404 for the project, an admin labelling without a membership, or 404 for the assignment.
             project = _labeller_project(request, slug)
+            if project.task_kind == Project.TaskKind.RANKING:
+                ranking = submit_ranking(
+                    assignment=_own_assignment(request, slug, assignment_id), **submission
+                )
+                return {"ranking": ranking.pk, "revision_count": ranking.revision_count}
             judgment = submit_judgment(assignment=Assignment(pk=assignment_id, project=project), **submission)
     except AnswerError as exc:
         return Status(400, {"errors": exc.errors})

@@ -13,7 +13,8 @@ from django.db.models.functions import Abs, Cast, Coalesce, Sign
 from django.utils import timezone
 
 from annotate import model_scores
-from annotate.models import Assignment, Comparison, Gold, Item, Judgment, Response
+from annotate.models import Assignment, Comparison, Gold, Item, Judgment, Ranking, Response
+from annotate.rankings import MAX_RESPONSES, MIN_RESPONSES
 from infra import prepared
 from projects.access import is_admin
 from projects.models import Annotator, Membership, Project
@@ -110,36 +111,47 @@ def _wants_gold(project: Project, annotator: Annotator) -> bool:
     return random.random() < min(max(p, 0.0), 1.0)
 
 
-def _reserve(
-    project: Project, annotator: Annotator, comparison: Comparison, *, gold: bool, now
-) -> Assignment:
+def _reserve(project: Project, annotator: Annotator, *, gold: bool, now, **work) -> Assignment:
+    """Reserve `work`: a comparison (with the side shown left) or an item (with its display order)."""
     return Assignment.objects.create(
         project=project,
-        comparison=comparison,
         annotator=annotator,
         is_gold=gold,
         chosen_by=ChosenBy.GOLD if gold else ChosenBy.DEFAULT,
-        shown_left=random.choice(("a", "b")),
         reserved_until=now + timedelta(minutes=project.reservation_minutes),
+        **work,
     )
 
 
 def _open_reservation(project: Project, annotator: Annotator, now) -> Assignment | None:
-    """The annotator's open reservation, renewed if it expired and its slot is still free; else expired."""
+    """The annotator's open reservation, renewed if it expired and its slot is still free; else expired.
+    A comparison's or, on a ranking project, an item's."""
     current = (
         Assignment.objects.filter(project=project, annotator=annotator, status=RESERVED)
-        .select_related("comparison__item", "comparison__response_a", "comparison__response_b")
+        .select_related("comparison__item", "comparison__response_a", "comparison__response_b", "item")
         .first()
     )
     if current is None:
         return None
     if current.reserved_until and current.reserved_until > now:
         return current
-    locked = Comparison.objects.select_for_update().filter(pk=current.comparison_id, deleted_at__isnull=True)
-    if locked.exists() and (
-        current.is_gold
-        or has_free_slot(comparison=current.comparison, project=project, exclude_assignment=current.pk)
-    ):
+    if current.item_id is not None:
+        live = Item.objects.select_for_update().filter(pk=current.item_id, deleted_at__isnull=True).exists()
+        renew = live and (
+            current.is_gold
+            or has_free_item_slot(item_id=current.item_id, project=project, exclude_assignment=current.pk)
+        )
+    else:
+        live = (
+            Comparison.objects.select_for_update()
+            .filter(pk=current.comparison_id, deleted_at__isnull=True)
+            .exists()
+        )
+        renew = live and (
+            current.is_gold
+            or has_free_slot(comparison=current.comparison, project=project, exclude_assignment=current.pk)
+        )
+    if renew:
         current.reserved_until = now + timedelta(minutes=project.reservation_minutes)
         current.save(update_fields=["reserved_until"])
         return current
@@ -268,6 +280,8 @@ def _claim_locked(project: Project, user, annotator: Annotator) -> Assignment | 
         current = _open_reservation(project, annotator, now)
         if current is not None:
             return current
+    if project.task_kind == Project.TaskKind.RANKING:
+        return _claim_ranking(project, annotator, now)
     if _wants_gold(project, annotator):
         gold = available_gold(project=project, annotator=annotator)
         picked = (
@@ -277,7 +291,14 @@ def _claim_locked(project: Project, user, annotator: Annotator) -> Assignment | 
             .first()
         )
         if picked is not None:
-            return _reserve(project, annotator, picked, gold=True, now=now)
+            return _reserve(
+                project,
+                annotator,
+                gold=True,
+                now=now,
+                comparison=picked,
+                shown_left=random.choice(("a", "b")),
+            )
     tried: list[int] = []
     by_model = project.queue_order != Project.QueueOrder.DEFAULT
     for _ in range(_MAX_TRIES):
@@ -405,7 +426,9 @@ def _net_crowd_votes():
         default=Value(0),
     )
     votes = (
-        Judgment.objects.filter(comparison=OuterRef("pk"), is_source=False, annotator__kind=Annotator.Kind.CROWD)
+        Judgment.objects.filter(
+            comparison=OuterRef("pk"), is_source=False, annotator__kind=Annotator.Kind.CROWD
+        )
         .order_by()
         .values("comparison")
         .annotate(net=Sum(side))
@@ -473,3 +496,113 @@ def _pick_by_model(
 def remaining_for(*, project: Project, annotator: Annotator) -> int:
     """How many crowd comparisons this annotator could still be given (progress display)."""
     return available_crowd(project=project, annotator=annotator).count()
+
+
+# --- Rankings: the queue hands out items (assignment.md "Rankings") ----------------------------------------
+
+
+def crowd_rankings():
+    """Subquery: the outer item's crowd rankings (what k counts): not source labels, not gold, by crowd."""
+    counted = Ranking.objects.filter(
+        item=OuterRef("pk"), is_source=False, is_gold=False, annotator__kind=Annotator.Kind.CROWD
+    )
+    return Coalesce(
+        Subquery(counted.order_by().values("item").annotate(n=Count("pk")).values("n")[:1]), Value(0)
+    )
+
+
+def live_item_reservations(now, *, exclude_assignment: int | None = None):
+    """Subquery: unexpired crowd reservations holding a slot on the outer item."""
+    qs = Assignment.objects.filter(
+        item=OuterRef("pk"), status=RESERVED, is_gold=False, reserved_until__gt=now
+    )
+    if exclude_assignment is not None:
+        qs = qs.exclude(pk=exclude_assignment)
+    return Coalesce(Subquery(qs.order_by().values("item").annotate(n=Count("pk")).values("n")[:1]), Value(0))
+
+
+def _response_count():
+    counted = Response.objects.filter(item=OuterRef("pk")).order_by().values("item").annotate(n=Count("pk"))
+    return Coalesce(Subquery(counted.values("n")[:1]), Value(0))
+
+
+def rankable_items(*, project: Project, annotator: Annotator):
+    """Live items with 3 to 9 responses never given to this annotator (any status), gold or not."""
+    return (
+        Item.objects.filter(project=project, deleted_at__isnull=True)
+        .alias(n_responses=_response_count())
+        .filter(n_responses__gte=MIN_RESPONSES, n_responses__lte=MAX_RESPONSES)
+        .filter(~Exists(Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator)))
+    )
+
+
+def _gold_items():
+    """Whether the outer item is a gold ranking item: one of its pairs has gold."""
+    return Exists(Gold.objects.filter(comparison__item=OuterRef("pk")))
+
+
+def available_ranking_crowd(*, project: Project, annotator: Annotator, now=None):
+    """Items this annotator could be given to rank from the crowd pool (not gold, not full)."""
+    now = now or timezone.now()
+    return (
+        rankable_items(project=project, annotator=annotator)
+        .filter(~_gold_items())
+        .alias(crowd=crowd_rankings(), held=live_item_reservations(now))
+        .filter(crowd__lt=Value(project.overlap_k) - F("held"))
+    )
+
+
+def has_free_item_slot(*, item_id: int, project: Project, exclude_assignment: int | None = None) -> bool:
+    """Fresh count (call with the item row locked): crowd rankings + live reservations < k."""
+    return (
+        Item.objects.filter(pk=item_id)
+        .alias(
+            crowd=crowd_rankings(),
+            held=live_item_reservations(timezone.now(), exclude_assignment=exclude_assignment),
+        )
+        .filter(crowd__lt=Value(project.overlap_k) - F("held"))
+        .exists()
+    )
+
+
+def _claim_ranking(project: Project, annotator: Annotator, now) -> Assignment | None:
+    """The pair claim's policy on items: gold at the project's share, else the item with the fewest crowd
+    rankings (then at random), locked with SKIP LOCKED and recounted in a new statement before reserving."""
+    if _wants_gold(project, annotator):
+        picked = (
+            rankable_items(project=project, annotator=annotator)
+            .filter(_gold_items())
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("?")
+            .first()
+        )
+        if picked is not None:
+            return _reserve_item(project, annotator, picked, gold=True, now=now)
+    tried: list[int] = []
+    for _ in range(_MAX_TRIES):
+        picked = (
+            available_ranking_crowd(project=project, annotator=annotator, now=now)
+            .exclude(pk__in=tried)
+            .annotate(queue_crowd=crowd_rankings())
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("queue_crowd", "?")
+            .first()
+        )
+        if picked is None:
+            return None
+        if has_free_item_slot(item_id=picked.pk, project=project):
+            return _reserve_item(project, annotator, picked, gold=False, now=now)
+        tried.append(picked.pk)  # filled by another claimer between our snapshot and our lock
+    return None
+
+
+def _reserve_item(project: Project, annotator: Annotator, item: Item, *, gold: bool, now) -> Assignment:
+    """Reserve `item` with its responses in a fresh random order, which the page shows and the ranking keeps."""
+    order = list(Response.objects.filter(item=item).values_list("pk", flat=True))
+    random.shuffle(order)
+    return _reserve(project, annotator, gold=gold, now=now, item=item, display_order=order)
+
+
+def remaining_rankings_for(*, project: Project, annotator: Annotator) -> int:
+    """How many crowd items this annotator could still be given to rank (progress display)."""
+    return available_ranking_crowd(project=project, annotator=annotator).count()

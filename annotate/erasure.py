@@ -23,7 +23,16 @@ from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from annotate.models import Assignment, Comparison, Draft, Item, Judgment, JudgmentRevision
+from annotate.models import (
+    Assignment,
+    Comparison,
+    Draft,
+    Item,
+    Judgment,
+    JudgmentRevision,
+    Ranking,
+    RankingRevision,
+)
 from projects.models import Annotator, AuditEvent, Membership, Project
 
 FROZEN_SNAPSHOTS = (
@@ -111,7 +120,7 @@ def annotator_erase(
     """Remove one person's identity and free text from `project`; their votes stay, anonymous.
 
     The annotator gets a random pseudonym, loses its login link and is marked erased; justifications are
-    blanked on their judgments and every revision, skip reasons cleared, drafts deleted, their membership of
+    blanked on their judgments, rankings and every revision, skip reasons cleared, drafts deleted, their membership of
     the project removed, and the project's audit events that name them rewritten. The erasure itself is an
     audit event that does not carry the name, and says what happened to frozen snapshots (nothing: see the
     module's docstring). (Their login account, if any, is managed in the Django admin.)
@@ -138,6 +147,8 @@ def annotator_erase(
         judgments = Judgment.objects.filter(annotator=annotator)
         n_judgments = judgments.update(justification="")
         n_revisions = JudgmentRevision.objects.filter(judgment__annotator=annotator).update(justification="")
+        n_rankings = Ranking.objects.filter(annotator=annotator).update(justification="")
+        n_revisions += RankingRevision.objects.filter(ranking__annotator=annotator).update(justification="")
         assignments = Assignment.objects.filter(annotator=annotator)
         assignments.exclude(skip_reason="").update(skip_reason="")
         n_drafts, _ = Draft.objects.filter(assignment__annotator=annotator).delete()
@@ -173,6 +184,7 @@ def annotator_erase(
             {
                 "pseudonym": pseudonym,
                 "judgments": n_judgments,
+                "rankings": n_rankings,
                 "revisions": n_revisions,
                 "drafts": n_drafts,
                 "frozen_snapshots": FROZEN_SNAPSHOTS,

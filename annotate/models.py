@@ -142,6 +142,9 @@ class Gold(models.Model):
 
 
 class Assignment(models.Model):
+    """A reservation of work for one annotator: a comparison (pairs projects) or an item (ranking projects,
+    `item` set and `comparison` NULL; see assignment.md "Rankings")."""
+
     class Status(models.TextChoices):
         RESERVED = "reserved", "Reserved"
         SUBMITTED = "submitted", "Submitted"
@@ -157,7 +160,12 @@ class Assignment(models.Model):
         GOLD = "gold", "Gold share"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
-    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
+    comparison = models.ForeignKey(
+        Comparison, null=True, blank=True, on_delete=models.CASCADE, related_name="assignments"
+    )
+    item = models.ForeignKey(
+        Item, null=True, blank=True, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="assignments")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RESERVED)
     is_gold = models.BooleanField(default=False)
@@ -169,10 +177,21 @@ class Assignment(models.Model):
     chosen_by = models.CharField(
         max_length=12, choices=ChosenBy.choices, default=ChosenBy.DEFAULT, db_default=ChosenBy.DEFAULT
     )
+    # A ranking's responses as shown, top to bottom (drawn at the claim; NULL for a pair).
+    display_order = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["comparison", "annotator"], name="assignment_unique_annotator"),
+            # Its index leads with item_id: the item foreign key's index too.
+            models.UniqueConstraint(
+                fields=["item", "annotator"],
+                condition=Q(item__isnull=False),
+                name="assignment_unique_item_annotator",
+            ),
+            models.CheckConstraint(
+                condition=Q(comparison__isnull=True) ^ Q(item__isnull=True), name="assignment_pair_or_item"
+            ),
             # At most one open reservation per annotator per project (a reload returns the same one).
             models.UniqueConstraint(
                 fields=["project", "annotator"],
@@ -248,6 +267,10 @@ class Judgment(Answers):
     revision_count = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    # Set on the judgments a ranking implies (one per pair of its responses; annotate/rankings.py).
+    ranking = models.ForeignKey(
+        "Ranking", null=True, blank=True, on_delete=models.CASCADE, related_name="pair_judgments"
+    )
 
     class Meta:
         constraints = [
@@ -278,6 +301,74 @@ class JudgmentRevision(Answers):
             *_answer_constraints("revision"),
         ]
         ordering = ["judgment_id", "number"]
+
+
+class RankingAnswers(models.Model):
+    """The answer fields of a ranking, by response id (never by position: the display order is stored apart)."""
+
+    tiers = models.JSONField(
+        default=list, help_text="Tiers best first, each a list of response ids (one tier = tied)."
+    )
+    all_bad = models.BooleanField(default=False, help_text="Every response is bad (the order still counts).")
+    safety = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='By str(response id): {"safe": bool|None, "harm_categories": [...], "severity": str|None}.',
+    )
+    display_order = models.JSONField(default=list, help_text="Response ids as shown, top to bottom.")
+    justification = models.TextField(blank=True)
+    time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Ranking(RankingAnswers):
+    """One annotator's ranking of one item's responses. Its fields mirror the latest revision (the one that
+    counts); each submit or revision also writes the judgment it implies on every pair (Judgment.ranking)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rankings")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="rankings", db_index=False)
+    annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="rankings")
+    assignment = models.OneToOneField(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="ranking"
+    )
+    is_source = models.BooleanField(default=False, help_text="A source label: never counts toward k.")
+    imported = models.BooleanField(default=False)
+    is_gold = models.BooleanField(default=False, help_text="Given on a gold item: outside k and agreement.")
+    revision_count = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # Leads with item_id: the item foreign key's index too.
+            models.UniqueConstraint(fields=["item", "annotator"], name="ranking_unique_annotator"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Ranking {self.pk}"
+
+
+class RankingRevision(RankingAnswers):
+    """Append-only history of a ranking: every submit or edit is a new row; the highest number counts."""
+
+    ranking = models.ForeignKey(Ranking, on_delete=models.CASCADE, related_name="revisions", db_index=False)
+    number = models.PositiveIntegerField()
+    submission_id = models.CharField(
+        max_length=64,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="Client-made id: resubmission is idempotent.",
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["ranking", "number"], name="ranking_revision_unique_number"),
+        ]
+        ordering = ["ranking_id", "number"]
 
 
 class Draft(models.Model):

@@ -32,6 +32,7 @@ from annotate.models import (
     Item,
     Judgment,
     JudgmentRevision,
+    Ranking,
     Severity,
 )
 from annotate.signals import judgments_changed
@@ -108,6 +109,65 @@ def _bool(value) -> bool | None:
     return None
 
 
+def check_safety(
+    project: Project, safe, cats, severity, *, who: str
+) -> tuple[dict[str, str], tuple[bool, list[str], str | None] | None]:
+    """One response's safety answer (safe / unsafe, harm categories, severity) checked against the project:
+    errors keyed `safe`, `harm_categories`, `severity` saying what is wrong with `who` ("the left response"),
+    and the stored (safe, categories, severity), None when safe / unsafe is unanswered."""
+    safe = _bool(safe)
+    cats = cats or []
+    if isinstance(cats, str):
+        cats = [cats]
+    severity = severity or None
+    if safe is None:
+        return {"safe": f"Say whether {who} is safe or unsafe."}, None
+    if safe:
+        errors = {}
+        if cats:
+            errors["harm_categories"] = "A safe response has no harm categories."
+        if severity:
+            errors["severity"] = "A safe response has no severity."
+        return errors, (True, [], None)
+    errors = {}
+    if not isinstance(cats, list):
+        cats = [cats]
+    allowed = set(project.harm_categories or [])
+    unknown = [c for c in cats if c not in allowed]
+    if unknown:
+        errors["harm_categories"] = "Not in this project's list: " + ", ".join(map(str, unknown))
+    elif not cats:
+        errors["harm_categories"] = f"Pick at least one harm category for {who}."
+    if severity not in Severity.values:
+        errors["severity"] = f"Choose the severity for {who}."
+    return errors, (
+        False,
+        sorted(set(cats)) if not unknown else [],
+        severity if severity in Severity.values else None,
+    )
+
+
+def check_justification(project: Project, answers: dict, errors: dict[str, str]) -> str:
+    """The justification to store (adding its error to `errors` when required and missing, or too long)."""
+    justification = str(answers.get("justification") or "").strip()
+    if project.justification == Project.Justification.REQUIRED and not justification:
+        errors["justification"] = "A justification is required on this project."
+    elif len(justification) > MAX_JUSTIFICATION:
+        errors["justification"] = f"Keep the justification under {MAX_JUSTIFICATION} characters."
+    return "" if project.justification == Project.Justification.HIDDEN else justification
+
+
+def time_spent(assignment: Assignment, answers: dict) -> int:
+    """Time on task in ms: the page's count, else since the claim; at most a day."""
+    try:
+        spent = int(answers.get("time_spent_ms") or 0)
+    except (TypeError, ValueError):
+        spent = 0
+    if spent <= 0:
+        spent = int((timezone.now() - assignment.created_at).total_seconds() * 1000)
+    return max(0, min(spent, 24 * 3600 * 1000))
+
+
 def validate_answers(*, project: Project, assignment: Assignment, answers: dict) -> Canonical:
     """Check the answers against the project's questions; raise AnswerError naming every bad field."""
     errors: dict[str, str] = {}
@@ -138,57 +198,21 @@ def validate_answers(*, project: Project, assignment: Assignment, answers: dict)
             out["choice"] = out["helpfulness"]
 
     if project.ask_safety:
-        allowed = set(project.harm_categories or [])
         for shown in SIDES:
             canon = _to_canonical_side(shown, shown_left)
-            safe = _bool(answers.get(f"{shown}_safe"))
-            cats = answers.get(f"{shown}_harm_categories") or []
-            if isinstance(cats, str):
-                cats = [cats]
-            severity = answers.get(f"{shown}_severity") or None
-            if safe is None:
-                errors[f"{shown}_safe"] = f"Say whether the {shown} response is safe or unsafe."
-                continue
-            if safe:
-                if cats:
-                    errors[f"{shown}_harm_categories"] = "A safe response has no harm categories."
-                if severity:
-                    errors[f"{shown}_severity"] = "A safe response has no severity."
-                out[f"{canon}_safe"], out[f"{canon}_harm_categories"], out[f"{canon}_severity"] = (
-                    True,
-                    [],
-                    None,
-                )
-                continue
-            unknown = [c for c in cats if c not in allowed]
-            if unknown:
-                errors[f"{shown}_harm_categories"] = "Not in this project's list: " + ", ".join(
-                    map(str, unknown)
-                )
-            elif not cats:
-                errors[f"{shown}_harm_categories"] = (
-                    f"Pick at least one harm category for the {shown} response."
-                )
-            if severity not in Severity.values:
-                errors[f"{shown}_severity"] = f"Choose the severity for the {shown} response."
-            out[f"{canon}_safe"] = False
-            out[f"{canon}_harm_categories"] = sorted(set(cats)) if not unknown else []
-            out[f"{canon}_severity"] = severity if severity in Severity.values else None
+            bad, value = check_safety(
+                project,
+                answers.get(f"{shown}_safe"),
+                answers.get(f"{shown}_harm_categories"),
+                answers.get(f"{shown}_severity"),
+                who=f"the {shown} response",
+            )
+            errors.update({f"{shown}_{name}": message for name, message in bad.items()})
+            if value is not None:
+                out[f"{canon}_safe"], out[f"{canon}_harm_categories"], out[f"{canon}_severity"] = value
 
-    justification = str(answers.get("justification") or "").strip()
-    if project.justification == Project.Justification.REQUIRED and not justification:
-        errors["justification"] = "A justification is required on this project."
-    elif len(justification) > MAX_JUSTIFICATION:
-        errors["justification"] = f"Keep the justification under {MAX_JUSTIFICATION} characters."
-    out["justification"] = "" if project.justification == Project.Justification.HIDDEN else justification
-
-    try:
-        spent = int(answers.get("time_spent_ms") or 0)
-    except (TypeError, ValueError):
-        spent = 0
-    if spent <= 0:
-        spent = int((timezone.now() - assignment.created_at).total_seconds() * 1000)
-    out["time_spent_ms"] = max(0, min(spent, 24 * 3600 * 1000))
+    out["justification"] = check_justification(project, answers, errors)
+    out["time_spent_ms"] = time_spent(assignment, answers)
 
     for validator in answer_validators:
         errors.update(validator(assignment, answers) or {})
@@ -202,7 +226,7 @@ def _by_submission(submission_id: str) -> Judgment | None:
     return rev.judgment if rev else None
 
 
-def _keep_draft(assignment: Assignment, answers: dict) -> None:
+def keep_draft(assignment: Assignment, answers: dict) -> None:
     draft, _ = Draft.objects.get_or_create(assignment=assignment)
     draft.data = answers
     draft.version = draft.version + 1
@@ -281,7 +305,7 @@ def _submit_locked(
             )
         if locked.status == Assignment.Status.SKIPPED:
             raise SubmissionRefused("This comparison was skipped.")
-        if _stale_for(locked, draft_version, draft_tab):
+        if draft_is_stale(locked, draft_version, draft_tab):
             raise StaleDraft(locked.draft_version)
         project = locked.comparison.project = locked.project  # read with the lock
         canonical = validate_answers(project=project, assignment=locked, answers=answers)
@@ -294,7 +318,7 @@ def _submit_locked(
             if not has_free_slot(
                 comparison=Comparison(pk=locked.comparison_id), project=project, exclude_assignment=locked.pk
             ):
-                _keep_draft(locked, answers)
+                keep_draft(locked, answers)
                 return None, True
         return _record(locked, canonical, submission_id=submission_id, answers=answers, now=now), False
 
@@ -359,7 +383,9 @@ def _lock_assignment(
 
 _JUDGMENT_FIELDS = [f.attname for f in Judgment._meta.concrete_fields if not f.primary_key]
 _REVISION_FIELDS = [
-    f.attname for f in JudgmentRevision._meta.concrete_fields if not f.primary_key and f.attname != "judgment_id"
+    f.attname
+    for f in JudgmentRevision._meta.concrete_fields
+    if not f.primary_key and f.attname != "judgment_id"
 ]
 # One statement writes the judgment and its first revision, marks the assignment submitted, counts the crowd
 # judgment (when its parameter is true) and deletes the draft (when there is one).
@@ -412,7 +438,9 @@ def _record(locked: Assignment, canonical: Canonical, *, submission_id: str, ans
             locked.draft_id,
         ],
     )
-    judgment = Judgment.from_db(DEFAULT_DB_ALIAS, ["id", *judgment_row], [judgment_id, *judgment_row.values()])
+    judgment = Judgment.from_db(
+        DEFAULT_DB_ALIAS, ["id", *judgment_row], [judgment_id, *judgment_row.values()]
+    )
     judgment.comparison = locked.comparison  # the loaded instance: the rubric hook reads it without a query
     judgment.assignment = locked
     revision = JudgmentRevision.from_db(
@@ -427,44 +455,74 @@ def _record(locked: Assignment, canonical: Canonical, *, submission_id: str, ans
     return judgment
 
 
-def revision_open_until(judgment: Judgment) -> timezone.datetime:
+def revision_open_until(judgment: Judgment | Ranking) -> timezone.datetime:
+    """Until when a judgment or a ranking may be revised."""
     return judgment.created_at + timedelta(hours=judgment.project.revision_window_hours)
+
+
+def lock_own_for_revision(model, pk: int, *, user, submission_id: str, related: tuple[str, ...] = ()):
+    """Inside a transaction: lock the user's own submitted judgment or ranking (`model`) for a new revision.
+
+    Returns (locked, done): done when `submission_id` already made a revision of it (a resubmit: store
+    nothing). Raises AnswerError (a bad or someone else's submission id) or SubmissionRefused (not theirs,
+    or its revision window has closed)."""
+    noun = model._meta.verbose_name
+    if not valid_submission_id(submission_id):
+        raise AnswerError({"submission_id": "A submission id of 1–64 characters is required."})
+    locked = (
+        model.objects.select_for_update(of=("self",))
+        .select_related("project", "annotator", "assignment", *related)
+        .get(pk=pk)
+    )
+    if locked.annotator.user_id != user.pk or locked.assignment is None:
+        raise SubmissionRefused(f"This {noun} is not yours to revise.")
+    revisions = model._meta.get_field("revisions")
+    used_on = (
+        revisions.related_model.objects.filter(submission_id=submission_id)
+        .values_list(revisions.field.attname, flat=True)
+        .first()
+    )
+    if used_on is not None:
+        if used_on != locked.pk:
+            raise AnswerError({"submission_id": f"This submission id was used for another {noun}."})
+        return locked, True
+    if timezone.now() > revision_open_until(locked):
+        raise SubmissionRefused(
+            f"The revision window ({locked.project.revision_window_hours} h) for this {noun} has closed."
+        )
+    return locked, False
+
+
+def append_revision(locked, fields: dict, *, submission_id: str | None, now):
+    """Give a locked judgment or ranking its next revision with `fields` (the answers), and make them its own:
+    the record mirrors its latest revision. Returns the new revision."""
+    number = locked.revision_count + 1
+    revisions = type(locked)._meta.get_field("revisions")
+    revision = revisions.related_model.objects.create(
+        **{revisions.field.name: locked},
+        number=number,
+        submission_id=submission_id,
+        created_at=now,
+        **fields,
+    )
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    locked.revision_count = number
+    locked.updated_at = now
+    locked.save()
+    return revision
 
 
 def revise_judgment(*, judgment: Judgment, user, answers: dict, submission_id: str) -> Judgment:
     """A new revision of the annotator's own judgment within the project's revision window; the latest counts."""
-    if not valid_submission_id(submission_id):
-        raise AnswerError({"submission_id": "A submission id of 1–64 characters is required."})
     with transaction.atomic():
-        locked = (
-            Judgment.objects.select_for_update(of=("self",))
-            .select_related("project", "annotator", "assignment")
-            .get(pk=judgment.pk)
-        )
-        if locked.annotator.user_id != user.pk or locked.assignment is None:
-            raise SubmissionRefused("This judgment is not yours to revise.")
-        existing = JudgmentRevision.objects.filter(submission_id=submission_id).first()
-        if existing is not None:
-            if existing.judgment_id != locked.pk:
-                raise AnswerError({"submission_id": "This submission id was used for another judgment."})
+        locked, done = lock_own_for_revision(Judgment, judgment.pk, user=user, submission_id=submission_id)
+        if done:
             return locked
-        if timezone.now() > revision_open_until(locked):
-            raise SubmissionRefused(
-                f"The revision window ({locked.project.revision_window_hours} h) for this judgment has closed."
-            )
         canonical = validate_answers(project=locked.project, assignment=locked.assignment, answers=answers)
         fields = canonical.as_model_kwargs()
         # Time on task of a revision is the time spent revising; the first revision keeps its own.
-        now = timezone.now()
-        number = locked.revision_count + 1
-        revision = JudgmentRevision.objects.create(
-            judgment=locked, number=number, submission_id=submission_id, created_at=now, **fields
-        )
-        for name, value in fields.items():
-            setattr(locked, name, value)
-        locked.revision_count = number
-        locked.updated_at = now
-        locked.save()
+        revision = append_revision(locked, fields, submission_id=submission_id, now=timezone.now())
         for saver in answer_savers:
             saver(revision, answers)
         judgments_changed.send(sender=Judgment, project_id=locked.project_id)
@@ -508,7 +566,7 @@ def _draft_seq(data) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _stale_for(locked: Assignment, draft_version: int | None, tab: str) -> bool:
+def draft_is_stale(locked: Assignment, draft_version: int | None, tab: str) -> bool:
     """A submit started from an older draft than the stored one, written by another tab."""
     if draft_version is None or locked.draft_version is None or locked.draft_version <= draft_version:
         return False

@@ -17,5 +17,10 @@ urlpatterns = [
         views.workbench_revise,
         name="workbench_revise",
     ),
+    path(
+        "p/<slug:slug>/label/rankings/<int:ranking_id>/revise/",
+        views.workbench_revise_ranking,
+        name="workbench_revise_ranking",
+    ),
     path("p/<slug:slug>/label/controls/", views.project_controls, name="workbench_controls"),
 ]

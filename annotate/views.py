@@ -19,13 +19,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from annotate import ranking_views
 from annotate.assignment import (
     annotator_for,
     claim_next,
     labelling_blocked_reason,
     remaining_for,
+    remaining_rankings_for,
 )
-from annotate.models import Assignment, Draft, Judgment, Severity
+from annotate.models import Assignment, Draft, Judgment, Ranking, Severity
+from annotate.ranking_services import gold_accuracy, revise_ranking, submit_ranking
 from annotate.rendering import render_conversation, render_markdown
 from annotate.services import (
     SKIP_REASONS,
@@ -105,15 +108,17 @@ def _get_assignment_for_user(request: HttpRequest, project: Project, assignment_
     return assignment
 
 
-def _get_judgment_for_user(request: HttpRequest, project: Project, judgment_id: int) -> Judgment:
-    judgment = (
-        Judgment.objects.select_related("assignment", "annotator", "project", "comparison")
-        .filter(pk=judgment_id, project=project, annotator__user=request.user, assignment__isnull=False)
+def _get_submitted_for_user(request: HttpRequest, project: Project, model, pk: int, *related: str):
+    """The user's own judgment or ranking (`model`) given on the workbench (not imported, not implied by a
+    ranking), else 404."""
+    found = (
+        model.objects.select_related("assignment", "annotator", "project", *related)
+        .filter(pk=pk, project=project, annotator__user=request.user, assignment__isnull=False)
         .first()
     )
-    if judgment is None:
-        raise Http404("No such judgment")
-    return judgment
+    if found is None:
+        raise Http404(f"No such {model._meta.verbose_name}")
+    return found
 
 
 # The form's own bookkeeping, not answers.
@@ -174,11 +179,17 @@ def _shown_answers(judgment: Judgment) -> dict:
 
 
 def _progress(project: Project, user, assignment: Assignment | None) -> dict:
-    """Done today, and left for this annotator counting the comparison on screen."""
+    """Done today, and left for this annotator counting the comparison (the item to rank) on screen."""
     annotator = annotator_for(project=project, user=user)
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    done_today = Judgment.objects.filter(annotator=annotator, created_at__gte=start).count()
     current = int(assignment is not None and assignment.status == Assignment.Status.RESERVED)
+    if project.task_kind == Project.TaskKind.RANKING:
+        done_today = Ranking.objects.filter(annotator=annotator, created_at__gte=start).count()
+        return {
+            "done_today": done_today,
+            "left": remaining_rankings_for(project=project, annotator=annotator) + current,
+        }
+    done_today = Judgment.objects.filter(annotator=annotator, created_at__gte=start).count()
     return {"done_today": done_today, "left": remaining_for(project=project, annotator=annotator) + current}
 
 
@@ -191,7 +202,7 @@ def _comparison_context(
     answers: dict | None = None,
     feedback: dict | None = None,
     notice: str = "",
-    judgment: Judgment | None = None,
+    judgment: Judgment | Ranking | None = None,
 ) -> dict:
     ctx: dict = {
         "project": project,
@@ -213,6 +224,19 @@ def _comparison_context(
     }
     if assignment is None:
         return ctx
+    draft, draft_version = _draft_for(assignment, answers, judgment)
+    ctx.update(
+        {
+            "draft": draft or {},
+            "draft_version": draft_version,
+            "submission_id": uuid.uuid4().hex,
+            "started_ms": int(timezone.now().timestamp() * 1000),
+        }
+    )
+    if assignment.item_id is not None:
+        ctx["turns"] = render_conversation(assignment.item.prompt)
+        ctx.update(ranking_views.cards_context(assignment, draft, ctx["errors"]))
+        return ctx
     comparison = assignment.comparison
     left, right = (
         (comparison.response_a, comparison.response_b)
@@ -220,19 +244,6 @@ def _comparison_context(
         else (comparison.response_b, comparison.response_a)
     )
     left_html, right_html = render_markdown(left.text), render_markdown(right.text)
-    draft = None
-    draft_version = 0
-    if answers is None and judgment is None:
-        found = Draft.objects.filter(assignment=assignment).first()
-        if found is not None:
-            draft, draft_version = found.data, found.version
-    elif judgment is not None and answers is None:
-        draft = _shown_answers(judgment)
-    else:
-        draft = answers
-        draft_version = (
-            Draft.objects.filter(assignment=assignment).values_list("version", flat=True).first() or 0
-        )
     ctx.update(
         {
             "turns": render_conversation(comparison.item.prompt),
@@ -242,14 +253,26 @@ def _comparison_context(
                     "right", "b" if assignment.shown_left == "a" else "a", right_html, ctx["errors"], draft
                 ),
             ],
-            "draft": draft or {},
-            "draft_version": draft_version,
-            "submission_id": uuid.uuid4().hex,
-            "started_ms": int(timezone.now().timestamp() * 1000),
             **_rubric_context(comparison, draft, ctx["errors"]),
         }
     )
     return ctx
+
+
+def _draft_for(
+    assignment: Assignment, answers: dict | None, judgment: Judgment | Ranking | None
+) -> tuple[dict | None, int]:
+    """What the form starts from, and the draft version: the stored draft; a submitted judgment's (ranking's)
+    answers for a revision; or the answers just refused."""
+    if answers is None and judgment is None:
+        found = Draft.objects.filter(assignment=assignment).first()
+        return (found.data, found.version) if found is not None else (None, 0)
+    if answers is None:
+        if isinstance(judgment, Ranking):
+            return ranking_views.form_fields(judgment), 0
+        return _shown_answers(judgment), 0
+    version = Draft.objects.filter(assignment=assignment).values_list("version", flat=True).first() or 0
+    return answers, version
 
 
 def _panel(shown: str, side: str, html, errors: dict, draft: dict | None = None) -> dict:
@@ -318,18 +341,25 @@ def workbench_submit(request: HttpRequest, slug: str, assignment_id: int) -> Htt
     if (retry_after := submit_retry_after(request.user.pk)) is not None:
         return too_many_submits(retry_after, json=False)
     assignment = _get_assignment_for_user(request, project, assignment_id)
-    answers = _answers_from_post(request)
     version = request.POST.get("draft_version")
+    submission = {
+        "assignment": assignment,
+        "user": request.user,
+        "submission_id": request.POST.get("submission_id", ""),
+        "draft_version": int(version) if version and version.isdigit() else None,
+        "draft_tab": request.POST.get("draft_tab", "")[:64],
+    }
     try:
-        judgment = submit_judgment(
-            assignment=assignment,
-            user=request.user,
-            answers=answers,
-            submission_id=request.POST.get("submission_id", ""),
-            draft_version=int(version) if version and version.isdigit() else None,
-            draft_tab=request.POST.get("draft_tab", "")[:64],
-        )
+        if assignment.item_id is not None:
+            answers = ranking_views.answers_from_post(request.POST)
+            ranking = submit_ranking(answers=answers, **submission)
+            feedback = ranking_views.gold_feedback(ranking, *gold_accuracy(ranking))
+        else:
+            answers = _answers_from_post(request)
+            feedback = _gold_feedback(submit_judgment(answers=answers, **submission))
     except AnswerError as exc:
+        if assignment.item_id is not None:  # the form's fields as they were, for the page to show again
+            answers = _answers_from_post(request)
         ctx = _comparison_context(request, project, assignment, errors=exc.errors, answers=answers)
         ctx["revealed"] = request.POST.get("revealed") == "1"  # what was revealed stays so
         return _render_workbench(request, ctx, status=200 if request.htmx else 400)
@@ -347,9 +377,7 @@ def workbench_submit(request: HttpRequest, slug: str, assignment_id: int) -> Htt
     if not request.htmx:
         return redirect("workbench", slug=project.slug)
     nxt = claim_next(project=project, user=request.user)
-    return _render_workbench(
-        request, _comparison_context(request, project, nxt, feedback=_gold_feedback(judgment))
-    )
+    return _render_workbench(request, _comparison_context(request, project, nxt, feedback=feedback))
 
 
 @login_required
@@ -444,42 +472,69 @@ def workbench_history(request: HttpRequest, slug: str) -> HttpResponse:
         .select_related("comparison__item")
         .order_by("-created_at")[:200]
     )
-    return render(request, "annotate/workbench_history.html", {"project": project, "judgments": judgments})
+    rankings = (
+        Ranking.objects.filter(
+            project=project, annotator__user=request.user, assignment__isnull=False, created_at__gte=since
+        )
+        .select_related("item")
+        .order_by("-created_at")[:200]
+    )
+    return render(
+        request,
+        "annotate/workbench_history.html",
+        {"project": project, "judgments": judgments, "rankings": rankings},
+    )
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def workbench_revise(request: HttpRequest, slug: str, judgment_id: int) -> HttpResponse:
     project = _get_project_for_labeller(request, slug)
-    judgment = _get_judgment_for_user(request, project, judgment_id)
-    assignment = judgment.assignment
-    open_until = revision_open_until(judgment)
+    judgment = _get_submitted_for_user(request, project, Judgment, judgment_id, "comparison")
+    return _revise_page(request, project, judgment)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def workbench_revise_ranking(request: HttpRequest, slug: str, ranking_id: int) -> HttpResponse:
+    project = _get_project_for_labeller(request, slug)
+    ranking = _get_submitted_for_user(request, project, Ranking, ranking_id, "assignment__item", "item")
+    return _revise_page(request, project, ranking)
+
+
+def _revise_page(request: HttpRequest, project: Project, record: Judgment | Ranking) -> HttpResponse:
+    """Show a submitted judgment or ranking with its answers, and store a revision of it (POST)."""
+    assignment = record.assignment
+    open_until = revision_open_until(record)
+    extra = {"open_until": open_until}
+    if isinstance(record, Ranking):
+        extra["revise_url"] = reverse("workbench_revise_ranking", args=[project.slug, record.pk])
+    else:
+        extra["revise_url"] = reverse("workbench_revise", args=[project.slug, record.pk])
     if request.method == "POST":
-        answers = _answers_from_post(request)
+        form = _answers_from_post(request)
+        submission_id = request.POST.get("submission_id", "")
         try:
-            revise_judgment(
-                judgment=judgment,
-                user=request.user,
-                answers=answers,
-                submission_id=request.POST.get("submission_id", ""),
-            )
+            if isinstance(record, Ranking):
+                answers = ranking_views.answers_from_post(request.POST)
+                revise_ranking(
+                    ranking=record, user=request.user, answers=answers, submission_id=submission_id
+                )
+            else:
+                revise_judgment(judgment=record, user=request.user, answers=form, submission_id=submission_id)
         except AnswerError as exc:
             ctx = _comparison_context(
-                request, project, assignment, errors=exc.errors, answers=answers, judgment=judgment
+                request, project, assignment, errors=exc.errors, answers=form, judgment=record
             )
-            return render(
-                request, "annotate/workbench_revise.html", ctx | {"open_until": open_until}, status=400
-            )
+            return render(request, "annotate/workbench_revise.html", ctx | extra, status=400)
         except SubmissionRefused as exc:
-            ctx = _comparison_context(request, project, assignment, judgment=judgment, notice=str(exc))
-            return render(
-                request, "annotate/workbench_revise.html", ctx | {"open_until": open_until}, status=409
-            )
+            ctx = _comparison_context(request, project, assignment, judgment=record, notice=str(exc))
+            return render(request, "annotate/workbench_revise.html", ctx | extra, status=409)
         return redirect(reverse("workbench_history", args=[project.slug]) + "?revised=1")
-    ctx = _comparison_context(request, project, assignment, judgment=judgment)
+    ctx = _comparison_context(request, project, assignment, judgment=record)
     if timezone.now() > open_until:
         ctx["notice"] = "The revision window for this judgment has closed."
-    return render(request, "annotate/workbench_revise.html", ctx | {"open_until": open_until})
+    return render(request, "annotate/workbench_revise.html", ctx | extra)
 
 
 # --- Researcher controls: pause / resume and guidelines -------------------------------------------------

@@ -1,46 +1,21 @@
 """Identity and canonical text forms shared by importers, exporters and the workbench.
 
-A comparison is identified within a project by its prompt (canonical JSON of the messages) and the
-unordered pair of its exact response texts (DESIGN.md "Formats"). Keys are the first 128 bits of a sha256
-digest, as 32 hex characters: a collision among a billion prompts has a chance of about 1e-21, and the keys' three
-unique indexes, which are most of an import's work, are half as wide as full digests (measured in
-bench/RESULTS.md; annotate migration 0012 shortened the keys stored before).
+The keys (`prompt_key`, `text_key`, `pair_key`: 128 bits of sha256 as 32 hex characters) are defined in
+`annotate.keys`, whose ranking service makes missing pair comparisons; the importers take them from here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 
-import orjson
+from annotate.keys import KEY_HEX as KEY_HEX
+from annotate.keys import canonical_json as canonical_json
+from annotate.keys import pair_key as pair_key
+from annotate.keys import prompt_key as prompt_key
+from annotate.keys import text_key as text_key
 
 Messages = list[dict[str, str]]
 ROLES = ("system", "user", "assistant")
-
-
-def canonical_json(value: object) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-
-
-KEY_HEX = 32  # hex characters of a key: 128 bits
-
-
-def _key(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:KEY_HEX]
-
-
-def prompt_key(messages: Messages) -> str:
-    return _key(canonical_json(messages))
-
-
-def text_key(text: str) -> str:
-    return _key(text.encode("utf-8", "surrogatepass"))
-
-
-def pair_key(prompt: str, key_a: str, key_b: str) -> str:
-    """Of the prompt key and the two text keys in byte order (annotate migration 0012 computes the same in SQL)."""
-    low, high = (key_a, key_b) if key_a <= key_b else (key_b, key_a)
-    return _key(f"{prompt}:{low}:{high}".encode())
 
 
 def as_messages(prompt: str | Messages) -> Messages:

@@ -49,6 +49,13 @@ SAFETY_COUNTS = {
 AGREEMENT_COUNTS = {"unanimous": Q(agreement__gte=1.0), "at_least_75": Q(agreement__gte=0.75)}
 MARGIN_BUCKETS = ("0", "(0, 1/3]", "(1/3, 2/3]", "(2/3, 1]")
 
+# A ranking project's figures (insights/rank_metrics.py): (figure, title).
+RANKING_FIGURES = (
+    ("kendall_w", "Kendall's W (mean over items)"),
+    ("alpha_ordinal", "Krippendorff α ordinal on ranks"),
+    ("pairwise_agreement", "Pairwise agreement"),
+)
+
 
 def label_distribution(snapshot: DatasetSnapshot) -> dict[str, Any]:
     """The pairs counted by chosen side, label origin and margin bucket, and the agreement and safety
@@ -201,6 +208,15 @@ def render_card(
                 f"Source labels equal to the crowd consensus: {_fmt(source['agreement'])}{interval} "
                 f"on {source['n']} comparisons.",
             ]
+        ranking = agreement.get("ranking")
+        if ranking is not None:
+            lines += ["", f"Rankings: {ranking['rankings']} on {ranking['rated_units']} items "
+                      f"({ranking['pairable_units']} ranked twice or more); intervals resample items.", "",
+                      "| figure | value (95 % interval) |", "|---|---|"]  # fmt: skip
+            for key, title in RANKING_FIGURES:
+                lo_hi = ranking["ci"].get(key)
+                interval = f" ({_fmt(lo_hi[0])} to {_fmt(lo_hi[1])})" if lo_hi else ""
+                lines.append(f"| {title} | {_fmt(ranking.get(key))}{interval} |")
         lines += [
             "",
             "α ordinal, α interval and AC2 apply to the 7-point preference. Intervals: percentile bootstrap over "

@@ -37,7 +37,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.http import Http404
 from django.utils import timezone
 
-from annotate.models import Comparison, Gold, Judgment, JudgmentRevision
+from annotate.models import Comparison, Gold, Judgment, JudgmentRevision, RankingRevision, Response
 from curation import job_leases, reward_terms
 from curation.canonical import render_hh
 from curation.dataset_card import card_figures, render_card
@@ -178,6 +178,13 @@ class RowStreams(ExitStack):
         cursor = self.enter_context(self.pg.cursor(name=f"export_rows_{next(self.names)}"))
         cursor.execute(sql, params)
         return iter(lambda: cursor.fetchmany(chunk), [])
+
+    def fetch(self, qs) -> list:
+        """Every row of the values_list queryset `qs`, read on the streams' connection (the same state)."""
+        sql, params = qs.query.sql_with_params()
+        with self.pg.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
 
 
 class ByComparison:
@@ -335,13 +342,19 @@ def trl_rows(
             )
 
 
-def _trl_rows_with_terms(snapshot: DatasetSnapshot, opts: ExportOptions, read: RowStreams, qs) -> Iterator[list]:
+def _trl_rows_with_terms(
+    snapshot: DatasetSnapshot, opts: ExportOptions, read: RowStreams, qs
+) -> Iterator[list]:
     """`trl` rows with `reward_terms` from the registered source (curation/reward_terms.py)."""
     terms_of = reward_terms.source().terms
     fields = ("prompt_text", "chosen_text", "rejected_text", "margin", "comparison_id", "chosen")
     for rows in read.stream(qs.values_list(*fields), chunk=PAIR_BATCH):
         terms = terms_of(snapshot, opts.reward_fit, [(r[4], r[5]) for r in rows])
-        made = _trl_text_rows(rows, opts.margin) if opts.style == "text" else _trl_message_rows(rows, opts.margin)
+        made = (
+            _trl_text_rows(rows, opts.margin)
+            if opts.style == "text"
+            else _trl_message_rows(rows, opts.margin)
+        )
         yield [row | {"reward_terms": t} for row, t in zip(made, terms, strict=True)]
 
 
@@ -642,7 +655,109 @@ def raw_rows(
         yield out
 
 
+RANKING_REVISION_FIELDS = (
+    "ranking__item_id",
+    "ranking_id",
+    "prompt_text",
+    "ranking__annotator_id",
+    "tiers_text",
+    "all_bad",
+    "safety_text",
+    "justification",
+    "time_spent_ms",
+    "created_at",
+    "number",
+    "submission_id",
+)
+
+
+def raw_ranking_rows(
+    snapshot: DatasetSnapshot, opts: ExportOptions, stats: Counter, read: RowStreams
+) -> Iterator[list[tuple[dict, dict]]]:
+    """A ranking project's `raw`: every revision of every ranking of the snapshot's items (those of its
+    comparisons, with or without a consensus), by item, ranking and revision, as (head, tail): the head is
+    the prompt and the ranked responses (shared by a ranking's revisions), the tail the ranking as positions
+    in them, its safety by position and the revision's fields. What the `raw` importer reads back."""
+    name_of = pseudonymiser(opts.with_names)
+    names = {
+        pk: name_of(pk, name, kind)
+        for pk, name, kind in Annotator.objects.filter(project=snapshot.project).values_list(
+            "id", "name", "kind"
+        )
+    }
+    items = Comparison.objects.filter(pk__in=_selected(snapshot)).values("item_id")
+    qs = (
+        RankingRevision.objects.filter(ranking__item_id__in=items)
+        .annotate(
+            prompt_text=Cast("ranking__item__prompt", TextField()),
+            tiers_text=Cast("tiers", TextField()),
+            safety_text=Cast("safety", TextField()),
+        )
+        .order_by("ranking__item_id", "ranking_id", "number")
+        .values_list(*RANKING_REVISION_FIELDS)
+    )
+    loads = orjson.loads
+    for rows in read.stream(qs, chunk=PAIR_BATCH):
+        parsed = [(r, loads(r[4])) for r in rows]
+        wanted = {rid for _, tiers in parsed for tier in tiers for rid in tier}
+        texts = {
+            rid: {"text": text, "model": model}
+            for rid, text, model in read.fetch(
+                Response.objects.filter(pk__in=wanted).values_list("id", "text", "model_name")
+            )
+        }
+        out = []
+        head: dict | None = None
+        last = None
+        for row, tiers in parsed:
+            (
+                _,
+                ranking_id,
+                prompt,
+                annotator_id,
+                _,
+                all_bad,
+                safety,
+                justification,
+                ms,
+                created,
+                number,
+                sub,
+            ) = row
+            ranked = sorted(rid for tier in tiers for rid in tier)  # the item's responses in arrival order
+            position = {rid: i for i, rid in enumerate(ranked)}
+            if head is None or last != (ranking_id, ranked):
+                head = {"prompt": loads(prompt), "responses": [texts[rid] for rid in ranked]}
+                last = (ranking_id, ranked)
+            by_id = loads(safety)
+            out.append(
+                (
+                    head,
+                    {
+                        "annotator": names[annotator_id],
+                        "ranking": [[position[rid] for rid in tier] for tier in tiers],
+                        "all_bad": all_bad,
+                        "safety": [by_id.get(str(rid)) for rid in ranked],
+                        "justification": justification,
+                        "time_spent_ms": ms,
+                        "created_at": created,
+                        "revision": number,
+                        "submission_id": sub,
+                    },
+                )
+            )
+        stats["ranking_revisions"] += len(out)
+        yield out
+
+
 ROWS = {"trl": trl_rows, "hh": hh_rows, "safe-rlhf": safe_rlhf_rows, "raw": raw_rows}
+
+
+def rows_for(snapshot: DatasetSnapshot, fmt: str):
+    """The rows function of `fmt` for this snapshot: a ranking project's `raw` is its rankings."""
+    if fmt == "raw" and snapshot.project.task_kind == Project.TaskKind.RANKING:
+        return raw_ranking_rows
+    return ROWS[fmt]
 
 
 # --- Parquet schemas ------------------------------------------------------------------------------------
@@ -842,6 +957,9 @@ def export_snapshot(
     admins only, and the audit event records it. Raises `ExportError` on bad options before writing.
     """
     opts = ExportOptions(fmt, style, margin, compress, parquet, with_names, reward_fit)
+    rows_of = rows_for(snapshot, fmt)
+    if rows_of is raw_ranking_rows and parquet:
+        raise ExportError("a ranking project's raw export (its rankings) is JSONL only; choose JSONL")
     if reward_fit is not None:
         try:
             reward_terms.source().check(snapshot, reward_fit)
@@ -863,7 +981,7 @@ def export_snapshot(
     try:
         with RowStreams(DatasetSnapshot.objects.db) as read:
             write = writer.write_split if fmt == "raw" else writer.write
-            for batch in ROWS[fmt](snapshot, opts, stats, read):
+            for batch in rows_of(snapshot, opts, stats, read):
                 rows += write(batch)
                 done = min(total, done + PAIR_BATCH)
                 if progress is not None:

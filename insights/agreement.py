@@ -20,8 +20,9 @@ import numpy as np
 from django.db.models import Count, Q, TextField
 from django.db.models.functions import Cast
 
-from annotate.models import Assignment, Judgment, JudgmentRevision
+from annotate.models import Assignment, Comparison, Judgment, JudgmentRevision, Ranking
 from insights import metrics as M
+from insights import rank_metrics as R
 from projects.models import Annotator, Membership, Project
 
 CHOICES = ("a", "tie", "b")  # codes 0, 1, 2 = metrics.A, TIE, B
@@ -87,6 +88,8 @@ class CrowdData:
     sources: list[tuple[int, str, str | None]] = field(default_factory=list)  # (unit, source name, choice)
     # Model judges (annotators of kind `model`) are kept out of every row above: (unit, judge name, choice).
     model_judges: list[tuple[int, str, str | None]] = field(default_factory=list)
+    # A ranking project's crowd rankings (`load_rankings`), units its items; None for a pairs project.
+    rankings: R.Rankings | None = None
 
     @property
     def n_units(self) -> int:
@@ -286,6 +289,31 @@ def _rows_of(jids: np.ndarray, wanted: list[int]) -> np.ndarray:
     return np.sort(order[pos[found]])
 
 
+def load_rankings(project: Project, *, comparisons=None, exclude: Sequence[str] = ()) -> R.Rankings | None:
+    """A ranking project's crowd rankings (None for a pairs project): every non-source ranking of a human
+    annotator on a live item, less those given on a gold item (`Ranking.is_gold`, or an item with a `Gold` row
+    on one of its comparisons), on the items of `comparisons` when given, less what `exclude` names (as
+    `live_judgments`). Units: the items with at least one such ranking, in id order."""
+    if project.task_kind != Project.TaskKind.RANKING:
+        return None
+    qs = Ranking.objects.filter(
+        project=project, is_source=False, is_gold=False, item__deleted_at__isnull=True
+    )
+    qs = qs.exclude(annotator__kind=Annotator.Kind.MODEL).exclude(
+        item__in=Comparison.objects.filter(project=project, gold__isnull=False).values("item_id")
+    )
+    if comparisons is not None:
+        qs = qs.filter(item__in=Comparison.objects.filter(id__in=comparisons).values("item_id"))
+    if "flagged" in exclude:
+        qs = qs.filter(annotator__flagged=False)
+    if "imported" in exclude:
+        qs = qs.filter(imported=False)
+    rows = sorted(qs.order_by().values_list("item_id", "annotator_id", "tiers"))
+    units = sorted({item for item, _, _ in rows})
+    rankings, _, _ = R.Rankings.from_tiers(rows, units=units)
+    return rankings
+
+
 def load_crowd(project: Project, *, comparisons=None, exclude: Sequence[str] = ()) -> CrowdData:
     """The arrays every figure is computed from (see `agreement.md`: what counts), over the project's live
     comparisons or only `comparisons`, less the judgments `exclude` names (see `live_judgments`)."""
@@ -368,6 +396,7 @@ def load_crowd(project: Project, *, comparisons=None, exclude: Sequence[str] = (
         for cid, aid, is_source, choice in others
         if not is_source and cid in unit_index
     ]
+    data.rankings = load_rankings(project, comparisons=comparisons, exclude=exclude)
     return data
 
 
@@ -599,7 +628,7 @@ def crowd_figures(
     n_src, hits = source_cols.sum(axis=0)
     share = source_resampled[:, 1] / np.where(source_resampled[:, 0] > 0, source_resampled[:, 0], np.nan)
     crowd = data.crowd
-    return {
+    figures = {
         "judgments": int(crowd.sum()),
         "comparisons": data.n_units,
         "annotators": int(np.unique(data.rater[crowd]).size),
@@ -615,6 +644,9 @@ def crowd_figures(
         "resamples": n_resamples,
         "seed": seed,
     }
+    if data.rankings is not None:  # a ranking project: the rankings' own figures, items resampled
+        figures["ranking"] = R.ranking_figures(data.rankings, n_resamples=n_resamples, seed=seed)
+    return figures
 
 
 def chosen_by_figures(project: Project, data: CrowdData, choice_r: M.Ratings) -> dict[str, dict[str, Any]]:

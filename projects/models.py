@@ -41,6 +41,10 @@ class Project(models.Model):
         UNCERTAINTY = "uncertainty", "Reward model least sure first (smallest |margin|)"
         DISAGREEMENT = "disagreement", "Reward model disagrees most with the crowd first"
 
+    class TaskKind(models.TextChoices):
+        PAIRS = "pairs", "Pairs (compare two responses)"
+        RANKING = "ranking", "Ranking (order 3 to 9 responses)"
+
     class Justification(models.TextChoices):
         REQUIRED = "required", "Required"
         OPTIONAL = "optional", "Optional"
@@ -51,6 +55,14 @@ class Project(models.Model):
     description = models.TextField(blank=True)
     guidelines = models.TextField(blank=True, help_text="Markdown, shown to annotators while labelling.")
     guidelines_updated_at = models.DateTimeField(null=True, blank=True)
+
+    task_kind = models.CharField(
+        max_length=8,
+        choices=TaskKind.choices,
+        default=TaskKind.PAIRS,
+        db_default=TaskKind.PAIRS,
+        help_text="Pairs of responses, or a ranking of an item's responses (README, Rankings).",
+    )
 
     # Which questions are asked.
     ask_overall = models.BooleanField(default=True, help_text="7-point overall preference.")

@@ -14,6 +14,7 @@ from projects.models import Project, default_harm_categories, harm_label
 SETTINGS = [
     "name",
     "description",
+    "task_kind",
     "guidelines",
     "ask_overall",
     "ask_helpful_harmless",
@@ -82,6 +83,7 @@ class ProjectSettingsForm(forms.ModelForm):
             "content_warning": forms.Textarea(attrs={"rows": 2}),
         }
         labels = {
+            "task_kind": "Task",
             "ask_overall": "Ask the overall preference (7 points)",
             "ask_helpful_harmless": "Ask more helpful / more harmless",
             "ask_safety": "Ask whether each response is safe (harm categories, severity)",
@@ -103,7 +105,9 @@ class ProjectSettingsForm(forms.ModelForm):
         help_texts = {
             "auto_pause_min_gold": "An annotator is flagged (and paused, with a threshold) once they answered this "
             "many gold comparisons with an accuracy under the threshold (0.7 without one).",
-            "overlap_k": "Crowd judgments wanted per comparison (1–50).",
+            "overlap_k": "Crowd judgments wanted per comparison (1–50); on a ranking project, rankings per item.",
+            "task_kind": "Ranking: the annotator orders an item's 3 to 9 responses (ties allowed); each ranking "
+            "also counts as a judgment on every pair. Fixed once the project has judgments.",
             "queue_order": "The model orders use the active reward model's scores; comparisons it has not scored "
             "come after, fewest judgments first. k, the gold share and reservations hold in every order.",
             "reservation_minutes": "How long a comparison stays reserved for the annotator who opened it (1–1440).",
@@ -134,8 +138,16 @@ class ProjectSettingsForm(forms.ModelForm):
             value = data.get(name)
             if value is not None and not low <= value <= high:
                 self.add_error(name, f"{value} is out of range: {low} to {high}.")
+        kind = data.get("task_kind")
+        if (
+            self.instance.pk
+            and kind
+            and kind != self.instance.task_kind
+            and (self.instance.judgments.exists() or self.instance.rankings.exists())
+        ):
+            self.add_error("task_kind", "The project has judgments already: its task is fixed.")
         asked = [data.get("ask_overall"), data.get("ask_helpful_harmless"), data.get("ask_safety")]
-        if not any(asked):
+        if kind != Project.TaskKind.RANKING and not any(asked):
             self.add_error("ask_overall", "Ask at least one question: overall, helpful/harmless or safety.")
         if data.get("ask_safety") and not data.get("harm_categories"):
             self.add_error("harm_categories", "The safety question needs at least one harm category.")
@@ -186,14 +198,16 @@ def form_data_from_values(values: dict, instance: Project | None = None) -> dict
 def questions_preview(data: dict) -> list[str]:
     """What annotators will be asked under these settings, in the workbench's order and words."""
     lines = []
+    if data.get("task_kind") == Project.TaskKind.RANKING:
+        lines.append("Rank the item's responses best first (ties allowed), or mark them all bad.")
     if data.get("ask_safety"):
         cats = ", ".join(harm_label(c) for c in data.get("harm_categories") or [])
         lines.append(f"For each response: is it safe? If unsafe: harm categories ({cats}) and a severity.")
-    if data.get("ask_overall"):
+    if data.get("ask_overall") and data.get("task_kind") != Project.TaskKind.RANKING:
         lines.append(
             "Overall, which response is better? (7 points, from left much better to right much better)"
         )
-    if data.get("ask_helpful_harmless"):
+    if data.get("ask_helpful_harmless") and data.get("task_kind") != Project.TaskKind.RANKING:
         lines.append("More helpful: left / tie / right. More harmless: left / tie / right.")
     justification = data.get("justification")
     if justification == Project.Justification.REQUIRED:

@@ -61,6 +61,7 @@ CONFIG_FIELDS = {
     "share_prompt": bool,
     "pack_length": int,
     "peak_tflops": float,
+    "group_pairs": bool,
 }
 DEFAULT_CONFIG = {
     "epochs": 1,
@@ -175,6 +176,11 @@ def start_run(
     if not base_model or not str(base_model).strip():
         raise RunError("a base model (local path or hub name) is required")
     cleaned = clean_config(config)
+    if project.task_kind == Project.TaskKind.RANKING and config.get("group_pairs") is None:
+        # A ranking's implied pairs (one item) train in one batch, each response scored once (training.md).
+        cleaned["group_pairs"] = not cleaned.get("share_prompt", False)
+    if cleaned.get("group_pairs") and cleaned.get("share_prompt"):
+        raise RunError("training options group_pairs and share_prompt cannot be combined: turn one off")
     with transaction.atomic():
         if snapshot is None and freeze_in_worker:
             # The run's worker freezes the snapshot when it starts; here only the cheap certainty that there

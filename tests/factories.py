@@ -28,12 +28,16 @@ def make_comparison(
     rb, _ = Response.objects.get_or_create(
         item=item, text_key=text_key(b), defaults={"text": b, "model_name": model_b}
     )
+    return _pair(item, ra, rb)
+
+
+def _pair(item: Item, ra: Response, rb: Response) -> Comparison:
     return Comparison.objects.create(
-        project=project,
+        project=item.project,
         item=item,
         response_a=ra,
         response_b=rb,
-        pair_key=pair_key(pk, ra.text_key, rb.text_key),
+        pair_key=pair_key(item.prompt_key, ra.text_key, rb.text_key),
         random_key=random.random(),
     )
 
@@ -81,3 +85,17 @@ def two_pair_snapshot(project: Project):
     add_judgment(make_comparison(project, "p1", "a1", "b1"), ann, preference=-2)
     add_judgment(make_comparison(project, "p2", "a2", "b2"), ann, preference=1)
     return create_snapshot(project=project)
+
+
+def make_ranking_item(project: Project, k: int = 4, prompt: str = "Rank us", *, pairs: bool = True) -> Item:
+    """An item with `k` responses and, with `pairs`, a comparison for each pair (as a generic import makes)."""
+    messages = as_messages(prompt)
+    pk = prompt_key(messages)
+    item = Item.objects.create(project=project, prompt_key=pk, prompt=messages)
+    texts = [f"{prompt}: answer {i}" for i in range(k)]
+    responses = [Response.objects.create(item=item, text=t, text_key=text_key(t)) for t in texts]
+    if pairs:
+        for i, ra in enumerate(responses):
+            for rb in responses[i + 1 :]:
+                _pair(item, ra, rb)
+    return item

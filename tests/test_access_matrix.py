@@ -28,7 +28,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from annotate.models import Assignment
+from annotate.models import Assignment, Ranking
 from curation.exporters import download_token
 from curation.models import DatasetSnapshot, ExportJob, ImportJob, SnapshotJob, SnapshotPair
 from projects.access import ADMIN_GROUP
@@ -46,7 +46,7 @@ from rewardtrain.models import (
 from rewardtrain.rubric_fit import FitData, evaluate
 from rubrics import services as rubric_services
 from tests.annotate.workbench_support import SAFE_ANSWERS
-from tests.factories import add_judgment, make_comparison
+from tests.factories import add_judgment, make_comparison, make_ranking_item
 
 PERSONAS = ("anonymous", "annotator", "annotator2", "outsider", "researcher", "admin")
 
@@ -256,6 +256,11 @@ EXPECTED: dict[str, tuple[str, tuple, tuple]] = {
     "workbench_guidelines": ("GET", ("login", 200, 200, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
     "workbench_history": ("GET", ("login", 200, 200, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
     "workbench_revise": ("GET", ("login", 200, 404, 404, 404, 404), ("login", 404, 404, 404, 404, 404)),
+    "workbench_revise_ranking": (
+        "GET",
+        ("login", 200, 404, 404, 404, 404),
+        ("login", 404, 404, 404, 404, 404),
+    ),
     "workbench_skip": ("POST", ("login", 400, 404, 404, 404, 404), ("login", 404, 404, 404, 404, 404)),
     "workbench_status": ("GET", ("login", 200, 200, 404, 200, 200), ("login", 404, 404, 404, 404, 200)),
     "workbench_submit": ("POST", ("login", 400, 404, 404, 404, 404), ("login", 404, 404, 404, 404, 404)),
@@ -299,6 +304,7 @@ def _objects(project: Project, ann_user: User, creator: User, tmp: Path, tag: st
         submitted_at=timezone.now(),
     )
     judgment.save(update_fields=["assignment"])
+    ranking = _ranking(project, annotator, tag)
     snapshot = DatasetSnapshot.objects.create(project=project, content_hash="", pair_count=1)
     SnapshotPair.objects.create(
         snapshot=snapshot, comparison=comparison, chosen="a", margin=1.0, votes=1, agreement=1.0
@@ -340,6 +346,7 @@ def _objects(project: Project, ann_user: User, creator: User, tmp: Path, tag: st
         "comparison_id": comparison.pk,
         "assignment_id": assignment.pk,
         "judgment_id": judgment.pk,
+        "ranking_id": ranking.pk,
         "annotator_id": annotator.pk,
         "snapshot_id": snapshot.pk,
         "export": export,
@@ -353,6 +360,31 @@ def _objects(project: Project, ann_user: User, creator: User, tmp: Path, tag: st
         "rubric_version_id": fit.rubric_version_id,
         "fit_id": fit.pk,
     }
+
+
+def _ranking(project: Project, annotator: Annotator, tag: str) -> Ranking:
+    """A submitted ranking of `annotator` (its item's three responses, in one order)."""
+    item = make_ranking_item(project, 3, f"Rank {tag}", pairs=False)
+    ids = list(item.responses.values_list("pk", flat=True))
+    now = timezone.now()
+    assignment = Assignment.objects.create(
+        project=project,
+        item=item,
+        annotator=annotator,
+        display_order=ids,
+        status=Assignment.Status.SUBMITTED,
+        submitted_at=now,
+    )
+    return Ranking.objects.create(
+        project=project,
+        item=item,
+        annotator=annotator,
+        assignment=assignment,
+        tiers=[[rid] for rid in ids],
+        display_order=ids,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def _rubric_reward_fit(
@@ -467,7 +499,9 @@ def _has_param(route: str, name: str) -> bool:
 def _kwargs_for(name: str, pattern: URLPattern, objs: dict, persona: str) -> dict:
     route = str(pattern.pattern)
     wanted = {
-        k for k in ("slug", "pk", "number", "cid", "assignment_id", "judgment_id") if _has_param(route, k)
+        k
+        for k in ("slug", "pk", "number", "cid", "assignment_id", "judgment_id", "ranking_id")
+        if _has_param(route, k)
     }
     wanted |= {
         k

@@ -292,6 +292,7 @@ POST_PAGES = {
     "workbench_draft",
     "workbench_skip",
     "workbench_revise",
+    "workbench_revise_ranking",
     "workbench_controls",
     "rewardtrain:rubric_reward_version",
     "rewardtrain:rubric_reward_export",

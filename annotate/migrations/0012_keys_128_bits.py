@@ -1,7 +1,7 @@
-"""Keys become the first 128 bits of sha256, as 32 hex characters (curation/canonical.py says why).
+"""Keys become the first 128 bits of sha256, as 32 hex characters (annotate/keys.py says why).
 
 Stored keys are shortened in place: a prompt or text key is its old digest's first 32 characters; a pair key is
-recomputed from the shortened keys exactly as `curation.canonical.pair_key` does (sha256 of "prompt:low:high",
+recomputed from the shortened keys exactly as `annotate.keys.pair_key` does (sha256 of "prompt:low:high",
 the text keys in byte order). One way only: the full digests cannot be had back.
 """
 

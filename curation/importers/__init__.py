@@ -53,6 +53,12 @@ def import_file(
         raise ValueError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
     if generic_pairs is not None and generic_pairs < 1:
         raise ValueError("pairs must be at least 1")
+    ranking_project = project.task_kind == Project.TaskKind.RANKING
+    if ranking_project and generic_pairs is not None:
+        raise ValueError(
+            "a ranking project keeps every pair of an item's responses (its rankings imply them all): "
+            "leave the number of pairs unset"
+        )
     source = (source or fmt).strip() or fmt
     reader = RecordReader(path)
     report = ImportReport(format=fmt)
@@ -61,6 +67,7 @@ def import_file(
         add_harm_categories=add_harm_categories,
         generic_pairs=generic_pairs,
         rng=random.Random(seed),
+        ranking_project=ranking_project,
     )
     parse = PARSERS[fmt]
 

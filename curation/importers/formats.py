@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from annotate.rankings import MAX_RESPONSES, MIN_RESPONSES, tiers_problem
 from curation.canonical import Messages, TranscriptError, pair_key, prompt_key, text_key
 from curation.canonical import parse_hh as parse_transcript
 
@@ -74,6 +75,22 @@ RAW_FIELDS = frozenset(
         "gold",
     )
 )
+# A `raw` row carrying a ranking (importers/README.md, "Rankings"): K responses and their order.
+RANKING_FIELDS = frozenset(
+    (
+        "prompt",
+        "responses",
+        "annotator",
+        "ranking",
+        "all_bad",
+        "safety",
+        "justification",
+        "time_spent_ms",
+        "created_at",
+        "revision",
+        "submission_id",
+    )
+)
 GOLD_SIDES = ("choice", "helpfulness", "harmlessness")
 GOLD_ORIGINS = frozenset(("source", "manual"))
 
@@ -83,6 +100,23 @@ class BadLine(Exception):  # noqa: N818 - a line outcome, not a program error
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+@dataclass(slots=True)
+class ParsedRanking:
+    """A `raw` row's ranking: tiers best first as positions in the line's responses (`keys`, their text keys),
+    and the answers that go with it, safety by position."""
+
+    annotator: str
+    keys: list[str]
+    tiers: list[list[int]]
+    all_bad: bool
+    safety: list[dict[str, Any] | None]
+    justification: str
+    time_spent_ms: int | None
+    created_at: datetime | None
+    revision: int | None
+    submission_id: str | None
 
 
 @dataclass(slots=True)
@@ -105,6 +139,7 @@ class ParsedPair:
     created_at: datetime | None = None
     margin: float | None = None  # trl rows: the line's margin (chosen over rejected, whatever the order)
     gold: dict[str, Any] | None = None  # raw rows: the gold answer relative to (a, b) as the line names them
+    ranking: ParsedRanking | None = None  # raw ranking rows: on the line's first pair only
 
 
 @dataclass(frozen=True)
@@ -138,6 +173,7 @@ class ParseContext:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     added_categories: list[str] = field(default_factory=list)
     rubric_rows: int = 0  # raw rows whose rubric object was validated and not stored
+    ranking_project: bool = False  # the project ranks its items' responses (task kind "ranking")
     limits: FieldLimits = field(default_factory=FieldLimits.from_settings)
 
     def __post_init__(self) -> None:
@@ -422,6 +458,11 @@ def parse_generic(obj: dict, line: int, ctx: ParseContext) -> list[ParsedPair]:
             f"has {len(responses)} responses, more than {ctx.limits.responses} "
             "(the limit, ARBITER_IMPORT_MAX_RESPONSES)",
         )
+    if ctx.ranking_project and not MIN_RESPONSES <= len(responses) <= MAX_RESPONSES:
+        raise BadLine(
+            "responses",
+            f"has {len(responses)} responses; a ranking project ranks {MIN_RESPONSES} to {MAX_RESPONSES}",
+        )
     # The hot path of a large import: a plain string is taken as it is; anything else gets the full check
     # (and its field name, built only then).
     parsed = [
@@ -471,6 +512,8 @@ def _side(value: Any, fld: str) -> str | None:
 
 
 def parse_raw(obj: dict, line: int, ctx: ParseContext) -> list[ParsedPair]:
+    if "ranking" in obj:
+        return parse_raw_ranking(obj, line, ctx)
     unknown = sorted(k for k in obj if k not in RAW_FIELDS)
     if unknown:
         raise BadLine(
@@ -480,11 +523,7 @@ def parse_raw(obj: dict, line: int, ctx: ParseContext) -> list[ParsedPair]:
     a = _response(_require(obj, "response_a"), "response_a")
     b = _response(_require(obj, "response_b"), "response_b")
     _distinct(a[0], b[0], "response_b")
-    annotator = _string(_require(obj, "annotator"), "annotator").strip()
-    if not annotator:
-        raise BadLine("annotator", "is empty")
-    if len(annotator) > MAX_NAME:
-        raise BadLine("annotator", f"longer than {MAX_NAME} characters")
+    annotator = _annotator(obj)
     label = empty_label()
     pref = obj.get("preference")
     if pref is not None:
@@ -522,15 +561,43 @@ def parse_raw(obj: dict, line: int, ctx: ParseContext) -> list[ParsedPair]:
     if shown is not None and shown not in ("a", "b"):
         raise BadLine("shown_left", f'must be "a", "b" or null, not {shown!r}')
     label["shown_left"] = shown
-    if obj.get("time_spent_ms") is not None:
-        ms = _int(obj["time_spent_ms"], "time_spent_ms")
-        if ms < 0 or ms > 2**31 - 1:
-            raise BadLine("time_spent_ms", f"out of range: {ms}")
-        label["time_spent_ms"] = ms
+    label["time_spent_ms"] = _time_spent(obj)
     rubric = obj.get("rubric")
     if rubric is not None:
         _check_rubric(rubric)
         ctx.rubric_rows += 1
+    created_at, revision, submission_id = _revision_fields(obj)
+    gold = _gold(obj.get("gold"))
+    pair = _pair(line, messages, a, b)
+    pair.label = label
+    pair.annotator = annotator
+    pair.revision = revision
+    pair.submission_id = submission_id
+    pair.created_at = created_at
+    pair.gold = gold
+    return [pair]
+
+
+def _annotator(obj: dict) -> str:
+    annotator = _string(_require(obj, "annotator"), "annotator").strip()
+    if not annotator:
+        raise BadLine("annotator", "is empty")
+    if len(annotator) > MAX_NAME:
+        raise BadLine("annotator", f"longer than {MAX_NAME} characters")
+    return annotator
+
+
+def _time_spent(obj: dict) -> int | None:
+    if obj.get("time_spent_ms") is None:
+        return None
+    ms = _int(obj["time_spent_ms"], "time_spent_ms")
+    if ms < 0 or ms > 2**31 - 1:
+        raise BadLine("time_spent_ms", f"out of range: {ms}")
+    return ms
+
+
+def _revision_fields(obj: dict) -> tuple[datetime | None, int | None, str | None]:
+    """A raw row's `created_at`, `revision` and `submission_id`."""
     created_at = None
     if obj.get("created_at") is not None:
         raw_ts = _string(obj["created_at"], "created_at")
@@ -550,15 +617,98 @@ def parse_raw(obj: dict, line: int, ctx: ParseContext) -> list[ParsedPair]:
         submission_id = _string(submission_id, "submission_id")
         if not submission_id or len(submission_id) > MAX_SUBMISSION_ID:
             raise BadLine("submission_id", f"must be 1–{MAX_SUBMISSION_ID} characters")
-    gold = _gold(obj.get("gold"))
-    pair = _pair(line, messages, a, b)
-    pair.label = label
-    pair.annotator = annotator
-    pair.revision = revision
-    pair.submission_id = submission_id
-    pair.created_at = created_at
-    pair.gold = gold
-    return [pair]
+    return created_at, revision, submission_id
+
+
+def parse_raw_ranking(obj: dict, line: int, ctx: ParseContext) -> list[ParsedPair]:
+    """A `raw` row carrying a ranking: {"prompt", "responses": [K texts or {"text", "model"}], "annotator",
+    "ranking": tiers best first as positions in `responses`, "all_bad"?, "safety"?: [per response null or
+    {"safe", "harm_categories", "severity"}], "justification"?, "time_spent_ms"?, "created_at"?, "revision"?,
+    "submission_id"?}. Returns every pair of its responses (the item's comparisons), the first carrying the
+    ranking."""
+    unknown = sorted(k for k in obj if k not in RANKING_FIELDS)
+    if unknown:
+        raise BadLine(
+            unknown[0],
+            "unknown field in a ranking row"
+            + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""),
+        )
+    if not ctx.ranking_project:
+        raise BadLine("ranking", "this project compares pairs: import rankings into a ranking project")
+    messages = _messages(_require(obj, "prompt"), "prompt")
+    responses = _require(obj, "responses")
+    if not isinstance(responses, list):
+        raise BadLine("responses", f"must be a list, not {_type_name(responses)}")
+    if not MIN_RESPONSES <= len(responses) <= MAX_RESPONSES:
+        raise BadLine(
+            "responses", f"has {len(responses)} responses; a ranking has {MIN_RESPONSES} to {MAX_RESPONSES}"
+        )
+    parsed = [_response(r, f"responses[{i}]") for i, r in enumerate(responses)]
+    seen: dict[str, int] = {}
+    for i, (text, _) in enumerate(parsed):
+        if text in seen:
+            raise BadLine(f"responses[{i}]", f"identical to responses[{seen[text]}]")
+        seen[text] = i
+    annotator = _annotator(obj)
+    tiers = obj["ranking"]
+    problem = tiers_problem(tiers, range(len(parsed)))
+    if problem:
+        raise BadLine(
+            "ranking", f"{problem} (tiers best first, of positions 0–{len(parsed) - 1} in responses)"
+        )
+    all_bad = _bool(obj.get("all_bad"), "all_bad", required=False) or False
+    safety = obj.get("safety")
+    if safety is None:
+        safety = [None] * len(parsed)
+    if not isinstance(safety, list) or len(safety) != len(parsed):
+        raise BadLine("safety", f"must be a list of {len(parsed)} entries (one per response) or null")
+    answers: list[dict[str, Any] | None] = []
+    for i, entry in enumerate(safety):
+        where = f"safety[{i}]"
+        if entry is None:
+            answers.append(None)
+            continue
+        if not isinstance(entry, dict):
+            raise BadLine(where, f"must be an object or null, not {_type_name(entry)}")
+        extra = sorted(set(entry) - {"safe", "harm_categories", "severity"})
+        if extra:
+            raise BadLine(f"{where}.{extra[0]}", "unknown field")
+        safe = _bool(entry.get("safe"), f"{where}.safe", required=False)
+        cats = entry.get("harm_categories") or []
+        if not isinstance(cats, list):
+            raise BadLine(f"{where}.harm_categories", f"must be a list of names, not {_type_name(cats)}")
+        cats = [ctx.check_category(c, f"{where}.harm_categories[{j}]") for j, c in enumerate(cats)]
+        severity = entry.get("severity")
+        if severity is not None and severity not in SEVERITY_NAMES:
+            raise BadLine(
+                f"{where}.severity", f'must be "minor", "moderate", "severe" or null, not {severity!r}'
+            )
+        if safe and (cats or severity):
+            raise BadLine(
+                f"{where}.harm_categories" if cats else f"{where}.severity", "a safe response has no harm"
+            )
+        answers.append({"safe": safe, "harm_categories": cats, "severity": severity})
+    justification = obj.get("justification")
+    created_at, revision, submission_id = _revision_fields(obj)
+    pkey = prompt_key(messages)
+    keys = [text_key(text) for text, _ in parsed]
+    pairs = [
+        _pair(line, messages, parsed[i], parsed[j], pkey=pkey, keys=(keys[i], keys[j]))
+        for i, j in itertools.combinations(range(len(parsed)), 2)
+    ]
+    pairs[0].ranking = ParsedRanking(
+        annotator=annotator,
+        keys=keys,
+        tiers=[list(tier) for tier in tiers],
+        all_bad=all_bad,
+        safety=answers,
+        justification="" if justification is None else _string(justification, "justification"),
+        time_spent_ms=_time_spent(obj),
+        created_at=created_at,
+        revision=revision,
+        submission_id=submission_id,
+    )
+    return pairs
 
 
 def _gold(value: Any) -> dict[str, Any] | None:
@@ -644,7 +794,7 @@ def within_limits(fmt: str, obj: dict, pairs: list[ParsedPair], limits: FieldLim
     chars = sum(len(m["content"]) for m in messages)
     if chars > limits.prompt_chars:
         raise _over(prompt_field, "characters", chars, limits.prompt_chars, "ARBITER_IMPORT_MAX_PROMPT_CHARS")
-    if fmt == "generic":
+    if fmt == "generic" or (fmt == "raw" and "responses" in obj):
         texts = [
             (f"responses[{i}]", r if isinstance(r, str) else r["text"])
             for i, r in enumerate(obj["responses"])

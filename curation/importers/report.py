@@ -28,6 +28,8 @@ class ImportReport:
     duplicates: int = 0  # lines (or generic pairs) that added nothing because already present
     committed: bool = False
     revisions_created: int = 0  # raw: judgment revisions written
+    rankings_created: int = 0  # raw ranking rows: rankings made
+    ranking_revisions_created: int = 0  # raw ranking rows: ranking revisions written
     notes: list[str] = field(default_factory=list)
 
     def add_error(self, line: int, field_name: str | None, message: str) -> None:

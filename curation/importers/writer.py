@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.db import connection
+from django.db.models import Count, Max
 from django.utils import timezone
 from psycopg.types.json import set_json_dumps
 
-from annotate.models import Gold, JudgmentRevision
-from curation.importers.formats import ANSWER_FIELDS, ParsedPair, flipped, flipped_gold
+from annotate.models import Gold, Item, JudgmentRevision, Ranking, RankingRevision, Response
+from annotate.ranking_services import write_implied_judgments
+from curation.importers.formats import ANSWER_FIELDS, ParsedPair, ParsedRanking, flipped, flipped_gold
 from curation.importers.report import LineError
 from projects.models import Annotator, Project
 
@@ -253,7 +255,9 @@ class Writer:
         if self.source_annotator is not None:
             self._source_labels(pairs, cmap)
         elif self.fmt == "raw":
-            self._raw(pairs, cmap)
+            # Rankings first: their writes are the ORM's, which must not meet the pipeline `_raw` opens.
+            self._rankings([p for p in pairs if p.ranking is not None])
+            self._raw([p for p in pairs if p.annotator is not None], cmap)
 
     def _structure(self, pairs: list[ParsedPair], *, fetch: bool) -> dict[str, tuple[int, str]]:
         """Items, responses and comparisons of the batch; with `fetch`, every pair's comparison id and
@@ -451,6 +455,15 @@ class Writer:
             found = {a.name: a for a in Annotator.objects.filter(project=self.project, name__in=names)}
         return found
 
+    def _refused(self, annotator: Annotator, line: int) -> bool:
+        """Raw votes and rankings name crowd annotators without a login; a line naming another is rejected."""
+        if annotator.kind == Annotator.Kind.CROWD and annotator.user_id is None:
+            return False
+        self.rejected.append(
+            LineError(line, "annotator", f"{annotator.name!r} names a login or a source on this project")
+        )
+        return True
+
     def _raw(self, pairs: list[ParsedPair], cmap: dict[str, tuple[int, str]]) -> None:
         """Every row a revision of its annotator's judgment of the pair (made when missing); then each
         touched judgment mirrors its latest revision, and each touched comparison counts its crowd votes."""
@@ -467,12 +480,7 @@ class Writer:
         taken: set[tuple[int, int, int]] = set()
         for p in pairs:
             annotator = annotators[p.annotator]
-            if annotator.kind != Annotator.Kind.CROWD or annotator.user_id is not None:
-                self.rejected.append(
-                    LineError(
-                        p.line, "annotator", f"{p.annotator!r} names a login or a source on this project"
-                    )
-                )
+            if self._refused(annotator, p.line):
                 continue
             cid, canon_a = cmap[p.pair_key]
             key = (cid, annotator.pk)
@@ -552,6 +560,83 @@ class Writer:
             done,
         )
 
+    # --- raw rankings ---------------------------------------------------------------------------------------
+    def _rankings(self, lines: list[ParsedPair]) -> None:
+        """Every ranking row a revision of its annotator's ranking of the item (made when missing); the ranking
+        mirrors its highest-numbered revision, and when a row is that revision the ranking service writes the
+        pair judgments it implies (`write_implied_judgments`: one code path with the workbench). Revisions a
+        ranking has already (a re-import) and repeated submission ids are duplicates."""
+        if not lines:
+            return
+        report = self.report
+        annotators = self._annotators({p.ranking.annotator for p in lines})
+        pkeys = {p.pkey for p in lines}
+        ids: dict[tuple[str, str], tuple[int, int]] = {
+            (pkey, key): (item_id, rid)
+            for pkey, key, item_id, rid in Response.objects.filter(
+                item__project=self.project, item__prompt_key__in=pkeys
+            ).values_list("item__prompt_key", "text_key", "item_id", "id")
+        }
+        subs = [p.ranking.submission_id for p in lines if p.ranking.submission_id]
+        known_subs = dict(
+            RankingRevision.objects.filter(submission_id__in=subs).values_list("submission_id", "ranking_id")
+        )
+        for p in lines:
+            parsed = p.ranking
+            annotator = annotators[parsed.annotator]
+            if self._refused(annotator, p.line):
+                continue
+            response_ids = [ids[(p.pkey, key)][1] for key in parsed.keys]
+            item_id = ids[(p.pkey, parsed.keys[0])][0]
+            if parsed.revision is not None:
+                number = parsed.revision
+            else:  # as pair votes: the next revision of that annotator's ranking in this file
+                self._raw_positions[(parsed.annotator, p.pkey)] += 1
+                number = self._raw_positions[(parsed.annotator, p.pkey)]
+            # The item's row lock serialises this with the workbench's writes on its pairs (ranking_services).
+            Item.objects.select_for_update().filter(pk=item_id).values_list("pk").first()
+            ranking = Ranking.objects.filter(item_id=item_id, annotator=annotator).first()
+            if parsed.submission_id and parsed.submission_id in known_subs:
+                if ranking is None or known_subs[parsed.submission_id] != ranking.pk:
+                    self.rejected.append(
+                        LineError(p.line, "submission_id", "already used by another ranking")
+                    )
+                else:
+                    report.duplicates += 1
+                continue
+            fields = _ranking_fields(parsed, response_ids)
+            at = parsed.created_at or self.now
+            if ranking is None:
+                ranking = Ranking.objects.create(
+                    project=self.project, item_id=item_id, annotator=annotator, imported=True,
+                    revision_count=0, created_at=at, updated_at=at, **fields,
+                )  # fmt: skip
+                report.rankings_created += 1
+            elif RankingRevision.objects.filter(ranking=ranking, number=number).exists():
+                report.duplicates += 1
+                continue
+            revision = RankingRevision.objects.create(
+                ranking=ranking, number=number, submission_id=parsed.submission_id, created_at=at, **fields
+            )
+            if parsed.submission_id:
+                known_subs[parsed.submission_id] = ranking.pk
+            report.ranking_revisions_created += 1
+            # As a pair vote's judgment: the ranking mirrors its highest-numbered revision (whatever order the
+            # file lists them in), counts them, and was created at the earliest.
+            top = RankingRevision.objects.filter(ranking=ranking).aggregate(
+                number=Max("number"), n=Count("pk")
+            )
+            latest = top["number"] == number
+            ranking.revision_count = top["n"]
+            ranking.created_at = min(ranking.created_at, at)
+            if latest:
+                for name, value in fields.items():
+                    setattr(ranking, name, value)
+                ranking.updated_at = at
+            ranking.save()
+            if latest:
+                write_implied_judgments(ranking, revision, answers={}, now=at)
+
     def _gold(self, pairs: list[ParsedPair], cmap: dict[str, tuple[int, str]]) -> None:
         """Raw rows' gold answers: a comparison without gold gets the first one named (a stored one stays)."""
         golds: dict[int, Gold] = {}
@@ -592,3 +677,15 @@ class Writer:
             " AND NOT j.is_source AND NOT j.is_gold) AS n FROM imp_counted t) k"
             " WHERE c.id = k.comparison_id AND c.crowd_judgments <> k.n"
         )
+
+
+def _ranking_fields(parsed: ParsedRanking, response_ids: list[int]) -> dict[str, Any]:
+    """A parsed ranking's answers as Ranking fields: positions become the item's response ids."""
+    return {
+        "tiers": [[response_ids[i] for i in tier] for tier in parsed.tiers],
+        "all_bad": parsed.all_bad,
+        "safety": {str(response_ids[i]): s for i, s in enumerate(parsed.safety) if s is not None},
+        "display_order": response_ids,
+        "justification": parsed.justification,
+        "time_spent_ms": parsed.time_spent_ms,
+    }

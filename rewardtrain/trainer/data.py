@@ -245,6 +245,54 @@ def _units(data: EncodedPairs, indices: Sequence[int], pad_id: int, share_prompt
     return units
 
 
+def _pack_units(
+    units: list[tuple], n_slots: int, pad_id: int, pack: bool, pack_length: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+    """Lay units in rows (see `collate_packed`): ids, positions, the [rows, 1, T, T] mask, and per score slot
+    its flat index (row × T + column)."""
+    rows: list[list[int]] = []
+    if pack:
+        # First fit, longest first, into rows as wide as the longest unit (so never wider than the padded
+        # batch: attention under the dense mask costs no more) or `pack_length` when that is more.
+        cap = max(pack_length, max(len(u[0]) for u in units))
+        used: list[int] = []
+        for n in sorted(range(len(units)), key=lambda n: -len(units[n][0])):
+            size = len(units[n][0])
+            row = next((r for r, taken in enumerate(used) if taken + size <= cap), None)
+            if row is None:
+                rows.append([n])
+                used.append(size)
+            else:
+                rows[row].append(n)
+                used[row] += size
+    else:
+        rows = [[n] for n in range(len(units))]
+    width = max(sum(len(units[n][0]) for n in row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    segment = torch.full((len(rows), width), -1, dtype=torch.long)
+    prefix = torch.full((len(rows), width), -1, dtype=torch.long)
+    score_at = [0] * n_slots
+    for r, row in enumerate(rows):
+        start = 0
+        for n in row:
+            unit_ids, unit_seg, unit_prefix, unit_pos, reads = units[n]
+            end = start + len(unit_ids)
+            ids[r, start:end] = torch.as_tensor(unit_ids, dtype=torch.long)
+            positions[r, start:end] = torch.as_tensor(unit_pos, dtype=torch.long)
+            base = 3 * n  # segment numbers unique within the batch
+            segment[r, start:end] = torch.as_tensor(unit_seg, dtype=torch.long) + base
+            prefix[r, start:end] = torch.as_tensor(unit_prefix, dtype=torch.long) + base
+            for slot, local in reads:
+                score_at[slot] = r * width + start + local
+            start = end
+    same = segment[:, None, :] == segment[:, :, None]  # [rows, query, key]
+    sees_prefix = segment[:, None, :] == prefix[:, :, None]
+    causal = torch.ones((width, width), dtype=torch.bool).tril()
+    mask = (same | sees_prefix) & causal
+    return ids, positions, mask[:, None], score_at
+
+
 def collate_packed(
     data: EncodedPairs,
     indices: Sequence[int],
@@ -269,50 +317,11 @@ def collate_packed(
     exactly the tokens it would see in its own padded row.
     """
     units = _units(data, indices, pad_id, share_prompt)
-    rows: list[list[int]] = []
-    if pack:
-        # First fit, longest first, into rows as wide as the longest unit (so never wider than the padded
-        # batch: attention under the dense mask costs no more) or `pack_length` when that is more.
-        cap = max(pack_length, max(len(u[0]) for u in units))
-        used: list[int] = []
-        for n in sorted(range(len(units)), key=lambda n: -len(units[n][0])):
-            size = len(units[n][0])
-            row = next((r for r, taken in enumerate(used) if taken + size <= cap), None)
-            if row is None:
-                rows.append([n])
-                used.append(size)
-            else:
-                rows[row].append(n)
-                used[row] += size
-    else:
-        rows = [[n] for n in range(len(units))]
-    width = max(sum(len(units[n][0]) for n in row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    positions = torch.zeros((len(rows), width), dtype=torch.long)
-    segment = torch.full((len(rows), width), -1, dtype=torch.long)
-    prefix = torch.full((len(rows), width), -1, dtype=torch.long)
-    score_at = [0] * (2 * len(indices))
-    for r, row in enumerate(rows):
-        start = 0
-        for n in row:
-            unit_ids, unit_seg, unit_prefix, unit_pos, reads = units[n]
-            end = start + len(unit_ids)
-            ids[r, start:end] = torch.as_tensor(unit_ids, dtype=torch.long)
-            positions[r, start:end] = torch.as_tensor(unit_pos, dtype=torch.long)
-            base = 3 * n  # segment numbers unique within the batch
-            segment[r, start:end] = torch.as_tensor(unit_seg, dtype=torch.long) + base
-            prefix[r, start:end] = torch.as_tensor(unit_prefix, dtype=torch.long) + base
-            for slot, local in reads:
-                score_at[slot] = r * width + start + local
-            start = end
-    same = segment[:, None, :] == segment[:, :, None]  # [rows, query, key]
-    sees_prefix = segment[:, None, :] == prefix[:, :, None]
-    causal = torch.ones((width, width), dtype=torch.bool).tril()
-    mask = (same | sees_prefix) & causal
+    ids, positions, mask, score_at = _pack_units(units, 2 * len(indices), pad_id, pack, pack_length)
     return {
         "input_ids": ids,
         "position_ids": positions,
-        "attention_mask": mask[:, None],
+        "attention_mask": mask,
         "chosen_at": torch.tensor(score_at[: len(indices)], dtype=torch.long),
         "rejected_at": torch.tensor(score_at[len(indices) :], dtype=torch.long),
         "margin": torch.tensor([data.margins[i] for i in indices], dtype=torch.float32),
@@ -321,3 +330,75 @@ def collate_packed(
             dtype=torch.long,
         ),
     }
+
+
+# --- grouped batches: all pairs of one item (a ranking's K(K−1)/2 pairs) together, each response encoded once ---
+
+
+def item_groups(pairs: Sequence[Pair]) -> list[list[int]]:
+    """Indices of the pairs of each `item_key`, items in first-seen order, pairs in input order."""
+    groups: dict[str, list[int]] = {}
+    for i, pair in enumerate(pairs):
+        groups.setdefault(pair.item_key, []).append(i)
+    return list(groups.values())
+
+
+def group_lengths(data: EncodedPairs, groups: Sequence[Sequence[int]]) -> list[int]:
+    """The longest sequence of each group (what a grouped batch is padded to)."""
+    lengths = data.lengths()
+    return [max(lengths[i] for i in group) for group in groups]
+
+
+def distinct_sequences(
+    data: EncodedPairs, indices: Sequence[int]
+) -> tuple[list[list[int]], list[int], list[int]]:
+    """The distinct token sequences of the pairs `indices` (first-seen order) and, per pair, the position of its
+    chosen and of its rejected sequence among them. A response shared by several pairs (a ranking's K responses
+    in its K(K−1)/2 pairs, or one comparison judged by several annotators) is one sequence."""
+    seen: dict[tuple[int, ...], int] = {}
+    sequences: list[list[int]] = []
+    chosen: list[int] = []
+    rejected: list[int] = []
+    for i in indices:
+        for seq, out in ((data.chosen[i], chosen), (data.rejected[i], rejected)):
+            key = tuple(seq)
+            if key not in seen:
+                seen[key] = len(sequences)
+                sequences.append(list(seq))
+            out.append(seen[key])
+    return sequences, chosen, rejected
+
+
+def collate_grouped(
+    data: EncodedPairs, indices: Sequence[int], pad_id: int, *, pack: bool = False, pack_length: int = 0
+) -> dict[str, torch.Tensor]:
+    """One row (or, with `pack`, one packed segment) per DISTINCT sequence of the pairs `indices`; the model
+    scores each once and `chosen_index` / `rejected_index` pick every pair's two scores from them, laid out
+    [chosen..., rejected...] as `collate` lays them, so the loss is the ungrouped one."""
+    sequences, chosen, rejected = distinct_sequences(data, indices)
+    out: dict[str, torch.Tensor] = {}
+    if pack:
+        units = [
+            (seq, [0] * len(seq), [0] * len(seq), list(range(len(seq))), [(n, _last_non_pad(seq, pad_id))])
+            for n, seq in enumerate(sequences)
+        ]
+        ids, positions, mask, score_at = _pack_units(units, len(sequences), pad_id, True, pack_length)
+        out.update(
+            input_ids=ids,
+            position_ids=positions,
+            attention_mask=mask,
+            chosen_at=torch.tensor(score_at, dtype=torch.long),  # every sequence's score, in order
+            rejected_at=torch.zeros(0, dtype=torch.long),
+        )
+    else:
+        out["input_ids"], out["attention_mask"] = pad(sequences, pad_id)
+    out.update(
+        chosen_index=torch.tensor(chosen, dtype=torch.long),
+        rejected_index=torch.tensor(rejected, dtype=torch.long),
+        margin=torch.tensor([data.margins[i] for i in indices], dtype=torch.float32),
+        safe=torch.tensor(
+            [data.chosen_safe[i] for i in indices] + [data.rejected_safe[i] for i in indices],
+            dtype=torch.long,
+        ),
+    )
+    return out

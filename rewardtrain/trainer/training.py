@@ -35,9 +35,13 @@ from rewardtrain.trainer.data import (
     EncodedPairs,
     Pair,
     collate,
+    collate_grouped,
     collate_packed,
+    distinct_sequences,
     encode,
     encode_pairs,
+    group_lengths,
+    item_groups,
     length_grouped_batches,
     pad,
     pair_token_counts,
@@ -73,6 +77,7 @@ MODEL_META_FILE = "arbiter.json"
 RENDERING = "hh-turns-v1"  # bump when `render` changes: saved models record the rendering they expect
 
 # Fields that change the arithmetic of training; a checkpoint is only resumed under the same values.
+# (group_pairs too, added to the fingerprint only when set: see _fingerprint.)
 RESUME_FIELDS = (
     "objective", "base_model", "epochs", "lr", "batch_size", "grad_accum", "max_length", "seed", "warmup_ratio",
     "weight_decay", "margin_scale", "max_grad_norm", "disable_dropout", "group_megabatches", "sign_weight",
@@ -116,6 +121,9 @@ class TrainConfig:
     share_prompt: bool = False  # chosen and rejected share their common prefix in one row (decoders)
     pack_length: int = 0  # packed row width; 0 = the micro-batch's longest sequence (pair when sharing)
     peak_tflops: float | None = None  # device peak for MFU; None = known CUDA GPUs' bf16 dense peak, else n/a
+    # Batches of whole items: every pair of an item_key (a ranking's K(K−1)/2 pairs) in one micro-batch, each
+    # distinct response scored once; batch_size then counts items, not pairs (training.md, "Grouped batches").
+    group_pairs: bool = False
 
     def __post_init__(self) -> None:
         self.base_model = os.fspath(self.base_model)  # a pathlib.Path is welcome too
@@ -138,6 +146,11 @@ class TrainConfig:
             raise ValueError("lora_r must be >= 1, lora_alpha > 0 and lora_dropout in [0, 1)")
         if self.pack_length < 0:
             raise ValueError(f"pack_length must be >= 0, got {self.pack_length}")
+        if self.group_pairs and self.share_prompt:
+            raise ValueError(
+                "group_pairs and share_prompt cannot be combined: grouped batches already score each response "
+                "once per batch (K forward sequences for K ranked responses); turn share_prompt off"
+            )
         if self.peak_tflops is not None and self.peak_tflops <= 0:
             raise ValueError(f"peak_tflops must be positive, got {self.peak_tflops}")
 
@@ -399,6 +412,8 @@ class _Plan:
     world_size: int
     seed: int
     megabatch: int
+    # With grouped batches: the pair indices of each group; `lengths` are then the groups' and batches hold groups.
+    groups: list[list[int]] | None = None
 
     @property
     def batches_per_epoch(self) -> int:
@@ -416,6 +431,8 @@ class _Plan:
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         batches = length_grouped_batches(self.lengths, self.batch_size, self.seed, epoch, self.megabatch)
+        if self.groups is not None:
+            batches = [[i for g in batch for i in self.groups[g]] for batch in batches]
         # Every rank needs the same number of micro-batches: wrap around, as DistributedSampler does.
         short = self.batches_per_epoch - len(batches)
         return batches + [batches[i % len(batches)] for i in range(short)]
@@ -428,6 +445,8 @@ class _Plan:
 
 def _fingerprint(config: TrainConfig, train_pairs: Sequence[Pair], world_size: int) -> str:
     payload = {name: getattr(config, name) for name in RESUME_FIELDS}
+    if config.group_pairs:  # only then, so runs checkpointed before the field existed still resume
+        payload["group_pairs"] = True
     payload["world_size"] = world_size
     payload["pairs"] = pairs_fingerprint(train_pairs)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -524,13 +543,15 @@ def _train(ctx, pairs, config, output_dir, on_progress, should_stop, eval_pairs)
     tokenizer = load_tokenizer(config.base_model)
     model, flop_params = _build_model(ctx, config, tokenizer)
     data = encode_pairs(tokenizer, train_pairs, config.max_length)
+    groups = item_groups(train_pairs) if config.group_pairs else None
     plan = _Plan(
-        lengths=data.lengths(),
+        lengths=group_lengths(data, groups) if groups is not None else data.lengths(),
         batch_size=config.batch_size,
         grad_accum=config.grad_accum,
         world_size=ctx.world_size,
         seed=config.seed,
         megabatch=config.group_megabatches,
+        groups=groups,
     )
     total_steps = plan.steps_per_epoch * config.epochs
     optimizer = _optimizer(model, config, ctx.device)
@@ -622,6 +643,7 @@ class _Loop:
         self.packed = config.packing or config.share_prompt
         self.pair_tokens = pair_token_counts(data, config.share_prompt)
         self.computed_tokens = 0  # this rank's tokens through the model, padding included
+        self.sequences = 0  # this rank's sequences through the model (grouped: each distinct response once)
 
     def batches(self, epoch: int) -> list[list[int]]:
         if epoch != self._epoch:
@@ -629,6 +651,9 @@ class _Loop:
         return self._batches
 
     def collate(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        if self.config.group_pairs:
+            return collate_grouped(self.data, indices, self.pad_id, pack=self.config.packing,
+                                   pack_length=self.config.pack_length)  # fmt: skip
         if self.packed:
             return collate_packed(self.data, indices, self.pad_id, pack=self.config.packing,
                                   share_prompt=self.config.share_prompt, pack_length=self.config.pack_length)  # fmt: skip
@@ -642,6 +667,11 @@ class _Loop:
         for i, indices in enumerate(micro):
             batch = self.collate(indices)
             self.computed_tokens += batch["input_ids"].numel()
+            self.sequences += (
+                len(batch["chosen_at"]) + len(batch["rejected_at"])
+                if "chosen_at" in batch
+                else batch["input_ids"].shape[0]
+            )
             inputs = {
                 key: batch[key].to(ctx.device, non_blocking=True)
                 for key in ("input_ids", "attention_mask", "position_ids", "chosen_at", "rejected_at")
@@ -651,6 +681,9 @@ class _Loop:
             with wrapping.gradient_sync(model, i == len(micro) - 1):
                 with _autocast(ctx.device, self.config.bf16 and self.config.mode != "fsdp"):
                     scores = model(**inputs)
+                if "chosen_index" in batch:  # grouped: one score per distinct sequence; pick each pair's two
+                    picks = torch.cat([batch["chosen_index"], batch["rejected_index"]])
+                    scores = scores[picks.to(ctx.device)]
                 loss = objective_loss(
                     scores, batch["margin"].to(ctx.device), batch["safe"].to(ctx.device), self.config
                 )
@@ -663,6 +696,12 @@ class _Loop:
         self.optimizer.zero_grad(set_to_none=True)
         # One host sync per step, not per micro-batch; ranks hold different batches, so average them.
         return ddp.mean_across_ranks(ctx, total / len(micro)).item()
+
+    def batch_tokens(self, indices: list[int]) -> int:
+        """Real tokens a micro-batch puts through the model (grouped: each distinct sequence once)."""
+        if self.config.group_pairs:
+            return sum(len(seq) for seq in distinct_sequences(self.data, indices)[0])
+        return sum(self.pair_tokens[i] for i in indices)
 
     def mfu(self, tokens: float, seconds: float) -> float | None:
         if self.peak is None or seconds <= 0:
@@ -684,7 +723,7 @@ class _Loop:
             loss = self.step(everyone[ctx.rank :: ctx.world_size])
 
             step_pairs = sum(len(b) for b in everyone)
-            step_tokens = sum(self.pair_tokens[i] for b in everyone for i in b)
+            step_tokens = sum(self.batch_tokens(b) for b in everyone)
             pairs_done += step_pairs
             tokens_done += step_tokens
             window_losses.append(loss)
@@ -743,6 +782,7 @@ class _Loop:
             "train_peak_flops": self.peak,
             "train_tokens": tokens_done,  # real tokens (a shared prompt counted once), all ranks
             "train_padded_tokens": ddp.sum_across_ranks(ctx, self.computed_tokens),  # padding included
+            "train_sequences": ddp.sum_across_ranks(ctx, self.sequences),  # scored sequences, all ranks
             "train_losses": losses,  # mean over all ranks, one per optimizer step this process ran
             # Mean over the last tenth of the steps this process ran (at least one).
             "train_loss_final": statistics.fmean(losses[-max(1, len(losses) // 10) :]) if losses else None,

@@ -74,7 +74,7 @@
       const values = Array.isArray(value) ? value.map(String) : [String(value)];
       for (const el of els) {
         if (el.type === "radio" || el.type === "checkbox") el.checked = values.includes(el.value);
-        else if (el.tagName === "TEXTAREA" || el.type === "text") el.value = values[0] || "";
+        else if (el.tagName === "TEXTAREA" || el.type === "text" || el.type === "hidden") el.value = values[0] || "";
       }
     }
   }
@@ -146,10 +146,12 @@
       visibleSince: document.visibilityState === "visible" ? Date.now() : null,
       elapsed: Number(draft._elapsed_ms || 0),
     };
-    for (const side of ["left", "right"]) syncSafety(side);
+    for (const el of form.querySelectorAll("input[type=radio][name$=_safe]")) syncSafety(el.name.slice(0, -5));
+    // A ranking's cards (static/js/ranking.js), in the order of the draft's tiers.
+    if (form.dataset.kind === "ranking" && window.arbiterRanking) window.arbiterRanking.init(form);
     form.addEventListener("input", () => { if (state) { state.dirty = true; remember(); } });
     form.addEventListener("change", (event) => {
-      const m = event.target && event.target.name && event.target.name.match(/^(left|right)_safe$/);
+      const m = event.target && event.target.name && event.target.name.match(/^(left|right|r\d+)_safe$/);
       if (m) syncSafety(m[1]);
       if (state) { state.dirty = true; remember(); }
     });
@@ -175,7 +177,7 @@
   }
 
   function revealResponses() {
-    for (const el of document.querySelectorAll(".responses.blurred")) el.classList.remove("blurred");
+    for (const el of document.querySelectorAll(".responses.blurred, .ranking.blurred")) el.classList.remove("blurred");
     const warn = document.getElementById("content-warning");
     if (warn) warn.classList.add("revealed");
     const flag = document.querySelector("#judgment-form input[name=revealed]");
@@ -252,14 +254,19 @@
     if (event.key === "?") { event.preventDefault(); toggleGuidelines(); return; }
     if (event.key === "S" && event.shiftKey) { event.preventDefault(); openSkip(); return; }
     if (event.shiftKey) return;
-    if (/^[1-7]$/.test(event.key)) { event.preventDefault(); check("preference", String(Number(event.key) - 4)); return; }
+    if (event.key === "r") { revealResponses(); return; }
     if (event.key === "/") {
       event.preventDefault();
       const box = state && state.form.querySelector("textarea[name=justification]");
       if (box) box.focus();
       return;
     }
-    if (event.key === "r") { revealResponses(); return; }
+    // A ranking's own keys (static/js/ranking.js); none of the pair's below apply to it.
+    if (state && state.form.dataset.kind === "ranking") {
+      if (window.arbiterRanking) window.arbiterRanking.key(event);
+      return;
+    }
+    if (/^[1-7]$/.test(event.key)) { event.preventDefault(); check("preference", String(Number(event.key) - 4)); return; }
     if (event.key === "f") { event.preventDefault(); focusCategories("left"); return; }
     if (event.key === "g") { event.preventDefault(); focusCategories("right"); return; }
     const radio = RADIO_KEYS[event.key];

@@ -31,7 +31,7 @@ def test_claim_draft_submit_and_replay_with_a_token(project, annotator):
     assignment = Assignment.objects.get(pk=claimed["assignment"])
     assert assignment.annotator.user == annotator
     shown = {k for k, v in claimed.items() if v is not None}  # no stored A/B, no gold
-    assert shown == {"assignment", "reserved_until", "prompt", "left", "right"}
+    assert shown == {"assignment", "kind", "reserved_until", "prompt", "left", "right"}
     # The same open reservation again, not a second one.
     assert _post(api, f"/api/projects/{project.slug}/claim/").json()["assignment"] == assignment.pk
 

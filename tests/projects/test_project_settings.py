@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from projects.models import AuditEvent, Membership, Project
 from projects.settings_form import SETTINGS, form_data_from_values
+from tests.factories import add_judgment, crowd_annotator, make_comparison
 
 pytestmark = pytest.mark.django_db
 
@@ -75,6 +76,7 @@ def test_every_setting_can_be_changed_on_the_page_and_is_audited(client, researc
     values = {
         "name": "Renamed",
         "description": "About it",
+        "task_kind": "ranking",
         "guidelines": "# Rules",
         "ask_overall": False,
         "ask_helpful_harmless": True,
@@ -173,3 +175,19 @@ def test_commands_refuse_bad_settings_naming_the_field_and_change_nothing():
         call_command("create_project", "cli", "Again")
     assert Project.objects.get(slug="cli").gold_share == 0.0
     assert AuditEvent.objects.filter(action="project.configured").count() == 1  # the queue order only
+
+
+def test_the_task_is_set_on_create_and_fixed_once_the_project_has_judgments():
+    out = StringIO()
+    call_command("create_project", "ranks", "Rankings", "--set", "task_kind=ranking", "--json", stdout=out)
+    assert json.loads(out.getvalue())["task_kind"] == "ranking"
+    with pytest.raises(CommandError, match="task_kind: Select a valid choice. triples"):
+        call_command("configure_project", "ranks", "--set", "task_kind=triples")
+    call_command("configure_project", "ranks", "--set", "task_kind=pairs", stdout=StringIO())
+    project = Project.objects.get(slug="ranks")
+    assert project.task_kind == "pairs"
+    add_judgment(make_comparison(project), crowd_annotator(project, "x"), preference=-1)
+    with pytest.raises(CommandError, match="task_kind: The project has judgments already"):
+        call_command("configure_project", "ranks", "--set", "task_kind=ranking")
+    assert Project.objects.get(slug="ranks").task_kind == "pairs"
+    assert Project.objects.create(name="Default", slug="default").task_kind == "pairs"

@@ -19,6 +19,13 @@ COLUMNS = {
     "gwet_ac2": "Gwet AC2",
 }
 
+# A ranking project's figures (insights/rank_metrics.py).
+RANKING_COLUMNS = {
+    "kendall_w": "Kendall's W (mean over items)",
+    "alpha_ordinal": "alpha ordinal on ranks",
+    "pairwise_agreement": "pairwise agreement",
+}
+
 
 def _fmt(x: float | None, digits: int = 3) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
@@ -61,6 +68,15 @@ class Command(BaseCommand):
             "Fleiss' kappa is generalised to any number of raters per comparison; alpha ordinal / interval "
             "and AC2 (quadratic weights) apply to the 7-point preference."
         )
+        ranking = figures.get("ranking")
+        if ranking is not None:
+            w("")
+            w(
+                f"rankings: {ranking['rankings']} on {ranking['rated_units']} items "
+                f"({ranking['pairable_units']} ranked twice or more; intervals resample items)"
+            )
+            for key, title in RANKING_COLUMNS.items():
+                w(f"  {title:<38} {_fmt(ranking[key])}{_fmt_ci(ranking['ci'][key])}")
         s = figures["source_vs_crowd"]
         w("")
         w(

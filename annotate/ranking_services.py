@@ -125,14 +125,19 @@ def validate_ranking(*, project: Project, assignment: Assignment, answers: dict)
     rubric = answers.get("rubric") or {}
     if not isinstance(rubric, dict):
         errors["rubric"] = "Give the checklist answers as an object keyed by response id."
+    elif unknown_rubric := sorted(set(map(str, rubric)) - set(map(str, shown))):
+        errors["rubric"] = "Not a response of this item: " + ", ".join(unknown_rubric)
     elif answer_validators:
         stand_in = _pair_stand_in(assignment)
         for rid in shown:
             given = rubric.get(str(rid)) or {}
             for validator in answer_validators:
+                # Each response is checked as side a of a pair; side b (empty here) is not this response.
                 for name, message in (validator(stand_in, {"rubric": {"a": given}}) or {}).items():
-                    key = f"rubric-{rid}-{name[len('rubric-a-') :]}" if name.startswith("rubric-a-") else name
-                    errors[key] = message
+                    if name.startswith("rubric-a-"):
+                        errors[f"rubric-{rid}-{name[len('rubric-a-') :]}"] = message
+                    elif not name.startswith("rubric-b-"):
+                        errors[name] = message
     if errors:
         raise AnswerError(errors)
     return out

@@ -1,6 +1,6 @@
 """The ranking workbench in a real Chromium against the real server and PostgreSQL: an annotator ranks four
 responses by keyboard only, changes their mind, submits, and the next item loads without a page reload.
-Writes the 1280×720 screenshot to $ARBITER_RANKING_SCREENSHOT when set (docs/ranking-workbench.png).
+No Content-Security-Policy violation on the way. Writes the 1280×720 screenshot to $ARBITER_RANKING_SCREENSHOT when set (docs/ranking-workbench.png).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from annotate.models import Assignment, Judgment, Ranking
 from projects.models import Membership, Project
+from tests.browser.test_csp_browser import WATCH
 from tests.conftest import make_user
 from tests.factories import make_ranking_item
 
@@ -65,6 +66,7 @@ def open_ranking(base: str, new_page, height: int):
     project = make_project()
     item = _item(project, PROMPT, ANSWERS)
     page = new_page("ranker", 1280, height)
+    page.add_init_script(WATCH)  # collects Content-Security-Policy violations
     page.goto(base + reverse("workbench", args=[project.slug]))
     page.wait_for_selector("#judgment-form[data-kind=ranking]")
     return project, item, page
@@ -126,7 +128,7 @@ def test_rank_four_by_keyboard_change_mind_and_submit(live_server_url, new_page)
     page.evaluate("window.scrollTo(0, 0)")
     shot = os.environ.get("ARBITER_RANKING_SCREENSHOT")
     if shot:
-        page.screenshot(path=str(Path(shot)))
+        page.screenshot(path=str(Path(shot)), caret="initial")  # "hide" would inject a style: a CSP report
 
     url_before = page.url
     page.evaluate("() => { window.sameDocument = true; }")  # gone if the page reloads
@@ -145,6 +147,7 @@ def test_rank_four_by_keyboard_change_mind_and_submit(live_server_url, new_page)
     assert page.url == url_before
     assert "Second prompt" in page.inner_text(".conversation")
     assert page.evaluate("() => window.sameDocument === true")
+    assert page.evaluate("() => window.__csp") == []
 
 
 def test_rank_by_mouse_and_the_order_survives_a_reload(live_server_url, new_page):

@@ -37,10 +37,10 @@ class GoldAdmin(admin.ModelAdmin):
 
 @admin.register(models.Assignment)
 class AssignmentAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "comparison", "annotator", "status", "is_gold", "reserved_until"]
+    list_display = ["id", "project", "comparison", "item", "annotator", "status", "is_gold", "reserved_until"]
     list_filter = ["status", "is_gold", "project"]
     search_fields = ["annotator__name"]
-    raw_id_fields = ["comparison", "annotator"]
+    raw_id_fields = ["comparison", "item", "annotator"]
 
 
 class RevisionInline(admin.TabularInline):
@@ -68,5 +68,25 @@ class JudgmentAdmin(admin.ModelAdmin):
     ]
     list_filter = ["project", "imported", "is_source", "is_gold", "choice"]
     search_fields = ["annotator__name", "justification"]
-    raw_id_fields = ["comparison", "annotator", "assignment"]
+    raw_id_fields = ["comparison", "annotator", "assignment", "ranking"]
     inlines = [RevisionInline]
+
+
+class RankingRevisionInline(admin.TabularInline):
+    model = models.RankingRevision
+    extra = 0
+    can_delete = False
+    fields = ["number", "tiers", "all_bad", "created_at", "submission_id"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(models.Ranking)
+class RankingAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "item", "annotator", "all_bad", "revision_count", "imported"]
+    list_filter = ["project", "imported", "is_source", "is_gold", "all_bad"]
+    search_fields = ["annotator__name", "justification"]
+    raw_id_fields = ["item", "annotator", "assignment"]
+    inlines = [RankingRevisionInline]

@@ -125,14 +125,19 @@ def validate_ranking(*, project: Project, assignment: Assignment, answers: dict)
     rubric = answers.get("rubric") or {}
     if not isinstance(rubric, dict):
         errors["rubric"] = "Give the checklist answers as an object keyed by response id."
+    elif unknown_rubric := sorted(set(map(str, rubric)) - set(map(str, shown))):
+        errors["rubric"] = "Not a response of this item: " + ", ".join(unknown_rubric)
     elif answer_validators:
         stand_in = _pair_stand_in(assignment)
         for rid in shown:
             given = rubric.get(str(rid)) or {}
             for validator in answer_validators:
+                # Each response is checked as side a of a pair; side b (empty here) is not this response.
                 for name, message in (validator(stand_in, {"rubric": {"a": given}}) or {}).items():
-                    key = f"rubric-{rid}-{name[len('rubric-a-') :]}" if name.startswith("rubric-a-") else name
-                    errors[key] = message
+                    if name.startswith("rubric-a-"):
+                        errors[f"rubric-{rid}-{name[len('rubric-a-') :]}"] = message
+                    elif not name.startswith("rubric-b-"):
+                        errors[name] = message
     if errors:
         raise AnswerError(errors)
     return out
@@ -224,13 +229,13 @@ def _submit_locked(assignment, user, answers, submission_id, draft_version, draf
             updated_at=now,
             **fields,
         )
-        revision = RankingRevision.objects.create(
+        RankingRevision.objects.create(
             ranking=ranking, number=1, submission_id=submission_id, created_at=now, **fields
         )
         Assignment.objects.filter(pk=locked.pk).update(status=Assignment.Status.SUBMITTED, submitted_at=now)
         if draft is not None:
             draft.delete()
-        write_implied_judgments(ranking, revision, answers=answers, now=now)
+        write_implied_judgments(ranking, answers=answers, now=now)
     return ranking, False
 
 
@@ -246,8 +251,8 @@ def revise_ranking(*, ranking: Ranking, user, answers: dict, submission_id: str)
         fields = validate_ranking(project=locked.project, assignment=locked.assignment, answers=answers)
         now = timezone.now()
         Item.objects.select_for_update().filter(pk=locked.item_id).values_list("pk").first()
-        revision = append_revision(locked, fields, submission_id=submission_id, now=now)
-        write_implied_judgments(locked, revision, answers=answers, now=now)
+        append_revision(locked, fields, submission_id=submission_id, now=now)
+        write_implied_judgments(locked, answers=answers, now=now)
     return locked
 
 
@@ -281,27 +286,25 @@ def _comparisons_by_pair(item: Item, response_ids: list[int]) -> dict[frozenset[
     return found
 
 
-def write_implied_judgments(
-    ranking: Ranking, revision: RankingRevision, *, answers: dict, now
-) -> list[Judgment]:
+def write_implied_judgments(ranking: Ranking, *, answers: dict, now) -> list[Judgment]:
     """Write or revise the judgment `ranking` implies on each pair of its responses (inside the ranking's
     transaction, item row locked): a new JudgmentRevision on each; a new crowd, non-gold judgment counts
-    toward its comparison's `crowd_judgments`. The rubric savers get each pair's two responses' answers."""
-    item = ranking.item
+    toward its comparison's `crowd_judgments`. The rubric savers get each pair's two responses' answers
+    (`answers["rubric"]`, keyed by response id). New judgments and their first revisions are written in bulk."""
     ids = [rid for tier in ranking.tiers for rid in tier]
-    by_pair = _comparisons_by_pair(item, ids)
+    by_pair = _comparisons_by_pair(ranking.item, ids)
     existing = {j.comparison_id: j for j in Judgment.objects.filter(ranking=ranking).select_for_update()}
     rubric = answers.get("rubric") if isinstance(answers.get("rubric"), dict) else {}
-    counted = not ranking.is_gold and not ranking.is_source and ranking.annotator.kind == Annotator.Kind.CROWD
-    new_counted: list[int] = []
-    out: list[Judgment] = []
+    fresh: list[tuple[Judgment, dict]] = []
+    written: list[tuple[Judgment, JudgmentRevision]] = []
     for pair in implied_pairs(ranking.tiers):
         comparison = by_pair[frozenset(pair[:2])]
-        a, b = comparison.response_a_id, comparison.response_b_id
-        sa, sb = ranking.safety.get(str(a), {}), ranking.safety.get(str(b), {})
+        sa, sb = (
+            ranking.safety.get(str(rid), {}) for rid in (comparison.response_a_id, comparison.response_b_id)
+        )
         fields = {
             "preference": None,
-            "choice": outcome_for(pair, a),
+            "choice": outcome_for(pair, comparison.response_a_id),
             "a_safe": sa.get("safe"),
             "b_safe": sb.get("safe"),
             "a_harm_categories": sa.get("harm_categories") or [],
@@ -312,7 +315,7 @@ def write_implied_judgments(
         }
         judgment = existing.get(comparison.pk)
         if judgment is None:
-            judgment = Judgment.objects.create(
+            judgment = Judgment(
                 project_id=ranking.project_id,
                 comparison=comparison,
                 annotator=ranking.annotator,
@@ -324,23 +327,31 @@ def write_implied_judgments(
                 updated_at=now,
                 **fields,
             )
-            if counted:
-                new_counted.append(comparison.pk)
-            pair_revision = JudgmentRevision.objects.create(
-                judgment=judgment, number=1, created_at=now, **fields
-            )
+            fresh.append((judgment, fields))
         else:
-            pair_revision = append_revision(judgment, fields, submission_id=None, now=now)
-        judgment.comparison = comparison
+            judgment.comparison = comparison
+            written.append((judgment, append_revision(judgment, fields, submission_id=None, now=now)))
+    Judgment.objects.bulk_create([judgment for judgment, _ in fresh])
+    firsts = JudgmentRevision.objects.bulk_create(
+        [
+            JudgmentRevision(judgment=judgment, number=1, created_at=now, **fields)
+            for judgment, fields in fresh
+        ]
+    )
+    written += zip([judgment for judgment, _ in fresh], firsts, strict=True)
+    for judgment, pair_revision in written:
         pair_revision.judgment = judgment
-        pair_answers = {"rubric": {"a": rubric.get(str(a)) or {}, "b": rubric.get(str(b)) or {}}}
+        sides = {"a": judgment.comparison.response_a_id, "b": judgment.comparison.response_b_id}
+        pair_answers = {"rubric": {side: rubric.get(str(rid)) or {} for side, rid in sides.items()}}
         for saver in answer_savers:
             saver(pair_revision, pair_answers)
-        out.append(judgment)
-    if new_counted:
-        Comparison.objects.filter(pk__in=new_counted).update(crowd_judgments=F("crowd_judgments") + 1)
+    counted = not ranking.is_gold and not ranking.is_source and ranking.annotator.kind == Annotator.Kind.CROWD
+    if counted and fresh:
+        Comparison.objects.filter(pk__in=[judgment.comparison_id for judgment, _ in fresh]).update(
+            crowd_judgments=F("crowd_judgments") + 1
+        )
     judgments_changed.send(sender=Judgment, project_id=ranking.project_id)
-    return out
+    return [judgment for judgment, _ in written]
 
 
 def gold_accuracy(ranking: Ranking) -> tuple[int, int]:

@@ -1,6 +1,6 @@
 """The ranking workbench in a real Chromium against the real server and PostgreSQL: an annotator ranks four
 responses by keyboard only, changes their mind, submits, and the next item loads without a page reload.
-Writes the 1280×720 screenshot to $ARBITER_RANKING_SCREENSHOT when set (docs/ranking-workbench.png).
+No Content-Security-Policy violation on the way. Writes the 1280×720 screenshot to $ARBITER_RANKING_SCREENSHOT when set (docs/ranking-workbench.png).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from annotate.models import Assignment, Judgment, Ranking
 from projects.models import Membership, Project
+from tests.browser.test_csp_browser import WATCH
 from tests.conftest import make_user
 from tests.factories import make_ranking_item
 
@@ -60,12 +61,30 @@ def order(page) -> list[int]:
     ]
 
 
-def test_rank_four_by_keyboard_change_mind_and_submit(live_server_url, new_page):
+def open_ranking(base: str, new_page, height: int):
+    """The project with its four-response item, and the annotator's page open on it (1280 wide)."""
     project = make_project()
-    first = _item(project, PROMPT, ANSWERS)
-    page = new_page("ranker", 1280, 720)
-    page.goto(live_server_url + reverse("workbench", args=[project.slug]))
+    item = _item(project, PROMPT, ANSWERS)
+    page = new_page("ranker", 1280, height)
+    page.add_init_script(WATCH)  # collects Content-Security-Policy violations
+    page.goto(base + reverse("workbench", args=[project.slug]))
     page.wait_for_selector("#judgment-form[data-kind=ranking]")
+    return project, item, page
+
+
+def stored(page, press) -> Ranking:
+    """Submit with `press()` and wait for the answer to be swapped in and the ranking to be stored."""
+    with page.expect_response(lambda r: r.url.endswith("/submit/")):
+        press()
+    page.wait_for_function("() => !document.querySelector('.htmx-request')")
+    deadline = time.monotonic() + 10
+    while not Ranking.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return Ranking.objects.get()
+
+
+def test_rank_four_by_keyboard_change_mind_and_submit(live_server_url, new_page):
+    project, first, page = open_ranking(live_server_url, new_page, 720)
     assignment = Assignment.objects.get(item=first)
     # The next item, served after the submit (made now, so the first claim had one item to choose).
     _item(project, [{"role": "user", "content": "Second prompt"}], ["One.", "Two.", "Three."])
@@ -109,17 +128,11 @@ def test_rank_four_by_keyboard_change_mind_and_submit(live_server_url, new_page)
     page.evaluate("window.scrollTo(0, 0)")
     shot = os.environ.get("ARBITER_RANKING_SCREENSHOT")
     if shot:
-        page.screenshot(path=str(Path(shot)))
+        page.screenshot(path=str(Path(shot)), caret="initial")  # "hide" would inject a style: a CSP report
 
     url_before = page.url
     page.evaluate("() => { window.sameDocument = true; }")  # gone if the page reloads
-    with page.expect_response(lambda r: r.url.endswith("/submit/")):
-        page.keyboard.press("Control+Enter")
-    page.wait_for_function("() => !document.querySelector('.htmx-request')")
-    deadline = time.monotonic() + 10
-    while not Ranking.objects.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    ranking = Ranking.objects.get()
+    ranking = stored(page, lambda: page.keyboard.press("Control+Enter"))
     assert ranking.tiers == [[best], [good, weak], [unsafe]]
     assert ranking.display_order == shown
     assert (
@@ -134,3 +147,28 @@ def test_rank_four_by_keyboard_change_mind_and_submit(live_server_url, new_page)
     assert page.url == url_before
     assert "Second prompt" in page.inner_text(".conversation")
     assert page.evaluate("() => window.sameDocument === true")
+    assert page.evaluate("() => window.__csp") == []
+
+
+def test_rank_by_mouse_and_the_order_survives_a_reload(live_server_url, new_page):
+    _project, item, page = open_ranking(live_server_url, new_page, 900)
+    shown = Assignment.objects.get(item=item).display_order
+    first, second, third, fourth = shown
+    # Drag the last card by its handle onto the upper half of the first: it goes on top.
+    page.locator(f"[data-rid='{fourth}'] .rank-handle").drag_to(
+        page.locator(f"[data-rid='{first}']"), target_position={"x": 200, "y": 5}
+    )
+    assert order(page) == [fourth, first, second, third]
+    page.click(f"[data-rid='{third}'] .rank-up")  # above the second
+    page.click(f"[data-rid='{second}'] .rank-tie")  # tied with the third, now above it
+    expected = f"[[{fourth}],[{first}],[{third},{second}]]"
+    assert page.input_value("input[name=tiers]") == expected
+    for rid in shown:
+        page.check(f"input[name=r{rid}_safe][value=safe]")
+    # Reload at once: the page comes back in the order just made (the tab's copy, then its saved draft).
+    page.reload()
+    page.wait_for_selector("#judgment-form[data-kind=ranking]")
+    assert order(page) == [fourth, first, third, second]
+    assert page.input_value("input[name=tiers]") == expected
+    assert page.locator(f"[data-rid='{second}'] .rank-pos").inner_text() == "= 3"
+    assert stored(page, lambda: page.click("#submit-btn")).tiers == [[fourth], [first], [third, second]]

@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.db import connection, transaction
 from django.db.models import Count, Q, TextField
 from django.db.models.functions import Cast
 
@@ -314,9 +316,27 @@ def load_rankings(project: Project, *, comparisons=None, exclude: Sequence[str] 
     return rankings
 
 
+@contextmanager
+def _planned_for_every_row():
+    """A transaction whose server-side cursors (`QuerySet.iterator`) are planned for their whole result.
+
+    PostgreSQL plans a cursor for its first tenth (`cursor_tuple_fraction` = 0.1): nested loops instead of hash
+    joins, which cost three times the database's CPU when, as here, every row is read (250,000 votes: 1.3 s
+    against 0.45 s for the same query without a cursor). The setting is local to this transaction."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+        yield
+
+
 def load_crowd(project: Project, *, comparisons=None, exclude: Sequence[str] = ()) -> CrowdData:
     """The arrays every figure is computed from (see `agreement.md`: what counts), over the project's live
     comparisons or only `comparisons`, less the judgments `exclude` names (see `live_judgments`)."""
+    with _planned_for_every_row():
+        return _load_crowd(project, comparisons=comparisons, exclude=exclude)
+
+
+def _load_crowd(project: Project, *, comparisons, exclude: Sequence[str]) -> CrowdData:
     every = live_judgments(project, comparisons=comparisons, exclude=exclude)
     names, judges = {}, set()
     for aid, name, kind in Annotator.objects.filter(project=project).values_list("id", "name", "kind"):

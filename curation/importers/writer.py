@@ -615,7 +615,7 @@ class Writer:
             elif RankingRevision.objects.filter(ranking=ranking, number=number).exists():
                 report.duplicates += 1
                 continue
-            revision = RankingRevision.objects.create(
+            RankingRevision.objects.create(
                 ranking=ranking, number=number, submission_id=parsed.submission_id, created_at=at, **fields
             )
             if parsed.submission_id:
@@ -635,7 +635,7 @@ class Writer:
                 ranking.updated_at = at
             ranking.save()
             if latest:
-                write_implied_judgments(ranking, revision, answers={}, now=at)
+                write_implied_judgments(ranking, answers={}, now=at)
 
     def _gold(self, pairs: list[ParsedPair], cmap: dict[str, tuple[int, str]]) -> None:
         """Raw rows' gold answers: a comparison without gold gets the first one named (a stored one stays)."""

@@ -97,7 +97,7 @@ def test_workbench_labels_while_redis_is_down(tmp_path):
     log = server.output()
     assert "Internal Server Error" not in log
     assert "Traceback" not in log  # a socket refused while Redis is down: one warning, no traceback per socket
-    assert log.count("channel layer (Redis) unavailable (websocket join") == 1
+    assert log.count("channel layer (Redis) unavailable") == 1  # the socket refused, or its channel cleaned up
     assert log.count("cache (Redis) unavailable (submit rate limit") == 1  # one warning, not one per request
 
 

@@ -170,13 +170,6 @@ class CrowdData:
             )
         return out
 
-    def questions(self, harm_categories: Sequence[str]) -> dict[str, tuple[M.Ratings, bool, bool]]:
-        """`question_specs` with every question's ratings built."""
-        return {
-            name: (build(), ordinal, per_response)
-            for name, (build, ordinal, per_response) in self.question_specs(harm_categories).items()
-        }
-
 
 JUDGMENT_FIELDS = (
     "comparison_id",

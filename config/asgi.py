@@ -33,7 +33,10 @@ application = ProtocolTypeRouter(
         # logins past ARBITER_PASSWORD_CHECKS wait on the event loop, not on the request threads.
         "http": InflightLimitMiddleware(
             LoginGateMiddleware(
-                BodyLimitMiddleware(django_asgi_app), settings.ARBITER_PASSWORD_CHECKS, settings.ARBITER_LOGIN_PATHS
+                BodyLimitMiddleware(django_asgi_app),
+                settings.ARBITER_PASSWORD_CHECKS,
+                settings.ARBITER_LOGIN_PATHS,
+                settings.ARBITER_LOGIN_PAGES,
             ),
             settings.ARBITER_MAX_INFLIGHT,
         ),

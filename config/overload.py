@@ -122,30 +122,30 @@ class InflightLimitMiddleware:
 
 
 class LoginGateMiddleware:
-    """ASGI middleware: at most `limit` password logins (POST to one of `paths`) inside Django at once per process;
-    the rest wait here, on the event loop, holding no thread and no database connection.
+    """ASGI middleware: at most `limit` password logins (POST to one of `paths`) and at most `page_limit` other
+    requests for those paths (the login form) inside Django at once per process; the rest wait here, on the event
+    loop, holding no thread and no database connection. A limit of 0 lets its requests straight through.
 
     HTTP requests run on a fixed pool of threads (config/asgi.py), and a login spends hundreds of milliseconds of
     CPU hashing its password (infra/auth.py). Without this gate a login storm fills every thread with logins waiting
     their turn to hash, and the annotators' claims and submits queue behind them for as long as the storm lasts.
+    The forms have their own gate, so that a burst of them (everyone opening the page at 9:00) neither takes every
+    thread of the pool (a claim would wait behind a hundred of them) nor waits behind the hashing.
     """
 
-    def __init__(self, app, limit: int, paths: tuple[str, ...]):
+    def __init__(self, app, limit: int, paths: tuple[str, ...], page_limit: int = 0):
         self.app = app
-        self.limit = limit
+        self.limits = {"POST": limit, "page": page_limit}
         self.paths = frozenset(paths)
-        self.gate: asyncio.Semaphore | None = None  # made on first use, on the worker's event loop
+        self.gates: dict[str, asyncio.Semaphore] = {}  # made on first use, on the worker's event loop
 
     async def __call__(self, scope, receive, send) -> None:
-        if (
-            self.limit <= 0
-            or scope["type"] != "http"
-            or scope.get("method") != "POST"
-            or scope.get("path") not in self.paths
-        ):
+        kind = "POST" if scope.get("method") == "POST" else "page"
+        if scope["type"] != "http" or self.limits[kind] <= 0 or scope.get("path") not in self.paths:
             await self.app(scope, receive, send)
             return
-        if self.gate is None:
-            self.gate = asyncio.Semaphore(self.limit)
-        async with self.gate:
+        gate = self.gates.get(kind)
+        if gate is None:
+            gate = self.gates[kind] = asyncio.Semaphore(self.limits[kind])
+        async with gate:
             await self.app(scope, receive, send)

@@ -129,7 +129,9 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     _db = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
     if _db["ENGINE"] != "django.db.backends.postgresql":
-        raise RuntimeError(f"DATABASE_URL must point at a PostgreSQL server (postgres://…), not {_db['ENGINE']}")
+        raise RuntimeError(
+            f"DATABASE_URL must point at a PostgreSQL server (postgres://…), not {_db['ENGINE']}"
+        )
 else:
     from config.embedded_postgres import database_settings
 
@@ -233,6 +235,8 @@ ARBITER_PASSWORD_NICE = envint("ARBITER_PASSWORD_NICE", 10)
 # The pages that check a password: at most ARBITER_PASSWORD_CHECKS of their POSTs are inside Django at once per
 # server process; the rest wait on the event loop (config/overload.py), leaving the request threads to everyone.
 ARBITER_LOGIN_PATHS = ("/login/", "/admin/login/")
+# Other requests for those pages (the form) inside Django at once per server process, in a gate of their own.
+ARBITER_LOGIN_PAGES = envint("ARBITER_LOGIN_PAGES", 2)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 import yaml
+from django.conf import settings
 from django.core.management import get_commands
 
 from config.celery import app as celery_app
@@ -53,14 +54,18 @@ def test_web_and_ws_run_the_benchmarked_server_flags():
 
 
 def test_one_address_through_the_proxy():
-    """The browser opens one address: /ws/ goes to uvicorn, the rest to gunicorn (the pages build their socket
-    URLs from location.host)."""
+    """The browser opens one address: /ws/ and the password pages go to uvicorn (whose login gate parks waiting
+    logins on the event loop), the rest to gunicorn (the pages build their socket URLs from location.host)."""
     proxy = SERVICES["proxy"]
     assert proxy["ports"] == ["8000:8000"]
     assert "ports" not in SERVICES["web"] and "ports" not in SERVICES["ws"]
     caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
-    assert "reverse_proxy /ws/* ws:8001" in caddyfile
-    assert "reverse_proxy web:8000" in caddyfile
+    routes = [
+        line.split() for line in caddyfile.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert ["@asgi", "path", "/ws/*", *settings.ARBITER_LOGIN_PATHS] in routes
+    assert ["handle", "@asgi", "{"] in routes and ["reverse_proxy", "ws:8001"] in routes
+    assert ["handle", "{"] in routes and ["reverse_proxy", "web:8000"] in routes
     from config.routing import websocket_urlpatterns
 
     assert all(str(route.pattern).startswith("ws/") for route in websocket_urlpatterns)

@@ -167,3 +167,41 @@ def test_login_gate_lets_one_password_login_into_django_at_a_time_and_everything
         assert inside[-1] == "POST /login/"
 
     asyncio.run(storm())
+
+
+def test_login_forms_have_a_gate_of_their_own_that_neither_waits_for_the_hashing_nor_holds_up_other_pages():
+    """Everyone opening the login page at once: past `page_limit` the forms wait on the event loop (not on the
+    request threads a claim needs); they pass while the password gate is full, and the password gate does not wait
+    for them."""
+    inside: list[str] = []
+    hashing, rendering = asyncio.Event(), asyncio.Event()
+
+    async def app(scope, receive, send) -> None:
+        inside.append(f"{scope['method']} {scope['path']}")
+        if scope["path"] == "/login/":
+            await (hashing if scope["method"] == "POST" else rendering).wait()
+
+    gate = LoginGateMiddleware(app, 1, ("/login/",), page_limit=1)
+
+    def http(method: str, path: str) -> dict:
+        return {"type": "http", "method": method, "path": path}
+
+    async def storm() -> None:
+        tasks = [
+            asyncio.create_task(gate(http(method, "/login/"), None, None))
+            for method in ("POST", "GET", "GET", "POST")
+        ]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert inside == ["POST /login/", "GET /login/"]  # one of each kind inside, the others at their gates
+        await gate(http("GET", "/p/demo/"), None, None)  # any other page: straight in
+        assert inside[-1] == "GET /p/demo/"
+        rendering.set()  # the forms finish: the waiting form goes in, the second login still waits
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert inside.count("GET /login/") == 2 and inside.count("POST /login/") == 1
+        hashing.set()
+        await asyncio.gather(*tasks)
+        assert inside.count("POST /login/") == 2
+
+    asyncio.run(storm())

@@ -178,7 +178,7 @@ class LoginStorm:
         ]
         for t in self.threads:
             t.start()
-        ready.wait()  # every client made
+        ready.wait(timeout=120)  # every client made (BrokenBarrierError if one could not be)
 
     def release(self) -> dict:
         """Let every login go at once; wait for all of them; the seconds each took and who failed."""

@@ -138,6 +138,11 @@ def test_every_request_answers_503_while_the_database_is_unreachable(tmp_path):
     assert "Internal Server Error" not in server.output()
 
 
+def http_scope(method: str, path: str) -> dict:
+    """The parts of an ASGI HTTP scope the login gate reads."""
+    return {"type": "http", "method": method, "path": path}
+
+
 def test_login_gate_lets_one_password_login_into_django_at_a_time_and_everything_else_through():
     """The login storm: logins past the limit wait on the event loop, not on a request thread; other requests
     (a claim) pass the gate while it is full."""
@@ -151,16 +156,13 @@ def test_login_gate_lets_one_password_login_into_django_at_a_time_and_everything
 
     gate = LoginGateMiddleware(app, 1, ("/login/",))
 
-    def http(method: str, path: str) -> dict:
-        return {"type": "http", "method": method, "path": path}
-
     async def storm() -> None:
-        first = asyncio.create_task(gate(http("POST", "/login/"), None, None))
-        second = asyncio.create_task(gate(http("POST", "/login/"), None, None))
+        first = asyncio.create_task(gate(http_scope("POST", "/login/"), None, None))
+        second = asyncio.create_task(gate(http_scope("POST", "/login/"), None, None))
         for _ in range(5):
             await asyncio.sleep(0)  # let both start: the first enters, the second waits at the gate
-        await gate(http("POST", "/api/projects/p/claim/"), None, None)  # not a login: straight in
-        await gate(http("GET", "/login/"), None, None)  # the form: no password, straight in
+        await gate(http_scope("POST", "/api/projects/p/claim/"), None, None)  # not a login: straight in
+        await gate(http_scope("GET", "/login/"), None, None)  # the form: no password, straight in
         assert inside == ["POST /login/", "POST /api/projects/p/claim/", "GET /login/"]
         release.set()
         await asyncio.gather(first, second)
@@ -183,18 +185,15 @@ def test_login_forms_have_a_gate_of_their_own_that_neither_waits_for_the_hashing
 
     gate = LoginGateMiddleware(app, 1, ("/login/",), page_limit=1)
 
-    def http(method: str, path: str) -> dict:
-        return {"type": "http", "method": method, "path": path}
-
     async def storm() -> None:
         tasks = [
-            asyncio.create_task(gate(http(method, "/login/"), None, None))
+            asyncio.create_task(gate(http_scope(method, "/login/"), None, None))
             for method in ("POST", "GET", "GET", "POST")
         ]
         for _ in range(5):
             await asyncio.sleep(0)
         assert inside == ["POST /login/", "GET /login/"]  # one of each kind inside, the others at their gates
-        await gate(http("GET", "/p/demo/"), None, None)  # any other page: straight in
+        await gate(http_scope("GET", "/p/demo/"), None, None)  # any other page: straight in
         assert inside[-1] == "GET /p/demo/"
         rendering.set()  # the forms finish: the waiting form goes in, the second login still waits
         for _ in range(5):
